@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Makes this checkout runnable on a machine that has only Node (any version) and npm:
+#   - Node 24 LTS from the npm registry's `node` package into .tools/ when the machine's Node is older,
+#   - pnpm at the pinned version into .tools/ (corepack cannot verify signatures here),
+#   - the Debian packages the tests need (redis-server, kcat) when running as root,
+#   - node_modules from the lockfile.
+# Source it (`. scripts/bootstrap.sh`) so that PATH keeps .tools/bin first for the caller.
+set -euo pipefail
+
+LOOKSTREAM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NODE_VERSION="24.21.0"
+PNPM_VERSION="10.34.8"
+TOOLS="$LOOKSTREAM_ROOT/.tools"
+export PATH="$TOOLS/bin:$PATH"
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+if [ "$(node_major)" -lt 24 ]; then
+  say "Node $(node --version 2>/dev/null || echo none) is older than 24: installing node@$NODE_VERSION into .tools/"
+  npm install --global --prefix "$TOOLS" --no-fund --no-audit --loglevel=error "node@$NODE_VERSION" >&2
+  hash -r
+  if [ "$(node_major)" -lt 24 ]; then
+    say "failed to put Node 24 on PATH (found $(node --version))"; exit 1
+  fi
+fi
+
+if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
+  say "installing pnpm@$PNPM_VERSION into .tools/"
+  npm install --global --prefix "$TOOLS" --no-fund --no-audit --loglevel=error "pnpm@$PNPM_VERSION" >&2
+  hash -r
+fi
+
+# Debian packages used by tests and `npm start`. Only what is missing is installed.
+if [ "${LOOKSTREAM_SKIP_APT:-}" != "1" ]; then
+  missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+      say "installing Debian packages: ${missing[*]}"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+      # Debian starts nothing here (no systemd), but make sure no packaged daemon keeps running.
+      pkill -x prometheus 2>/dev/null || true
+    else
+      say "missing Debian packages: ${missing[*]}"
+      say "install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}"
+      exit 1
+    fi
+  fi
+fi
+
+if [ ! -f "$LOOKSTREAM_ROOT/node_modules/.modules.yaml" ] || [ "$LOOKSTREAM_ROOT/pnpm-lock.yaml" -nt "$LOOKSTREAM_ROOT/node_modules/.modules.yaml" ]; then
+  say "installing node_modules (pnpm install --frozen-lockfile)"
+  (cd "$LOOKSTREAM_ROOT" && pnpm install --frozen-lockfile --reporter=append-only >&2)
+fi

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `npm test`: install what is missing, then lint, typecheck and run every test.
+# Ends with the plain line "N passed, N failed[, N skipped]" and exits non-zero on any failure.
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh" || exit 1
+cd "$LOOKSTREAM_ROOT"
+
+status=0
+step() { printf '\n== %s\n' "$*"; }
+
+step "format:check"; pnpm run -s format:check || status=1
+step "lint"; pnpm run -s lint || status=1
+step "typecheck"; pnpm run -s typecheck || status=1
+step "schemas:check"; pnpm run -s schemas:check || status=1
+
+mkdir -p .test-results
+rm -f .test-results/vitest.json
+step "vitest"
+pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json "$@"
+vitest_status=$?
+
+node scripts/summarize-tests.ts .test-results/vitest.json "$status" "$vitest_status"
