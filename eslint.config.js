@@ -9,7 +9,9 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', '*.ts', 'scripts/*.ts', 'packages/*/bin/*.js'] },
+        projectService: {
+          allowDefaultProject: ['*.js', '*.ts', 'scripts/*.ts', 'packages/*/bin/*.js', 'deploy/grafana/*.ts'],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -32,7 +34,7 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': 'off' },
   },
   {
-    files: ['scripts/**', 'bench/**', '**/src/cli.ts', '**/bin/**', '**/src/main.ts'],
+    files: ['scripts/**', 'bench/**', 'deploy/**', '**/src/cli.ts', '**/bin/**', '**/src/main.ts'],
     rules: { 'no-console': 'off' },
   },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
