@@ -1,1 +1,5 @@
-export {}
+export { ConfigError, type ConfigProblem } from './config-error.ts'
+export { describeSchema } from './describe-schema.ts'
+export { brokerList, HttpEnv, KafkaEnv, LOG_LEVELS, LogEnv, RedisEnv, type LogLevel } from './fragments.ts'
+export { loadConfig, loadConfigOrExit, type Env, type ExitIo } from './load-config.ts'
+export { isSecretName } from './secret-name.ts'
