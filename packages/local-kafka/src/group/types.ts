@@ -4,6 +4,7 @@
 //
 // Requests: the decoder fills fields a version does not carry with Kafka's defaults (documented per field).
 // Responses: always complete objects; the encoder writes only the fields the requested version has.
+// int64 fields are numbers (exact up to 2^53), as the codec reads them.
 
 /** Who sent a request: from the request header and the socket. Optional third argument of the handlers. */
 export interface GroupClientContext {
@@ -124,7 +125,7 @@ export interface LeaveGroupResponse {
 
 export interface OffsetCommitRequestPartition {
   partitionIndex: number
-  committedOffset: bigint
+  committedOffset: number
   /** v6+. -1 for older versions. */
   committedLeaderEpoch: number
   committedMetadata: string | null
@@ -144,7 +145,7 @@ export interface OffsetCommitRequest {
   /** v7+. null for older versions. */
   groupInstanceId: string | null
   /** v2–4. -1 (broker default retention) for other versions. */
-  retentionTimeMs: bigint
+  retentionTimeMs: number
   topics: OffsetCommitRequestTopic[]
 }
 
@@ -180,7 +181,7 @@ export interface OffsetFetchRequest {
 export interface OffsetFetchResponsePartition {
   partitionIndex: number
   /** -1 when nothing is committed. */
-  committedOffset: bigint
+  committedOffset: number
   /** v5+. -1 when unknown. */
   committedLeaderEpoch: number
   metadata: string | null
