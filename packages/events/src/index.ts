@@ -1,1 +1,51 @@
-export {}
+export { canonicalJson, contentHash } from './canonical-json.ts'
+export {
+  DEFAULT_CONNECTION,
+  DESTINATIONS,
+  INTEGRATION_KEYS,
+  isDestinationId,
+  type DestinationId,
+  type IntegrationKey,
+} from './destinations.ts'
+export { HEADERS, type HeaderName } from './headers.ts'
+export { jsonSchemas } from './json-schemas.ts'
+export { MESSAGE_ID_NAMESPACE, NAMESPACE_URL, messageIdFor, uuidV5, type MessageIdParts } from './message-id.ts'
+export {
+  BrazeOptions,
+  CanonicalMessage,
+  Connection,
+  Context,
+  GroupMessage,
+  HeapOptions,
+  IdentifyMessage,
+  Integrations,
+  LookstreamContext,
+  MESSAGE_TYPES,
+  MParticleOptions,
+  MessageId,
+  RecurlyEngageOptions,
+  SegmentOptions,
+  Timestamp,
+  TrackMessage,
+  type MessageType,
+} from './message-schema.ts'
+export {
+  destinationsOf,
+  headersFor,
+  integrationOptions,
+  keyFor,
+  parseDestinationsHeader,
+  schemaOf,
+  topicFor,
+  type DestinationOptions,
+} from './routing.ts'
+export { MAX_REJECT_REASONS, RejectReason, SendCounts, SendEvent } from './send-event.ts'
+export { MESSAGE_TOPICS, TOPICS, dlqTopic, retryTopic, type CanonicalTopic } from './topics.ts'
+export {
+  MAX_MESSAGE_BYTES,
+  decodeMessage,
+  decodeSendEvent,
+  validateMessage,
+  validateSendEvent,
+  type ValidationResult,
+} from './validate.ts'
