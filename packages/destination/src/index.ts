@@ -1,1 +1,32 @@
-export {}
+export { backoffDelay, retryAfterMs, type BackoffPolicy } from './backoff.ts'
+export { DEFAULT_DEDUPE_TTL_SECONDS, Dedupe, dedupeKey } from './dedupe.ts'
+export { Deliverer, type DeliveryJob, type DeliveryPolicy, type FinalOutcome, type HttpClient } from './deliverer.ts'
+export type {
+  BatchLimits,
+  Classification,
+  Connection,
+  Destination,
+  EncodedItem,
+  FileDestination,
+  FileSink,
+  HttpDestination,
+  HttpRequest,
+  HttpResponse,
+  ItemOutcome,
+} from './destination.ts'
+export {
+  AuthError,
+  DestinationError,
+  PermanentError,
+  RetryableError,
+  isRetryableStatus,
+  type DestinationErrorCode,
+  type ErrorClass,
+  type RetryableStatus,
+} from './errors.ts'
+export { HttpSender, type HttpSenderOptions } from './http-sender.ts'
+export { createDestinationMetrics, type DestinationMetrics } from './metrics.ts'
+export { batchBytes, bisect, packBatches } from './pack-batches.ts'
+export { RateLimiter, type Acquisition, type RateLimitOptions } from './rate-limiter.ts'
+export { RedisGate } from './redis-gate.ts'
+export { routeRecord, type InboundRecord, type Route } from './route-record.ts'

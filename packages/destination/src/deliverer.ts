@@ -1,0 +1,355 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from 'pino'
+import type { TSchema } from 'typebox'
+import { backoffDelay, type BackoffPolicy } from './backoff.ts'
+import type { Dedupe } from './dedupe.ts'
+import type { Connection, EncodedItem, HttpDestination, HttpRequest, HttpResponse, ItemOutcome } from './destination.ts'
+import { DestinationError, RetryableError, type ErrorClass } from './errors.ts'
+import type { DestinationMetrics } from './metrics.ts'
+import { bisect } from './pack-batches.ts'
+import { RateLimiter, type RateLimitOptions } from './rate-limiter.ts'
+import type { RedisGate } from './redis-gate.ts'
+
+/** What finally happened to one message in this process. */
+export type FinalOutcome =
+  | { kind: 'delivered' }
+  | { kind: 'retry-later'; reason: string }
+  | { kind: 'dead-letter'; reason: string; errorClass: ErrorClass; code: string }
+  /** Shutdown interrupted the wait for a retry: the offset stays uncommitted and the message comes back. */
+  | { kind: 'abandoned' }
+
+export interface DeliveryJob<Item> {
+  messageId: string
+  encoded: EncodedItem<Item>
+  /** Requests that carried this message so far, across retry-topic cycles. */
+  attempts: number
+  resolve(outcome: FinalOutcome): void
+}
+
+export interface DeliveryPolicy {
+  /** Requests per message before it is parked in the retry topic. */
+  quickAttempts: number
+  backoff: BackoffPolicy
+  /** Probe interval while a connection's credentials are refused. */
+  authBackoff: BackoffPolicy
+  maxInFlightPerConnection: number
+  lingerMs: number
+}
+
+export interface HttpClient {
+  send(req: HttpRequest, signal?: AbortSignal): Promise<HttpResponse>
+}
+
+export interface DelivererDeps<Conn extends Connection, Item> {
+  destination: HttpDestination<TSchema, Conn, Item>
+  http: HttpClient
+  rateLimiter: RateLimiter
+  dedupe: Dedupe
+  redis: RedisGate
+  metrics: DestinationMetrics
+  log: Logger
+  policy: DeliveryPolicy
+  /** Aborted on shutdown: waits end, in-flight requests finish. */
+  signal: AbortSignal
+}
+
+interface AttemptResult<Item> {
+  retry: { job: DeliveryJob<Item>; reason: string; retryAfterMs: number | undefined }[]
+  auth: { job: DeliveryJob<Item>; reason: string }[]
+}
+
+/** Per connection: a queue packed into batches by count and bytes after a short linger, a bounded in-flight window. */
+class Lane<Conn extends Connection, Item> {
+  readonly #queue: DeliveryJob<Item>[] = []
+  #queuedBytes = 0
+  #oldestAt = 0
+  #timer: NodeJS.Timeout | undefined
+  #inFlight = 0
+  #paused = false
+  #flushAll = false
+  readonly #deliverer: Deliverer<Conn, Item>
+  readonly connection: Conn
+  readonly #idle: (() => void)[] = []
+
+  constructor(deliverer: Deliverer<Conn, Item>, connection: Conn) {
+    this.#deliverer = deliverer
+    this.connection = connection
+  }
+
+  get busy(): boolean {
+    return this.#queue.length > 0 || this.#inFlight > 0
+  }
+
+  add(job: DeliveryJob<Item>): void {
+    if (this.#queue.length === 0) this.#oldestAt = Date.now()
+    this.#queue.push(job)
+    this.#queuedBytes += job.encoded.bytes + 1
+    this.drain()
+  }
+
+  set paused(value: boolean) {
+    this.#paused = value
+    if (!value) this.drain()
+  }
+
+  /** Sends what is queued without waiting for the linger (shutdown). */
+  flush(): void {
+    this.#flushAll = true
+    this.drain()
+  }
+
+  whenIdle(): Promise<void> {
+    if (!this.busy) return Promise.resolve()
+    return new Promise((resolve) => this.#idle.push(resolve))
+  }
+
+  #full(): boolean {
+    const { maxBatchItems, maxBatchBytes } = this.#deliverer.limits
+    return this.#queue.length >= maxBatchItems || this.#queuedBytes >= maxBatchBytes
+  }
+
+  drain(): void {
+    const linger = this.#deliverer.policy.lingerMs
+    while (
+      !this.#paused &&
+      this.#queue.length > 0 &&
+      this.#inFlight < this.#deliverer.policy.maxInFlightPerConnection
+    ) {
+      const lingered = Date.now() - this.#oldestAt >= linger
+      if (!this.#full() && !lingered && !this.#flushAll) {
+        if (this.#timer === undefined) {
+          this.#timer = setTimeout(
+            () => {
+              this.#timer = undefined
+              this.drain()
+            },
+            Math.max(1, linger - (Date.now() - this.#oldestAt)),
+          )
+        }
+        return
+      }
+      const batch = this.#take()
+      this.#inFlight++
+      void this.#deliverer.deliver(batch, this).finally(() => {
+        this.#inFlight--
+        this.drain()
+        if (!this.busy) for (const resolve of this.#idle.splice(0)) resolve()
+      })
+    }
+  }
+
+  #take(): DeliveryJob<Item>[] {
+    const { maxBatchItems, maxBatchBytes } = this.#deliverer.limits
+    const batch: DeliveryJob<Item>[] = []
+    let bytes = 0
+    while (this.#queue.length > 0 && batch.length < maxBatchItems) {
+      const next = this.#queue[0]!
+      const added = batch.length === 0 ? next.encoded.bytes : bytes + 1 + next.encoded.bytes
+      if (batch.length > 0 && added > maxBatchBytes) break
+      batch.push(this.#queue.shift()!)
+      bytes = added
+      this.#queuedBytes -= next.encoded.bytes + 1
+    }
+    this.#oldestAt = Date.now()
+    return batch
+  }
+}
+
+/**
+ * Sends jobs in batches per connection: shared rate limit, keep-alive HTTP, classification down to single
+ * items (bisecting batches rejected as a whole), quick retries honouring Retry-After, pause on 401/403.
+ */
+export class Deliverer<Conn extends Connection, Item> {
+  readonly #deps: DelivererDeps<Conn, Item>
+  readonly #lanes = new Map<string, Lane<Conn, Item>>()
+  readonly limits: { maxBatchItems: number; maxBatchBytes: number }
+  readonly policy: DeliveryPolicy
+
+  constructor(deps: DelivererDeps<Conn, Item>) {
+    this.#deps = deps
+    this.limits = deps.destination.limits
+    this.policy = deps.policy
+  }
+
+  submit(connection: Conn, job: DeliveryJob<Item>): void {
+    let lane = this.#lanes.get(connection.name)
+    if (lane === undefined) {
+      lane = new Lane(this, connection)
+      this.#lanes.set(connection.name, lane)
+    }
+    lane.add(job)
+  }
+
+  /** Sends everything queued now and resolves once no request is in flight. */
+  async drain(): Promise<void> {
+    for (const lane of this.#lanes.values()) lane.flush()
+    await Promise.all([...this.#lanes.values()].map((lane) => lane.whenIdle()))
+  }
+
+  #rateLimit(connection: Conn): RateLimitOptions {
+    return { rps: connection.rateLimitRps }
+  }
+
+  async deliver(jobs: DeliveryJob<Item>[], lane: Lane<Conn, Item>): Promise<void> {
+    const { destination, metrics, signal, log } = this.#deps
+    const connection = lane.connection
+    let pending = jobs
+    let round = 0
+    let authRound = 0
+    try {
+      while (pending.length > 0) {
+        round++
+        const result = await this.#attempt(pending, connection)
+        const next: DeliveryJob<Item>[] = []
+        let waitMs = 0
+        if (result.auth.length > 0) {
+          authRound++
+          if (authRound === 1) {
+            lane.paused = true
+            metrics.connectionPaused.set({ destination: destination.name, connection: connection.name }, 1)
+            log.error(
+              { connection: connection.name, reason: result.auth[0]!.reason },
+              'destination refused the credentials: connection paused, probing until they work',
+            )
+          }
+          next.push(...result.auth.map((entry) => entry.job))
+          waitMs = backoffDelay(authRound, this.policy.authBackoff)
+        } else if (authRound > 0) {
+          authRound = 0
+          lane.paused = false
+          metrics.connectionPaused.set({ destination: destination.name, connection: connection.name }, 0)
+          log.info({ connection: connection.name }, 'credentials accepted again: connection resumed')
+        }
+        for (const entry of result.retry) {
+          if (round < this.policy.quickAttempts) {
+            next.push(entry.job)
+            waitMs = Math.max(waitMs, backoffDelay(round, this.policy.backoff), entry.retryAfterMs ?? 0)
+          } else {
+            metrics.retries.inc({ destination: destination.name, stage: 'topic' })
+            entry.job.resolve({ kind: 'retry-later', reason: entry.reason })
+          }
+        }
+        pending = next
+        if (pending.length === 0) break
+        metrics.retries.inc({ destination: destination.name, stage: 'in_process' }, pending.length)
+        // No request before the destination's Retry-After has elapsed: the wait covers the longest one asked.
+        await sleep(waitMs, undefined, { signal })
+      }
+    } catch (err) {
+      if (!signal.aborted) throw err
+      for (const job of pending) job.resolve({ kind: 'abandoned' })
+    } finally {
+      if (authRound > 0) {
+        lane.paused = false
+        metrics.connectionPaused.set({ destination: destination.name, connection: connection.name }, 0)
+      }
+    }
+  }
+
+  /** One request for these jobs (more when the destination asks to bisect); resolves final outcomes. */
+  async #attempt(jobs: DeliveryJob<Item>[], connection: Conn): Promise<AttemptResult<Item>> {
+    const { destination, http, rateLimiter, redis, metrics, signal } = this.#deps
+    const key = RateLimiter.key(destination.name, connection.name)
+    const waited = await redis.run(() => rateLimiter.acquire(key, this.#rateLimit(connection), signal), signal)
+    metrics.rateLimitWait.observe({ destination: destination.name, connection: connection.name }, waited / 1000)
+
+    const encoded = jobs.map((job) => job.encoded)
+    const request = destination.buildRequest(encoded, connection, new Date())
+    metrics.batchSize.observe({ destination: destination.name }, jobs.length)
+    metrics.batchBytes.observe({ destination: destination.name }, Buffer.byteLength(request.body))
+    for (const job of jobs) job.attempts++
+
+    const started = performance.now()
+    let outcomes: ItemOutcome[]
+    try {
+      const response = await http.send(request)
+      metrics.requestDuration.observe(
+        { destination: destination.name, status: String(response.status) },
+        (performance.now() - started) / 1000,
+      )
+      const classification = destination.classify(response, encoded)
+      if (response.status === 429) {
+        const wait = outcomesRetryAfter(classification) ?? backoffDelay(1, this.policy.backoff)
+        await redis.run(() => rateLimiter.penalize(key, this.#rateLimit(connection), wait), signal)
+      }
+      if (classification.kind === 'split') {
+        if (jobs.length > 1) {
+          const [left, right] = bisect(jobs)
+          const a = await this.#attempt(left, connection)
+          const b = await this.#attempt(right, connection)
+          return { retry: [...a.retry, ...b.retry], auth: [...a.auth, ...b.auth] }
+        }
+        outcomes = [{ kind: 'permanent', reason: classification.reason, status: response.status }]
+      } else {
+        outcomes = classification.outcomes
+      }
+    } catch (err) {
+      if (!(err instanceof DestinationError)) throw err
+      metrics.requestDuration.observe(
+        { destination: destination.name, status: 'network' },
+        (performance.now() - started) / 1000,
+      )
+      outcomes = jobs.map(() =>
+        err instanceof RetryableError
+          ? { kind: 'retryable', reason: err.message }
+          : { kind: 'permanent', reason: err.message },
+      )
+    }
+    return this.#settle(jobs, outcomes, connection)
+  }
+
+  async #settle(jobs: DeliveryJob<Item>[], outcomes: ItemOutcome[], connection: Conn): Promise<AttemptResult<Item>> {
+    const { destination, dedupe, redis, metrics, signal } = this.#deps
+    const result: AttemptResult<Item> = { retry: [], auth: [] }
+    const delivered: DeliveryJob<Item>[] = []
+    jobs.forEach((job, index) => {
+      // A classifier that answers fewer outcomes than items is a bug; treating the gap as transient keeps the data.
+      const outcome: ItemOutcome = outcomes[index] ?? { kind: 'retryable', reason: 'no outcome from classifier' }
+      switch (outcome.kind) {
+        case 'delivered':
+          delivered.push(job)
+          break
+        case 'retryable':
+          metrics.failed.inc({ destination: destination.name, class: 'retryable' })
+          result.retry.push({ job, reason: outcome.reason, retryAfterMs: outcome.retryAfterMs })
+          break
+        case 'auth':
+          metrics.failed.inc({ destination: destination.name, class: 'auth' })
+          result.auth.push({ job, reason: outcome.reason })
+          break
+        case 'permanent':
+          metrics.failed.inc({ destination: destination.name, class: 'permanent' })
+          job.resolve({
+            kind: 'dead-letter',
+            reason: outcome.reason,
+            errorClass: 'permanent',
+            code: 'LS_DEST_PERMANENT',
+          })
+          break
+      }
+    })
+    if (delivered.length > 0) {
+      // Written after acceptance and before the offset can be committed: a crash in between re-sends, and the
+      // destination's own messageId dedupe absorbs that one copy.
+      await redis
+        .run(() => dedupe.markDelivered(delivered.map((job) => job.messageId)), signal)
+        .catch((err) => {
+          if (!signal.aborted) throw err
+        })
+      metrics.delivered.inc({ destination: destination.name, connection: connection.name }, delivered.length)
+      for (const job of delivered) job.resolve({ kind: 'delivered' })
+    }
+    return result
+  }
+}
+
+function outcomesRetryAfter(classification: ReturnType<HttpDestination['classify']>): number | undefined {
+  if (classification.kind !== 'items') return undefined
+  let max: number | undefined
+  for (const outcome of classification.outcomes) {
+    if (outcome.kind === 'retryable' && outcome.retryAfterMs !== undefined) {
+      max = Math.max(max ?? 0, outcome.retryAfterMs)
+    }
+  }
+  return max
+}

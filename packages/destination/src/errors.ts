@@ -1,0 +1,68 @@
+// Every error the delivery runtime raises or routes carries a code from this closed list.
+export type DestinationErrorCode =
+  | 'LS_DEST_RETRYABLE'
+  | 'LS_DEST_PERMANENT'
+  | 'LS_DEST_AUTH'
+  | 'LS_DEST_ITEM_TOO_LARGE'
+  | 'LS_DEST_INVALID_MESSAGE'
+  | 'LS_DEST_UNKNOWN_CONNECTION'
+  | 'LS_DEST_HOST_NOT_ALLOWED'
+  | 'LS_DEST_RETRY_WINDOW_EXCEEDED'
+  | 'LS_DEST_REDIS_UNAVAILABLE'
+
+type Digit = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9
+type ToNumber<S> = S extends `${infer N extends number}` ? N : never
+type ServerErrorStatus = ToNumber<`5${Digit}${Digit}`>
+
+// The statuses worth retrying (408, 423, 425, 429, 5xx): the type system keeps a 400 out of a RetryableError.
+export type RetryableStatus = 408 | 423 | 425 | 429 | ServerErrorStatus
+
+export type ErrorClass = 'retryable' | 'permanent' | 'auth'
+
+export class DestinationError extends Error {
+  readonly code: DestinationErrorCode
+  readonly status: number | undefined
+
+  constructor(message: string, code: DestinationErrorCode, status?: number, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'DestinationError'
+    this.code = code
+    this.status = status
+  }
+}
+
+/** Transient: 408, 429, 5xx, network errors and timeouts (status undefined for the latter two). */
+export class RetryableError extends DestinationError {
+  readonly retryAfterMs: number | undefined
+
+  constructor(message: string, status?: RetryableStatus, retryAfterMs?: number, options?: ErrorOptions) {
+    super(message, 'LS_DEST_RETRYABLE', status, options)
+    this.name = 'RetryableError'
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+/** Never retried: the item goes to the DLQ with this message as the reason. */
+export class PermanentError extends DestinationError {
+  constructor(
+    message: string,
+    code: DestinationErrorCode = 'LS_DEST_PERMANENT',
+    status?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, code, status, options)
+    this.name = 'PermanentError'
+  }
+}
+
+/** 401/403: the connection's credentials are wrong; pause the connection instead of dead-lettering. */
+export class AuthError extends DestinationError {
+  constructor(message: string, status?: 401 | 403, options?: ErrorOptions) {
+    super(message, 'LS_DEST_AUTH', status, options)
+    this.name = 'AuthError'
+  }
+}
+
+export function isRetryableStatus(status: number): status is RetryableStatus {
+  return status === 408 || status === 423 || status === 425 || status === 429 || (status >= 500 && status <= 599)
+}

@@ -1,0 +1,148 @@
+import { type CanonicalMessage } from '@lookstream/events'
+import {
+  PermanentError,
+  retryAfterMs,
+  type Classification,
+  type Connection,
+  type EncodedItem,
+  type HttpDestination,
+  type HttpRequest,
+  type HttpResponse,
+} from '@lookstream/destination'
+import { SEGMENT_API_HOSTS, SegmentConfig } from './config.ts'
+
+export interface SegmentConnection extends Connection {
+  apiUrl: string
+  /** `Basic base64(writeKey + ':')`, computed once; never logged. */
+  authorization: string
+}
+
+/** One element of the /v1/batch `batch` array (Segment Spec fields; lookstream's routing stays behind). */
+export interface SegmentItem {
+  type: 'identify' | 'track' | 'group'
+  messageId: string
+  timestamp: string
+  userId?: string
+  anonymousId?: string
+  groupId?: string
+  event?: string
+  traits?: Record<string, unknown>
+  properties?: Record<string, unknown>
+  context?: Record<string, unknown>
+}
+
+const KB = 1024
+
+export function toSegmentItem(message: CanonicalMessage): SegmentItem {
+  const item: SegmentItem = { type: message.type, messageId: message.messageId, timestamp: message.timestamp }
+  if (message.userId !== undefined) item.userId = message.userId
+  if (message.anonymousId !== undefined) item.anonymousId = message.anonymousId
+  switch (message.type) {
+    case 'identify':
+      if (message.traits !== undefined) item.traits = message.traits
+      break
+    case 'track':
+      item.event = message.event
+      if (message.properties !== undefined) item.properties = message.properties
+      break
+    case 'group':
+      item.groupId = message.groupId
+      if (message.traits !== undefined) item.traits = message.traits
+      break
+  }
+  if (message.context !== undefined) {
+    // context.lookstream (send id, row number) is our bookkeeping, not the customer's data.
+    const { lookstream: _internal, ...context } = message.context
+    if (Object.keys(context).length > 0) item.context = context
+  }
+  return item
+}
+
+export function classifySegmentResponse(response: HttpResponse): Classification {
+  const { status } = response
+  const detail = response.body.slice(0, 300)
+  const reason = `HTTP ${status}${detail ? `: ${detail}` : ''}`
+  if (status >= 200 && status < 300) return { kind: 'items', outcomes: [{ kind: 'delivered' }] }
+  // Segment answers 400 for the whole batch (too large, an item too large, bad JSON): bisect to find the items.
+  if (status === 400 || status === 413) return { kind: 'split', reason }
+  if (status === 401 || status === 403) return { kind: 'items', outcomes: [{ kind: 'auth', reason, status }] }
+  if (status === 408 || status === 429 || status >= 500) {
+    return {
+      kind: 'items',
+      outcomes: [{ kind: 'retryable', reason, status, retryAfterMs: retryAfterMs(response.headers) }],
+    }
+  }
+  return { kind: 'items', outcomes: [{ kind: 'permanent', reason, status }] }
+}
+
+function hostOf(url: string): string {
+  return new URL(url).host.toLowerCase()
+}
+
+export const segment: HttpDestination<typeof SegmentConfig, SegmentConnection, SegmentItem> = {
+  kind: 'http',
+  name: 'segment',
+  integrationKey: 'Segment',
+  config: SegmentConfig,
+  // analytics-node's margins: 480 KB per request (the API takes 500 KB), 2,500 events, 32 KB per event.
+  limits: { maxBatchItems: 2500, maxBatchBytes: 480 * KB - 64, maxItemBytes: 32 * KB, lingerMs: 20 },
+
+  connections(config) {
+    const connections = new Map<string, SegmentConnection>()
+    const add = (name: string, writeKey: string, apiUrl: string, rateLimitRps: number) => {
+      connections.set(name, {
+        name,
+        apiUrl: apiUrl.replace(/\/+$/, ''),
+        rateLimitRps,
+        authorization: `Basic ${Buffer.from(`${writeKey}:`).toString('base64')}`,
+      })
+    }
+    if (config.SEGMENT_WRITE_KEY !== undefined) {
+      add('default', config.SEGMENT_WRITE_KEY, config.SEGMENT_API_URL, config.SEGMENT_RATE_LIMIT_RPS)
+    }
+    for (const [name, connection] of Object.entries(config.SEGMENT_CONNECTIONS ?? {})) {
+      add(
+        name,
+        connection.writeKey,
+        connection.apiUrl ?? config.SEGMENT_API_URL,
+        connection.rateLimitRps ?? config.SEGMENT_RATE_LIMIT_RPS,
+      )
+    }
+    return connections
+  },
+
+  allowedHosts(config) {
+    if (config.SEGMENT_ALLOWED_HOSTS !== undefined) {
+      return config.SEGMENT_ALLOWED_HOSTS.split(',')
+        .map((host) => host.trim().toLowerCase())
+        .filter((host) => host.length > 0)
+    }
+    return [...SEGMENT_API_HOSTS, hostOf(config.SEGMENT_API_URL)]
+  },
+
+  toItem(message: CanonicalMessage): SegmentItem | PermanentError {
+    if (message.userId === undefined && message.anonymousId === undefined) {
+      // Segment would answer 200 and drop it (no_user_anon_id): say so here instead.
+      return new PermanentError('neither userId nor anonymousId (Segment drops such events)')
+    }
+    return toSegmentItem(message)
+  },
+
+  buildRequest(items: readonly EncodedItem<SegmentItem>[], connection: SegmentConnection): HttpRequest {
+    return {
+      url: `${connection.apiUrl}/v1/batch`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: connection.authorization },
+      // The items were encoded once for sizing; splice them instead of stringifying the batch again.
+      body: `{"batch":[${items.map((item) => item.json).join(',')}]}`,
+    }
+  },
+
+  classify(response: HttpResponse, items: readonly EncodedItem<SegmentItem>[]): Classification {
+    const classification = classifySegmentResponse(response)
+    if (classification.kind === 'split') return classification
+    // Segment's answer is for the whole request: every item shares it.
+    const outcome = classification.outcomes[0]!
+    return { kind: 'items', outcomes: items.map(() => outcome) }
+  },
+}
