@@ -1,0 +1,331 @@
+import { randomUUID } from 'node:crypto'
+import { type BrazeIdentifier, invalidEmailError, isValidEmail } from './braze-identifier.ts'
+import { isRecord } from './json-body.ts'
+
+export interface BrazeAlias {
+  alias_name: string
+  alias_label: string
+}
+
+export interface BrazeProfile {
+  braze_id: string
+  external_id: string | undefined
+  user_aliases: BrazeAlias[]
+  email: string | undefined
+  phone: string | undefined
+  /** Custom and standard attributes as Braze would hold them after every update so far. */
+  attributes: Record<string, unknown>
+  events: number
+  purchases: number
+  createdAt: number
+  updatedAt: number
+}
+
+export interface BrazeProfileSeed {
+  external_id?: string
+  braze_id?: string
+  user_alias?: BrazeAlias
+  email?: string
+  phone?: string
+  attributes?: Record<string, unknown>
+}
+
+export interface AttributeLimits {
+  /** Simple-array attributes keep at most this many values (Braze's default is 25). */
+  maxArrayLength: number
+  /** An array-of-objects attribute above this many bytes is dropped silently (100 KB). */
+  maxObjectArrayBytes: number
+}
+
+export interface AttributeUpdate {
+  /** Attributes whose update Braze drops without an error (reported back so the simulator can record it). */
+  dropped: { attribute: string; reason: string }[]
+}
+
+// Keys of an attributes object that steer the update rather than name an attribute.
+const controlKeys = new Set([
+  'external_id',
+  'braze_id',
+  'user_alias',
+  '_update_existing_only',
+  '_merge_objects',
+  'push_token_import',
+])
+
+type Scalar = string | number | boolean
+
+function isScalar(value: unknown): value is Scalar {
+  return (
+    typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))
+  )
+}
+
+function aliasKey(label: string, name: string): string {
+  return `${label}\u0000${name}`
+}
+
+function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...target }
+  for (const [key, value] of Object.entries(source)) {
+    const existing = out[key]
+    out[key] = isRecord(existing) && isRecord(value) ? deepMerge(existing, value) : value
+  }
+  return out
+}
+
+/** Checks one attribute value against the shapes Braze accepts; returns the error text or undefined. */
+export function attributeValueError(name: string, value: unknown): string | undefined {
+  if (name.startsWith('$')) return `'${name}' is not a valid attribute name`
+  if (name === 'email' && value !== null && !isValidEmail(value)) return invalidEmailError
+  if (value === null || isScalar(value)) return undefined
+  if (Array.isArray(value)) {
+    return value.every((v) => isScalar(v) || isRecord(v)) ? undefined : `'${name}' holds an array with an invalid value`
+  }
+  if (!isRecord(value)) return `'${name}' is not valid`
+  if ('inc' in value) {
+    return typeof value.inc === 'number' && Number.isFinite(value.inc)
+      ? undefined
+      : `'${name}' increment must be a number`
+  }
+  if ('add' in value || 'remove' in value) {
+    for (const op of ['add', 'remove'] as const) {
+      const list = value[op]
+      if (list !== undefined && (!Array.isArray(list) || !list.every(isScalar)))
+        return `'${name}' ${op} must be an array of values`
+    }
+    return undefined
+  }
+  if ('$add' in value || '$update' in value || '$remove' in value) {
+    if (value.$add !== undefined && (!Array.isArray(value.$add) || !value.$add.every(isRecord)))
+      return `'${name}' $add must be an array of objects`
+    for (const op of ['$update', '$remove'] as const) {
+      const list = value[op]
+      if (list === undefined) continue
+      if (!Array.isArray(list)) return `'${name}' ${op} must be an array`
+      for (const entry of list) {
+        if (!isRecord(entry) || typeof entry.$identifier_key !== 'string' || entry.$identifier_value === undefined) {
+          return `'${name}' ${op} entries need $identifier_key and $identifier_value`
+        }
+        if (op === '$update' && !isRecord(entry.$new_object)) return `'${name}' $update entries need a $new_object`
+      }
+    }
+    return undefined
+  }
+  return undefined
+}
+
+export class BrazeProfileStore {
+  readonly #byBrazeId = new Map<string, BrazeProfile>()
+  readonly #byExternalId = new Map<string, BrazeProfile>()
+  readonly #byAlias = new Map<string, BrazeProfile>()
+  readonly #limits: AttributeLimits
+
+  constructor(limits: AttributeLimits) {
+    this.#limits = limits
+  }
+
+  get size(): number {
+    return this.#byBrazeId.size
+  }
+
+  list(): BrazeProfile[] {
+    return [...this.#byBrazeId.values()]
+  }
+
+  clear(): void {
+    this.#byBrazeId.clear()
+    this.#byExternalId.clear()
+    this.#byAlias.clear()
+  }
+
+  find(identifier: BrazeIdentifier): BrazeProfile | undefined {
+    switch (identifier.kind) {
+      case 'external_id':
+        return this.#byExternalId.get(identifier.value)
+      case 'braze_id':
+        return this.#byBrazeId.get(identifier.value)
+      case 'user_alias':
+        return this.#byAlias.get(aliasKey(identifier.label, identifier.name))
+      case 'email':
+      case 'phone':
+        return this.#findByContact(identifier.kind, identifier.value)
+    }
+  }
+
+  create(identifier: BrazeIdentifier, now = Date.now()): BrazeProfile {
+    const profile: BrazeProfile = {
+      braze_id: randomUUID().replaceAll('-', '').slice(0, 24),
+      external_id: undefined,
+      user_aliases: [],
+      email: undefined,
+      phone: undefined,
+      attributes: {},
+      events: 0,
+      purchases: 0,
+      createdAt: now,
+      updatedAt: now,
+    }
+    this.#byBrazeId.set(profile.braze_id, profile)
+    switch (identifier.kind) {
+      case 'external_id':
+        profile.external_id = identifier.value
+        this.#byExternalId.set(identifier.value, profile)
+        break
+      case 'user_alias':
+        profile.user_aliases.push({ alias_name: identifier.name, alias_label: identifier.label })
+        this.#byAlias.set(aliasKey(identifier.label, identifier.name), profile)
+        break
+      case 'email':
+        profile.email = identifier.value
+        profile.attributes.email = identifier.value
+        break
+      case 'phone':
+        profile.phone = identifier.value
+        profile.attributes.phone = identifier.value
+        break
+      case 'braze_id':
+        // braze_ids are assigned by Braze; seeding may still pin one so tests can address the profile.
+        this.#byBrazeId.delete(profile.braze_id)
+        profile.braze_id = identifier.value
+        this.#byBrazeId.set(identifier.value, profile)
+        break
+    }
+    return profile
+  }
+
+  seed(seeds: readonly BrazeProfileSeed[]): BrazeProfile[] {
+    return seeds.map((seed) => {
+      const identifier: BrazeIdentifier | undefined =
+        seed.braze_id !== undefined
+          ? { kind: 'braze_id', value: seed.braze_id }
+          : seed.external_id !== undefined
+            ? { kind: 'external_id', value: seed.external_id }
+            : seed.user_alias !== undefined
+              ? { kind: 'user_alias', name: seed.user_alias.alias_name, label: seed.user_alias.alias_label }
+              : seed.email !== undefined
+                ? { kind: 'email', value: seed.email.toLowerCase() }
+                : seed.phone !== undefined
+                  ? { kind: 'phone', value: seed.phone }
+                  : undefined
+      if (identifier === undefined)
+        throw new Error('a seeded profile needs external_id, braze_id, user_alias, email or phone')
+      const profile = this.find(identifier) ?? this.create(identifier)
+      if (seed.external_id !== undefined && profile.external_id === undefined) {
+        profile.external_id = seed.external_id
+        this.#byExternalId.set(seed.external_id, profile)
+      }
+      if (
+        seed.user_alias !== undefined &&
+        !this.#byAlias.has(aliasKey(seed.user_alias.alias_label, seed.user_alias.alias_name))
+      ) {
+        profile.user_aliases.push({ ...seed.user_alias })
+        this.#byAlias.set(aliasKey(seed.user_alias.alias_label, seed.user_alias.alias_name), profile)
+      }
+      if (seed.email !== undefined) profile.email = profile.attributes.email = seed.email.toLowerCase()
+      if (seed.phone !== undefined) profile.phone = profile.attributes.phone = seed.phone
+      Object.assign(profile.attributes, seed.attributes)
+      return profile
+    })
+  }
+
+  /** Applies a validated attributes object (see attributeValueError) to the profile. */
+  applyAttributes(profile: BrazeProfile, object: Record<string, unknown>, now = Date.now()): AttributeUpdate {
+    const mergeObjects = object._merge_objects === true
+    const dropped: AttributeUpdate['dropped'] = []
+    const attributes = profile.attributes
+    for (const [name, value] of Object.entries(object)) {
+      if (controlKeys.has(name)) continue
+      if (value === null) {
+        delete attributes[name]
+      } else if (isScalar(value)) {
+        attributes[name] = value
+      } else if (Array.isArray(value)) {
+        if (value.every(isScalar)) attributes[name] = this.#capArray(unique(value))
+        else this.#setObjectArray(attributes, name, value, dropped)
+      } else if (isRecord(value)) {
+        if ('inc' in value) {
+          const current = attributes[name]
+          attributes[name] = (typeof current === 'number' ? current : 0) + (value.inc as number)
+        } else if ('add' in value || 'remove' in value) {
+          const current = Array.isArray(attributes[name]) ? (attributes[name] as Scalar[]) : []
+          let next = current.filter((v) => !(value.remove as Scalar[] | undefined)?.includes(v))
+          for (const added of (value.add as Scalar[] | undefined) ?? []) {
+            // Re-adding moves the value to the end; at the cap the oldest value is discarded.
+            next = next.filter((v) => v !== added)
+            next.push(added)
+          }
+          if (next.length > this.#limits.maxArrayLength) next = next.slice(next.length - this.#limits.maxArrayLength)
+          attributes[name] = next
+        } else if ('$add' in value || '$update' in value || '$remove' in value) {
+          this.#applyObjectArrayOps(attributes, name, value, dropped)
+        } else {
+          const current = attributes[name]
+          attributes[name] = mergeObjects && isRecord(current) ? deepMerge(current, value) : value
+        }
+      }
+      if (name === 'email')
+        profile.email = typeof attributes.email === 'string' ? attributes.email.toLowerCase() : undefined
+      if (name === 'phone') profile.phone = typeof attributes.phone === 'string' ? attributes.phone : undefined
+    }
+    profile.updatedAt = now
+    return { dropped }
+  }
+
+  #capArray(values: Scalar[]): Scalar[] {
+    return values.length > this.#limits.maxArrayLength ? values.slice(0, this.#limits.maxArrayLength) : values
+  }
+
+  #setObjectArray(
+    attributes: Record<string, unknown>,
+    name: string,
+    next: unknown[],
+    dropped: AttributeUpdate['dropped'],
+  ): void {
+    if (Buffer.byteLength(JSON.stringify(next)) > this.#limits.maxObjectArrayBytes) {
+      dropped.push({ attribute: name, reason: `array of objects over ${this.#limits.maxObjectArrayBytes} bytes` })
+      return
+    }
+    attributes[name] = next
+  }
+
+  #applyObjectArrayOps(
+    attributes: Record<string, unknown>,
+    name: string,
+    ops: Record<string, unknown>,
+    dropped: AttributeUpdate['dropped'],
+  ): void {
+    let next = Array.isArray(attributes[name]) ? [...(attributes[name] as Record<string, unknown>[])] : []
+    const matches = (entry: Record<string, unknown>) => (item: Record<string, unknown>) =>
+      item[entry.$identifier_key as string] === entry.$identifier_value
+    for (const entry of (ops.$remove as Record<string, unknown>[] | undefined) ?? []) {
+      next = next.filter((item) => !matches(entry)(item))
+    }
+    for (const entry of (ops.$update as Record<string, unknown>[] | undefined) ?? []) {
+      next = next.map((item) =>
+        matches(entry)(item) ? deepMerge(item, entry.$new_object as Record<string, unknown>) : item,
+      )
+    }
+    next.push(...((ops.$add as Record<string, unknown>[] | undefined) ?? []))
+    this.#setObjectArray(attributes, name, next, dropped)
+  }
+
+  #findByContact(kind: 'email' | 'phone', value: string): BrazeProfile | undefined {
+    // Several profiles may share an address: the most recently updated one with an external_id wins.
+    let best: BrazeProfile | undefined
+    for (const profile of this.#byBrazeId.values()) {
+      if (profile[kind] !== value) continue
+      if (best === undefined) {
+        best = profile
+        continue
+      }
+      const rank = (p: BrazeProfile): number => (p.external_id === undefined ? 0 : 1)
+      if (rank(profile) > rank(best) || (rank(profile) === rank(best) && profile.updatedAt >= best.updatedAt))
+        best = profile
+    }
+    return best
+  }
+}
+
+function unique(values: Scalar[]): Scalar[] {
+  return [...new Set(values)]
+}

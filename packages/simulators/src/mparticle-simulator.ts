@@ -1,0 +1,277 @@
+import { matchesAnySecret, readAuthorization } from './credentials.ts'
+import { isRecord, parseJson } from './json-body.ts'
+import {
+  type CommonSimulatorOptions,
+  type Simulator,
+  type SimulatorRequest,
+  type SimulatorResponse,
+  startSimulatorServer,
+} from './simulator-server.ts'
+import { type SimulatorState } from './simulator-state.ts'
+import { type WindowLimit, WindowRateLimiter } from './window-rate-limiter.ts'
+
+export interface MparticleCredential {
+  key: string
+  secret: string
+}
+
+export interface MparticleSimulatorOptions extends CommonSimulatorOptions {
+  credentials?: MparticleCredential[]
+  /** Batches per /bulkevents request: 100. */
+  maxBatches?: number
+  /** The body must stay under 256 KB. */
+  maxBodyBytes?: number
+  /** Batches per window; default 270 per second. null disables. */
+  rateLimit?: WindowLimit | null
+  /** Value of X-mp-rate-limit-exceeded on 429s: org, account, app, feed, workspace or acceleration. */
+  rateLimitScope?: string
+  /** How long a source_request_id is remembered per API key (mParticle: 30 to 60 days). */
+  dedupeWindowMs?: number
+}
+
+export const mparticleDefaults = {
+  credentials: [{ key: 'mparticle-key', secret: 'mparticle-secret' }],
+  maxBatches: 100,
+  maxBodyBytes: 256 * 1024 - 1,
+  rateLimit: { limit: 270, windowMs: 1000 },
+  rateLimitScope: 'app',
+  dedupeWindowMs: 30 * 24 * 60 * 60 * 1000,
+} as const
+
+const environments = new Set(['production', 'development'])
+const identityKeys = new Set([
+  'customer_id',
+  'email',
+  'other',
+  'other_id_2',
+  'other_id_3',
+  'other_id_4',
+  'facebook',
+  'google',
+  'microsoft',
+  'twitter',
+  'yahoo',
+  'alias',
+  'facebook_custom_audience_id',
+])
+const customEventTypes = new Set([
+  'navigation',
+  'location',
+  'search',
+  'transaction',
+  'user_content',
+  'user_preference',
+  'social',
+  'other',
+  'media',
+])
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const historicalMinAgeMs = 72 * 60 * 60 * 1000
+const maxAttributes = 100
+const maxAttributeNameLength = 256
+const maxAttributeValueLength = 4096
+const maxUserAttributeList = 1000
+const maxUserAttributeListEntry = 512
+
+function badRequest(message: string): SimulatorResponse {
+  return { status: 400, body: { errors: [{ code: 'BAD_REQUEST', message }] } }
+}
+
+function isScalar(value: unknown): boolean {
+  return (
+    typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))
+  )
+}
+
+function attributesError(attributes: unknown, where: string, allowLists: boolean): string | undefined {
+  if (attributes === undefined) return undefined
+  if (!isRecord(attributes)) return `${where} must be an object`
+  const entries = Object.entries(attributes)
+  if (entries.length > maxAttributes) return `${where} has more than ${maxAttributes} attributes`
+  for (const [name, value] of entries) {
+    if (name.length > maxAttributeNameLength)
+      return `${where}: attribute name over ${maxAttributeNameLength} characters`
+    if (value === null) continue
+    if (Array.isArray(value) && allowLists) {
+      if (value.length > maxUserAttributeList) return `${where}.${name}: list over ${maxUserAttributeList} entries`
+      if (!value.every((v) => isScalar(v) && String(v).length <= maxUserAttributeListEntry)) {
+        return `${where}.${name}: list entries must be values of at most ${maxUserAttributeListEntry} characters`
+      }
+      continue
+    }
+    if (!isScalar(value)) return `${where}.${name} must be a string, number or boolean`
+    if (typeof value === 'string' && value.length > maxAttributeValueLength) {
+      return `${where}.${name}: value over ${maxAttributeValueLength} characters`
+    }
+  }
+  return undefined
+}
+
+function eventError(event: unknown, where: string, historicalBefore: number | undefined): string | undefined {
+  if (!isRecord(event)) return `${where} must be an object`
+  if (typeof event.event_type !== 'string' || event.event_type === '') return `${where}.event_type is required`
+  const data = event.data
+  if (data !== undefined && !isRecord(data)) return `${where}.data must be an object`
+  if (event.event_type === 'custom_event') {
+    if (data === undefined) return `${where}.data is required`
+    if (typeof data.event_name !== 'string' || data.event_name === '') return `${where}.data.event_name is required`
+    if (typeof data.custom_event_type !== 'string' || !customEventTypes.has(data.custom_event_type)) {
+      return `${where}.data.custom_event_type must be one of ${[...customEventTypes].join(', ')}`
+    }
+  }
+  if (data === undefined) return undefined
+  const sourceMessageId = data.source_message_id
+  if (sourceMessageId !== undefined && (typeof sourceMessageId !== 'string' || !uuidPattern.test(sourceMessageId))) {
+    return `${where}.data.source_message_id must be a UUID`
+  }
+  const timestamp = data.timestamp_unixtime_ms
+  if (timestamp !== undefined && (typeof timestamp !== 'number' || !Number.isFinite(timestamp))) {
+    return `${where}.data.timestamp_unixtime_ms must be a number`
+  }
+  if (historicalBefore !== undefined && (typeof timestamp !== 'number' || timestamp > historicalBefore)) {
+    return `${where}.data.timestamp_unixtime_ms must be at least 72 hours old for historical data`
+  }
+  return attributesError(data.custom_attributes, `${where}.data.custom_attributes`, false)
+}
+
+/** Returns why a batch is invalid, or undefined. */
+function batchError(batch: unknown, where: string, historicalBefore: number | undefined): string | undefined {
+  if (!isRecord(batch)) return `${where} must be an object`
+  if (typeof batch.environment !== 'string' || !environments.has(batch.environment)) {
+    return `${where}.environment must be "production" or "development"`
+  }
+  if (batch.schema_version !== undefined && typeof batch.schema_version !== 'number')
+    return `${where}.schema_version must be a number`
+  const identities = batch.user_identities
+  let identified = false
+  if (identities !== undefined) {
+    if (!isRecord(identities)) return `${where}.user_identities must be an object`
+    for (const [key, value] of Object.entries(identities)) {
+      if (!identityKeys.has(key)) return `${where}.user_identities.${key} is not a known identity type`
+      if (value === null) continue
+      if (typeof value !== 'string') return `${where}.user_identities.${key} must be a string`
+      identified = true
+    }
+  }
+  if (batch.mpid !== undefined) identified = true
+  if (isRecord(batch.device_info) && Object.keys(batch.device_info).some((key) => key !== 'platform')) identified = true
+  if (!identified) return `${where} identifies no user (user_identities, mpid or device_info)`
+  const attributes = attributesError(batch.user_attributes, `${where}.user_attributes`, true)
+  if (attributes !== undefined) return attributes
+  const deleted = batch.deleted_user_attributes
+  if (deleted !== undefined && (!Array.isArray(deleted) || !deleted.every((v) => typeof v === 'string'))) {
+    return `${where}.deleted_user_attributes must be an array of strings`
+  }
+  if (batch.source_request_id !== undefined && typeof batch.source_request_id !== 'string') {
+    return `${where}.source_request_id must be a string`
+  }
+  const events = batch.events
+  if (events === undefined) return undefined
+  if (!Array.isArray(events)) return `${where}.events must be an array`
+  for (let i = 0; i < events.length; i++) {
+    const error = eventError(events[i], `${where}.events[${i}]`, historicalBefore)
+    if (error !== undefined) return error
+  }
+  return undefined
+}
+
+export function startMparticleSimulator(options: MparticleSimulatorOptions = {}): Promise<Simulator> {
+  const credentials = options.credentials ?? mparticleDefaults.credentials.map((c) => ({ ...c }))
+  const pairs = credentials.map((c) => `${c.key}:${c.secret}`)
+  const maxBatches = options.maxBatches ?? mparticleDefaults.maxBatches
+  const maxBodyBytes = options.maxBodyBytes ?? mparticleDefaults.maxBodyBytes
+  const rateLimitScope = options.rateLimitScope ?? mparticleDefaults.rateLimitScope
+  const dedupeWindowMs = options.dedupeWindowMs ?? mparticleDefaults.dedupeWindowMs
+  const batches = new WindowRateLimiter(
+    options.rateLimit === undefined ? { ...mparticleDefaults.rateLimit } : options.rateLimit,
+  )
+  // source_request_id dedupe is scoped per API key.
+  const seenRequests = new Map<string, number>()
+
+  const handle = (request: SimulatorRequest, state: SimulatorState): SimulatorResponse => {
+    const match = /^(?:\/s2s)?\/v2\/(events|bulkevents|bulkevents\/historical)$/.exec(request.path)
+    if (match === null || request.method !== 'POST')
+      return { status: 404, body: { errors: [{ code: 'NOT_FOUND', message: 'Not Found' }] } }
+    const endpoint = match[1] as string
+
+    const auth = readAuthorization(request.headers)
+    if (auth.scheme !== 'basic' || auth.credentials === null) {
+      return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'Missing API key and secret' }] } }
+    }
+    const { user, password } = auth.credentials
+    if (!matchesAnySecret(`${user}:${password}`, pairs)) {
+      return { status: 403, body: { errors: [{ code: 'FORBIDDEN', message: 'Invalid API key or secret' }] } }
+    }
+    const apiKey = user
+
+    const parsed = parseJson(request.body)
+    if (!parsed.ok) return badRequest('Request body is not valid JSON')
+    let list: unknown[]
+    if (endpoint === 'events') {
+      if (!isRecord(parsed.value)) return badRequest('/events takes one batch object')
+      list = [parsed.value]
+    } else {
+      if (!Array.isArray(parsed.value)) return badRequest('/bulkevents takes an array of batches')
+      list = parsed.value
+      if (list.length > maxBatches) return badRequest(`at most ${maxBatches} batches per request`)
+    }
+
+    const now = Date.now()
+    const limit = batches.take(apiKey, list.length, now)
+    if (!limit.allowed) {
+      return {
+        status: 429,
+        headers: {
+          'retry-after': String(Math.max(1, Math.ceil(limit.retryAfterMs / 1000))),
+          'x-mp-rate-limit-exceeded': rateLimitScope,
+        },
+        body: { errors: [{ code: 'TOO_MANY_REQUESTS', message: 'Rate limit exceeded' }] },
+      }
+    }
+    const headers: Record<string, string> = Number.isFinite(limit.limit)
+      ? { 'x-mp-rate-limit-percentage-used': String(Math.round(((limit.limit - limit.remaining) / limit.limit) * 100)) }
+      : {}
+
+    const historicalBefore = endpoint === 'bulkevents/historical' ? now - historicalMinAgeMs : undefined
+    const record = request.record
+    state.received(record, list.length)
+    if (endpoint === 'events') {
+      const error = batchError(list[0], 'batch', historicalBefore)
+      if (error !== undefined) {
+        state.reject(record, 'batch', error, { index: 0, item: list[0] })
+        return { ...badRequest(error), headers }
+      }
+    }
+    list.forEach((batch, index) => {
+      const error = batchError(batch, `batches[${index}]`, historicalBefore)
+      const sourceRequestId =
+        isRecord(batch) && typeof batch.source_request_id === 'string' ? batch.source_request_id : undefined
+      // A bulk request is answered 202 even when some of its batches are invalid: they are dropped silently.
+      if (error !== undefined) return state.reject(record, 'batch', error, { id: sourceRequestId, index, item: batch })
+      if (sourceRequestId !== undefined) {
+        const scoped = `${apiKey}\u0000${sourceRequestId}`
+        const first = seenRequests.get(scoped)
+        if (first !== undefined && now - first < dedupeWindowMs) {
+          return state.duplicate(record, 'batch', sourceRequestId, first, batch)
+        }
+        seenRequests.set(scoped, state.accept(record, 'batch', sourceRequestId, batch))
+        return
+      }
+      state.accept(record, 'batch', undefined, batch)
+    })
+    return { status: 202, headers }
+  }
+
+  return startSimulatorServer(options, (state) => ({
+    name: 'mparticle',
+    maxBodyBytes,
+    tooLarge: () => ({
+      status: 413,
+      body: { errors: [{ code: 'PAYLOAD_TOO_LARGE', message: 'Request body must be under 256 KB' }] },
+    }),
+    handle: (request) => handle(request, state),
+    rateLimits: { batches },
+    describe: () => ({ limits: { maxBatches, maxBodyBytes, dedupeWindowMs, rateLimitScope } }),
+    reset: () => seenRequests.clear(),
+  }))
+}
