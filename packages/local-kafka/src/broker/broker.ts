@@ -1,0 +1,106 @@
+import { createServer, type Server } from 'node:net'
+import { TopicStore } from '../storage/topic-store.ts'
+import { Connection } from './connection.ts'
+import { type BrokerConfig, type BrokerContext, type LogFn } from './context.ts'
+import { type GroupApi } from './group-api.ts'
+import { handlerTable } from './handlers/index.ts'
+
+export interface BrokerOptions {
+  port: number
+  // null: keep everything in memory.
+  dataDir: string | null
+  defaultPartitions?: number
+  autoCreateTopics?: boolean
+  retentionMs?: number
+  retentionBytes?: number
+  segmentBytes?: number
+  maxMessageBytes?: number
+  maxRequestBytes?: number
+  fsync?: boolean
+  retentionCheckMs?: number
+  log: LogFn
+  // Builds the group coordinator; absent: group APIs answer COORDINATOR_NOT_AVAILABLE.
+  groups?: () => GroupApi
+}
+
+const HOST = '127.0.0.1'
+const INDEX_FLUSH_MS = 1000
+
+export class Broker {
+  private readonly opts: BrokerOptions
+  private readonly store: TopicStore
+  private readonly connections = new Set<Connection>()
+  private server: Server | null = null
+  private groups: GroupApi | null = null
+  private timers: NodeJS.Timeout[] = []
+  private producerId = Date.now()
+  port = 0
+
+  constructor(opts: BrokerOptions) {
+    this.opts = opts
+    this.store = new TopicStore({
+      dataDir: opts.dataDir,
+      segmentBytes: opts.segmentBytes ?? 64 * 1024 * 1024,
+      fsync: opts.fsync ?? false,
+      log: opts.log,
+    })
+  }
+
+  async start(): Promise<number> {
+    this.store.load()
+    this.groups = this.opts.groups?.() ?? null
+    await this.groups?.load()
+    const config: BrokerConfig = {
+      host: HOST,
+      port: 0,
+      clusterId: 'local-kafka',
+      defaultPartitions: this.opts.defaultPartitions ?? 1,
+      autoCreateTopics: this.opts.autoCreateTopics ?? true,
+      retentionMs: this.opts.retentionMs ?? 7 * 24 * 3600 * 1000,
+      retentionBytes: this.opts.retentionBytes ?? -1,
+      segmentBytes: this.opts.segmentBytes ?? 64 * 1024 * 1024,
+      maxMessageBytes: this.opts.maxMessageBytes ?? 16 * 1024 * 1024,
+      fsync: this.opts.fsync ?? false,
+    }
+    const ctx: BrokerContext = {
+      config,
+      store: this.store,
+      log: this.opts.log,
+      nextProducerId: () => this.producerId++,
+    }
+    const handlers = handlerTable(this.groups)
+    const maxRequestBytes = this.opts.maxRequestBytes ?? 100 * 1024 * 1024
+    const server = createServer((socket) => {
+      const c = new Connection(socket, ctx, handlers, maxRequestBytes)
+      this.connections.add(c)
+      socket.on('close', () => this.connections.delete(c))
+    })
+    this.server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.opts.port, HOST, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    const addr = server.address()
+    this.port = typeof addr === 'object' && addr !== null ? addr.port : this.opts.port
+    config.port = this.port
+    const retentionCheck = setInterval(() => {
+      this.store.applyRetention(Date.now(), config.retentionMs, config.retentionBytes)
+    }, this.opts.retentionCheckMs ?? 5000)
+    const indexFlush = setInterval(() => this.store.flushIndexes(), INDEX_FLUSH_MS)
+    this.timers = [retentionCheck, indexFlush]
+    for (const t of this.timers) t.unref()
+    return this.port
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t)
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
+    for (const c of this.connections) c.destroy()
+    await closed
+    await this.groups?.close()
+    this.store.close()
+  }
+}

@@ -1,0 +1,102 @@
+import { parseArgs } from 'node:util'
+import { Broker } from './broker/broker.ts'
+import { type LogLevel } from './broker/context.ts'
+import { GroupCoordinator } from './group/index.ts'
+import { createLogger } from './logger.ts'
+
+const USAGE = `usage: local-kafka [--port N] [--data-dir DIR | --in-memory] [options]
+  --port N                         TCP port on 127.0.0.1 (0 = any free port; default 9092)
+  --data-dir DIR                   where topics, logs and committed offsets live (default .data/local-kafka)
+  --in-memory                      keep everything in memory (nothing survives a restart)
+  --partitions N                   partitions of auto-created topics (default 1)
+  --no-auto-create                 do not create topics on Metadata requests
+  --retention-ms N                 delete segments whose newest record is older (default 604800000, -1 = off)
+  --retention-bytes N              per-partition size limit, whole old segments deleted (default -1 = off)
+  --segment-bytes N                roll a new segment after this many bytes (default 67108864)
+  --max-message-bytes N            largest record batch accepted (default 16777216)
+  --initial-rebalance-delay-ms N   delay before the first rebalance of a new group (default 0)
+  --fsync                          fsync the log before acknowledging a produce (machine-crash safety)
+  --log-level L                    debug | info | warn | error | silent (default info)`
+
+function int(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isSafeInteger(n)) {
+    console.error(`local-kafka: --${name} must be an integer, got '${value}'\n${USAGE}`)
+    process.exit(2)
+  }
+  return n
+}
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    'data-dir': { type: 'string' },
+    'in-memory': { type: 'boolean', default: false },
+    partitions: { type: 'string' },
+    'no-auto-create': { type: 'boolean', default: false },
+    'retention-ms': { type: 'string' },
+    'retention-bytes': { type: 'string' },
+    'segment-bytes': { type: 'string' },
+    'max-message-bytes': { type: 'string' },
+    'initial-rebalance-delay-ms': { type: 'string' },
+    fsync: { type: 'boolean', default: false },
+    'log-level': { type: 'string', default: 'info' },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+})
+
+if (values.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+
+const logLevel = values['log-level']
+if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
+  console.error(`local-kafka: unknown --log-level '${logLevel}'\n${USAGE}`)
+  process.exit(2)
+}
+const log = createLogger(logLevel as LogLevel | 'silent')
+const dataDir = values['in-memory'] ? null : (values['data-dir'] ?? '.data/local-kafka')
+const initialRebalanceDelayMs = int('initial-rebalance-delay-ms', values['initial-rebalance-delay-ms'], 0)
+
+const broker = new Broker({
+  port: int('port', values.port, 9092),
+  dataDir,
+  defaultPartitions: int('partitions', values.partitions, 1),
+  autoCreateTopics: !values['no-auto-create'],
+  retentionMs: int('retention-ms', values['retention-ms'], 7 * 24 * 3600 * 1000),
+  retentionBytes: int('retention-bytes', values['retention-bytes'], -1),
+  segmentBytes: int('segment-bytes', values['segment-bytes'], 64 * 1024 * 1024),
+  maxMessageBytes: int('max-message-bytes', values['max-message-bytes'], 16 * 1024 * 1024),
+  fsync: values.fsync,
+  log,
+  groups: () => new GroupCoordinator({ initialRebalanceDelayMs, dataDir: dataDir ?? undefined, log }),
+})
+
+let port: number
+try {
+  port = await broker.start()
+} catch (err) {
+  console.error(`local-kafka: cannot start: ${err instanceof Error ? err.message : String(err)}`)
+  process.exit(1)
+}
+console.log(`local-kafka listening on 127.0.0.1:${port}`)
+log('info', 'broker started', { port, dataDir, fsync: values.fsync })
+
+let stopping = false
+const stop = (signal: string): void => {
+  if (stopping) return
+  stopping = true
+  log('info', 'stopping', { signal })
+  broker.close().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(`local-kafka: error while stopping: ${String(err)}`)
+      process.exit(1)
+    },
+  )
+}
+process.on('SIGTERM', () => stop('SIGTERM'))
+process.on('SIGINT', () => stop('SIGINT'))

@@ -1,0 +1,16 @@
+import { field as f, type ApiDef } from '../schema.ts'
+
+export const Heartbeat: ApiDef = {
+  key: 12,
+  name: 'Heartbeat',
+  minVersion: 0,
+  maxVersion: 3,
+  flexibleFrom: 4,
+  request: [
+    f('groupId', 'string'),
+    f('generationId', 'int32'),
+    f('memberId', 'string'),
+    f('groupInstanceId', 'string', { v: '3+', nullable: '3+' }),
+  ],
+  response: [f('throttleTimeMs', 'int32', { v: '1+' }), f('errorCode', 'int16')],
+}
