@@ -126,8 +126,8 @@ export class OffsetsStore {
     return this.#write({ g: groupId, o: tuples })
   }
 
+  // Written even when nothing is applied yet: a commit of this group may still be in the write queue.
   deleteGroup(groupId: string): Promise<void> {
-    if (!this.#offsets.has(groupId)) return Promise.resolve()
     return this.#write({ g: groupId, del: true })
   }
 
