@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -35,7 +35,10 @@ export interface LocalKafka {
   exited: Promise<number | null>
 }
 
-const CLI = fileURLToPath(new URL('./cli.ts', import.meta.url))
+// The CLI always runs from its TypeScript source, also when this module was loaded from the compiled dist/.
+const CLI = [new URL('./cli.ts', import.meta.url), new URL('../../src/cli.ts', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(p))!
 const LISTENING = /local-kafka listening on 127\.0\.0\.1:(\d+)/
 const STOP_GRACE_MS = 10_000
 

@@ -37,8 +37,9 @@ describe('kafkajs produce and consume against the broker process', () => {
     await consumer.subscribe({ topic, fromBeginning })
     const seen: Seen[] = []
     await consumer.run({
-      eachMessage: async ({ partition, message }) => {
+      eachMessage: ({ partition, message }) => {
         seen.push({ partition, message })
+        return Promise.resolve()
       },
     })
     await waitFor(() => (seen.length >= expected ? true : undefined), 20_000, `${expected} messages`)
@@ -127,7 +128,7 @@ describe('kafkajs produce and consume against the broker process', () => {
     await consumer.connect()
     await consumer.subscribe({ topic, fromBeginning: true })
     const seen: Buffer[] = []
-    await consumer.run({ eachMessage: async ({ message }) => void seen.push(message.value!) })
+    await consumer.run({ eachMessage: ({ message }) => Promise.resolve(void seen.push(message.value!)) })
     await waitFor(() => (seen.length >= 3 ? true : undefined), 20_000, 'three 1 MB messages')
     expect(seen.map((v, i) => v.equals(values[i]!))).toEqual([true, true, true])
   })
@@ -149,7 +150,7 @@ describe('kafkajs produce and consume against the broker process', () => {
     consumer.on(consumer.events.FETCH, () => {
       fetched = true
     })
-    await consumer.run({ eachMessage: async ({ message }) => void seen.push(message.value!.toString()) })
+    await consumer.run({ eachMessage: ({ message }) => Promise.resolve(void seen.push(message.value!.toString())) })
     await waitFor(() => (fetched ? true : undefined), 15_000, 'a first fetch')
     await producer.send({ topic, messages: [{ value: 'new0' }] })
     await waitFor(() => (seen.length >= 1 ? true : undefined), 15_000, 'the new message')

@@ -53,10 +53,12 @@ export class OffsetsStore {
   #queue: PendingWrite[] = []
   #writing: Promise<void> | undefined
   #closed = false
+  readonly #compactMinRecords: number
 
-  constructor(opts: { dataDir?: string | undefined; log: LogFn }) {
+  constructor(opts: { dataDir?: string | undefined; log: LogFn; compactMinRecords?: number }) {
     this.#dataDir = opts.dataDir
     this.#log = opts.log
+    this.#compactMinRecords = opts.compactMinRecords ?? COMPACT_MIN_RECORDS
   }
 
   get #path(): string {
@@ -173,7 +175,7 @@ export class OffsetsStore {
         w.apply()
         w.resolve()
       }
-      if (this.#records >= COMPACT_MIN_RECORDS && this.#records > COMPACT_RATIO * this.#liveRecordCount()) {
+      if (this.#records >= this.#compactMinRecords && this.#records > COMPACT_RATIO * this.#liveRecordCount()) {
         await this.#rewriteCompacted().catch((err: unknown) => {
           this.#log('error', 'group offsets compaction failed', { err: String(err) })
         })
