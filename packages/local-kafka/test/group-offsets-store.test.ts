@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GroupCoordinator } from '../src/group/coordinator.ts'
+import { OffsetsStore } from '../src/group/offsets-store.ts'
 import type { OffsetCommitRequest } from '../src/group/types.ts'
 
 // Committed offsets on disk: replay across coordinator instances, torn and corrupt tails, compaction,
@@ -157,6 +158,45 @@ describe('offsets store', () => {
     expect(committed(c, 'g', 't', 1)).toBe(98)
     expect(committed(c, 'h', 'u', 0)).toBe(5)
     expect(await readdir(dir)).toEqual([LOG_FILE])
+  })
+
+  it('compacts while running once the log is mostly superseded, and keeps appending to the new file', async () => {
+    const dir = await tempDir()
+    const store = new OffsetsStore({ dataDir: dir, log: () => undefined, compactMinRecords: 20 })
+    await store.load()
+    const lineCounts: number[] = []
+    for (let i = 0; i < 30; i++) {
+      await store.commit('g', [{ topic: 't', partition: i % 2, offset: i, leaderEpoch: -1, metadata: '' }], 1000 + i)
+      lineCounts.push((await readFile(join(dir, LOG_FILE), 'utf8')).split('\n').filter(Boolean).length)
+    }
+    await store.close()
+    // 20 appended lines, compaction to one line right after the 20th is acknowledged, then appends again.
+    expect(lineCounts.slice(0, 19)).toEqual(Array.from({ length: 19 }, (_, i) => i + 1))
+    expect(lineCounts[20]).toBe(2)
+    expect(lineCounts[29]).toBe(11)
+    const reloaded = new OffsetsStore({ dataDir: dir, log: () => undefined })
+    await reloaded.load()
+    expect(reloaded.get('g', 't', 0)).toEqual({ offset: 28, leaderEpoch: -1, metadata: '', commitTimestamp: 1028 })
+    expect(reloaded.get('g', 't', 1)).toEqual({ offset: 29, leaderEpoch: -1, metadata: '', commitTimestamp: 1029 })
+    await reloaded.close()
+  })
+
+  it('applies concurrent commits in request order, batching their writes', async () => {
+    const dir = await tempDir()
+    let c = await coordinatorOn(dir)
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        c.offsetCommit(simpleCommit('g', { 't:0': i, [`t:${1 + (i % 3)}`]: i }), 5),
+      ),
+    )
+    expect(results.flatMap((r) => r.topics.flatMap((t) => t.partitions.map((p) => p.errorCode)))).toEqual(
+      Array.from({ length: 400 }, () => 0),
+    )
+    const lines = (await readFile(join(dir, LOG_FILE), 'utf8')).split('\n').filter(Boolean)
+    expect(lines).toHaveLength(200)
+    expect([0, 1, 2, 3].map((p) => committed(c, 'g', 't', p))).toEqual([199, 198, 199, 197])
+    c = await reopen(c, dir)
+    expect([0, 1, 2, 3].map((p) => committed(c, 'g', 't', p))).toEqual([199, 198, 199, 197])
   })
 
   it('persists a group deletion', async () => {
