@@ -1,1 +1,34 @@
-export {}
+export { isAlive, trackedPids, trackPid } from './child-registry.ts'
+export { detectContainerRuntime } from './container-runtime.ts'
+export { freePort } from './free-port.ts'
+export {
+  resolveHarness,
+  type Component,
+  type Harness,
+  type HarnessMode,
+  type HarnessOptions,
+  type Source,
+} from './harness.ts'
+export { IMAGES } from './images.ts'
+export {
+  loadLocalKafka,
+  startLocalKafkaTracked,
+  type LocalKafka,
+  type LocalKafkaOptions,
+  type StartLocalKafka,
+} from './local-kafka.ts'
+export {
+  ProcessStartError,
+  startManagedProcess,
+  type ManagedProcess,
+  type ManagedProcessOptions,
+  type ProcessExit,
+} from './managed-process.ts'
+export type {} from './provided-context.ts'
+export { startRedis, type RedisOptions, type RedisProcess } from './redis-process.ts'
+export { s3Client, type S3Credentials } from './s3-client.ts'
+export { HARNESS_S3_CREDENTIALS } from './s3-credentials.ts'
+export { startS3, type S3Options, type S3Process } from './s3-process.ts'
+export { spawnService, type SpawnedService, type SpawnServiceOptions } from './spawn-service.ts'
+export { uniqueGroup, uniqueTopic } from './unique-names.ts'
+export { waitFor, type WaitForOptions } from './wait-for.ts'

@@ -1,0 +1,12 @@
+import { S3Client } from '@aws-sdk/client-s3'
+import { HARNESS_S3_CREDENTIALS, HARNESS_S3_REGION } from './s3-credentials.ts'
+
+export interface S3Credentials {
+  accessKeyId: string
+  secretAccessKey: string
+}
+
+/** An S3 client for the harness's S3 (s3rver or MinIO): path-style addressing, test credentials. */
+export function s3Client(endpoint: string, credentials: S3Credentials = HARNESS_S3_CREDENTIALS): S3Client {
+  return new S3Client({ endpoint, region: HARNESS_S3_REGION, forcePathStyle: true, credentials })
+}
