@@ -15,6 +15,8 @@ export interface BatchLimits {
 /** A named set of credentials and endpoint for one account at the destination. */
 export interface Connection {
   name: string
+  /** Base URL requests for this connection go to; checked against the allowlist at startup. */
+  endpoint: string
   /** Requests per second allowed for this connection, shared by every replica. */
   rateLimitRps: number
 }

@@ -30,3 +30,19 @@ export { batchBytes, bisect, packBatches } from './pack-batches.ts'
 export { RateLimiter, type Acquisition, type RateLimitOptions } from './rate-limiter.ts'
 export { RedisGate } from './redis-gate.ts'
 export { routeRecord, type InboundRecord, type Route } from './route-record.ts'
+export { DeliveryEnv } from './delivery-config.ts'
+export {
+  RUNTIME_HEADERS,
+  failureHeaders,
+  historyOf,
+  type DeliveryHistory,
+  type FailureInfo,
+} from './failure-headers.ts'
+export { processRecords, type OutboundRecord, type ProcessorDeps, type RetryPolicy } from './process-records.ts'
+export {
+  RuntimeConfig,
+  runDestination,
+  type RunDestinationOptions,
+  type RunningDestination,
+} from './run-destination.ts'
+export { addSendCounts, sendRecordKey, type SendCountDelta } from './send-counts.ts'

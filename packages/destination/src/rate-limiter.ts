@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 // GCRA over Redis time, so every replica shares one schedule per (destination, connection). The allowed rate
 // lives beside the schedule: a 429 lowers it (at most once a second, so one burst of 429s from parallel
@@ -64,16 +65,12 @@ export interface Acquisition {
   rate: number
 }
 
-type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>
-
 type RateLimitCommand = (key: string, ...args: (string | number)[]) => Promise<[number, string]>
 
 export class RateLimiter {
   readonly #run: RateLimitCommand
-  readonly #sleep: Sleep
 
-  constructor(redis: Redis, sleep: Sleep) {
-    this.#sleep = sleep
+  constructor(redis: Redis) {
     // defineCommand runs EVALSHA and falls back to EVAL once per connection when the script is unknown.
     if (!('lookstreamRateLimit' in redis)) redis.defineCommand('lookstreamRateLimit', { numberOfKeys: 1, lua: SCRIPT })
     const command = (redis as unknown as { lookstreamRateLimit: RateLimitCommand }).lookstreamRateLimit
@@ -102,7 +99,7 @@ export class RateLimiter {
       const { waitMs } = await this.tryAcquire(key, options)
       if (waitMs === 0) return waited
       signal?.throwIfAborted()
-      await this.#sleep(waitMs, signal)
+      await sleep(waitMs, undefined, { signal })
       waited += waitMs
     }
   }

@@ -12,7 +12,7 @@ import {
 import { SEGMENT_API_HOSTS, SegmentConfig } from './config.ts'
 
 export interface SegmentConnection extends Connection {
-  apiUrl: string
+  endpoint: string
   /** `Basic base64(writeKey + ':')`, computed once; never logged. */
   authorization: string
 }
@@ -92,7 +92,7 @@ export const segment: HttpDestination<typeof SegmentConfig, SegmentConnection, S
     const add = (name: string, writeKey: string, apiUrl: string, rateLimitRps: number) => {
       connections.set(name, {
         name,
-        apiUrl: apiUrl.replace(/\/+$/, ''),
+        endpoint: apiUrl.replace(/\/+$/, ''),
         rateLimitRps,
         authorization: `Basic ${Buffer.from(`${writeKey}:`).toString('base64')}`,
       })
@@ -130,7 +130,7 @@ export const segment: HttpDestination<typeof SegmentConfig, SegmentConnection, S
 
   buildRequest(items: readonly EncodedItem<SegmentItem>[], connection: SegmentConnection): HttpRequest {
     return {
-      url: `${connection.apiUrl}/v1/batch`,
+      url: `${connection.endpoint}/v1/batch`,
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: connection.authorization },
       // The items were encoded once for sizing; splice them instead of stringifying the batch again.

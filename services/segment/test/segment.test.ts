@@ -6,7 +6,7 @@ import { segment, type SegmentConnection, type SegmentItem } from '../src/segmen
 
 const connection: SegmentConnection = {
   name: 'default',
-  apiUrl: 'https://api.segment.io',
+  endpoint: 'https://api.segment.io',
   rateLimitRps: 100,
   authorization: `Basic ${Buffer.from('wk:').toString('base64')}`,
 }
@@ -88,7 +88,7 @@ describe('segment.toItem', () => {
 describe('segment.buildRequest', () => {
   it('posts the batch to /v1/batch of the connection host with Basic auth of "writeKey:"', () => {
     const items = [encode(segment.toItem(identify, connection) as SegmentItem)]
-    const eu = { ...connection, apiUrl: 'https://events.eu1.segmentapis.com' }
+    const eu = { ...connection, endpoint: 'https://events.eu1.segmentapis.com' }
     const request = segment.buildRequest(items, eu, new Date())
     expect(request.url).toBe('https://events.eu1.segmentapis.com/v1/batch')
     expect(request.method).toBe('POST')
@@ -150,9 +150,9 @@ describe('segment config', () => {
     })
     const connections = segment.connections(config)
     expect([...connections.keys()]).toEqual(['default', 'eu'])
-    expect(connections.get('default')).toMatchObject({ apiUrl: 'https://api.segment.io', rateLimitRps: 50 })
+    expect(connections.get('default')).toMatchObject({ endpoint: 'https://api.segment.io', rateLimitRps: 50 })
     expect(connections.get('eu')).toMatchObject({
-      apiUrl: 'https://events.eu1.segmentapis.com',
+      endpoint: 'https://events.eu1.segmentapis.com',
       authorization: `Basic ${Buffer.from('euk:').toString('base64')}`,
     })
   })

@@ -1,0 +1,59 @@
+import { Type, type Static } from 'typebox'
+
+/** Runtime settings every destination service shares (each has a default that suits production). */
+export const DeliveryEnv = Type.Object({
+  PORT: Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    default: 9100,
+    description: 'HTTP port for /healthz /readyz /metrics',
+  }),
+  DELIVERY_QUICK_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    maximum: 20,
+    default: 4,
+    description: 'requests per message in process before it is parked in the retry topic',
+  }),
+  DELIVERY_BACKOFF_BASE_MS: Type.Integer({ minimum: 1, default: 250 }),
+  DELIVERY_BACKOFF_MAX_MS: Type.Integer({ minimum: 1, default: 10_000 }),
+  DELIVERY_AUTH_PROBE_MAX_MS: Type.Integer({
+    minimum: 10,
+    default: 60_000,
+    description: 'longest wait between probes of a connection paused by 401/403',
+  }),
+  DELIVERY_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 15_000 }),
+  DELIVERY_CONNECTIONS_PER_HOST: Type.Integer({ minimum: 1, maximum: 256, default: 16 }),
+  DELIVERY_MAX_IN_FLIGHT_REQUESTS: Type.Integer({
+    minimum: 1,
+    maximum: 64,
+    default: 4,
+    description: 'concurrent requests per connection',
+  }),
+  DELIVERY_MAX_IN_FLIGHT_MESSAGES: Type.Integer({
+    minimum: 1,
+    default: 20_000,
+    description: 'messages taken from Kafka and not finished; above it partitions pause',
+  }),
+  DELIVERY_LINGER_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  DELIVERY_RETRY_DELAY_MS: Type.Integer({
+    minimum: 0,
+    default: 30_000,
+    description: 'first delay in the retry topic; doubles per cycle',
+  }),
+  DELIVERY_RETRY_MAX_DELAY_MS: Type.Integer({ minimum: 0, default: 15 * 60_000 }),
+  DELIVERY_RETRY_WINDOW_HOURS: Type.Number({
+    exclusiveMinimum: 0,
+    default: 6,
+    description: 'after this long since the first attempt a failing message goes to the DLQ',
+  }),
+  DELIVERY_DEDUPE_TTL_SECONDS: Type.Integer({ minimum: 60, default: 7 * 24 * 3600 }),
+  DELIVERY_PARTITIONS_CONCURRENTLY: Type.Integer({ minimum: 1, maximum: 64, default: 8 }),
+  DELIVERY_TOPIC_PARTITIONS: Type.Integer({
+    minimum: 1,
+    default: 6,
+    description: 'partitions of topics this service creates when missing (retry, DLQ)',
+  }),
+  KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 30_000 }),
+  KAFKA_HEARTBEAT_INTERVAL_MS: Type.Integer({ minimum: 100, default: 3000 }),
+})
+export type DeliveryEnv = Static<typeof DeliveryEnv>

@@ -1,0 +1,301 @@
+import { HttpEnv, KafkaEnv, LogEnv, RedisEnv, loadConfig, loadConfigOrExit, type Env } from '@lookstream/config'
+import { HEADERS, MESSAGE_TOPICS, dlqTopic, retryTopic, type DestinationId } from '@lookstream/events'
+import {
+  createKafka,
+  createProducer,
+  ensureTopics,
+  runConsumer,
+  type ConsumedRecord,
+  type ConsumerBatch,
+  type ConsumerRunner,
+} from '@lookstream/kafka'
+import { createLogger, createService, type ListenAddress, type Service } from '@lookstream/service'
+import { Redis } from 'ioredis'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Type, type Static, type TObject } from 'typebox'
+import { backoffDelay } from './backoff.ts'
+import { Dedupe } from './dedupe.ts'
+import { Deliverer } from './deliverer.ts'
+import { DeliveryEnv } from './delivery-config.ts'
+import type { Connection, HttpDestination } from './destination.ts'
+import { HttpSender } from './http-sender.ts'
+import { createDestinationMetrics } from './metrics.ts'
+import { processRecords, type OutboundRecord, type ProcessorDeps } from './process-records.ts'
+import { RateLimiter } from './rate-limiter.ts'
+import { RedisGate } from './redis-gate.ts'
+
+export const RuntimeConfig = Type.Object({
+  ...KafkaEnv.properties,
+  ...RedisEnv.properties,
+  ...HttpEnv.properties,
+  ...LogEnv.properties,
+  ...DeliveryEnv.properties,
+})
+export type RuntimeConfig = Static<typeof RuntimeConfig>
+
+export interface RunDestinationOptions {
+  /** Environment to read; process.env (exiting 1 with every config problem listed) when omitted. */
+  env?: Env
+}
+
+export interface RunningDestination {
+  service: Service
+  address: ListenAddress
+  config: RuntimeConfig
+  /** Graceful: stop fetching, finish in-flight batches, commit, disconnect. */
+  close(): Promise<void>
+}
+
+function slot(topic: string, partition: number): string {
+  return `${topic}:${partition}`
+}
+
+function retryAtOf(record: ConsumedRecord): number {
+  const at = Date.parse(record.headers[HEADERS.retryAt] ?? '')
+  return Number.isNaN(at) ? 0 : at
+}
+
+/**
+ * Runs a destination as a service: consumes the canonical topics and its retry topic in group
+ * `lookstream.<name>`, delivers through the destination's pure functions, and exposes /healthz, /readyz and
+ * /metrics. Shutdown (SIGTERM, or close()) finishes in-flight batches and commits before disconnecting.
+ */
+export async function runDestination<Config extends TObject, Conn extends Connection, Item>(
+  destination: HttpDestination<Config, Conn, Item>,
+  options: RunDestinationOptions = {},
+): Promise<RunningDestination> {
+  const load = <T extends TObject>(schema: T) =>
+    options.env === undefined ? loadConfigOrExit(schema) : loadConfig(schema, options.env)
+  const config = load(RuntimeConfig)
+  const own = load(destination.config)
+  const name = destination.name as DestinationId
+
+  const log = createLogger({ name: `lookstream-${name}`, level: config.LOG_LEVEL })
+  const connections = destination.connections(own)
+  if (connections.size === 0) throw new Error(`${name}: no connection configured (see the service README)`)
+  const sender = new HttpSender({
+    allowedHosts: destination.allowedHosts(own),
+    timeoutMs: config.DELIVERY_REQUEST_TIMEOUT_MS,
+    connectionsPerOrigin: config.DELIVERY_CONNECTIONS_PER_HOST,
+  })
+  for (const connection of connections.values()) {
+    if (!sender.isAllowed(connection.endpoint)) {
+      await sender.close()
+      throw new Error(`${name}: connection "${connection.name}" points to a host that is not on the allowlist`)
+    }
+  }
+
+  const service = createService({ name, config, logger: log })
+  const metrics = createDestinationMetrics(service.registry)
+  const redis = new Redis(config.REDIS_URL, {
+    // Fail fast while disconnected: the gate below waits and retries, so nothing piles up in ioredis.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(100 * times, 1000),
+  })
+  redis.on('error', () => {
+    // Reported through the gate (one warning per outage), not once per reconnect attempt.
+  })
+  const gate = new RedisGate(log, (available) => metrics.redisAvailable.set({ destination: name }, available ? 1 : 0))
+  metrics.redisAvailable.set({ destination: name }, 1)
+  service.addReadinessCheck('redis', () => {
+    if (redis.status !== 'ready' || !gate.available) throw new Error(`redis ${redis.status}`)
+  })
+
+  const controller = new AbortController()
+  const kafka = createKafka({
+    brokers: config.KAFKA_BROKERS,
+    clientId: config.KAFKA_CLIENT_ID ?? `lookstream-${name}`,
+    logger: log,
+  })
+  const retry = retryTopic(name)
+  const dlq = dlqTopic(name)
+  const topics = [...MESSAGE_TOPICS, retry]
+  await ensureTopics(
+    kafka,
+    [...topics, dlq].map((topic) => ({ topic, numPartitions: config.DELIVERY_TOPIC_PARTITIONS })),
+  )
+  const producer = await createProducer(kafka)
+
+  const deliverer = new Deliverer<Conn, Item>({
+    destination,
+    http: sender,
+    rateLimiter: new RateLimiter(redis),
+    dedupe: new Dedupe(redis, name, config.DELIVERY_DEDUPE_TTL_SECONDS),
+    redis: gate,
+    metrics,
+    log,
+    policy: {
+      quickAttempts: config.DELIVERY_QUICK_ATTEMPTS,
+      backoff: { baseMs: config.DELIVERY_BACKOFF_BASE_MS, maxMs: config.DELIVERY_BACKOFF_MAX_MS },
+      authBackoff: { baseMs: config.DELIVERY_BACKOFF_BASE_MS, maxMs: config.DELIVERY_AUTH_PROBE_MAX_MS },
+      maxInFlightPerConnection: config.DELIVERY_MAX_IN_FLIGHT_REQUESTS,
+      lingerMs: config.DELIVERY_LINGER_MS ?? destination.limits.lingerMs,
+    },
+    signal: controller.signal,
+  })
+
+  const deps: ProcessorDeps<Conn, Item> = {
+    destination,
+    connections,
+    deliverer,
+    dedupe: new Dedupe(redis, name, config.DELIVERY_DEDUPE_TTL_SECONDS),
+    redis: gate,
+    redisClient: redis,
+    metrics,
+    log,
+    retryTopic: retry,
+    dlqTopic: dlq,
+    retry: {
+      delay: { baseMs: config.DELIVERY_RETRY_DELAY_MS, maxMs: config.DELIVERY_RETRY_MAX_DELAY_MS },
+      windowMs: config.DELIVERY_RETRY_WINDOW_HOURS * 3_600_000,
+    },
+    quickAttempts: config.DELIVERY_QUICK_ATTEMPTS,
+    produce: async (records: OutboundRecord[]) => {
+      await Promise.all(
+        records.map((record) =>
+          producer.send({
+            topic: record.topic,
+            key: record.key,
+            value: record.value ?? Buffer.alloc(0),
+            headers: record.headers,
+          }),
+        ),
+      )
+    },
+    signal: controller.signal,
+  }
+
+  // Records taken from Kafka and not yet finished: bounded, by pausing the partitions that feed them.
+  let inFlight = 0
+  const maxInFlight = config.DELIVERY_MAX_IN_FLIGHT_MESSAGES
+  const backpressured = new Map<string, { topic: string; partition: number }>()
+  const retryTimers = new Map<string, NodeJS.Timeout>()
+  const tasks = new Set<Promise<void>>()
+  // Set once runConsumer resolved; batches can arrive before that, their completions only after.
+  const consumerRef: { runner?: ConsumerRunner } = {}
+
+  const resumeBackpressured = () => {
+    const runner = consumerRef.runner
+    if (inFlight > maxInFlight / 2 || runner === undefined) return
+    for (const [key, { topic, partition }] of backpressured) {
+      backpressured.delete(key)
+      if (!retryTimers.has(key)) runner.resume(topic, partition)
+    }
+  }
+
+  async function processUntilSettled(records: ConsumedRecord[]): Promise<boolean[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await processRecords(records, deps)
+      } catch (err) {
+        if (controller.signal.aborted) return records.map(() => false)
+        // The retry/DLQ records could not be written: the batch is processed again (dedupe keeps what was delivered).
+        log.error({ err, records: records.length }, 'processing a batch failed; retrying it')
+        await sleep(backoffDelay(attempt, { baseMs: 500, maxMs: 10_000 }), undefined, {
+          signal: controller.signal,
+        }).catch(() => undefined)
+      }
+    }
+  }
+
+  const eachBatch = (batch: ConsumerBatch): Promise<void> => {
+    const key = slot(batch.topic, batch.partition)
+    let records = batch.records
+    const last = records[records.length - 1]
+    if (last !== undefined) {
+      metrics.consumerLag.set(
+        { destination: name, topic: batch.topic, partition: String(batch.partition) },
+        Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1),
+      )
+    }
+    if (batch.topic === retry) {
+      // Parked messages wait until due: the partition pauses (no busy loop) and resumes on a timer.
+      const now = Date.now()
+      const index = records.findIndex((record) => retryAtOf(record) > now)
+      if (index >= 0) {
+        const first = records[index]!
+        batch.stopAt(first.offset)
+        batch.pause()
+        clearTimeout(retryTimers.get(key))
+        retryTimers.set(
+          key,
+          setTimeout(
+            () => {
+              retryTimers.delete(key)
+              if (!backpressured.has(key)) consumerRef.runner?.resume(batch.topic, batch.partition)
+            },
+            retryAtOf(first) - now,
+          ),
+        )
+        records = records.slice(0, index)
+      }
+    }
+    if (records.length === 0) return Promise.resolve()
+    inFlight += records.length
+    const taken = records
+    const task = processUntilSettled(taken)
+      .then((done) => {
+        done.forEach((isDone, index) => {
+          if (isDone) consumerRef.runner?.markDone(taken[index]!)
+        })
+      })
+      .finally(() => {
+        inFlight -= taken.length
+        resumeBackpressured()
+      })
+    tasks.add(task)
+    void task.finally(() => tasks.delete(task))
+    if (inFlight >= maxInFlight) {
+      batch.pause()
+      backpressured.set(key, { topic: batch.topic, partition: batch.partition })
+    }
+    return Promise.resolve()
+  }
+
+  const consumer = await runConsumer({
+    kafka,
+    groupId: `lookstream.${name}`,
+    topics,
+    fromBeginning: true,
+    eachBatch,
+    logger: log,
+    partitionsConsumedConcurrently: config.DELIVERY_PARTITIONS_CONCURRENTLY,
+    sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+    heartbeatIntervalMs: config.KAFKA_HEARTBEAT_INTERVAL_MS,
+  })
+  consumerRef.runner = consumer
+  service.addReadinessCheck('kafka', () => {
+    if (consumer.assignment().length === 0) throw new Error('no partitions assigned yet')
+  })
+
+  const drainTimeoutMs = Math.max(1000, Math.floor((config.SHUTDOWN_TIMEOUT_MS ?? 10_000) * 0.6))
+  service.app.addHook('onClose', async () => {
+    for (const timer of retryTimers.values()) clearTimeout(timer)
+    retryTimers.clear()
+    await consumer.stop({
+      drain: async () => {
+        // Finish what is in flight; after the grace period, waits (backoff, Retry-After, rate limit) are cut
+        // short and those messages stay uncommitted, to be delivered after the restart.
+        const grace = setTimeout(() => controller.abort(new Error('shutting down')), drainTimeoutMs)
+        try {
+          await deliverer.drain()
+          await Promise.all([...tasks])
+        } finally {
+          clearTimeout(grace)
+        }
+      },
+    })
+    controller.abort(new Error('shut down'))
+    await producer.close()
+    await sender.close()
+    redis.disconnect()
+  })
+
+  const address = await service.listen()
+  log.info(
+    { url: address.url, topics, groupId: `lookstream.${name}`, connections: [...connections.keys()] },
+    'delivering',
+  )
+  return { service, address, config, close: () => service.close() }
+}
