@@ -289,6 +289,7 @@ export async function startBrazeSimulator(options: BrazeSimulatorOptions = {}): 
     tooLarge: () => ({ status: 413, body: { message: 'Request entity too large' } }),
     handle: (request) => handle(request, state),
     rateLimits: { requests },
+    rateLimitHeaders: (seconds) => ({ 'x-ratelimit-retry-after': String(seconds) }),
     admin,
     describe: () => ({ profiles: profiles.size, limits: { maxObjects, objectLimitMode, maxBodyBytes } }),
     reset: () => {

@@ -188,6 +188,11 @@ export function startMparticleSimulator(options: MparticleSimulatorOptions = {})
   // source_request_id dedupe is scoped per API key.
   const seenRequests = new Map<string, number>()
 
+  const rateLimitHeaders = (seconds: number): Record<string, string> => ({
+    'retry-after': String(seconds),
+    'x-mp-rate-limit-exceeded': rateLimitScope,
+  })
+
   const handle = (request: SimulatorRequest, state: SimulatorState): SimulatorResponse => {
     const match = /^(?:\/s2s)?\/v2\/(events|bulkevents|bulkevents\/historical)$/.exec(request.path)
     if (match === null || request.method !== 'POST')
@@ -221,10 +226,7 @@ export function startMparticleSimulator(options: MparticleSimulatorOptions = {})
     if (!limit.allowed) {
       return {
         status: 429,
-        headers: {
-          'retry-after': String(Math.max(1, Math.ceil(limit.retryAfterMs / 1000))),
-          'x-mp-rate-limit-exceeded': rateLimitScope,
-        },
+        headers: rateLimitHeaders(Math.max(1, Math.ceil(limit.retryAfterMs / 1000))),
         body: { errors: [{ code: 'TOO_MANY_REQUESTS', message: 'Rate limit exceeded' }] },
       }
     }
@@ -271,6 +273,7 @@ export function startMparticleSimulator(options: MparticleSimulatorOptions = {})
     }),
     handle: (request) => handle(request, state),
     rateLimits: { batches },
+    rateLimitHeaders,
     describe: () => ({ limits: { maxBatches, maxBodyBytes, dedupeWindowMs, rateLimitScope } }),
     reset: () => seenRequests.clear(),
   }))

@@ -38,6 +38,11 @@ export const segmentDefaults = {
 const singleTypes = new Set(['identify', 'track', 'page', 'screen', 'group', 'alias'])
 const messageIdMaxLength = 100
 
+// X-RateLimit-Reset carries the seconds to wait, like Retry-After (the reference notes the unit is disputed).
+function rateLimitHeaders(seconds: number): Record<string, string> {
+  return { 'retry-after': String(seconds), 'x-ratelimit-reset': String(seconds) }
+}
+
 function badRequest(message: string): SimulatorResponse {
   return { status: 400, body: { success: false, message } }
 }
@@ -87,10 +92,9 @@ export function startSegmentSimulator(options: SegmentSimulatorOptions = {}): Pr
     const now = Date.now()
     const limit = requests.take(writeKey, 1, now)
     if (!limit.allowed) {
-      const seconds = String(Math.max(1, Math.ceil(limit.retryAfterMs / 1000)))
       return {
         status: 429,
-        headers: { 'retry-after': seconds, 'x-ratelimit-reset': seconds },
+        headers: rateLimitHeaders(Math.max(1, Math.ceil(limit.retryAfterMs / 1000))),
         body: { success: false, message: 'Too Many Requests' },
       }
     }
@@ -169,6 +173,7 @@ export function startSegmentSimulator(options: SegmentSimulatorOptions = {}): Pr
     tooLarge: () => badRequest(`request body exceeds the ${maxBodyBytes}-byte limit`),
     handle: (request) => handle(request, state),
     rateLimits: { requests },
+    rateLimitHeaders,
     describe: () => ({ limits: { maxBodyBytes, maxItemBytes, maxBatchEvents, dedupeWindowMs } }),
   }))
 }

@@ -46,6 +46,11 @@ export interface SimulatorDefinition {
   admin?(request: AdminRequest): SimulatorResponse | undefined
   /** Extra fields for GET /__admin/state. */
   describe?(): Record<string, unknown>
+  /**
+   * The headers this API sends with a 429 (given the seconds to wait), so an injected 429 looks like a real one
+   * unless the fault sets its own headers.
+   */
+  rateLimitHeaders?(retryAfterSeconds: number): Record<string, string>
   /** Clears simulator-specific state (dedupe windows, profiles) on reset. */
   reset?(): void
 }
@@ -137,10 +142,14 @@ function send(res: ServerResponse, response: SimulatorResponse): void {
   res.end(payload)
 }
 
-function faultResponse(action: Extract<FaultAction, { type: 'status' }>): SimulatorResponse {
+function faultResponse(
+  action: Extract<FaultAction, { type: 'status' }>,
+  definition: SimulatorDefinition,
+): SimulatorResponse {
+  const defaults = action.status === 429 ? (definition.rateLimitHeaders?.(1) ?? {}) : {}
   return {
     status: action.status,
-    headers: action.headers ?? {},
+    headers: { ...defaults, ...action.headers },
     body: action.body ?? { message: `injected fault: HTTP ${action.status}` },
   }
 }
@@ -242,7 +251,7 @@ export async function startSimulatorServer(
         req.socket.destroy()
         return
       }
-      const response = faultResponse(action)
+      const response = faultResponse(action, definition)
       log(response.status)
       send(res, response)
     }

@@ -1,7 +1,7 @@
 import { errors, request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Simulator, startSegmentSimulator } from '../src/index.ts'
-import { admin, basic, call } from './http.ts'
+import { type Simulator, startBrazeSimulator, startMparticleSimulator, startSegmentSimulator } from '../src/index.ts'
+import { admin, basic, bearer, call } from './http.ts'
 
 const auth = basic('segment-write-key')
 let sims: Simulator[] = []
@@ -159,5 +159,36 @@ describe('fault injection', () => {
     expect((await send(sim)).status).toBe(500)
     await admin(sim.url, '/faults', 'DELETE')
     expect((await send(sim)).status).toBe(200)
+  })
+
+  it("gives an injected 429 each API's real rate-limit headers unless the fault sets its own", async () => {
+    const segment = await start()
+    segment.faults.failNext(1, { type: 'status', status: 429 })
+    const segment429 = await send(segment)
+    expect(segment429.headers['retry-after']).toBe('1')
+    expect(segment429.headers['x-ratelimit-reset']).toBe('1')
+    segment.faults.failNext(1, { type: 'status', status: 429, headers: { 'retry-after': '7' } })
+    expect((await send(segment)).headers['retry-after']).toBe('7')
+
+    const braze = await startBrazeSimulator()
+    sims.push(braze)
+    braze.faults.failNext(1, { type: 'status', status: 429 })
+    const braze429 = await call('POST', `${braze.url}/users/track`, {
+      headers: bearer('braze-api-key'),
+      body: { attributes: [{ external_id: 'u', a: 1 }] },
+    })
+    expect(braze429.status).toBe(429)
+    expect(braze429.headers['x-ratelimit-retry-after']).toBe('1')
+
+    const mparticle = await startMparticleSimulator()
+    sims.push(mparticle)
+    mparticle.faults.failNext(1, { type: 'status', status: 429 })
+    const mparticle429 = await call('POST', `${mparticle.url}/v2/bulkevents`, {
+      headers: basic('mparticle-key', 'mparticle-secret'),
+      body: [],
+    })
+    expect(mparticle429.status).toBe(429)
+    expect(mparticle429.headers['retry-after']).toBe('1')
+    expect(mparticle429.headers['x-mp-rate-limit-exceeded']).toBe('app')
   })
 })
