@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { GroupCoordinator } from '../src/group/coordinator.ts'
 import { GroupErrorCode as E } from '../src/group/group-error-codes.ts'
-import type { JoinGroupRequest, OffsetCommitRequest, SyncGroupResponse } from '../src/group/types.ts'
+import type { JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, SyncGroupResponse } from '../src/group/types.ts'
 
 // Drives the coordinator with decoded requests, under fake timers so session and rebalance timeouts can be
 // crossed deterministically.
@@ -543,6 +543,114 @@ describe('Heartbeat, LeaveGroup and session expiry', () => {
       expect(res.topics[0]?.partitions[0]?.errorCode).toBe(E.NONE)
     }
     expect(heartbeat('g', leader, generationId)).toBe(E.NONE)
+  })
+})
+
+describe('static membership (group.instance.id)', () => {
+  const staticJoin = (groupId: string, memberId: string, instance: string, overrides: Partial<JoinGroupRequest> = {}) =>
+    coordinator.joinGroup(joinRequest(groupId, memberId, { groupInstanceId: instance, ...overrides }), 5, ctx)
+
+  async function stableStaticGroup() {
+    const ids = ['instance-a', 'instance-b'].map((instance) => track(staticJoin('g', '', instance)))
+    await flush()
+    // Two separate joins: the first completes alone (generation 1), the second starts generation 2.
+    const first = valueOf(ids[0] as Tracked<JoinGroupResponse>)
+    const second = ids[1] as Tracked<JoinGroupResponse>
+    expect(second.settled).toBe(false)
+    const rejoin = track(staticJoin('g', first.memberId, 'instance-a'))
+    await flush()
+    const a = valueOf(rejoin)
+    const b = valueOf(second)
+    expect(a.generationId).toBe(2)
+    await syncAll('g', [a.memberId, b.memberId], a.leader, a.generationId)
+    expect(describeState('g')).toBe('Stable')
+    return { a, b }
+  }
+
+  it('gives a static member an id at once (no MEMBER_ID_REQUIRED), prefixed by its instance id', async () => {
+    const response = await staticJoin('g', '', 'instance-a')
+    expect(response.errorCode).toBe(E.NONE)
+    expect(response.memberId).toMatch(/^instance-a-[0-9a-f-]{36}$/)
+    expect(response.generationId).toBe(1)
+  })
+
+  it('lets a restarted static member take over its assignment without a rebalance and fences the old id', async () => {
+    const { a, b } = await stableStaticGroup()
+    const restarted = await staticJoin('g', '', 'instance-b')
+    expect(restarted).toMatchObject({
+      errorCode: E.NONE,
+      generationId: b.generationId,
+      leader: a.memberId,
+      members: [],
+    })
+    expect(restarted.memberId).not.toBe(b.memberId)
+    expect(describeState('g')).toBe('Stable')
+    const sync = await coordinator.syncGroup(
+      {
+        groupId: 'g',
+        generationId: restarted.generationId,
+        memberId: restarted.memberId,
+        groupInstanceId: 'instance-b',
+        assignments: [],
+      },
+      3,
+    )
+    expect(sync.assignment).toEqual(Buffer.from(`assignment-${b.memberId}`))
+    const old = { groupId: 'g', generationId: b.generationId, memberId: b.memberId, groupInstanceId: 'instance-b' }
+    expect(coordinator.heartbeat(old, 3).errorCode).toBe(E.FENCED_INSTANCE_ID)
+    expect(
+      (
+        await coordinator.offsetCommit(
+          { ...commitRequest('g', b.generationId, b.memberId, { 't:0': 1 }), groupInstanceId: 'instance-b' },
+          7,
+        )
+      ).topics[0]?.partitions[0]?.errorCode,
+    ).toBe(E.FENCED_INSTANCE_ID)
+    expect((await staticJoin('g', b.memberId, 'instance-b')).errorCode).toBe(E.FENCED_INSTANCE_ID)
+    expect(coordinator.heartbeat({ ...old, memberId: restarted.memberId }, 3).errorCode).toBe(E.NONE)
+  })
+
+  it('rebalances when a static member is replaced while the group completes a rebalance, fencing its parked sync', async () => {
+    const { a, b } = await stableStaticGroup()
+    const rejoins = [a, b].map((m, i) => track(staticJoin('g', m.memberId, i === 0 ? 'instance-a' : 'instance-b')))
+    await flush()
+    const generationId = valueOf(rejoins[0] as Tracked<JoinGroupResponse>).generationId
+    const parked = track(
+      coordinator.syncGroup(
+        { groupId: 'g', generationId, memberId: b.memberId, groupInstanceId: 'instance-b', assignments: [] },
+        3,
+      ),
+    )
+    const replacement = track(staticJoin('g', '', 'instance-b'))
+    await flush()
+    expect(valueOf(parked).errorCode).toBe(E.FENCED_INSTANCE_ID)
+    expect(describeState('g')).toBe('PreparingRebalance')
+    const leaderRejoin = track(staticJoin('g', a.memberId, 'instance-a'))
+    await flush()
+    expect(valueOf(replacement).generationId).toBe(generationId + 1)
+    expect(
+      valueOf(leaderRejoin)
+        .members.map((m) => m.memberId)
+        .sort(),
+    ).toEqual([a.memberId, valueOf(replacement).memberId].sort())
+  })
+
+  it('lets a static member leave by its instance id alone', async () => {
+    const { a, b } = await stableStaticGroup()
+    const left = coordinator.leaveGroup(
+      {
+        groupId: 'g',
+        memberId: '',
+        members: [
+          { memberId: '', groupInstanceId: 'instance-b' },
+          { memberId: 'x', groupInstanceId: 'instance-a' },
+        ],
+      },
+      3,
+    )
+    expect(left.members.map((m) => m.errorCode)).toEqual([E.NONE, E.FENCED_INSTANCE_ID])
+    expect(heartbeat('g', a.memberId, a.generationId)).toBe(E.REBALANCE_IN_PROGRESS)
+    expect(heartbeat('g', b.memberId, b.generationId)).toBe(E.UNKNOWN_MEMBER_ID)
   })
 })
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import {
   allMembersJoined,
   isAwaitingJoin,
+  isFencedInstance,
   leaderMembersList,
   maxRebalanceTimeoutMs,
   memberMetadata,
@@ -135,6 +136,17 @@ export class GroupCoordinator {
     }
 
     if (req.memberId === '') {
+      if (req.groupInstanceId !== null) {
+        // A static member gets its id at once; a known instance takes over its old member's place.
+        const memberId = `${req.groupInstanceId.slice(0, MAX_CLIENT_ID_LENGTH)}-${randomUUID()}`
+        const previous = group.staticMembers.get(req.groupInstanceId)
+        const old = previous === undefined ? undefined : group.members.get(previous)
+        if (old) return this.#replaceStaticMember(group, old, memberId, request, ctx)
+        if (group.members.size + group.pendingMembers.size >= this.#maxGroupSize) {
+          return joinError(E.GROUP_MAX_SIZE_REACHED, '')
+        }
+        return this.#addMemberAndRebalance(group, memberId, request, ctx)
+      }
       if (group.members.size + group.pendingMembers.size >= this.#maxGroupSize) {
         return joinError(E.GROUP_MAX_SIZE_REACHED, '')
       }
@@ -159,8 +171,12 @@ export class GroupCoordinator {
       return this.#addMemberAndRebalance(group, req.memberId, request, ctx)
     }
 
+    if (isFencedInstance(group, req.groupInstanceId, req.memberId)) {
+      return joinError(E.FENCED_INSTANCE_ID, req.memberId)
+    }
     const member = group.members.get(req.memberId)
-    if (!member) return joinError(E.UNKNOWN_MEMBER_ID, req.memberId)
+    const unknownInstance = req.groupInstanceId !== null && !group.staticMembers.has(req.groupInstanceId)
+    if (!member || unknownInstance) return joinError(E.UNKNOWN_MEMBER_ID, req.memberId)
     switch (group.state) {
       case 'PreparingRebalance':
         return this.#updateMemberAndRebalance(group, member, request)
@@ -202,6 +218,7 @@ export class GroupCoordinator {
     }
     if (group.members.size === 0) group.protocolType = req.protocolType
     group.members.set(memberId, member)
+    if (req.groupInstanceId !== null) group.staticMembers.set(req.groupInstanceId, memberId)
     group.leaderId ??= memberId
     group.newMemberAdded = true
     const parked = this.#parkJoin(member)
@@ -218,6 +235,58 @@ export class GroupCoordinator {
     member.rebalanceTimeoutMs = req.rebalanceTimeoutMs
     const parked = this.#parkJoin(member)
     this.#maybePrepareRebalance(group, `member ${member.memberId} rejoined`)
+    this.#maybeCompleteJoin(group)
+    return parked
+  }
+
+  // KIP-345: a restarted static member replaces its previous incarnation, which is fenced. In a stable group
+  // whose protocol choice does not change this needs no rebalance: the member keeps its assignment.
+  #replaceStaticMember(
+    group: Group,
+    old: Member,
+    memberId: string,
+    req: JoinGroupRequest,
+    ctx: GroupClientContext,
+  ): JoinGroupResponse | Promise<JoinGroupResponse> {
+    const fencedJoin = joinError(E.FENCED_INSTANCE_ID, old.memberId)
+    for (const resolve of old.joinWaiters.splice(0)) resolve(fencedJoin)
+    for (const resolve of old.syncWaiters.splice(0)) resolve(syncResponse(E.FENCED_INSTANCE_ID, EMPTY))
+    this.#stopSessionTimer(old)
+    const member: Member = {
+      ...old,
+      memberId,
+      clientId: ctx.clientId,
+      clientHost: ctx.clientHost,
+      sessionTimeoutMs: req.sessionTimeoutMs,
+      rebalanceTimeoutMs: req.rebalanceTimeoutMs,
+      protocolType: req.protocolType,
+      protocols: req.protocols,
+      joinWaiters: [],
+      syncWaiters: [],
+      sessionTimer: undefined,
+    }
+    const previousLeader = group.leaderId
+    group.members.delete(old.memberId)
+    group.members.set(memberId, member)
+    if (req.groupInstanceId !== null) group.staticMembers.set(req.groupInstanceId, memberId)
+    if (group.leaderId === old.memberId) group.leaderId = memberId
+    if (group.pendingSync.delete(old.memberId)) group.pendingSync.add(memberId)
+    this.#log('info', 'group static member replaced', {
+      groupId: group.groupId,
+      groupInstanceId: req.groupInstanceId,
+      oldMemberId: old.memberId,
+      memberId,
+    })
+    if (group.state === 'Stable' && selectProtocol(group) === group.protocolName) {
+      this.#touch(group, member)
+      // The old leader id, so that a replaced leader does not compute an assignment nobody would receive.
+      return { ...this.#currentJoinResponse(group, member), leader: previousLeader ?? '', members: [] }
+    }
+    const parked = this.#parkJoin(member)
+    // In CompletingRebalance the leader may be assigning to the old member id: start over.
+    if (group.state === 'Stable' || group.state === 'CompletingRebalance') {
+      this.#prepareRebalance(group, `static member ${req.groupInstanceId} rejoined`)
+    }
     this.#maybeCompleteJoin(group)
     return parked
   }
@@ -346,6 +415,9 @@ export class GroupCoordinator {
     if (this.#closed) return syncResponse(E.COORDINATOR_NOT_AVAILABLE, EMPTY)
     if (req.groupId === '') return syncResponse(E.INVALID_GROUP_ID, EMPTY)
     const group = this.#groups.get(req.groupId)
+    if (group && isFencedInstance(group, req.groupInstanceId, req.memberId)) {
+      return syncResponse(E.FENCED_INSTANCE_ID, EMPTY)
+    }
     const member = group?.members.get(req.memberId)
     if (!group || !member) return syncResponse(E.UNKNOWN_MEMBER_ID, EMPTY)
     if (req.generationId !== group.generationId) return syncResponse(E.ILLEGAL_GENERATION, EMPTY)
@@ -411,6 +483,9 @@ export class GroupCoordinator {
     if (this.#closed) return { throttleTimeMs: 0, errorCode: E.COORDINATOR_NOT_AVAILABLE }
     if (req.groupId === '') return { throttleTimeMs: 0, errorCode: E.INVALID_GROUP_ID }
     const group = this.#groups.get(req.groupId)
+    if (group && isFencedInstance(group, req.groupInstanceId, req.memberId)) {
+      return { throttleTimeMs: 0, errorCode: E.FENCED_INSTANCE_ID }
+    }
     const member = group?.members.get(req.memberId)
     if (!group || !member) return { throttleTimeMs: 0, errorCode: E.UNKNOWN_MEMBER_ID }
     if (req.generationId !== group.generationId) return { throttleTimeMs: 0, errorCode: E.ILLEGAL_GENERATION }
@@ -455,6 +530,9 @@ export class GroupCoordinator {
     for (const resolve of member.syncWaiters.splice(0)) resolve(syncResponse(E.UNKNOWN_MEMBER_ID, EMPTY))
     group.members.delete(member.memberId)
     group.pendingSync.delete(member.memberId)
+    if (member.groupInstanceId !== null && group.staticMembers.get(member.groupInstanceId) === member.memberId) {
+      group.staticMembers.delete(member.groupInstanceId)
+    }
     if (group.leaderId === member.memberId) {
       const next = [...group.members.values()].find(isAwaitingJoin) ?? group.members.values().next().value
       group.leaderId = next?.memberId ?? null
@@ -494,14 +572,14 @@ export class GroupCoordinator {
         this.#maybeCompleteJoin(group)
         return result(E.NONE)
       }
-      const member =
+      // A static member may leave by its instance id alone.
+      const memberId =
         identity.memberId === '' && identity.groupInstanceId !== null
-          ? [...group.members.values()].find((m) => m.groupInstanceId === identity.groupInstanceId)
-          : group.members.get(identity.memberId)
+          ? (group.staticMembers.get(identity.groupInstanceId) ?? '')
+          : identity.memberId
+      if (isFencedInstance(group, identity.groupInstanceId, memberId)) return result(E.FENCED_INSTANCE_ID)
+      const member = group.members.get(memberId)
       if (!member) return result(E.UNKNOWN_MEMBER_ID)
-      if (identity.groupInstanceId !== null && member.groupInstanceId !== identity.groupInstanceId) {
-        return result(E.FENCED_INSTANCE_ID)
-      }
       this.#removeMemberAndUpdateGroup(group, member, 'left the group')
       return result(E.NONE)
     })
@@ -525,6 +603,8 @@ export class GroupCoordinator {
       if (req.generationId >= 0) return all(E.ILLEGAL_GENERATION)
       group = newGroup(req.groupId)
       this.#groups.set(req.groupId, group)
+    } else if (isFencedInstance(group, req.groupInstanceId, req.memberId)) {
+      return all(E.FENCED_INSTANCE_ID)
     } else if (!(req.generationId < 0 && group.state === 'Empty')) {
       const member = group.members.get(req.memberId)
       if (!member) return all(E.UNKNOWN_MEMBER_ID)

@@ -34,6 +34,8 @@ export interface Group {
   protocolName: string | null
   leaderId: string | null
   readonly members: Map<string, Member>
+  // Static membership (KIP-345): group.instance.id → the member id it currently holds.
+  readonly staticMembers: Map<string, string>
   // Dynamic members that were given an id with MEMBER_ID_REQUIRED and have not joined with it yet.
   readonly pendingMembers: Map<string, NodeJS.Timeout>
   // Members of the current generation that have not sent SyncGroup yet.
@@ -54,6 +56,7 @@ export function newGroup(groupId: string): Group {
     protocolName: null,
     leaderId: null,
     members: new Map(),
+    staticMembers: new Map(),
     pendingMembers: new Map(),
     pendingSync: new Set(),
     joinTimer: undefined,
@@ -61,6 +64,13 @@ export function newGroup(groupId: string): Group {
     initialDelayActive: false,
     newMemberAdded: false,
   }
+}
+
+/** A request that names a static instance with a member id other than the one the instance now holds. */
+export function isFencedInstance(group: Group, groupInstanceId: string | null, memberId: string): boolean {
+  if (groupInstanceId === null) return false
+  const current = group.staticMembers.get(groupInstanceId)
+  return current !== undefined && current !== memberId
 }
 
 export function isAwaitingJoin(member: Member): boolean {
