@@ -10,21 +10,18 @@ import {
   type LookstreamProducer,
   type RunConsumerOptions,
 } from '../src/index.ts'
-import { startTestBroker, testLogger, uniqueName, waitFor, type TestBroker } from './test-broker.ts'
+import { testBrokers, testLogger, uniqueName, waitFor } from './test-broker.ts'
 
-let broker: TestBroker
 let kafka: KafkaClient
 let producer: LookstreamProducer
 
 beforeAll(async () => {
-  broker = await startTestBroker()
-  kafka = createKafka({ brokers: broker.brokers, clientId: 'kafka-consumer-test', logger: testLogger })
+  kafka = createKafka({ brokers: testBrokers(), clientId: 'kafka-consumer-test', logger: testLogger })
   producer = await createProducer(kafka, { lingerMs: 1 })
 })
 
 afterAll(async () => {
   await producer?.close()
-  await broker?.stop()
 })
 
 async function produce(topic: string, values: string[], partition = 0): Promise<void> {
@@ -181,5 +178,60 @@ describe('runConsumer', () => {
     expect(attempts[1]).toEqual(['x0', 'x1'])
     await runner.commit()
     expect(runner.partitions()).toMatchObject([{ committed: '2', pending: 0 }])
+  })
+
+  it('survives a rebalance: kept partitions are not handed out twice, lost ones resume from the marks', async () => {
+    const topic = uniqueName('rebalance')
+    const groupId = uniqueName('group')
+    await ensureTopics(kafka, [{ topic, numPartitions: 2 }])
+    await produce(topic, ['p0-0', 'p0-1'], 0)
+    await produce(topic, ['p1-0', 'p1-1'], 1)
+    const fast = { heartbeatIntervalMs: 100, sessionTimeoutMs: 10_000, rebalanceTimeoutMs: 10_000 }
+
+    const seenByA: ConsumedRecord[] = []
+    const a = await consumer({
+      ...fast,
+      groupId,
+      topics: [topic],
+      fromBeginning: true,
+      eachBatch: (batch) => {
+        seenByA.push(...batch.records)
+        // Only the first record of each partition is done; the second stays in A's hands.
+        for (const record of batch.records) if (record.offset === '0') batch.markDone(record)
+      },
+    })
+    await waitFor('A to take all four records', () => seenByA.length === 4)
+    await a.commit()
+
+    const seenByB: ConsumedRecord[] = []
+    const b = await consumer({
+      ...fast,
+      groupId,
+      topics: [topic],
+      fromBeginning: true,
+      eachBatch: (batch) => {
+        seenByB.push(...batch.records)
+        for (const record of batch.records) batch.markDone(record)
+      },
+    })
+    await waitFor('the partitions to be shared', () => a.assignment().length === 1 && b.assignment().length === 1)
+    const kept = a.assignment()[0]!.partition
+    const lost = b.assignment()[0]!.partition
+
+    // B starts the partition A lost from A's last mark: the record A never finished, nothing before it.
+    await waitFor('B to get the unfinished record', () => seenByB.length >= 1)
+    expect(values(seenByB)).toEqual([`p${lost}-1`])
+
+    // A goes on after the records it still holds on the partition it kept, instead of refetching them.
+    await produce(topic, [`p${kept}-2`], kept)
+    await waitFor('A to get the new record', () => seenByA.some((r) => r.value?.toString() === `p${kept}-2`))
+    expect(values(seenByA.filter((record) => record.partition === kept))).toEqual([
+      `p${kept}-0`,
+      `p${kept}-1`,
+      `p${kept}-2`,
+    ])
+    // A late mark for the lost partition is ignored: A no longer tracks it.
+    a.markDone({ topic, partition: lost, offset: '1' })
+    expect(a.partitions().map((state) => state.partition)).toEqual([kept])
   })
 })

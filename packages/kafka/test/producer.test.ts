@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import {
   createKafka,
   createProducer,
@@ -10,18 +10,12 @@ import {
   type ProducerBatchInfo,
   type ProducerOptions,
 } from '../src/index.ts'
-import { startTestBroker, testLogger, uniqueName, waitFor, type TestBroker } from './test-broker.ts'
+import { testBrokers, testLogger, uniqueName, waitFor } from './test-broker.ts'
 
-let broker: TestBroker
 let kafka: KafkaClient
 
-beforeAll(async () => {
-  broker = await startTestBroker()
-  kafka = createKafka({ brokers: broker.brokers, clientId: 'kafka-producer-test', logger: testLogger })
-})
-
-afterAll(async () => {
-  await broker?.stop()
+beforeAll(() => {
+  kafka = createKafka({ brokers: testBrokers(), clientId: 'kafka-producer-test', logger: testLogger })
 })
 
 async function producer(options: ProducerOptions = {}): Promise<LookstreamProducer> {
@@ -110,7 +104,7 @@ describe('createProducer', () => {
   })
 
   it('rejects send with the cause when the broker refuses the record', async () => {
-    const strict = createKafka({ brokers: broker.brokers, clientId: 'strict', logger: testLogger, retries: 1 })
+    const strict = createKafka({ brokers: testBrokers(), clientId: 'strict', logger: testLogger, retries: 1 })
     const p = await createProducer(strict)
     onTestFinished(() => p.close())
     // Topics are never created implicitly: producing to a missing one fails instead of inventing it.

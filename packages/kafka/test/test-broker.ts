@@ -1,21 +1,13 @@
 import { randomUUID } from 'node:crypto'
-import { startLocalKafka } from '@lookstream/local-kafka'
+import type {} from '@lookstream/testing'
 import { pino } from 'pino'
+import { inject } from 'vitest'
 
-export interface TestBroker {
-  brokers: string
-  stop(): Promise<void>
-}
-
-/**
- * KAFKA_BROKERS when set (a real cluster or the harness's broker), else our own local-kafka process that
- * stop() ends by PID. Switch to the harness's inject('kafkaBrokers') once packages/testing provides it.
- */
-export async function startTestBroker(): Promise<TestBroker> {
-  const fromEnv = process.env.KAFKA_BROKERS
-  if (fromEnv !== undefined && fromEnv !== '') return { brokers: fromEnv, stop: async () => {} }
-  const broker = await startLocalKafka({ inMemory: true })
-  return { brokers: broker.brokers, stop: () => broker.stop() }
+/** The broker the harness's globalSetup provides (KAFKA_BROKERS, a container, or its own local-kafka). */
+export function testBrokers(): string {
+  const unavailable = inject('kafkaUnavailable')
+  if (unavailable !== '') throw new Error(`no Kafka broker for the tests: ${unavailable}`)
+  return inject('kafkaBrokers')
 }
 
 export function uniqueName(prefix: string): string {
