@@ -255,6 +255,43 @@ describe('kafkajs consumer group', () => {
   }, 180_000)
 })
 
+describe('kafkajs admin on groups', () => {
+  it('lists, describes and deletes groups, refusing to delete one with members', async () => {
+    const topic = unique('group-admin')
+    const groupId = unique('g')
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] })
+    await produce(topic, 2, batch('admin', 4))
+    const consumer = await startConsumer(client(broker.brokers, 'admin-member'), groupId, topic, [])
+    onTestFinished(() => consumer.disconnect())
+    await stableWith(admin, groupId, topic, 1, 2)
+    await waitFor('messages committed', () => allCommitted(admin, groupId, topic))
+
+    expect((await admin.listGroups()).groups).toContainEqual({ groupId, protocolType: 'consumer' })
+    const { groups } = await admin.describeGroups([groupId])
+    expect(groups[0]).toMatchObject({
+      groupId,
+      state: 'Stable',
+      protocolType: 'consumer',
+      protocol: 'RoundRobinAssigner',
+    })
+    expect(groups[0]?.members[0]?.clientId).toBe('admin-member')
+    await expect(admin.deleteGroups([groupId])).rejects.toMatchObject({
+      name: 'KafkaJSDeleteGroupsError',
+      groups: [expect.objectContaining({ groupId, errorCode: 68 })],
+    })
+
+    await consumer.disconnect()
+    await waitFor('group Empty', async () => (await describe_(admin, groupId, topic)).state === 'Empty', 10_000)
+    expect(await admin.deleteGroups([groupId])).toEqual([expect.objectContaining({ groupId, errorCode: 0 })])
+    const offsets = await admin.fetchOffsets({ groupId, topics: [topic] })
+    expect(offsets[0]?.partitions.map((p) => p.offset)).toEqual(['-1', '-1'])
+    expect((await admin.describeGroups([groupId])).groups[0]?.state).toBe('Dead')
+    await expect(admin.deleteGroups([groupId])).rejects.toMatchObject({
+      groups: [expect.objectContaining({ groupId, errorCode: 69 })],
+    })
+  }, 60_000)
+})
+
 describe('committed offsets and restarts', () => {
   it('keeps committed offsets across a broker kill -9 and restart on the same data dir', async () => {
     const own = await startLocalKafka({ initialRebalanceDelayMs: 0 })
