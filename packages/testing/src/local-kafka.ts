@@ -9,7 +9,8 @@ export interface LocalKafkaOptions {
   inMemory?: boolean
   partitions?: number
   initialRebalanceDelayMs?: number
-  logLevel?: string
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent'
+  onStderr?: (chunk: string) => void
 }
 
 export interface LocalKafka {
@@ -18,7 +19,9 @@ export interface LocalKafka {
   pid: number
   dataDir?: string
   stop(): Promise<void>
-  kill(signal?: NodeJS.Signals): void
+  kill(signal: NodeJS.Signals): void
+  /** Resolves with the exit code when the process has exited. */
+  exited?: Promise<number | null>
 }
 
 export type StartLocalKafka = (options?: LocalKafkaOptions) => Promise<LocalKafka>
@@ -60,6 +63,7 @@ export async function loadLocalKafka(): Promise<{ start: StartLocalKafka } | { u
 export async function startLocalKafkaTracked(start: StartLocalKafka, options: LocalKafkaOptions): Promise<LocalKafka> {
   const kafka = await start(options)
   const untrack = trackPid(kafka.pid)
+  void kafka.exited?.then(untrack)
   return {
     ...kafka,
     async stop() {

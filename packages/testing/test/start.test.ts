@@ -1,0 +1,80 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, inject, it, onTestFinished } from 'vitest'
+import { isAlive, startManagedProcess, waitFor, type ManagedProcess } from '../src/index.ts'
+
+// `npm start` is `node --conditions=@lookstream/source scripts/start.ts` under the project's Node.
+const root = new URL('../../../', import.meta.url).pathname
+const script = join(root, 'scripts/start.ts')
+
+async function startPipeline(env: Record<string, string>): Promise<ManagedProcess> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'lookstream-start-'))
+  onTestFinished(() => rm(dataDir, { recursive: true, force: true }))
+  const proc = await startManagedProcess({
+    name: 'npm start',
+    command: process.execPath,
+    args: ['--conditions=@lookstream/source', script],
+    cwd: root,
+    // Free ports for everything started, so the test never collides with a running `npm start`.
+    env: { PATH: process.env.PATH, LOOKSTREAM_START_PORTS: 'ephemeral', LOCAL_KAFKA_DATA_DIR: dataDir, ...env },
+    readyLine: /^lookstream ready: \d+ components running/,
+    readyTimeoutMs: 60_000,
+  })
+  onTestFinished(async () => {
+    await proc.stop('SIGKILL', 1_000)
+  })
+  return proc
+}
+
+function componentPids(proc: ManagedProcess): Record<string, number> {
+  const pids: Record<string, number> = {}
+  for (const line of proc.lines()) {
+    const match = /^(\S+)\s+\S+\s+\(.*\bpid (\d+)/.exec(line)
+    if (match) pids[match[1] as string] = Number(match[2])
+  }
+  return pids
+}
+
+describe('npm start (scripts/start.ts)', () => {
+  it('starts local-kafka and redis-server, prints their addresses and a ready line, and on SIGTERM stops them and exits 0', async () => {
+    const proc = await startPipeline({})
+    const lines = proc.lines()
+    expect(lines).toContainEqual(expect.stringMatching(/^kafka\s+127\.0\.0\.1:\d+\s+\(local-kafka, pid \d+, data in /))
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^redis\s+redis:\/\/127\.0\.0\.1:\d+\s+\(redis-server, pid \d+, data in memory\)$/),
+    )
+    const pids = componentPids(proc)
+    expect(Object.keys(pids).sort()).toEqual(['kafka', 'redis'])
+    for (const pid of Object.values(pids)) expect(isAlive(pid)).toBe(true)
+
+    proc.kill('SIGTERM')
+    expect(await proc.exited).toEqual({ code: 0, signal: null })
+    expect(proc.lines().at(-1)).toBe('lookstream stopped')
+    for (const pid of Object.values(pids)) expect(isAlive(pid)).toBe(false)
+  })
+
+  it('when a component dies, stops the others and exits 1 with the reason', async () => {
+    const proc = await startPipeline({})
+    const pids = componentPids(proc)
+    process.kill(pids.redis as number, 'SIGKILL')
+    expect(await proc.exited).toEqual({ code: 1, signal: null })
+    expect(proc.lines().join('\n')).toContain('redis stopped unexpectedly: redis-server was killed by SIGKILL')
+    await waitFor(() => !isAlive(pids.kafka as number), { timeoutMs: 15_000, message: 'local-kafka gone' })
+  })
+
+  it('uses KAFKA_BROKERS and REDIS_URL from the environment instead of starting its own', async () => {
+    const brokers = inject('kafkaBrokers')
+    const redisUrl = inject('redisUrl')
+    const proc = await startPipeline({ KAFKA_BROKERS: brokers, REDIS_URL: redisUrl })
+    expect(proc.lines()).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(new RegExp(`^kafka\\s+${brokers}\\s+\\(external, from KAFKA_BROKERS\\)$`)),
+        expect.stringMatching(new RegExp(`^redis\\s+${redisUrl}\\s+\\(external, from REDIS_URL\\)$`)),
+      ]),
+    )
+    expect(componentPids(proc)).toEqual({})
+    proc.kill('SIGTERM')
+    expect(await proc.exited).toEqual({ code: 0, signal: null })
+  })
+})
