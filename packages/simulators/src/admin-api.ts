@@ -3,6 +3,7 @@ import {
   type FaultAction,
   type FaultConfig,
   type FaultInjector,
+  type FaultRule,
   type FaultTiming,
   type Outage,
 } from './fault-injector.ts'
@@ -70,6 +71,10 @@ function parseFaultConfig(body: unknown): FaultConfig {
       return { ...parseAction(entry), rate }
     })
   }
+  if (body.rules !== undefined) {
+    if (!Array.isArray(body.rules)) throw new AdminInputError('rules must be an array')
+    config.rules = body.rules.map(parseRule)
+  }
   if (body.script !== undefined) {
     if (!Array.isArray(body.script)) throw new AdminInputError('script must be an array')
     config.script = body.script.map((entry: unknown) => {
@@ -79,6 +84,20 @@ function parseFaultConfig(body: unknown): FaultConfig {
   }
   if (body.outage !== undefined) config.outage = parseOutage(body.outage)
   return config
+}
+
+function parseRule(entry: unknown): FaultRule {
+  if (!isRecord(entry)) throw new AdminInputError('each rule must be an object')
+  const rule: FaultRule = parseAction(entry)
+  for (const key of ['bodyContains', 'path'] as const) {
+    const value = entry[key]
+    if (value === undefined) continue
+    if (typeof value !== 'string' || value === '') throw new AdminInputError(`${key} must be a non-empty string`)
+    rule[key] = value
+  }
+  const count = optionalNumber(entry, 'count')
+  if (count !== undefined) rule.count = count
+  return rule
 }
 
 function parseOutage(body: unknown): Outage {
@@ -183,6 +202,9 @@ function route(request: AdminRequest, context: AdminContext): SimulatorResponse 
       faults.failNext(optionalNumber(body, 'count') ?? 1, parseAction(body))
       return { status: 200, body: faults.snapshot() }
     }
+    case 'POST /faults/rules':
+      faults.addRule(parseRule(body))
+      return { status: 200, body: faults.snapshot() }
     case 'POST /faults/outage':
       faults.startOutage(parseOutage(body))
       return { status: 200, body: faults.snapshot() }

@@ -24,6 +24,21 @@ export type Outage = FaultAction & {
   requests?: number
 }
 
+export type FaultRule = FaultAction &
+  FaultTiming & {
+    /** Only requests whose (decoded) body contains this text, e.g. a poisoned messageId. */
+    bodyContains?: string
+    /** Only requests to this path. */
+    path?: string
+    /** How many matching requests get the fault; unlimited when absent. */
+    count?: number
+  }
+
+export interface FaultTarget {
+  path: string
+  body: Buffer
+}
+
 export interface FaultConfig {
   /** Seed for the rate-based faults; without one they use Math.random. */
   seed?: number
@@ -32,6 +47,8 @@ export interface FaultConfig {
   /** Extra uniformly distributed latency in [0, latencyJitterMs). */
   latencyJitterMs?: number
   rates?: FaultRate[]
+  /** Targeted faults, checked before everything else (a 400 for any batch holding one bad message, say). */
+  rules?: FaultRule[]
   /** Faults for the next requests, in order: each entry applies to `count` requests. */
   script?: ScriptedFault[]
   outage?: Outage
@@ -70,6 +87,7 @@ export class FaultInjector {
   #latencyMs = 0
   #latencyJitterMs = 0
   #rates: FaultRate[] = []
+  #rules: FaultRule[] = []
   #script: ScriptedFault[] = []
   #outage: ActiveOutage | undefined
 
@@ -90,6 +108,7 @@ export class FaultInjector {
       this.setLatency(config.latencyMs ?? this.#latencyMs, config.latencyJitterMs ?? this.#latencyJitterMs)
     }
     if (config.rates !== undefined) this.setRates(config.rates)
+    if (config.rules !== undefined) for (const rule of config.rules) this.addRule(rule)
     if (config.script !== undefined) for (const step of config.script) this.#script.push({ ...step })
     if (config.outage !== undefined) this.startOutage(config.outage)
   }
@@ -106,6 +125,10 @@ export class FaultInjector {
 
   setRates(rates: FaultRate[]): void {
     this.#rates = rates.map((rate) => ({ ...rate }))
+  }
+
+  addRule(rule: FaultRule): void {
+    this.#rules.push({ ...rule })
   }
 
   /** Deterministic: the next `count` requests get this fault (queued behind earlier scripted faults). */
@@ -131,12 +154,23 @@ export class FaultInjector {
     this.#latencyMs = 0
     this.#latencyJitterMs = 0
     this.#rates = []
+    this.#rules = []
     this.#script = []
     this.#outage = undefined
   }
 
-  decide(now = Date.now()): FaultDecision {
+  decide(target?: FaultTarget, now = Date.now()): FaultDecision {
     const latencyMs = this.#latencyMs + (this.#latencyJitterMs > 0 ? this.#random() * this.#latencyJitterMs : 0)
+    if (target !== undefined) {
+      for (let i = 0; i < this.#rules.length; i++) {
+        const rule = this.#rules[i] as FaultRule
+        if (rule.path !== undefined && rule.path !== target.path) continue
+        if (rule.bodyContains !== undefined && !target.body.includes(rule.bodyContains)) continue
+        if (rule.count !== undefined && --rule.count <= 0) this.#rules.splice(i, 1)
+        const action = actionOf(rule)
+        return { latencyMs, action, afterAccept: rule.afterAccept === true, label: labelOf('rule', action) }
+      }
+    }
     const step = this.#script[0]
     if (step !== undefined) {
       step.count--
@@ -172,6 +206,7 @@ export class FaultInjector {
       latencyMs: this.#latencyMs,
       latencyJitterMs: this.#latencyJitterMs,
       rates: this.#rates.map((rate) => ({ ...rate })),
+      rules: this.#rules.map((rule) => ({ ...rule })),
       script: this.#script.map((step) => ({ ...step })),
     }
     if (this.#seed !== undefined) snapshot.seed = this.#seed

@@ -42,6 +42,8 @@ export {
   type FaultConfig,
   type FaultDecision,
   type FaultRate,
+  type FaultRule,
+  type FaultTarget,
   type Outage,
   type ScriptedFault,
 } from './fault-injector.ts'

@@ -218,7 +218,7 @@ export async function startSimulatorServer(
       body: tooLarge ? Buffer.alloc(0) : body,
       receivedAt,
     }
-    const decision = faults.decide()
+    const decision = faults.decide({ path: request.path, body: request.body })
     if (decision.latencyMs > 0) await sleep(decision.latencyMs)
 
     const log = (status: number): void =>

@@ -191,4 +191,36 @@ describe('fault injection', () => {
     expect(mparticle429.headers['retry-after']).toBe('1')
     expect(mparticle429.headers['x-mp-rate-limit-exceeded']).toBe('app')
   })
+
+  it('fails only requests whose body contains a poisoned id, so a split batch isolates it', async () => {
+    const sim = await start()
+    await admin(sim.url, '/faults/rules', 'POST', { bodyContains: '"poison-1"', status: 400, body: { message: 'bad' } })
+    const batch = (ids: string[]) => ({ batch: ids.map((messageId) => ({ type: 'identify', userId: 'u', messageId })) })
+    const post = (ids: string[]) => call('POST', `${sim.url}/v1/batch`, { headers: auth, body: batch(ids) })
+    expect((await post(['ok-1', 'poison-1', 'ok-2'])).status).toBe(400)
+    expect((await post(['ok-1'])).status).toBe(200)
+    expect((await post(['poison-1'])).status).toBe(400)
+    expect((await post(['ok-2'])).status).toBe(200)
+    expect([...sim.state.acceptedIds.keys()]).toEqual(['ok-1', 'ok-2'])
+    expect(sim.state.requests.toArray().map((entry) => entry.fault)).toEqual([
+      'rule:400',
+      undefined,
+      'rule:400',
+      undefined,
+    ])
+  })
+
+  it('limits a rule to a path and a number of matching requests', async () => {
+    const sim = await start()
+    sim.faults.addRule({ type: 'status', status: 503, path: '/v1/track', count: 2 })
+    const track = () =>
+      call('POST', `${sim.url}/v1/track`, {
+        headers: auth,
+        body: { userId: 'u', event: 'e', messageId: `t${++counter}` },
+      })
+    expect((await send(sim)).status).toBe(200)
+    expect((await track()).status).toBe(503)
+    expect((await track()).status).toBe(503)
+    expect((await track()).status).toBe(200)
+  })
 })
