@@ -6,6 +6,7 @@ import { createLogger } from './logger.ts'
 
 const USAGE = `usage: local-kafka [--port N] [--data-dir DIR | --in-memory] [options]
   --port N                         TCP port on 127.0.0.1 (0 = any free port; default 9092)
+  --advertised-port N              port announced to clients, e.g. a proxy's (default: the bound port)
   --data-dir DIR                   where topics, logs and committed offsets live (default .data/local-kafka)
   --in-memory                      keep everything in memory (nothing survives a restart)
   --partitions N                   partitions of auto-created topics (default 1)
@@ -31,6 +32,7 @@ function int(name: string, value: string | undefined, fallback: number): number 
 const { values } = parseArgs({
   options: {
     port: { type: 'string' },
+    'advertised-port': { type: 'string' },
     'data-dir': { type: 'string' },
     'in-memory': { type: 'boolean', default: false },
     partitions: { type: 'string' },
@@ -63,6 +65,9 @@ const initialRebalanceDelayMs = int('initial-rebalance-delay-ms', values['initia
 
 const broker = new Broker({
   port: int('port', values.port, 9092),
+  ...(values['advertised-port'] !== undefined
+    ? { advertisedPort: int('advertised-port', values['advertised-port'], 0) }
+    : {}),
   dataDir,
   defaultPartitions: int('partitions', values.partitions, 1),
   autoCreateTopics: !values['no-auto-create'],

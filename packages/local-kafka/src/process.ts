@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url'
 export interface StartLocalKafkaOptions {
   // 0 (default) picks a free port.
   port?: number
+  // Port announced to clients in Metadata (default: the bound port).
+  advertisedPort?: number
   // Default: a fresh temporary directory (ignored with inMemory).
   dataDir?: string
   inMemory?: boolean
@@ -56,6 +58,7 @@ export async function startLocalKafka(opts: StartLocalKafkaOptions = {}): Promis
   if (opts.retentionBytes !== undefined) args.push('--retention-bytes', String(opts.retentionBytes))
   if (opts.segmentBytes !== undefined) args.push('--segment-bytes', String(opts.segmentBytes))
   if (opts.fsync) args.push('--fsync')
+  if (opts.advertisedPort !== undefined) args.push('--advertised-port', String(opts.advertisedPort))
 
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''

@@ -2,6 +2,7 @@ import { CompressionTypes, type Admin, type Consumer, type Kafka, type KafkaMess
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startLocalKafka, type LocalKafka } from '../src/index.ts'
 import { testConsumerConfig, testKafka, uniqueName, waitFor } from './support/kafka-client.ts'
+import { ResponseDroppingProxy } from './support/response-dropping-proxy.ts'
 
 interface Seen {
   partition: number
@@ -179,5 +180,31 @@ describe('kafkajs produce and consume against the broker process', () => {
     }
     for (const values of byKey.values()) expect(values).toEqual([...values].sort((a, b) => a - b))
     expect(seen).toHaveLength(200)
+  })
+
+  it('stores a batch once when an idempotent producer retries it after a lost response', async () => {
+    const topic = uniqueName('idempotent')
+    // A second broker that advertises the proxy's port, so every request of the producer passes the proxy,
+    // which swallows the response to the first Produce: kafkajs retries the same batch (same sequence).
+    const proxy = await ResponseDroppingProxy.start(0)
+    const behind = await startLocalKafka({ port: 0, advertisedPort: proxy.port })
+    proxy.upstreamPort = behind.port
+    const direct = testKafka(behind.brokers).admin()
+    try {
+      await direct.connect()
+      await direct.createTopics({ topics: [{ topic, numPartitions: 1 }] })
+      const producer = testKafka(`127.0.0.1:${proxy.port}`).producer({ idempotent: true, maxInFlightRequests: 1 })
+      await producer.connect()
+      await producer.send({ topic, acks: -1, messages: [{ value: 'once' }] })
+      await producer.send({ topic, acks: -1, messages: [{ value: 'twice' }] })
+      await producer.disconnect()
+      expect(proxy.dropped).toBe(1)
+      // Two sends, one of them delivered twice to the broker: two records.
+      expect(await direct.fetchTopicOffsets(topic)).toEqual([{ partition: 0, offset: '2', high: '2', low: '0' }])
+    } finally {
+      await direct.disconnect()
+      await proxy.close()
+      await behind.stop()
+    }
   })
 })

@@ -7,6 +7,8 @@ import { handlerTable } from './handlers/index.ts'
 
 export interface BrokerOptions {
   port: number
+  // Port announced in Metadata and FindCoordinator (Kafka's advertised listener); default: the bound port.
+  advertisedPort?: number
   // null: keep everything in memory.
   dataDir: string | null
   defaultPartitions?: number
@@ -85,7 +87,7 @@ export class Broker {
     })
     const addr = server.address()
     this.port = typeof addr === 'object' && addr !== null ? addr.port : this.opts.port
-    config.port = this.port
+    config.port = this.opts.advertisedPort ?? this.port
     const retentionCheck = setInterval(() => {
       this.store.applyRetention(Date.now(), config.retentionMs, config.retentionBytes)
     }, this.opts.retentionCheckMs ?? 5000)
