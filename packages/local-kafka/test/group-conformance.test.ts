@@ -352,6 +352,47 @@ describe('committed offsets and restarts', () => {
   }, 120_000)
 })
 
+/** A kcat balanced consumer (librdkafka KafkaConsumer) printing `<partition> <value>` lines into `lines`. */
+function startKcat(groupId: string, topic: string, lines: string[], extra: string[] = []): ChildProcess {
+  const child = spawn(
+    'kcat',
+    [
+      '-b',
+      broker.brokers,
+      '-G',
+      groupId,
+      '-q',
+      '-u',
+      '-f',
+      '%p %s\\n',
+      '-X',
+      'auto.offset.reset=earliest',
+      '-X',
+      'session.timeout.ms=30000',
+      '-X',
+      'heartbeat.interval.ms=500',
+      '-X',
+      'max.poll.interval.ms=30000',
+      ...extra,
+      topic,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  killOnFinish(child)
+  let buffered = ''
+  child.stdout?.setEncoding('utf8')
+  child.stdout?.on('data', (chunk: string) => {
+    buffered += chunk
+    const parts = buffered.split('\n')
+    buffered = parts.pop() ?? ''
+    lines.push(...parts.filter(Boolean))
+  })
+  return child
+}
+
+const valueOfLine = (line: string) => line.slice(line.indexOf(' ') + 1)
+const partitionOfLine = (line: string) => Number(line.split(' ')[0])
+
 describe('kcat (librdkafka) balanced consumer group', () => {
   it('shares the partitions between 2 kcat members that together read everything', async () => {
     const topic = unique('kcat-group')
@@ -361,48 +402,14 @@ describe('kcat (librdkafka) balanced consumer group', () => {
     await produce(topic, 4, before)
 
     const outputs: string[][] = [[], []]
-    const kcats = outputs.map((lines) => {
-      const child = spawn(
-        'kcat',
-        [
-          '-b',
-          broker.brokers,
-          '-G',
-          groupId,
-          '-q',
-          '-u',
-          '-f',
-          '%p %s\\n',
-          '-X',
-          'auto.offset.reset=earliest',
-          '-X',
-          'session.timeout.ms=30000',
-          '-X',
-          'heartbeat.interval.ms=500',
-          '-X',
-          'max.poll.interval.ms=30000',
-          topic,
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      )
-      killOnFinish(child)
-      let buffered = ''
-      child.stdout.setEncoding('utf8')
-      child.stdout.on('data', (chunk: string) => {
-        buffered += chunk
-        const parts = buffered.split('\n')
-        buffered = parts.pop() ?? ''
-        lines.push(...parts.filter(Boolean))
-      })
-      return child
-    })
+    const kcats = outputs.map((lines) => startKcat(groupId, topic, lines))
 
     const view = await stableWith(admin, groupId, topic, 2, 4)
     expect([...view.assignments.values()].map((p) => p.length)).toEqual([2, 2])
     const after = batch('after', 100)
     await produce(topic, 4, after)
     const everything = [...before, ...after]
-    const values = () => new Set(outputs.flat().map((line) => line.slice(line.indexOf(' ') + 1)))
+    const values = () => new Set(outputs.flat().map(valueOfLine))
     await waitFor('kcat members read every message', () => everything.every((v) => values().has(v)))
 
     // Each member printed messages of its own partitions only (as of the final generation).
@@ -426,5 +433,64 @@ describe('kcat (librdkafka) balanced consumer group', () => {
       20_000,
     )
     expect(Date.now() - stoppedAt).toBeLessThan(30_000)
+  }, 120_000)
+
+  it('keeps a restarted static kcat member (group.instance.id) in place without a rebalance', async () => {
+    const topic = unique('kcat-static')
+    const groupId = unique('g')
+    await admin.createTopics({ topics: [{ topic, numPartitions: 4 }] })
+    const before = batch('static-before', 40)
+    await produce(topic, 4, before)
+    const linesA: string[] = []
+    const linesB: string[] = []
+    const memberA = startKcat(groupId, topic, linesA, ['-X', 'group.instance.id=inst-a'])
+    let memberB = startKcat(groupId, topic, linesB, ['-X', 'group.instance.id=inst-b'])
+    const first = await stableWith(admin, groupId, topic, 2, 4)
+    const idOf = (view: GroupView, instance: string) =>
+      [...view.assignments.keys()].find((id) => id.startsWith(instance))
+    const oldB = idOf(first, 'inst-b-') ?? ''
+    const partitionsB = first.assignments.get(oldB)
+    await waitFor('both members read the first batch', () => {
+      const seen = new Set([...linesA, ...linesB].map(valueOfLine))
+      return before.every((v) => seen.has(v))
+    })
+
+    // A static member does not send LeaveGroup when it stops; its successor takes its place.
+    const states = new Set<string>()
+    let polling = true
+    const poller = (async () => {
+      while (polling) {
+        states.add((await describe_(admin, groupId, topic)).state)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    })()
+    memberB.kill('SIGTERM')
+    await exitOf(memberB)
+    expect((await describe_(admin, groupId, topic)).assignments.has(oldB)).toBe(true)
+    const linesB2: string[] = []
+    memberB = startKcat(groupId, topic, linesB2, ['-X', 'group.instance.id=inst-b'])
+    let second: GroupView = first
+    await waitFor('the restarted instance holds the old place', async () => {
+      second = await describe_(admin, groupId, topic)
+      const newB = idOf(second, 'inst-b-')
+      return newB !== undefined && newB !== oldB
+    })
+    const after = batch('static-after', 40)
+    await produce(topic, 4, after)
+    await waitFor('the restarted member reads its partitions', () => {
+      const seen = new Set([...linesA, ...linesB2].map(valueOfLine))
+      return after.every((v) => seen.has(v))
+    })
+    polling = false
+    await poller
+
+    expect(states).toEqual(new Set(['Stable']))
+    expect(idOf(second, 'inst-a-')).toBe(idOf(first, 'inst-a-'))
+    expect(second.assignments.get(idOf(second, 'inst-b-') ?? '')).toEqual(partitionsB)
+    const readByB2 = new Set(linesB2.filter((l) => after.includes(valueOfLine(l))).map(partitionOfLine))
+    expect([...readByB2].sort()).toEqual(partitionsB)
+    memberA.kill('SIGTERM')
+    memberB.kill('SIGTERM')
+    await Promise.all([exitOf(memberA), exitOf(memberB)])
   }, 120_000)
 })
