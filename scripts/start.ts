@@ -195,6 +195,13 @@ async function main(): Promise<void> {
     })
   }
 
+  // A wrapper that dies without passing its signal on (a shell between npm and this script) would
+  // leave everything running as orphans: stop when the parent goes away.
+  const parent = process.ppid
+  setInterval(() => {
+    if (process.ppid !== parent) shutdown(0, 'parent process exited: stopping')
+  }, 1_000).unref()
+
   for (const component of components) {
     if (stopping) return
     const skipped = component.skip?.(ctx)
