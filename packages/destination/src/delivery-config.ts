@@ -35,6 +35,9 @@ export const DeliveryEnv = Type.Object({
     description: 'messages taken from Kafka and not finished; above it partitions pause',
   }),
   DELIVERY_LINGER_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  DELIVERY_MAX_BATCH_ITEMS: Type.Optional(
+    Type.Integer({ minimum: 1, description: "lower the destination's items per request (never raises it)" }),
+  ),
   DELIVERY_RETRY_DELAY_MS: Type.Integer({
     minimum: 0,
     default: 30_000,

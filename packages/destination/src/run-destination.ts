@@ -117,8 +117,12 @@ export async function runDestination<Config extends TObject, Conn extends Connec
   )
   const producer = await createProducer(kafka)
 
+  const limits = {
+    ...destination.limits,
+    maxBatchItems: Math.min(destination.limits.maxBatchItems, config.DELIVERY_MAX_BATCH_ITEMS ?? Infinity),
+  }
   const deliverer = new Deliverer<Conn, Item>({
-    destination,
+    destination: { ...destination, limits },
     http: sender,
     rateLimiter: new RateLimiter(redis),
     dedupe: new Dedupe(redis, name, config.DELIVERY_DEDUPE_TTL_SECONDS),
