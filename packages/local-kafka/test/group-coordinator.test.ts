@@ -224,6 +224,10 @@ describe('JoinGroup', () => {
       E.INVALID_SESSION_TIMEOUT,
     )
     expect((await coordinator.joinGroup(joinRequest('', ''), 5, ctx)).errorCode).toBe(E.INVALID_GROUP_ID)
+    expect((await coordinator.joinGroup(joinRequest('x', '', { protocols: [] }), 5, ctx)).errorCode).toBe(
+      E.INCONSISTENT_GROUP_PROTOCOL,
+    )
+    expect(coordinator.listGroups({ statesFilter: [] }, 2).groups).toEqual([])
     const { ids } = await formGroup('g', 1)
     const otherType = await coordinator.joinGroup(joinRequest('g', '', { protocolType: 'connect' }), 3, ctx)
     expect(otherType.errorCode).toBe(E.INCONSISTENT_GROUP_PROTOCOL)

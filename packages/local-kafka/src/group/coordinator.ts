@@ -120,7 +120,9 @@ export class GroupCoordinator {
     if (req.sessionTimeoutMs < this.#minSessionTimeoutMs || req.sessionTimeoutMs > this.#maxSessionTimeoutMs) {
       return joinError(E.INVALID_SESSION_TIMEOUT, req.memberId)
     }
-    if (req.protocols.length > MAX_PROTOCOLS) return joinError(E.INCONSISTENT_GROUP_PROTOCOL, req.memberId)
+    if (req.protocolType === '' || req.protocols.length === 0 || req.protocols.length > MAX_PROTOCOLS) {
+      return joinError(E.INCONSISTENT_GROUP_PROTOCOL, req.memberId)
+    }
     // v0 has no rebalance timeout: Kafka uses the session timeout.
     const rebalanceTimeoutMs = req.rebalanceTimeoutMs >= 0 ? req.rebalanceTimeoutMs : req.sessionTimeoutMs
     const request = { ...req, rebalanceTimeoutMs }
