@@ -111,11 +111,17 @@ function parseOutage(body: unknown): Outage {
   return outage
 }
 
-function page<T>(buffer: RingBuffer<T>, query: URLSearchParams): SimulatorResponse {
+function pageParams(query: URLSearchParams): { offset: number; limit: number } {
   const offset = Number(query.get('offset') ?? 0)
   const limit = Number(query.get('limit') ?? Number.POSITIVE_INFINITY)
-  if (!Number.isInteger(offset) || offset < 0 || !(limit >= 0))
+  if (!Number.isInteger(offset) || offset < 0 || !(limit >= 0)) {
     throw new AdminInputError('offset and limit must be non-negative integers')
+  }
+  return { offset, limit }
+}
+
+function page<T>(buffer: RingBuffer<T>, query: URLSearchParams): SimulatorResponse {
+  const { offset, limit } = pageParams(query)
   return { status: 200, body: { total: buffer.size, evicted: buffer.evicted, items: buffer.toArray(offset, limit) } }
 }
 
@@ -173,8 +179,7 @@ function route(request: AdminRequest, context: AdminContext): SimulatorResponse 
     case 'GET /requests':
       return page(state.requests, query)
     case 'GET /ids': {
-      const offset = Number(query.get('offset') ?? 0)
-      const limit = Number(query.get('limit') ?? Number.POSITIVE_INFINITY)
+      const { offset, limit } = pageParams(query)
       const ids: [string, number][] = []
       let i = 0
       for (const entry of state.acceptedIds) {

@@ -29,8 +29,7 @@ export function readBrazeIdentifier(object: Record<string, unknown>): Identifier
   const [key] = present
   if (key === 'external_id') {
     const value = object.external_id
-    if (typeof value !== 'string' || value === '' || value.length > 997)
-      return { ok: false, error: "'external_id' is not valid" }
+    if (typeof value !== 'string' || value === '') return { ok: false, error: "'external_id' is not valid" }
     return { ok: true, identifier: { kind: 'external_id', value } }
   }
   if (key === 'braze_id') {

@@ -118,6 +118,7 @@ export class BrazeProfileStore {
   readonly #byBrazeId = new Map<string, BrazeProfile>()
   readonly #byExternalId = new Map<string, BrazeProfile>()
   readonly #byAlias = new Map<string, BrazeProfile>()
+  readonly #byContact = new Map<string, Set<BrazeProfile>>()
   readonly #limits: AttributeLimits
 
   constructor(limits: AttributeLimits) {
@@ -136,6 +137,7 @@ export class BrazeProfileStore {
     this.#byBrazeId.clear()
     this.#byExternalId.clear()
     this.#byAlias.clear()
+    this.#byContact.clear()
   }
 
   find(identifier: BrazeIdentifier): BrazeProfile | undefined {
@@ -176,11 +178,11 @@ export class BrazeProfileStore {
         this.#byAlias.set(aliasKey(identifier.label, identifier.name), profile)
         break
       case 'email':
-        profile.email = identifier.value
+        this.#setContact(profile, 'email', identifier.value)
         profile.attributes.email = identifier.value
         break
       case 'phone':
-        profile.phone = identifier.value
+        this.#setContact(profile, 'phone', identifier.value)
         profile.attributes.phone = identifier.value
         break
       case 'braze_id':
@@ -221,8 +223,9 @@ export class BrazeProfileStore {
         profile.user_aliases.push({ ...seed.user_alias })
         this.#byAlias.set(aliasKey(seed.user_alias.alias_label, seed.user_alias.alias_name), profile)
       }
-      if (seed.email !== undefined) profile.email = profile.attributes.email = seed.email.toLowerCase()
-      if (seed.phone !== undefined) profile.phone = profile.attributes.phone = seed.phone
+      if (seed.email !== undefined)
+        this.#setContact(profile, 'email', (profile.attributes.email = seed.email.toLowerCase()))
+      if (seed.phone !== undefined) this.#setContact(profile, 'phone', (profile.attributes.phone = seed.phone))
       Object.assign(profile.attributes, seed.attributes)
       return profile
     })
@@ -263,9 +266,16 @@ export class BrazeProfileStore {
           attributes[name] = mergeObjects && isRecord(current) ? deepMerge(current, value) : value
         }
       }
-      if (name === 'email')
-        profile.email = typeof attributes.email === 'string' ? attributes.email.toLowerCase() : undefined
-      if (name === 'phone') profile.phone = typeof attributes.phone === 'string' ? attributes.phone : undefined
+      if (name === 'email') {
+        this.#setContact(
+          profile,
+          'email',
+          typeof attributes.email === 'string' ? attributes.email.toLowerCase() : undefined,
+        )
+      }
+      if (name === 'phone') {
+        this.#setContact(profile, 'phone', typeof attributes.phone === 'string' ? attributes.phone : undefined)
+      }
     }
     profile.updatedAt = now
     return { dropped }
@@ -309,11 +319,26 @@ export class BrazeProfileStore {
     this.#setObjectArray(attributes, name, next, dropped)
   }
 
+  #setContact(profile: BrazeProfile, kind: 'email' | 'phone', value: string | undefined): void {
+    const old = profile[kind]
+    if (old === value) return
+    if (old !== undefined) {
+      const holders = this.#byContact.get(`${kind}:${old}`)
+      holders?.delete(profile)
+      if (holders?.size === 0) this.#byContact.delete(`${kind}:${old}`)
+    }
+    profile[kind] = value
+    if (value === undefined) return
+    const key = `${kind}:${value}`
+    const holders = this.#byContact.get(key) ?? new Set<BrazeProfile>()
+    holders.add(profile)
+    this.#byContact.set(key, holders)
+  }
+
   #findByContact(kind: 'email' | 'phone', value: string): BrazeProfile | undefined {
     // Several profiles may share an address: the most recently updated one with an external_id wins.
     let best: BrazeProfile | undefined
-    for (const profile of this.#byBrazeId.values()) {
-      if (profile[kind] !== value) continue
+    for (const profile of this.#byContact.get(`${kind}:${value}`) ?? []) {
       if (best === undefined) {
         best = profile
         continue

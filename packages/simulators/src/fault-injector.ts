@@ -109,7 +109,7 @@ export class FaultInjector {
     }
     if (config.rates !== undefined) this.setRates(config.rates)
     if (config.rules !== undefined) for (const rule of config.rules) this.addRule(rule)
-    if (config.script !== undefined) for (const step of config.script) this.#script.push({ ...step })
+    if (config.script !== undefined) for (const step of config.script) this.failNext(step.count, step)
     if (config.outage !== undefined) this.startOutage(config.outage)
   }
 
@@ -133,6 +133,7 @@ export class FaultInjector {
 
   /** Deterministic: the next `count` requests get this fault (queued behind earlier scripted faults). */
   failNext(count: number, fault: FaultAction & FaultTiming): void {
+    if (count <= 0) return
     this.#script.push({ ...fault, count })
   }
 

@@ -242,4 +242,18 @@ describe('braze simulator', () => {
     const badSeed = await call('POST', `${sim.url}/__admin/profiles`, { body: { nope: 1 } })
     expect(badSeed.status).toBe(400)
   })
+
+  it('identifies by email only without another identifier: the profile with an external_id wins, else one is created', async () => {
+    await start({ profiles: [{ email: 'shared@example.com' }, { external_id: 'owner', email: 'shared@example.com' }] })
+    await track({ attributes: [{ email: 'Shared@example.com', plan: 'annual' }] })
+    expect(profile('owner').attributes.plan).toBe('annual')
+    expect(sim.profiles.size).toBe(2)
+    await track({ attributes: [{ email: 'new@example.com', plan: 'trial' }] })
+    expect(sim.profiles.size).toBe(3)
+    expect(sim.profiles.find({ kind: 'email', value: 'new@example.com' })?.attributes.plan).toBe('trial')
+    // An email sent with an external_id is an attribute, and moves the profile to the new address.
+    await track({ attributes: [{ external_id: 'owner', email: 'moved@example.com' }] })
+    expect(sim.profiles.find({ kind: 'email', value: 'moved@example.com' })?.external_id).toBe('owner')
+    expect(sim.profiles.find({ kind: 'email', value: 'shared@example.com' })?.external_id).toBeUndefined()
+  })
 })
