@@ -1,5 +1,5 @@
 import { Kafka } from 'kafkajs'
-import { type Logger } from 'pino'
+import { pino, type Logger } from 'pino'
 import { kafkaLogLevelFor, pinoLogCreator } from './kafka-log-creator.ts'
 
 /** The client handle other packages pass around; only this package knows it is kafkajs. */
@@ -9,7 +9,8 @@ export interface CreateKafkaOptions {
   /** '127.0.0.1:9092' or a comma-separated list, as in KAFKA_BROKERS, or an array. */
   brokers: string | readonly string[]
   clientId: string
-  logger: Logger
+  /** Services pass their own; scripts may leave it out (warnings and errors go to stderr). */
+  logger?: Logger
   connectionTimeoutMs?: number
   requestTimeoutMs?: number
   /** Retries of one request (kafkajs' exponential backoff); default 8, about 20 s in total. */
@@ -23,7 +24,8 @@ export function parseBrokers(brokers: string | readonly string[]): string[] {
 }
 
 export function createKafka(options: CreateKafkaOptions): KafkaClient {
-  const logger = options.logger.child({ component: 'kafka' })
+  const base = options.logger ?? pino({ level: 'warn' }, pino.destination(2))
+  const logger = base.child({ component: 'kafka' })
   return new Kafka({
     clientId: options.clientId,
     brokers: parseBrokers(options.brokers),
