@@ -1,0 +1,28 @@
+import { HttpEnv, KafkaEnv, LogEnv, RedisEnv } from '@lookstream/config'
+import { Type, type Static } from 'typebox'
+
+const MiB = 1024 * 1024
+
+// Environment of the ingress (documented in README.md).
+export const IngressConfig = Type.Object({
+  ...HttpEnv.properties,
+  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }),
+  ...KafkaEnv.properties,
+  ...RedisEnv.properties,
+  ...LogEnv.properties,
+  ACTION_HUB_SECRET: Type.String({ minLength: 16, description: 'signs and checks the Action Hub tokens' }),
+  ACTION_HUB_LABEL: Type.String({ default: 'lookstream', minLength: 1, maxLength: 200 }),
+  PUBLIC_URL: Type.Optional(
+    Type.String({ pattern: '^https?://[^\\s]+$', description: 'base URL Looker reaches us at' }),
+  ),
+  LOOKER_HOSTS: Type.String({ minLength: 1, description: 'comma-separated origins allowed in download_url' }),
+  MAX_BODY_BYTES: Type.Integer({ default: 64 * MiB, minimum: 1024, description: 'largest execute body (pushed data)' }),
+  MAX_ROW_BYTES: Type.Integer({ default: 256 * 1024, minimum: 64 }),
+  MAX_FIELD_BYTES: Type.Integer({ default: 32 * 1024, minimum: 16 }),
+  MAX_CONCURRENT_SENDS: Type.Integer({ default: 8, minimum: 1 }),
+  STREAM_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 100, description: 'download_url connect/idle timeout' }),
+  KEEPALIVE_MS: Type.Integer({ default: 30_000, minimum: 10 }),
+  SEND_TTL_SECONDS: Type.Integer({ default: 30 * 24 * 3600, minimum: 60, description: 'how long send records live' }),
+})
+
+export type IngressConfig = Static<typeof IngressConfig>

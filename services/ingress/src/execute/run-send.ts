@@ -1,0 +1,243 @@
+import {
+  headersFor,
+  keyFor,
+  MAX_REJECT_REASONS,
+  messageIdFor,
+  topicFor,
+  validateMessage,
+  type CanonicalMessage,
+  type RejectReason,
+} from '@lookstream/events'
+import { type Action, type MappedMessage, type RowMapper, type SendContext } from '../actions/action.ts'
+import { type IngressMetrics } from '../ingress-metrics.ts'
+import { JsonDetailError, JsonDetailScanner, readJsonDetail } from '../looker/json-detail-reader.ts'
+import { fingerprintOf, OccurrenceCounter } from './occurrence-counter.ts'
+
+/** The part of @lookstream/kafka's producer a send needs: send() resolves once Kafka acknowledged. */
+export interface MessageProducer {
+  send(record: { topic: string; key: string; value: string; headers: Record<string, string> }): Promise<unknown>
+  isWritable(): boolean
+  whenWritable(): Promise<void>
+}
+
+export interface SendCounts {
+  received: number
+  accepted: number
+  rejected: number
+}
+
+export interface SendInput {
+  sendId: string
+  action: Action
+  context: SendContext
+  /** Scheduled plan id, else webhook id, else the download URL: what makes a re-delivery recognisable. */
+  sendKey: string
+  receivedAt: Date
+  /** Stands in for ran_at in message ids when the result has none (the webhook id), so runs stay distinct. */
+  ranAtFallback?: string | undefined
+  openSource: () => Promise<AsyncIterable<Uint8Array>>
+  maxRowBytes: number
+  maxFieldBytes: number
+  onProgress?: (counts: SendCounts, reasons: readonly RejectReason[]) => void
+  progressEveryMs?: number
+}
+
+export interface SendOutcome extends SendCounts {
+  success: boolean
+  /** Set when the send stopped early: the stream, the mapping setup or Kafka failed. */
+  failure?: string
+  reasons: RejectReason[]
+  ranAt: string | undefined
+}
+
+export class SendFailure extends Error {}
+
+const ROW_REASON_CLASSES: [RegExp, string][] = [
+  [/row limit/, 'row_too_large'],
+  [/field limit/, 'field_too_large'],
+  [/has no .*value|is empty|no mParticle identity/, 'no_identity'],
+  [/holds a/, 'bad_identity'],
+  [/over the \d+-byte limit/, 'message_too_large'],
+  [/^\//, 'invalid_message'],
+]
+
+function reasonClass(reason: string): string {
+  return ROW_REASON_CLASSES.find(([pattern]) => pattern.test(reason))?.[1] ?? 'other'
+}
+
+function checkFieldSizes(row: unknown, maxFieldBytes: number): string | undefined {
+  if (row === null || typeof row !== 'object') return undefined
+  for (const [name, cell] of Object.entries(row as Record<string, unknown>)) {
+    const value = cell !== null && typeof cell === 'object' && 'value' in cell ? cell.value : cell
+    // UTF-8 is at most 3 bytes per UTF-16 unit: only long strings need measuring.
+    if (typeof value === 'string' && value.length * 3 > maxFieldBytes) {
+      const bytes = Buffer.byteLength(value)
+      if (bytes > maxFieldBytes) return `field ${name} is ${bytes} bytes, over the ${maxFieldBytes}-byte field limit`
+    } else if (value !== null && typeof value === 'object') {
+      const bytes = Buffer.byteLength(JSON.stringify(value))
+      if (bytes > maxFieldBytes) return `field ${name} is ${bytes} bytes, over the ${maxFieldBytes}-byte field limit`
+    }
+  }
+  return undefined
+}
+
+function timestampFrom(ranAt: string | undefined, fallback: Date): string {
+  const parsed = ranAt === undefined ? Number.NaN : Date.parse(ranAt)
+  return new Date(Number.isNaN(parsed) ? fallback.getTime() : parsed).toISOString()
+}
+
+/**
+ * Streams one Looker result through an action's mapper into Kafka. Every row ends up accepted (all its
+ * messages acknowledged by Kafka), rejected (with its row number and reason), or — when the send fails
+ * midway — neither, and the outcome only counts as accepted what Kafka acknowledged.
+ */
+export async function runSend(
+  input: SendInput,
+  producer: MessageProducer,
+  metrics: IngressMetrics,
+): Promise<SendOutcome> {
+  const { action, context, sendId } = input
+  const destination = action.destination
+  const counts: SendCounts = { received: 0, accepted: 0, rejected: 0 }
+  const reasons: RejectReason[] = []
+  const counter = new OccurrenceCounter()
+  const scanner = new JsonDetailScanner({ maxRowBytes: input.maxRowBytes })
+  let mapRow: RowMapper | undefined
+  let ranAt: string | undefined
+  let timestamp = input.receivedAt.toISOString()
+  let failure: string | undefined
+  let produceError: unknown
+  let outstanding = 0
+  let opened = false
+  let wakeDrained: (() => void) | undefined
+  let lastProgress = Date.now()
+  let bytesCounted = 0
+  const progressEveryMs = input.progressEveryMs ?? 1000
+
+  const reject = (row: number, reason: string) => {
+    counts.rejected++
+    if (reasons.length < MAX_REJECT_REASONS) reasons.push({ row, reason: reason.slice(0, 1024) })
+    metrics.rows.inc({ action: action.name, outcome: 'rejected', reason: reasonClass(reason) })
+  }
+
+  const settle = () => {
+    outstanding--
+    if (outstanding === 0) wakeDrained?.()
+  }
+
+  const produce = (row: number, mapped: MappedMessage[]) => {
+    const prepared: { topic: string; key: string; value: string; headers: Record<string, string> }[] = []
+    for (const core of mapped) {
+      const identity = core.type === 'group' ? core.groupId : (core.userId ?? core.anonymousId)
+      if (identity === undefined) return reject(row, 'message has no identity')
+      const content = JSON.stringify(core)
+      const parts = {
+        destination,
+        connection: context.connection,
+        sendKey: input.sendKey,
+        ranAt: ranAt ?? input.ranAtFallback ?? '',
+        identity,
+        content,
+      }
+      const first = messageIdFor({ ...parts, occurrence: 0 })
+      const [hi, lo] = fingerprintOf(first)
+      const occurrence = counter.next(hi, lo)
+      const messageId = occurrence === 0 ? first : messageIdFor({ ...parts, occurrence })
+      const message = {
+        ...core,
+        messageId,
+        timestamp: core.timestamp ?? timestamp,
+        context: { ...core.context, lookstream: { sendId, row, action: action.name } },
+      }
+      const value = JSON.stringify(message)
+      const checked = validateMessage(message, Buffer.byteLength(value))
+      if (!checked.ok) return reject(row, checked.errors.join('; '))
+      const canonical: CanonicalMessage = checked.message
+      prepared.push({
+        topic: topicFor(canonical),
+        key: keyFor(canonical),
+        value,
+        headers: headersFor(canonical, { producer: 'ingress', sendId }),
+      })
+    }
+    let left = prepared.length
+    let failed = false
+    for (const record of prepared) {
+      outstanding++
+      const started = performance.now()
+      producer.send(record).then(
+        () => {
+          metrics.produceLatency.observe((performance.now() - started) / 1000)
+          if (--left === 0 && !failed) {
+            counts.accepted++
+            metrics.rows.inc({ action: action.name, outcome: 'accepted', reason: '' })
+          }
+          settle()
+        },
+        (err: unknown) => {
+          if (!failed) metrics.rows.inc({ action: action.name, outcome: 'failed', reason: 'kafka' })
+          failed = true
+          produceError ??= err
+          settle()
+        },
+      )
+    }
+  }
+
+  const countBytes = () => {
+    metrics.bytesStreamed.inc(scanner.bytesRead - bytesCounted)
+    bytesCounted = scanner.bytesRead
+  }
+
+  try {
+    const source = await input.openSource()
+    opened = true
+    reading: for await (const batch of readJsonDetail(source, { maxRowBytes: input.maxRowBytes }, scanner)) {
+      for (const item of batch) {
+        if (item.kind === 'header') {
+          ranAt = item.ranAt
+          timestamp = timestampFrom(ranAt, input.receivedAt)
+          const prepared = action.prepare(item.fields, context)
+          if (!prepared.ok) throw new SendFailure(prepared.reason)
+          mapRow = prepared.mapRow
+          continue
+        }
+        counts.received++
+        if (item.kind === 'rejected') {
+          reject(item.row, item.reason)
+          continue
+        }
+        const tooBig = checkFieldSizes(item.value, input.maxFieldBytes)
+        if (tooBig !== undefined) {
+          reject(item.row, tooBig)
+          continue
+        }
+        const result = mapRow!(item.value)
+        if (!result.ok) reject(item.row, result.reason)
+        else if (result.messages.length === 0) reject(item.row, 'row maps to no message')
+        else produce(item.row, result.messages)
+        if (produceError !== undefined) break reading
+        if (!producer.isWritable()) await producer.whenWritable()
+      }
+      countBytes()
+      if (produceError !== undefined) break
+      if (input.onProgress && Date.now() - lastProgress >= progressEveryMs) {
+        lastProgress = Date.now()
+        input.onProgress(counts, reasons)
+      }
+    }
+  } catch (err) {
+    const text = err instanceof Error ? err.message : String(err)
+    failure =
+      err instanceof JsonDetailError || err instanceof SendFailure || !opened
+        ? text
+        : `the download from Looker broke off after ${counts.received} rows (${scanner.bytesRead} bytes read): ${text}`
+  }
+  countBytes()
+  if (outstanding > 0) await new Promise<void>((resolve) => (wakeDrained = resolve))
+  if (produceError !== undefined) {
+    const cause = produceError instanceof Error ? produceError.message : JSON.stringify(produceError)
+    failure = `Kafka did not acknowledge a message (${cause}); the send stopped after row ${counts.received}`
+  }
+  return { ...counts, success: failure === undefined, ...(failure === undefined ? {} : { failure }), reasons, ranAt }
+}

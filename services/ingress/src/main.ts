@@ -1,0 +1,38 @@
+import { loadConfigOrExit } from '@lookstream/config'
+import { TOPICS } from '@lookstream/events'
+import { createKafka, createProducer, ensureTopics } from '@lookstream/kafka'
+import { createLogger } from '@lookstream/service'
+import { Redis } from 'ioredis'
+import { buildApp } from './app.ts'
+import { IngressConfig } from './config.ts'
+import { createSendStore } from './sends/send-store.ts'
+
+// Composition root: config → clients → app → listen. Clients close in onClose, after in-flight sends.
+const config = loadConfigOrExit(IngressConfig)
+const logger = createLogger({ name: 'ingress', level: config.LOG_LEVEL })
+const kafka = createKafka({
+  brokers: config.KAFKA_BROKERS,
+  clientId: config.KAFKA_CLIENT_ID ?? 'lookstream-ingress',
+  logger,
+})
+await ensureTopics(
+  kafka,
+  [TOPICS.identify, TOPICS.track, TOPICS.group, TOPICS.sends].map((topic) => ({ topic, numPartitions: 6 })),
+)
+const producer = await createProducer(kafka)
+const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, lazyConnect: false })
+redis.on('error', (err: unknown) => logger.warn({ err }, 'redis error'))
+
+const service = buildApp(config, {
+  producer,
+  sends: createSendStore(redis, config.SEND_TTL_SECONDS),
+  logger,
+  readiness: { redis: async () => (await redis.ping()) === 'PONG' },
+})
+service.app.addHook('onClose', async () => {
+  await producer.close()
+  await redis.quit()
+})
+service.installSignalHandlers()
+const address = await service.listen()
+logger.info({ url: address.url }, 'lookstream ingress listening')

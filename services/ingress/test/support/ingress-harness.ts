@@ -1,0 +1,115 @@
+import { loadConfig } from '@lookstream/config'
+import { TOPICS } from '@lookstream/events'
+import { createKafka, createProducer, ensureTopics, type LookstreamProducer } from '@lookstream/kafka'
+import { startLocalKafka, type LocalKafka } from '@lookstream/local-kafka'
+import { createLogger, type Service } from '@lookstream/service'
+import { Redis } from 'ioredis'
+import { Writable } from 'node:stream'
+import { request } from 'undici'
+import { buildApp } from '../../src/app.ts'
+import { IngressConfig } from '../../src/config.ts'
+import { tokenFromNonce } from '../../src/looker/token.ts'
+import { createSendStore } from '../../src/sends/send-store.ts'
+
+export const SECRET = 'integration-secret-0123456789abcdef'
+export const TOKEN = tokenFromNonce(SECRET, 'c0ffee')
+export const AUTH = `Token token="${TOKEN}"`
+
+export interface Ingress {
+  url: string
+  service: Service
+  producer: LookstreamProducer
+  redis: Redis
+  logs: string[]
+  close(): Promise<void>
+}
+
+export async function startKafka(dataDir?: string, port?: number): Promise<LocalKafka> {
+  return startLocalKafka({
+    ...(dataDir ? { dataDir } : { inMemory: true }),
+    ...(port ? { port } : {}),
+    partitions: 3,
+    logLevel: 'error',
+  })
+}
+
+export async function createTopics(brokers: string): Promise<void> {
+  const kafka = createKafka({
+    brokers,
+    clientId: 'ingress-test-admin',
+    logger: createLogger({ name: 'test', level: 'silent' }),
+  })
+  await ensureTopics(
+    kafka,
+    [TOPICS.identify, TOPICS.track, TOPICS.group, TOPICS.sends].map((topic) => ({ topic, numPartitions: 3 })),
+  )
+}
+
+export async function startIngress(options: {
+  brokers: string
+  redisUrl: string
+  lookerHosts: string
+  env?: Record<string, string>
+  kafkaRetries?: number
+}): Promise<Ingress> {
+  const config = loadConfig(IngressConfig, {
+    ACTION_HUB_SECRET: SECRET,
+    LOOKER_HOSTS: options.lookerHosts,
+    PORT: '0',
+    KAFKA_BROKERS: options.brokers,
+    REDIS_URL: options.redisUrl,
+    KEEPALIVE_MS: '200',
+    LOG_LEVEL: 'info',
+    ...options.env,
+  })
+  // Logs are kept to check that no token, secret or row value is ever written.
+  const logs: string[] = []
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      logs.push(chunk.toString('utf8'))
+      callback()
+    },
+  })
+  const logger = createLogger({ name: 'ingress', level: 'info', stream })
+  const kafka = createKafka({
+    brokers: options.brokers,
+    clientId: 'ingress-test',
+    logger,
+    retries: options.kafkaRetries ?? 3,
+    requestTimeoutMs: 5000,
+  })
+  const producer = await createProducer(kafka, { timeoutMs: 5000 })
+  const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 })
+  const service = buildApp(config, { producer, sends: createSendStore(redis, 3600), logger })
+  const address = await service.listen()
+  return {
+    url: address.url,
+    service,
+    producer,
+    redis,
+    logs,
+    async close() {
+      await service.close()
+      await producer.close().catch(() => {})
+      redis.disconnect()
+    },
+  }
+}
+
+export interface LookerAnswer {
+  status: number
+  text: string
+  json: { looker?: Record<string, unknown> } & Record<string, unknown>
+}
+
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<LookerAnswer> {
+  const response = await request(url, {
+    method: 'POST',
+    headers: { authorization: AUTH, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    headersTimeout: 120_000,
+    bodyTimeout: 120_000,
+  })
+  const text = await response.body.text()
+  return { status: response.statusCode, text, json: JSON.parse(text) as LookerAnswer['json'] }
+}
