@@ -13,6 +13,7 @@ const { values: args } = parseArgs({ options: { seconds: { type: 'string', defau
 const SECONDS = Number(args.seconds)
 const PARTITIONS = 4
 const WORKER = new URL('./producer-worker.ts', import.meta.url).pathname
+const RAW_WORKER = new URL('./raw-producer-worker.ts', import.meta.url).pathname
 
 interface Row {
   client: string
@@ -58,14 +59,16 @@ function runWorker(
   size: number,
   batch: number,
   inflight: number,
+  script = WORKER,
+  target = broker.brokers,
 ): Promise<{ messages: number; ms: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
       [
         '--conditions=@lookstream/source',
-        WORKER,
-        broker.brokers,
+        script,
+        target,
         topic,
         String(size),
         String(SECONDS),
@@ -93,6 +96,15 @@ async function kafkajsProduce(size: number, producers: number): Promise<string> 
     return { messages: results.reduce((n, r) => n + r.messages, 0), ms: Math.max(...results.map((r) => r.ms)) }
   })
   return topic
+}
+
+// Pre-encoded, pipelined produce requests: the broker's own capacity with a nearly free client.
+async function rawProduce(size: number): Promise<void> {
+  const topic = `bench-raw-${size}-${Date.now()}`
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] })
+  await measure('raw protocol', 'produce, pre-encoded requests, 8 in flight', size, () =>
+    runWorker(topic, size, 100, 8, RAW_WORKER, String(broker.port)),
+  )
 }
 
 async function kafkajsConsume(topic: string, size: number): Promise<void> {
@@ -181,6 +193,7 @@ try {
     await kafkajsConsume(topic, size)
     await kafkajsProduce(size, 3)
     await kcatProduceConsume(size)
+    await rawProduce(size)
   }
 } finally {
   await admin.disconnect()

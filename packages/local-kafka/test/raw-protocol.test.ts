@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startLocalKafka, type LocalKafka } from '../src/index.ts'
-import { buildBatch, countRecords } from './support/batch-builder.ts'
+import { buildBatch, countRecords } from '../src/protocol/record-batch-builder.ts'
 import { uniqueName } from './support/kafka-client.ts'
 import { RawClient } from './support/raw-client.ts'
 

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { type KafkaMessage } from 'kafkajs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startLocalKafka, type LocalKafka } from '../src/index.ts'
-import { buildBatch } from './support/batch-builder.ts'
+import { buildBatch } from '../src/protocol/record-batch-builder.ts'
 import { testConsumerConfig, testKafka, uniqueName, waitFor } from './support/kafka-client.ts'
 import { RawClient } from './support/raw-client.ts'
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { inspectBatch } from '../src/protocol/record-batch.ts'
 import { PartitionLog } from '../src/storage/partition-log.ts'
 import { TopicStore } from '../src/storage/topic-store.ts'
-import { buildBatch, countRecords } from './support/batch-builder.ts'
+import { buildBatch, countRecords } from '../src/protocol/record-batch-builder.ts'
 
 const noLog = (): void => {}
 

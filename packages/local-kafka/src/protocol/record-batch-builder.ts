@@ -1,4 +1,4 @@
-import { crc32cTable } from '../../src/protocol/crc32c.ts'
+import { crc32c } from './crc32c.ts'
 
 export interface TestRecord {
   key: Buffer | null
@@ -21,8 +21,8 @@ function bytesField(b: Buffer | null): Buffer {
   return b === null ? Buffer.from(zigzag(-1)) : Buffer.concat([Buffer.from(zigzag(b.length)), b])
 }
 
-// An uncompressed record batch v2 written independently of the broker (tests use the table CRC, the broker
-// the native one), for raw-protocol tests.
+// An uncompressed record batch v2 as a producer would send it (baseOffset 0), for raw-protocol tests and
+// the benchmark's pre-encoded produce requests.
 export function buildBatch(
   records: TestRecord[],
   opts: { producerId?: number; producerEpoch?: number; baseSequence?: number; timestamp?: number } = {},
@@ -56,7 +56,7 @@ export function buildBatch(
   batch.writeInt32BE(opts.baseSequence ?? -1, 53)
   batch.writeInt32BE(records.length, 57)
   recordsBuf.copy(batch, 61)
-  batch.writeUInt32BE(crc32cTable(batch.subarray(21)), 17)
+  batch.writeUInt32BE(crc32c(batch.subarray(21)), 17)
   return batch
 }
 
