@@ -131,7 +131,7 @@ describe('mparticle simulator', () => {
     expect((await bulk([batch(1), batch(2)])).status).toBe(202)
     const limited = await bulk([batch(3), batch(4)])
     expect(limited.status).toBe(429)
-    expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(19)
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(10)
     expect(limited.headers['x-mp-rate-limit-exceeded']).toBe('workspace')
     expect((await bulk([batch(5)])).status).toBe(202)
   })
