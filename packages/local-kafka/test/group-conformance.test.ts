@@ -493,4 +493,47 @@ describe('kcat (librdkafka) balanced consumer group', () => {
     memberB.kill('SIGTERM')
     await Promise.all([exitOf(memberA), exitOf(memberB)])
   }, 120_000)
+
+  it('lets a kcat consumer resume from the offsets a kafkajs group committed', async () => {
+    const topic = unique('handoff')
+    const groupId = unique('g')
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] })
+    const first = batch('kafkajs-part', 20)
+    await produce(topic, 2, first)
+    const seenByKafkajs: string[] = []
+    const consumer = await startConsumer(client(broker.brokers, 'handoff'), groupId, topic, seenByKafkajs)
+    onTestFinished(() => consumer.disconnect())
+    await waitFor('kafkajs committed the first part', () => allCommitted(admin, groupId, topic))
+    await consumer.disconnect()
+    await waitFor('group Empty', async () => (await describe_(admin, groupId, topic)).state === 'Empty', 10_000)
+
+    const second = batch('kcat-part', 20)
+    await produce(topic, 2, second)
+    const lines: string[] = []
+    const kcat = startKcat(groupId, topic, lines)
+    await waitFor('kcat read the second part', () => second.every((v) => lines.map(valueOfLine).includes(v)))
+    kcat.kill('SIGTERM')
+    await exitOf(kcat)
+    expect([...seenByKafkajs].sort()).toEqual([...first].sort())
+    expect(lines.map(valueOfLine).sort()).toEqual([...second].sort())
+  }, 60_000)
+
+  it('refuses a kcat member into a kafkajs group that shares no assignor (INCONSISTENT_GROUP_PROTOCOL)', async () => {
+    const topic = unique('mixed')
+    const groupId = unique('g')
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] })
+    const consumer = await startConsumer(client(broker.brokers, 'mixed'), groupId, topic, [])
+    onTestFinished(() => consumer.disconnect())
+    const before = await stableWith(admin, groupId, topic, 1, 2)
+    const kcat = startKcat(groupId, topic, [])
+    let stderr = ''
+    kcat.stderr?.setEncoding('utf8')
+    kcat.stderr?.on('data', (chunk: string) => (stderr += chunk))
+    await waitFor('kcat reports the refused join', () => stderr.includes('Inconsistent group protocol'), 20_000)
+    kcat.kill('SIGTERM')
+    await exitOf(kcat)
+    const after = await describe_(admin, groupId, topic)
+    expect(after.state).toBe('Stable')
+    expect([...after.assignments.keys()]).toEqual([...before.assignments.keys()])
+  }, 60_000)
 })
