@@ -36,10 +36,18 @@ export {
   keyFor,
   parseDestinationsHeader,
   schemaOf,
+  sendEventHeaders,
   topicFor,
   type DestinationOptions,
 } from './routing.ts'
-export { MAX_REJECT_REASONS, RejectReason, SendCounts, SendEvent } from './send-event.ts'
+export {
+  DestinationIdSchema,
+  MAX_REJECT_REASONS,
+  RejectReason,
+  SEND_EVENT_SCHEMA,
+  SendCounts,
+  SendEvent,
+} from './send-event.ts'
 export { MESSAGE_TOPICS, TOPICS, dlqTopic, retryTopic, type CanonicalTopic } from './topics.ts'
 export {
   MAX_MESSAGE_BYTES,

@@ -14,6 +14,7 @@ import {
   type RecurlyEngageOptions,
   type SegmentOptions,
 } from './message-schema.ts'
+import { SEND_EVENT_SCHEMA, type SendEvent } from './send-event.ts'
 import { TOPICS, type CanonicalTopic } from './topics.ts'
 
 export function topicFor(message: Pick<CanonicalMessage, 'type'>): CanonicalTopic {
@@ -91,4 +92,16 @@ export function parseDestinationsHeader(value: string | undefined): DestinationI
   if (value === undefined || value === '') return []
   const ids = value.split(',').map((id) => id.trim())
   return DESTINATIONS.filter((id) => ids.includes(id))
+}
+
+/** Headers of a lookstream.sends.v1 record (its key is the sendId). */
+export function sendEventHeaders(
+  event: Pick<SendEvent, 'sendId'>,
+  options: { producer: string },
+): Record<string, string> {
+  return {
+    [HEADERS.schema]: SEND_EVENT_SCHEMA,
+    [HEADERS.producer]: options.producer,
+    [HEADERS.sendId]: event.sendId,
+  }
 }

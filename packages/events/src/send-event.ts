@@ -1,10 +1,21 @@
 import { Type, type Static } from 'typebox'
-import { DESTINATIONS } from './destinations.ts'
+import { type DestinationId } from './destinations.ts'
 import { Connection, Timestamp } from './message-schema.ts'
 
 const Count = Type.Integer({ minimum: 0 })
 
-export const DestinationIdSchema = Type.Union(DESTINATIONS.map((id) => Type.Literal(id)))
+// Spelt out as a tuple: a union built with DESTINATIONS.map() would type as `never` under Static.
+export const DestinationIdSchema = Type.Union([
+  Type.Literal('segment'),
+  Type.Literal('braze'),
+  Type.Literal('heap'),
+  Type.Literal('mparticle'),
+  Type.Literal('recurly-engage'),
+])
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+// Fails to compile when DESTINATIONS and this schema disagree.
+const idsAgree: Same<DestinationId, Static<typeof DestinationIdSchema>> = true
+void idsAgree
 
 export const SendCounts = Type.Object(
   {
@@ -64,3 +75,6 @@ export const SendEvent = Type.Object(
   { additionalProperties: false },
 )
 export type SendEvent = Static<typeof SendEvent>
+
+/** `lookstream-schema` header value of a send event. */
+export const SEND_EVENT_SCHEMA = 'send.v1'

@@ -11,6 +11,8 @@ import {
   keyFor,
   parseDestinationsHeader,
   retryTopic,
+  sendEventHeaders,
+  DestinationIdSchema,
   topicFor,
   type CanonicalMessage,
   type Integrations,
@@ -113,5 +115,19 @@ describe('headers', () => {
     expect(parseDestinationsHeader('braze, heap,hubspot')).toEqual(['braze', 'heap'])
     expect(parseDestinationsHeader('')).toEqual([])
     expect(parseDestinationsHeader(undefined)).toEqual([])
+  })
+})
+
+describe('send events', () => {
+  it('have their own headers, keyed by the send id', () => {
+    expect(sendEventHeaders({ sendId: 'snd_1' }, { producer: 'ingress' })).toEqual({
+      'lookstream-schema': 'send.v1',
+      'lookstream-producer': 'ingress',
+      'lookstream-send-id': 'snd_1',
+    })
+  })
+
+  it('name exactly the known destinations', () => {
+    expect(DestinationIdSchema.anyOf.map((literal) => literal.const)).toEqual([...DESTINATIONS])
   })
 })

@@ -11,7 +11,8 @@ export interface TopicSpec {
 
 /**
  * Creates the topics that do not exist yet and waits for their leaders. Existing topics are left as they
- * are (their partition count is not changed). Returns the names that were created.
+ * are (their partition count is not changed). Returns the names that were missing when checked (another
+ * process may have created some of them meanwhile, which is not an error).
  */
 export async function ensureTopics(kafka: KafkaClient, specs: readonly TopicSpec[]): Promise<string[]> {
   const admin = kafka.admin()
