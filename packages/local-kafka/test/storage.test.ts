@@ -2,6 +2,7 @@ import { appendFileSync, mkdtempSync, readdirSync, statSync, truncateSync } from
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { crc32c } from '../src/protocol/crc32c.ts'
 import { inspectBatch } from '../src/protocol/record-batch.ts'
 import { PartitionLog } from '../src/storage/partition-log.ts'
 import { TopicStore } from '../src/storage/topic-store.ts'
@@ -103,6 +104,15 @@ describe('partition log storage', () => {
     log.close()
   })
 
+  it('finds the exact record offset by timestamp inside an uncompressed batch', () => {
+    const log = openLog(null)
+    log.append(batchOf(['x'], 50))
+    // Records at 100, 200 and 300 in one batch (offsets 1, 2, 3).
+    log.append(inspectBatch(buildBatchWithDeltas([0, 100, 200], 100))!)
+    expect(log.offsetForTimestamp(150)).toEqual({ offset: 2, timestamp: 200 })
+    expect(log.offsetForTimestamp(300)).toEqual({ offset: 3, timestamp: 300 })
+  })
+
   it('finds offsets by timestamp', () => {
     const log = openLog(null)
     log.append(batchOf(['a', 'b'], 1000))
@@ -134,3 +144,30 @@ describe('partition log storage', () => {
     reopened.close()
   })
 })
+
+// A batch whose records carry the given timestamp deltas (buildBatch gives every record delta 0).
+function buildBatchWithDeltas(deltas: number[], baseTimestamp: number): Buffer {
+  const zigzag = (n: number): number[] => {
+    let z = n >= 0 ? n * 2 : -n * 2 - 1
+    const out: number[] = []
+    while (z >= 0x80) {
+      out.push((z & 0x7f) | 0x80)
+      z = Math.floor(z / 128)
+    }
+    out.push(z)
+    return out
+  }
+  const bodies = deltas.map((d, i) => {
+    const inner = Buffer.from([0, ...zigzag(d), ...zigzag(i), ...zigzag(-1), ...zigzag(1), 0x61, ...zigzag(0)])
+    return Buffer.concat([Buffer.from(zigzag(inner.length)), inner])
+  })
+  const template = buildBatch(
+    deltas.map(() => ({ key: null, value: Buffer.from('a') })),
+    { timestamp: baseTimestamp },
+  )
+  const batch = Buffer.concat([template.subarray(0, 61), ...bodies])
+  batch.writeInt32BE(batch.length - 12, 8)
+  batch.writeBigInt64BE(BigInt(baseTimestamp + Math.max(...deltas)), 35)
+  batch.writeUInt32BE(crc32c(batch.subarray(21)), 17)
+  return batch
+}

@@ -59,7 +59,9 @@ export class Reader {
     let result = 0
     let shift = 0
     for (;;) {
-      if (shift > 28) throw new RangeError('uvarint too long')
+      // Up to 10 bytes: record timestamps are varlongs; values beyond 2^53 lose precision, which no offset or
+      // timestamp reaches.
+      if (shift > 63) throw new RangeError('uvarint too long')
       const b = this.buf[this.pos++]
       if (b === undefined) throw new RangeError('uvarint beyond end of buffer')
       result += (b & 0x7f) * 2 ** shift

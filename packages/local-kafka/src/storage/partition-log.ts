@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync } from 'node:fs'
 import { ErrorCode } from '../protocol/error-codes.ts'
+import { Reader } from '../protocol/reader.ts'
 import { type BatchInfo, patchBatch } from '../protocol/record-batch.ts'
 import { FileSegment, type RecoveryReport } from './file-segment.ts'
 import { MemorySegment } from './memory-segment.ts'
@@ -207,13 +208,17 @@ export class PartitionLog {
     return Math.min(bytes, limit)
   }
 
-  // First batch whose (running max) timestamp is >= ts: its base offset and that timestamp.
+  // First offset whose timestamp is >= ts, and that timestamp. The index finds the batch; inside an
+  // uncompressed batch the records are walked for the exact offset, a compressed batch answers with its
+  // base offset (the broker never decompresses).
   offsetForTimestamp(ts: number): { offset: number; timestamp: number } | null {
     for (const seg of this.segments) {
       const i = seg.index.findTimestamp(ts)
-      if (i < seg.index.count) {
-        return { offset: Math.max(seg.index.baseOffsets[i]!, this.logStartOffset), timestamp: seg.index.timestamps[i]! }
-      }
+      if (i >= seg.index.count) continue
+      const base = seg.index.baseOffsets[i]!
+      const exact = firstRecordAtOrAfter(seg.read(i, i + 1)[0]!, ts)
+      const hit = exact ?? { delta: 0, timestamp: seg.index.timestamps[i]! }
+      return { offset: Math.max(base + hit.delta, this.logStartOffset), timestamp: hit.timestamp }
     }
     return null
   }
@@ -248,4 +253,24 @@ export class PartitionLog {
     this.segments = [new MemorySegment(this.nextOffset)]
     for (const w of [...this.watchers]) w(0)
   }
+}
+
+function firstRecordAtOrAfter(batch: Buffer, ts: number): { delta: number; timestamp: number } | null {
+  if ((batch.readInt16BE(21) & 0x07) !== 0) return null
+  const baseTimestamp = batch.readInt32BE(27) * 4294967296 + batch.readUInt32BE(31)
+  const r = new Reader(batch, 61)
+  try {
+    while (r.remaining() > 0) {
+      const length = r.varint()
+      const end = r.pos + length
+      r.int8()
+      const timestamp = baseTimestamp + r.varint()
+      const delta = r.varint()
+      if (timestamp >= ts) return { delta, timestamp }
+      r.pos = end
+    }
+  } catch {
+    return null
+  }
+  return null
 }
