@@ -1,0 +1,298 @@
+import { createHmac } from 'node:crypto'
+import { type ServerResponse } from 'node:http'
+import { type LocalKafka } from '@lookstream/local-kafka'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AUTH, createTopics, post, SECRET, startIngress, startKafka, type Ingress } from './support/ingress-harness.ts'
+import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
+import { renderLook } from './support/looks.ts'
+import { startRedisProcess, type RedisProcess } from './support/redis-process.ts'
+
+let kafka: LocalKafka
+let redis: RedisProcess
+let stub: LookerStub
+let ingress: Ingress
+
+beforeAll(async () => {
+  ;[kafka, redis, stub] = await Promise.all([startKafka(), startRedisProcess(), startLookerStub()])
+  await createTopics(kafka.brokers)
+  ingress = await startIngress({
+    brokers: kafka.brokers,
+    redisUrl: redis.url,
+    lookerHosts: stub.origin,
+    env: {
+      PUBLIC_URL: 'https://hub.example.com/',
+      ACTION_HUB_LABEL: 'lookstream test hub',
+      MAX_CONCURRENT_SENDS: '1',
+      MAX_BODY_BYTES: '8192',
+      MAX_ROW_BYTES: '400',
+      MAX_FIELD_BYTES: '100',
+      KEEPALIVE_MS: '50',
+    },
+  })
+}, 120_000)
+
+afterAll(async () => {
+  await ingress?.close()
+  await Promise.all([kafka?.stop(), redis?.stop(), stub?.close()])
+})
+
+const referenceToken = (nonce: string) => `${nonce}/${createHmac('sha512', SECRET).update(nonce).digest('hex')}`
+
+describe('authentication', () => {
+  it('accepts a token made with the reference algorithm', async () => {
+    const answer = await post(
+      `${ingress.url}/`,
+      {},
+      { authorization: `Token token="${referenceToken('looker-admin-nonce')}"` },
+    )
+    expect(answer.status).toBe(200)
+  })
+
+  it('answers 403 with a JSON error for a missing, wrong, truncated or over-long token', async () => {
+    const good = referenceToken('n')
+    const headers = [
+      undefined,
+      '',
+      'Bearer abc',
+      `Token token="${good.slice(0, -2)}"`,
+      `Token token="${good}00"`,
+      `Token token="${good}${'a'.repeat(5_000)}"`,
+      `Token token="n/${createHmac('sha512', 'other').update('n').digest('hex')}"`,
+    ]
+    for (const authorization of headers) {
+      for (const path of ['/', '/actions/braze', '/actions/braze/form', '/actions/braze/execute', '/sends']) {
+        const response = await request(`${ingress.url}${path}`, {
+          method: path === '/sends' ? 'GET' : 'POST',
+          headers: { 'content-type': 'application/json', ...(authorization === undefined ? {} : { authorization }) },
+          ...(path === '/sends' ? {} : { body: '{}' }),
+        })
+        expect(response.statusCode, `${path} with ${authorization?.slice(0, 30)}`).toBe(403)
+        expect(await response.body.json()).toEqual({ success: false, error: "Invalid 'Authorization' header." })
+      }
+    }
+  })
+
+  it('serves GET /status without a token', async () => {
+    const response = await request(`${ingress.url}/status`)
+    expect(response.statusCode).toBe(200)
+    expect(await response.body.json()).toMatchObject({ status: 'ok' })
+  })
+})
+
+describe('action list, definitions and forms', () => {
+  it('lists the seven actions with the Looker ActionDefinition shape', async () => {
+    const answer = await post(`${ingress.url}/`, {}, { 'user-agent': 'LookerOutgoingWebhook/7.3.00004561' })
+    const list = answer.json as { label: string; integrations: Record<string, unknown>[] }
+    expect(list.label).toBe('lookstream test hub')
+    expect(list.integrations.map((a) => a.name)).toEqual([
+      'segment_identify',
+      'segment_track',
+      'segment_group',
+      'braze',
+      'heap',
+      'mparticle',
+      'recurly_engage',
+    ])
+    for (const action of list.integrations) {
+      expect(action).toEqual({
+        name: action.name,
+        label: expect.any(String) as unknown,
+        description: expect.any(String) as unknown,
+        url: `https://hub.example.com/actions/${action.name as string}/execute`,
+        form_url: `https://hub.example.com/actions/${action.name as string}/form`,
+        icon_data_uri: null,
+        params: [],
+        required_fields: expect.any(Array) as unknown,
+        supported_action_types: ['query'],
+        supported_formats: ['json_detail_lite_stream'],
+        supported_formattings: ['unformatted'],
+        supported_visualization_formattings: ['noapply'],
+        supported_download_settings: ['url'],
+        uses_oauth: false,
+        delegate_oauth: false,
+      })
+    }
+    const byName: Record<string, unknown> = Object.fromEntries(
+      list.integrations.map((a): [string, unknown] => [String(a.name), a.required_fields]),
+    )
+    expect(byName).toEqual({
+      segment_identify: [{ any_tag: ['email', 'user_id', 'segment_anonymous_id'] }],
+      segment_track: [{ any_tag: ['email', 'user_id', 'segment_anonymous_id'] }],
+      segment_group: [{ tag: 'segment_group_id' }, { any_tag: ['email', 'user_id', 'segment_anonymous_id'] }],
+      braze: [{ tag: 'braze_id' }],
+      heap: [],
+      mparticle: [],
+      recurly_engage: [{ tag: 'user_id' }],
+    })
+  })
+
+  it('offers json_detail to Looker before 6.2', async () => {
+    const answer = await post(`${ingress.url}/actions/braze`, {}, { 'user-agent': 'LookerOutgoingWebhook/6.0.4' })
+    expect(answer.json.supported_formats).toEqual(['json_detail'])
+    expect(answer.json.name).toBe('braze')
+  })
+
+  it('serves each form with defaults, and 404 for an unknown action', async () => {
+    const braze = await post(`${ingress.url}/actions/braze/form`, {})
+    expect(braze.json).toEqual({
+      fields: [
+        expect.objectContaining({ name: 'connection', type: 'string', default: 'default', required: false }),
+        expect.objectContaining({
+          name: 'braze_key',
+          type: 'select',
+          default: 'external_id',
+          options: [
+            { name: 'external_id', label: 'external_id' },
+            { name: 'braze_id', label: 'braze_id' },
+          ],
+        }),
+        expect.objectContaining({ name: 'braze_segment', default: 'LOOKER_EXPORT' }),
+      ],
+    })
+    const track = await post(`${ingress.url}/actions/segment_track/form`, {})
+    expect((track.json.fields as { name: string; required: boolean }[]).map((f) => [f.name, f.required])).toEqual([
+      ['connection', false],
+      ['event', true],
+    ])
+    const missing = await post(`${ingress.url}/actions/nope/form`, {})
+    expect(missing.status).toBe(404)
+    expect(missing.json).toEqual({ success: false, error: 'No action found with name nope.' })
+  })
+})
+
+describe('execute validation and limits', () => {
+  const look = {
+    fields: { dimensions: [{ name: 'u.id', tags: ['user_id'] }, { name: 'u.note' }] },
+    rows: [{ 'u.id': { value: 'a' }, 'u.note': { value: 'ok' } }],
+  }
+  const pushed = (data: string, form: Record<string, string> = {}) => ({
+    type: 'query',
+    scheduled_plan: { scheduled_plan_id: 9 },
+    attachment: { mimetype: 'application/json', extension: 'json', data },
+    form_params: form,
+  })
+
+  it('rejects a non-query type and a missing source with a looker body', async () => {
+    const wrongType = await post(`${ingress.url}/actions/segment_identify/execute`, { ...pushed('{}'), type: 'cell' })
+    expect(wrongType.status).toBe(400)
+    expect(wrongType.json.looker).toMatchObject({
+      success: false,
+      message: expect.stringContaining('query type only') as unknown,
+    })
+    const noSource = await post(`${ingress.url}/actions/segment_identify/execute`, {
+      type: 'query',
+      scheduled_plan: {},
+    })
+    expect(noSource.json.looker).toMatchObject({
+      success: false,
+      message: expect.stringContaining('neither scheduled_plan.download_url nor an attachment') as unknown,
+    })
+  })
+
+  it('returns validation errors for a missing required form value', async () => {
+    const answer = await post(`${ingress.url}/actions/segment_track/execute`, pushed(renderLook(look, 'json_detail')))
+    expect(answer.json.looker).toEqual({
+      success: false,
+      message: 'Event name is required.',
+      validation_errors: { event: 'Event name is required.' },
+    })
+  })
+
+  it('answers 413 with a looker body when pushed data is over MAX_BODY_BYTES', async () => {
+    const answer = await post(`${ingress.url}/actions/segment_identify/execute`, pushed('x'.repeat(10_000)))
+    expect(answer.status).toBe(413)
+    expect(answer.json.looker).toEqual({
+      success: false,
+      message: 'The request body is over the 8192-byte limit (MAX_BODY_BYTES).',
+    })
+  })
+
+  it('rejects rows over the row and field limits with their row numbers', async () => {
+    const rows = [
+      { 'u.id': { value: 'a' }, 'u.note': { value: 'fine' } },
+      { 'u.id': { value: 'b' }, 'u.note': { value: 'x'.repeat(600) } },
+      { 'u.id': { value: 'c' }, 'u.note': { value: 'y'.repeat(150) } },
+    ]
+    const answer = await post(
+      `${ingress.url}/actions/segment_identify/execute`,
+      pushed(renderLook({ ...look, rows }, 'json_detail_lite_stream')),
+    )
+    expect(answer.json.looker).toMatchObject({
+      success: false,
+      rows: { received: 3, accepted: 1, rejected: 2 },
+      rejected_rows: [
+        { row: 2, reason: 'row is over the 400-byte row limit' },
+        { row: 3, reason: 'field u.note is 150 bytes, over the 100-byte field limit' },
+      ],
+    })
+  })
+
+  it('holds the connection with newlines, answers 503 with Retry-After when sends are saturated, and ends with a looker body', async () => {
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let started!: () => void
+    const streaming = new Promise<void>((resolve) => (started = resolve))
+    const text = renderLook(look, 'json_detail_lite_stream')
+    const url = stub.route('/download/slow', {
+      kind: 'custom',
+      handle: async (response: ServerResponse) => {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.write(text.slice(0, 20))
+        started()
+        await released
+        response.end(text.slice(20))
+      },
+    })
+    try {
+      const first = await request(`${ingress.url}/actions/segment_identify/execute`, {
+        method: 'POST',
+        headers: { authorization: AUTH, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'query', scheduled_plan: { scheduled_plan_id: 10, download_url: url } }),
+      })
+      // Status 200 comes up front, before the result is read.
+      expect(first.statusCode).toBe(200)
+      await streaming
+      const second = await post(`${ingress.url}/actions/segment_identify/execute`, pushed(text))
+      expect(second.status).toBe(503)
+      expect(second.json.looker).toMatchObject({
+        success: false,
+        message: expect.stringContaining('MAX_CONCURRENT_SENDS') as unknown,
+      })
+      const metrics = await (await request(`${ingress.url}/metrics`)).body.text()
+      expect(metrics).toMatch(/lookstream_ingress_sends_in_progress(\{[^}]*\})? 1/)
+      // Keep-alive newlines arrive while Looker's result is stalled; then let it finish.
+      const chunks = first.body[Symbol.asyncIterator]()
+      let received = ''
+      while (!received.includes('\n\n')) {
+        const next = await chunks.next()
+        if (next.done) break
+        received += Buffer.from(next.value as Uint8Array).toString('utf8')
+      }
+      expect(received).toMatch(/^\n\n/)
+      release()
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+        received += Buffer.from(next.value as Uint8Array).toString('utf8')
+      }
+      expect(received).toMatch(/^\n+\{"looker":/)
+      const answer = JSON.parse(received) as { looker: unknown }
+      expect(answer.looker).toMatchObject({ success: true, rows: { received: 1, accepted: 1, rejected: 0 } })
+    } finally {
+      release()
+    }
+  })
+
+  it('exposes the ingress metrics', async () => {
+    const text = await (await request(`${ingress.url}/metrics`)).body.text()
+    for (const name of [
+      'lookstream_ingress_sends_total',
+      'lookstream_ingress_rows_total',
+      'lookstream_ingress_produce_latency_seconds',
+      'lookstream_ingress_bytes_streamed_total',
+      'lookstream_ingress_sends_in_progress',
+    ]) {
+      expect(text).toContain(name)
+    }
+    expect(text).toMatch(/lookstream_ingress_rows_total\{[^}]*outcome="rejected"[^}]*reason="row_too_large"[^}]*\} 1/)
+  })
+})
