@@ -14,6 +14,7 @@ const USAGE = `usage: local-kafka [--port N] [--data-dir DIR | --in-memory] [opt
   --retention-ms N                 delete segments whose newest record is older (default 604800000, -1 = off)
   --retention-bytes N              per-partition size limit, whole old segments deleted (default -1 = off)
   --segment-bytes N                roll a new segment after this many bytes (default 67108864)
+  --retention-check-ms N           how often retention runs (default 5000)
   --max-message-bytes N            largest record batch accepted (default 16777216)
   --initial-rebalance-delay-ms N   delay before the first rebalance of a new group (default 0)
   --fsync                          fsync the log before acknowledging a produce (machine-crash safety)
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     'retention-ms': { type: 'string' },
     'retention-bytes': { type: 'string' },
     'segment-bytes': { type: 'string' },
+    'retention-check-ms': { type: 'string' },
     'max-message-bytes': { type: 'string' },
     'initial-rebalance-delay-ms': { type: 'string' },
     fsync: { type: 'boolean', default: false },
@@ -74,6 +76,7 @@ const broker = new Broker({
   retentionMs: int('retention-ms', values['retention-ms'], 7 * 24 * 3600 * 1000),
   retentionBytes: int('retention-bytes', values['retention-bytes'], -1),
   segmentBytes: int('segment-bytes', values['segment-bytes'], 64 * 1024 * 1024),
+  retentionCheckMs: int('retention-check-ms', values['retention-check-ms'], 5000),
   maxMessageBytes: int('max-message-bytes', values['max-message-bytes'], 16 * 1024 * 1024),
   fsync: values.fsync,
   log,

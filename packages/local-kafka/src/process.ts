@@ -18,6 +18,7 @@ export interface StartLocalKafkaOptions {
   retentionMs?: number
   retentionBytes?: number
   segmentBytes?: number
+  retentionCheckMs?: number
   fsync?: boolean
   // How long to wait for the listening line (default 20 s).
   startTimeoutMs?: number
@@ -57,6 +58,7 @@ export async function startLocalKafka(opts: StartLocalKafkaOptions = {}): Promis
   if (opts.retentionMs !== undefined) args.push('--retention-ms', String(opts.retentionMs))
   if (opts.retentionBytes !== undefined) args.push('--retention-bytes', String(opts.retentionBytes))
   if (opts.segmentBytes !== undefined) args.push('--segment-bytes', String(opts.segmentBytes))
+  if (opts.retentionCheckMs !== undefined) args.push('--retention-check-ms', String(opts.retentionCheckMs))
   if (opts.fsync) args.push('--fsync')
   if (opts.advertisedPort !== undefined) args.push('--advertised-port', String(opts.advertisedPort))
 

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:net'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { TopicStore } from '../storage/topic-store.ts'
 import { Connection } from './connection.ts'
 import { type BrokerConfig, type BrokerContext, type LogFn } from './context.ts'
@@ -35,6 +36,7 @@ export class Broker {
   private server: Server | null = null
   private groups: GroupApi | null = null
   private timers: NodeJS.Timeout[] = []
+  private loopDelay: ReturnType<typeof monitorEventLoopDelay> | null = null
   private producerId = Date.now()
   port = 0
 
@@ -92,13 +94,23 @@ export class Broker {
       this.store.applyRetention(Date.now(), config.retentionMs, config.retentionBytes)
     }, this.opts.retentionCheckMs ?? 5000)
     const indexFlush = setInterval(() => this.store.flushIndexes(), INDEX_FLUSH_MS)
-    this.timers = [retentionCheck, indexFlush]
+    // Clients time out a fetch at max wait + 100 ms, so a stalled event loop is worth a warning.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+    loopDelay.enable()
+    this.loopDelay = loopDelay
+    const loopCheck = setInterval(() => {
+      const maxMs = loopDelay.max / 1e6
+      if (maxMs > 100) this.opts.log('warn', 'event loop stalled', { maxMs: Math.round(maxMs) })
+      loopDelay.reset()
+    }, 5000)
+    this.timers = [retentionCheck, indexFlush, loopCheck]
     for (const t of this.timers) t.unref()
     return this.port
   }
 
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t)
+    this.loopDelay?.disable()
     const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
     for (const c of this.connections) c.destroy()
     await closed
