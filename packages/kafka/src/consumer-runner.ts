@@ -71,6 +71,11 @@ export interface RunConsumerOptions {
   maxWaitTimeMs?: number
   /** After every group join, with this member's partitions. */
   onAssignment?: (partitions: TopicPartition[]) => void
+  /**
+   * kafkajs crashed the consumer (e.g. the broker stayed away past the retries). With `willRestart` it
+   * rejoins by itself; without, this runner is dead and the service should exit to be restarted.
+   */
+  onCrash?: (err: Error, willRestart: boolean) => void
 }
 
 export interface ConsumerRunner {
@@ -204,6 +209,8 @@ export async function runConsumer(options: RunConsumerOptions): Promise<Consumer
   consumer.on(consumer.events.REBALANCING, () => commitQuietly('rebalance'))
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     log.error({ err: payload.error, restart: payload.restart }, 'consumer crashed')
+    if (!payload.restart) assigned = []
+    options.onCrash?.(payload.error, payload.restart)
   })
 
   await consumer.connect()

@@ -1,4 +1,4 @@
-export type KafkaErrorCode = 'LS_KAFKA_PRODUCER_CLOSED' | 'LS_KAFKA_CONSUMER_STOPPED'
+export type KafkaErrorCode = 'LS_KAFKA_PRODUCER_CLOSED' | 'LS_KAFKA_RECORD_TOO_LARGE' | 'LS_KAFKA_CONSUMER_STOPPED'
 
 export class KafkaError extends Error {
   readonly code: KafkaErrorCode

@@ -39,6 +39,12 @@ export interface ProducerOptions {
   maxBatchMessages?: number
   /** Most (estimated) bytes in one sendBatch; keep under the broker's message.max.bytes. Default 900 KiB. */
   maxBatchBytes?: number
+  /**
+   * Largest record accepted (estimated bytes). A larger one is refused by send() up front: the broker
+   * would reject it with MESSAGE_TOO_LARGE and take the whole batch around it down too. Default 1,000,000
+   * (the broker's default message.max.bytes is 1,048,588 per record batch).
+   */
+  maxRecordBytes?: number
   /** How long the first record of a batch may wait for company. Default 5 ms. */
   lingerMs?: number
   /** Produce request timeout. Default 30 s. */
@@ -108,6 +114,7 @@ export async function createProducer(kafka: KafkaClient, options: ProducerOption
   const maxBatchMessages = Math.min(options.maxBatchMessages ?? 5000, maxInFlightMessages)
   const maxBatchBytes = options.maxBatchBytes ?? 900 * 1024
   const lingerMs = options.lingerMs ?? 5
+  const maxRecordBytes = options.maxRecordBytes ?? 1_000_000
   const timeout = options.timeoutMs ?? 30_000
 
   // The partition kafkajs picks for each message, so an acknowledgement can name the record's offset.
@@ -243,6 +250,9 @@ export async function createProducer(kafka: KafkaClient, options: ProducerOption
   async function send(record: ProduceRecord): Promise<RecordAck> {
     if (closing) throw new KafkaError('LS_KAFKA_PRODUCER_CLOSED', 'producer is closed')
     const bytes = sizeOf(record)
+    if (bytes > maxRecordBytes) {
+      throw new KafkaError('LS_KAFKA_RECORD_TOO_LARGE', `record of ~${bytes} bytes is over ${maxRecordBytes}`)
+    }
     if (waiters.length === 0 && hasRoom(bytes)) {
       pendingMessages += 1
       pendingBytes += bytes

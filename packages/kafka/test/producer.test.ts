@@ -112,6 +112,18 @@ describe('createProducer', () => {
     expect(p.stats().pendingMessages).toBe(0)
   })
 
+  it('refuses a record over maxRecordBytes up front, without touching the others', async () => {
+    const topic = uniqueName('too-large')
+    await ensureTopics(kafka, [{ topic, numPartitions: 1 }])
+    const p = await producer({ maxRecordBytes: 10_000, lingerMs: 600_000 })
+    const small = p.send({ topic, value: 'small' })
+    await expect(p.send({ topic, value: 'x'.repeat(10_001) })).rejects.toMatchObject({
+      code: 'LS_KAFKA_RECORD_TOO_LARGE',
+    })
+    await p.flush()
+    expect(await small).toMatchObject({ topic, offset: '0' })
+  })
+
   it('makes the sender wait while the in-flight bound is reached (backpressure)', async () => {
     const topic = uniqueName('backpressure')
     await ensureTopics(kafka, [{ topic, numPartitions: 1 }])
