@@ -1,0 +1,104 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { type ServerResponse } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { HEADERS, TOPICS } from '@lookstream/events'
+import { type LocalKafka } from '@lookstream/local-kafka'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { createTopics, post, startIngress, startKafka, type Ingress } from './support/ingress-harness.ts'
+import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
+import { readTopic } from './support/read-topic.ts'
+import { startRedisProcess, type RedisProcess } from './support/redis-process.ts'
+
+// Kafka stopped in the middle of a send: the answer is success:false, and the accepted count is exactly
+// what the broker holds after it comes back (nothing claimed that was not produced).
+
+let kafka: LocalKafka | undefined
+let redis: RedisProcess
+let stub: LookerStub
+let ingress: Ingress
+const dataDir = mkdtempSync(join(tmpdir(), 'ingress-outage-'))
+
+beforeAll(async () => {
+  ;[kafka, redis, stub] = await Promise.all([startKafka(dataDir), startRedisProcess(), startLookerStub()])
+  await createTopics(kafka.brokers)
+  ingress = await startIngress({
+    brokers: kafka.brokers,
+    redisUrl: redis.url,
+    lookerHosts: stub.origin,
+    kafkaRetries: 2,
+  })
+}, 120_000)
+
+afterAll(async () => {
+  await ingress?.close()
+  await Promise.all([kafka?.stop(), redis?.stop(), stub?.close()])
+  rmSync(dataDir, { recursive: true, force: true })
+})
+
+async function acceptedRows(): Promise<number> {
+  const metric = await ingress.service.registry.getSingleMetric('lookstream_ingress_rows_total')?.get()
+  return (metric?.values ?? []).filter((v) => v.labels.outcome === 'accepted').reduce((sum, v) => sum + v.value, 0)
+}
+
+async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+it('Kafka stopped midway ends in success:false and counts only acknowledged rows', { timeout: 180_000 }, async () => {
+  const row = (n: number) => JSON.stringify({ 'u.id': { value: `user-${n}` }, 'u.n': { value: n } })
+  const firstPart = Array.from({ length: 50 }, (_, i) => row(i + 1)).join(',')
+  const secondPart = Array.from({ length: 50 }, (_, i) => row(i + 51)).join(',')
+  let resume!: () => void
+  const resumed = new Promise<void>((resolve) => (resume = resolve))
+  const url = stub.route('/download/outage', {
+    kind: 'custom',
+    handle: async (response: ServerResponse) => {
+      response.writeHead(200, { 'content-type': 'application/json' })
+      response.write(
+        `{"ran_at":"2026-11-22T00:00:00Z","fields":{"dimensions":[{"name":"u.id","tags":["user_id"]},{"name":"u.n"}]},"data":[${firstPart}`,
+      )
+      await resumed
+      response.end(`,${secondPart}]}`)
+    },
+  })
+  try {
+    const pending = post(`${ingress.url}/actions/segment_identify/execute`, {
+      type: 'query',
+      scheduled_plan: { scheduled_plan_id: 31, download_url: url },
+    })
+    await until(async () => (await acceptedRows()) >= 50, 'the first 50 rows to be acknowledged')
+    const port = kafka!.port
+    await kafka!.stop()
+    kafka = undefined
+    resume()
+    const answer = await pending
+    const looker = answer.json.looker as {
+      success: boolean
+      message: string
+      send_id: string
+      rows: { received: number; accepted: number; rejected: number }
+    }
+    expect(looker.success).toBe(false)
+    expect(looker.message).toContain('failed: Kafka did not acknowledge a message')
+    expect(looker.rows.accepted).toBeGreaterThanOrEqual(50)
+    expect(looker.rows.accepted).toBeLessThan(100)
+
+    // Bring the broker back on its data and count what it really holds for this send.
+    kafka = await startKafka(dataDir, port)
+    const held = (await readTopic(kafka.brokers, TOPICS.identify)).filter(
+      (r) => r.headers[HEADERS.sendId] === looker.send_id,
+    )
+    expect(held.length).toBeGreaterThanOrEqual(looker.rows.accepted)
+    const rows = new Set(
+      held.map((r) => (JSON.parse(r.value) as { context: { lookstream: { row: number } } }).context.lookstream.row),
+    )
+    for (let n = 1; n <= looker.rows.accepted; n++) expect(rows.has(n), `row ${n} on Kafka`).toBe(true)
+  } finally {
+    resume()
+  }
+})
