@@ -5,10 +5,17 @@ import { createLogger } from '@lookstream/service'
 import { Redis } from 'ioredis'
 import { buildApp } from './app.ts'
 import { IngressConfig } from './config.ts'
+import { parseLookerHosts } from './looker/looker-hosts.ts'
 import { createSendStore } from './sends/send-store.ts'
 
 // Composition root: config → clients → app → listen. Clients close in onClose, after in-flight sends.
 const config = loadConfigOrExit(IngressConfig)
+try {
+  parseLookerHosts(config.LOOKER_HOSTS)
+} catch (err) {
+  process.stderr.write(`LS_CONFIG_INVALID: ${(err as Error).message}\n`)
+  process.exit(1)
+}
 const logger = createLogger({ name: 'ingress', level: config.LOG_LEVEL })
 const kafka = createKafka({
   brokers: config.KAFKA_BROKERS,
