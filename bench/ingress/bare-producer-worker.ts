@@ -1,0 +1,31 @@
+// The bare-producer ceiling, in its own process as the ingress is: a kafkajs producer (idempotent, acks -1,
+// one request in flight as idempotence requires) sending the records of a frames file with sendBatch,
+// `batch` records per call. Records are read and decoded while the previous batch is in flight.
+//   node --conditions=@lookstream/source bench/ingress/bare-producer-worker.ts <brokers> <topic> <frames> <batch>
+// Prints {"messages", "ms"} as JSON: ms from the first sendBatch until the last one is acknowledged.
+import { Kafka, logLevel, type Message } from 'kafkajs'
+import { FrameReader } from './message-frames.ts'
+
+const [brokers, topic, frames, batchArg] = process.argv.slice(2)
+const batch = Number(batchArg)
+const kafka = new Kafka({ brokers: [brokers!], clientId: 'bench-bare-producer', logLevel: logLevel.ERROR })
+const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+await producer.connect()
+const reader = new FrameReader(frames!)
+const load = (): Message[] =>
+  reader.next(batch).map((record) => ({ key: record.key, value: record.value, headers: record.headers }))
+
+let messages = load()
+let sent = 0
+const started = performance.now()
+while (messages.length > 0) {
+  const inFlight = producer.sendBatch({ topicMessages: [{ topic: topic!, messages }], acks: -1 })
+  const following = load()
+  await inFlight
+  sent += messages.length
+  messages = following
+}
+const ms = performance.now() - started
+reader.close()
+await producer.disconnect()
+console.log(JSON.stringify({ messages: sent, ms }))

@@ -1,0 +1,290 @@
+// Ingress throughput and memory: a json_detail_lite_stream Look streamed from a local Looker stub through the
+// ingress (its own process) into local-kafka (its own process), beside two ceilings measured in the same run.
+//   node --conditions=@lookstream/source bench/ingress/run.ts [--rows 1000000] [--small-rows 100000]
+//        [--batch 2000] [--cpu-prof <dir>] [--keep]
+// Prints a Markdown table and a JSON summary. See bench/README.md (ingress section) for what each figure means.
+import { spawn } from 'node:child_process'
+import { createHmac, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { parseArgs } from 'node:util'
+import { Kafka, logLevel } from 'kafkajs'
+import { request } from 'undici'
+import { startLocalKafka, type LocalKafka } from '@lookstream/local-kafka'
+import { spawnService, startRedis, type RedisProcess, type SpawnedService } from '@lookstream/testing'
+import { parseRows } from './json-parse-ceiling.ts'
+import { FIELDS, writeLook } from './look-generator.ts'
+import { startLookerStub, type LookerStub } from './looker-stub.ts'
+import { encodeFrame } from './message-frames.ts'
+import { cpuSeconds, loadAverage, peakRssBytes } from './proc-stats.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    'small-rows': { type: 'string' },
+    batch: { type: 'string', default: '2000' },
+    'cpu-prof': { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
+})
+const ROWS = Number(args.rows)
+const SMALL_ROWS = Number(args['small-rows'] ?? Math.max(1, Math.round(ROWS / 10)))
+const BATCH = Number(args.batch)
+const CPU_PROF_DIR = args['cpu-prof']
+const TOPIC = 'lookstream.identify.v1'
+const BARE_TOPIC = 'bench.bare.identify'
+const PARTITIONS = 6 // what the ingress's ensureTopics creates
+const SECRET = randomBytes(32).toString('hex')
+const INGRESS_MAIN = new URL('../../services/ingress/src/main.ts', import.meta.url).pathname
+const BARE_WORKER = new URL('./bare-producer-worker.ts', import.meta.url).pathname
+
+const log = (text: string) =>
+  process.stderr.write(`[bench ingress ${new Date().toISOString().slice(11, 19)}] ${text}\n`)
+
+interface IngressRun {
+  rows: number
+  ms: number
+  peakRss: number
+  ingressCpu: number
+  brokerCpu: number
+  accepted: number
+  rejected: number
+  load: string
+}
+
+function token(): string {
+  const nonce = randomBytes(16).toString('hex')
+  return `${nonce}/${createHmac('sha512', SECRET).update(nonce).digest('hex')}`
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'bench-ingress-'))
+let broker: LocalKafka | undefined
+let redis: RedisProcess | undefined
+let stub: LookerStub | undefined
+let ingress: SpawnedService | undefined
+let planId = Date.now()
+
+async function startIngress(): Promise<SpawnedService> {
+  const env: Record<string, string> = {
+    ACTION_HUB_SECRET: SECRET,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    KAFKA_BROKERS: broker!.brokers,
+    REDIS_URL: redis!.url,
+    LOOKER_HOSTS: stub!.origin,
+    LOG_LEVEL: 'info',
+  }
+  if (CPU_PROF_DIR !== undefined) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${CPU_PROF_DIR}`
+  return spawnService(INGRESS_MAIN, env, { readyTimeoutMs: 60_000 })
+}
+
+// One send through a fresh ingress process: from the execute request until its final {"looker": …} body.
+async function ingressRun(file: string, rows: number): Promise<IngressRun> {
+  ingress = await startIngress()
+  const pid = ingress.pid
+  try {
+    const body = {
+      type: 'query',
+      scheduled_plan: {
+        scheduled_plan_id: ++planId,
+        title: `bench ${rows} rows`,
+        type: 'Look',
+        url: 'https://looker.example.com/looks/42',
+        query: { model: 'bench', view: 'users', fields: [...FIELDS.dimensions, ...FIELDS.measures].map((f) => f.name) },
+        download_url: stub!.offer(file),
+      },
+      data: {},
+      form_params: { connection: 'default' },
+    }
+    const load = loadAverage()
+    const ingressCpu0 = cpuSeconds(pid)
+    const brokerCpu0 = cpuSeconds(broker!.pid)
+    const started = performance.now()
+    const response = await request(`${ingress.url}/actions/segment_identify/execute`, {
+      method: 'POST',
+      headers: {
+        authorization: `Token token="${token()}"`,
+        'user-agent': 'LookerOutgoingWebhook/7.0.0',
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify(body),
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    })
+    const text = await response.body.text()
+    const ms = performance.now() - started
+    const ingressCpu = cpuSeconds(pid) - ingressCpu0
+    const brokerCpu = cpuSeconds(broker!.pid) - brokerCpu0
+    const peakRss = peakRssBytes(pid)
+    const answer = JSON.parse(text) as {
+      looker: { success: boolean; message: string; rows?: { accepted: number; rejected: number } }
+    }
+    if (response.statusCode !== 200 || !answer.looker.success || answer.looker.rows?.accepted !== rows) {
+      throw new Error(`the send did not succeed (HTTP ${response.statusCode}): ${text.trim().slice(0, 2000)}`)
+    }
+    return {
+      rows,
+      ms,
+      peakRss,
+      ingressCpu,
+      brokerCpu,
+      accepted: answer.looker.rows.accepted,
+      rejected: answer.looker.rows.rejected,
+      load,
+    }
+  } finally {
+    // SIGTERM lets a --cpu-prof profile be written; SIGKILL after 30 s.
+    await ingress.stop('SIGTERM', 30_000)
+    ingress = undefined
+  }
+}
+
+// Copies every record of `topic` (key, value, headers, exactly as the ingress produced them) into a frames file.
+async function extract(topic: string, path: string): Promise<number> {
+  const child = spawn('kcat', ['-b', broker!.brokers, '-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-J'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const exited = once(child, 'exit')
+  const out = createWriteStream(path)
+  let count = 0
+  for await (const line of createInterface({ input: child.stdout })) {
+    if (line === '') continue
+    const record = JSON.parse(line) as { key: string; payload: string; headers?: string[] }
+    const headers: Record<string, string> = {}
+    const list = record.headers ?? []
+    for (let h = 0; h < list.length; h += 2) headers[list[h]!] = list[h + 1]!
+    if (!out.write(encodeFrame({ key: record.key, value: record.payload, headers }))) await once(out, 'drain')
+    count++
+  }
+  const [code] = (await exited) as [number | null]
+  out.end()
+  await once(out, 'finish')
+  if (code !== 0) throw new Error(`kcat exited with ${code}`)
+  return count
+}
+
+function bareProducer(
+  frames: string,
+  batch: number,
+): Promise<{ messages: number; ms: number; brokerCpu: number; cpu: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--conditions=@lookstream/source', BARE_WORKER, broker!.brokers, BARE_TOPIC, frames, String(batch)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    )
+    const brokerCpu0 = cpuSeconds(broker!.pid)
+    let cpu = 0
+    const sampler = setInterval(() => {
+      try {
+        cpu = cpuSeconds(child.pid!)
+      } catch {
+        // exited between samples
+      }
+    }, 200)
+    let out = ''
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()))
+    child.on('exit', (code) => {
+      clearInterval(sampler)
+      if (code !== 0) return reject(new Error(`bare producer exited ${code}`))
+      const result = JSON.parse(out) as { messages: number; ms: number }
+      resolve({ ...result, brokerCpu: cpuSeconds(broker!.pid) - brokerCpu0, cpu })
+    })
+  })
+}
+
+async function topicCount(admin: ReturnType<Kafka['admin']>, topic: string): Promise<number> {
+  const offsets = await admin.fetchTopicOffsets(topic)
+  return offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0)
+}
+
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1)
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+
+try {
+  if (CPU_PROF_DIR !== undefined) mkdirSync(CPU_PROF_DIR, { recursive: true })
+  const bigFile = join(tmp, `look-${ROWS}.json`)
+  const smallFile = join(tmp, `look-${SMALL_ROWS}.json`)
+  const bigBytes = await writeLook(bigFile, ROWS)
+  await writeLook(smallFile, SMALL_ROWS)
+  log(`Looks written: ${fmt(ROWS)} rows (${mb(bigBytes)} MiB), ${fmt(SMALL_ROWS)} rows`)
+
+  broker = await startLocalKafka({ port: 0, dataDir: join(tmp, 'kafka'), logLevel: 'warn' })
+  redis = await startRedis()
+  stub = await startLookerStub()
+  const kafka = new Kafka({ brokers: [broker.brokers], clientId: 'bench-ingress', logLevel: logLevel.ERROR })
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    log(`ingress: ${fmt(ROWS)} rows`)
+    const big = await ingressRun(bigFile, ROWS)
+    log(`ingress: ${fmt(ROWS)} rows in ${fmt(big.ms)} ms, peak RSS ${mb(big.peakRss)} MiB`)
+    const onTopic = await topicCount(admin, TOPIC)
+    if (onTopic !== ROWS) throw new Error(`${TOPIC} holds ${onTopic} records, expected ${ROWS}`)
+
+    const frames = join(tmp, 'messages.frames')
+    const extracted = await extract(TOPIC, frames)
+    if (extracted !== ROWS) throw new Error(`kcat read ${extracted} records, expected ${ROWS}`)
+    await admin.createTopics({ topics: [{ topic: BARE_TOPIC, numPartitions: PARTITIONS }], waitForLeaders: true })
+    log(`bare producer: ${fmt(ROWS)} messages, batches of ${BATCH}`)
+    const loadBare = loadAverage()
+    const bare = await bareProducer(frames, BATCH)
+    const onBare = await topicCount(admin, BARE_TOPIC)
+    if (onBare !== ROWS) throw new Error(`${BARE_TOPIC} holds ${onBare} records, expected ${ROWS}`)
+
+    log('JSON.parse ceiling')
+    const loadParse = loadAverage()
+    const parse = parseRows(bigFile)
+    if (parse.rows !== ROWS) throw new Error(`parsed ${parse.rows} rows, expected ${ROWS}`)
+
+    log(`ingress: ${fmt(SMALL_ROWS)} rows (fresh process)`)
+    const small = await ingressRun(smallFile, SMALL_ROWS)
+
+    const rate = (n: number, ms: number) => (n * 1000) / ms
+    const ingressRate = rate(big.rows, big.ms)
+    const bareRate = rate(bare.messages, bare.ms)
+    const parseRate = rate(parse.rows, parse.ms)
+    console.log(`Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
+    console.log(`Payload: ${fmt(ROWS)} rows, ${mb(bigBytes)} MiB json_detail_lite_stream; action segment_identify\n`)
+    console.log(
+      '| measurement | rows | time | rows/s | vs bare producer | CPU (process / broker) | peak RSS | load avg at start |',
+    )
+    console.log('|---|---:|---:|---:|---:|---:|---:|---|')
+    for (const run of [big, small]) {
+      console.log(
+        `| ingress (download_url → Kafka acks → final body) | ${fmt(run.rows)} | ${(run.ms / 1000).toFixed(1)} s | ${fmt(rate(run.rows, run.ms))} | ${((rate(run.rows, run.ms) / bareRate) * 100).toFixed(0)}% | ${run.ingressCpu.toFixed(1)} s / ${run.brokerCpu.toFixed(1)} s | ${mb(run.peakRss)} MiB | ${run.load} |`,
+      )
+    }
+    console.log(
+      `| ceiling: bare kafkajs producer (idempotent, acks -1, sendBatch ${BATCH}) | ${fmt(bare.messages)} | ${(bare.ms / 1000).toFixed(1)} s | ${fmt(bareRate)} | 100% | ${bare.cpu.toFixed(1)} s / ${bare.brokerCpu.toFixed(1)} s | | ${loadBare} |`,
+    )
+    console.log(
+      `| ceiling: JSON.parse per row (1 MiB reads, newline split, UTF-8 decode) | ${fmt(parse.rows)} | ${(parse.ms / 1000).toFixed(1)} s | ${fmt(parseRate)} | | | | ${loadParse} |`,
+    )
+    const summary = {
+      rows: ROWS,
+      payloadBytes: bigBytes,
+      ingress: big,
+      ingressSmall: small,
+      bare: { ...bare, batch: BATCH, load: loadBare },
+      parse: { ...parse, load: loadParse },
+      ingressVsBare: ingressRate / bareRate,
+      rssGrowth: big.peakRss / small.peakRss,
+    }
+    console.log(`\n${JSON.stringify(summary)}`)
+  } finally {
+    await admin.disconnect()
+  }
+} finally {
+  await ingress?.stop('SIGKILL', 5_000)
+  await stub?.close()
+  await redis?.stop()
+  await broker?.stop()
+  if (args.keep) log(`kept ${tmp}`)
+  else rmSync(tmp, { recursive: true, force: true })
+}
