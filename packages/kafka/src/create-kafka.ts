@@ -31,7 +31,7 @@ export function createKafka(options: CreateKafkaOptions): KafkaClient {
     brokers: parseBrokers(options.brokers),
     connectionTimeout: options.connectionTimeoutMs ?? 3000,
     requestTimeout: options.requestTimeoutMs ?? 30_000,
-    retry: { initialRetryTime: 100, retries: options.retries ?? 8 },
+    retry: { initialRetryTime: 100, maxRetryTime: 5000, retries: options.retries ?? 5 },
     logLevel: kafkaLogLevelFor(logger),
     logCreator: pinoLogCreator(logger),
   })
