@@ -241,9 +241,12 @@ describe('raw protocol against the broker process', () => {
     await createTopic(c, topic)
     const parked = fetchFrom(c, topic, 0, { maxWaitMs: 300 })
     const meta = c.request(METADATA, 6, { topics: [{ name: topic }], allowAutoTopicCreation: false })
-    const order: string[] = []
-    await Promise.all([parked.then(() => order.push('fetch')), meta.then(() => order.push('metadata'))])
-    expect(order).toEqual(['fetch', 'metadata'])
+    const [fetched, described] = await Promise.all([parked, meta])
+    expect(fetched.records.length).toBe(0)
+    expect(arr(described.body.topics)[0]!.name).toBe(topic)
+    // The fetch (sent first with the previous correlation id, parked 300 ms) is answered before the
+    // metadata request sent after it.
+    expect(c.arrivals.slice(-2)).toEqual([described.correlationId - 1, described.correlationId])
   })
 
   it('sends no response to acks=0 produce but stores the batch', async () => {

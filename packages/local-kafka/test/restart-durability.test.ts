@@ -169,4 +169,42 @@ describe('restart and crash durability of the broker process', () => {
     await producer.disconnect()
     expect(res[0]!.baseOffset).toBe(String(high))
   })
+
+  it('recognises an idempotent batch retried across a broker crash as a duplicate', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'lk-idem-restart-'))
+    const topic = uniqueName('idem-restart')
+    const first = await start(dataDir)
+    const c1 = await RawClient.connect(first.port)
+    await c1.request(19, 3, {
+      topics: [{ name: topic, numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }],
+      timeoutMs: 1000,
+    })
+    const init = await c1.request(22, 1, { transactionalId: null, transactionTimeoutMs: 60_000 })
+    const producerId = init.body.producerId as number
+    const batch = (seq: number, value: string): Buffer =>
+      buildBatch([{ key: null, value: Buffer.from(value) }], { producerId, producerEpoch: 0, baseSequence: seq })
+    const produce = async (c: RawClient, b: Buffer): Promise<{ errorCode: number; baseOffset: number }> => {
+      const res = await c.request(0, 7, {
+        transactionalId: null,
+        acks: -1,
+        timeoutMs: 1000,
+        topicData: [{ name: topic, partitionData: [{ index: 0, records: b }] }],
+      })
+      return (res.body.responses as { partitionResponses: { errorCode: number; baseOffset: number }[] }[])[0]!
+        .partitionResponses[0]!
+    }
+    expect(await produce(c1, batch(0, 'a'))).toMatchObject({ errorCode: 0, baseOffset: 0 })
+    expect(await produce(c1, batch(1, 'b'))).toMatchObject({ errorCode: 0, baseOffset: 1 })
+    c1.close()
+    first.kill('SIGKILL')
+    await first.exited
+
+    const second = await start(dataDir)
+    const c2 = await RawClient.connect(second.port)
+    // The producer did not see the ack for sequence 1 and retries it after the crash.
+    expect(await produce(c2, batch(1, 'b'))).toMatchObject({ errorCode: 0, baseOffset: 1 })
+    expect(await produce(c2, batch(2, 'c'))).toMatchObject({ errorCode: 0, baseOffset: 2 })
+    expect((await produce(c2, batch(9, 'gap'))).errorCode).toBe(45)
+    c2.close()
+  })
 })

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync } from 'node:fs'
 import { ErrorCode } from '../protocol/error-codes.ts'
 import { Reader } from '../protocol/reader.ts'
-import { type BatchInfo, patchBatch } from '../protocol/record-batch.ts'
+import { type BatchInfo, inspectBatch, patchBatch } from '../protocol/record-batch.ts'
 import { FileSegment, type RecoveryReport } from './file-segment.ts'
 import { MemorySegment } from './memory-segment.ts'
 import { type Segment } from './segment.ts'
@@ -37,6 +37,7 @@ export interface ReadResult {
 // Kafka keeps this many recent batches per producer and partition to recognise retried duplicates.
 const PRODUCER_WINDOW = 5
 const SEQ_MODULO = 2 ** 31
+const PRODUCER_RESTORE_BATCHES = 2000
 
 export class PartitionLog {
   readonly topic: string
@@ -90,7 +91,24 @@ export class PartitionLog {
     const last = this.segments[this.segments.length - 1]!
     const ix = last.index
     this.nextOffset = ix.count > 0 ? ix.lastOffsets[ix.count - 1]! + 1 : last.baseOffset
+    this.restoreProducerState(last)
     return reports
+  }
+
+  // Idempotent producers' sequence windows are rebuilt from the newest batches of the log, so a batch
+  // retried across a broker restart is still recognised as a duplicate.
+  private restoreProducerState(seg: Segment): void {
+    const ix = seg.index
+    const from = Math.max(0, ix.count - PRODUCER_RESTORE_BATCHES)
+    if (from >= ix.count) return
+    const data = Buffer.concat(seg.read(from, ix.count))
+    let pos = 0
+    for (let i = from; i < ix.count; i++) {
+      const size = ix.sizes[i]!
+      const info = inspectBatch(data.subarray(pos, pos + size))
+      if (info !== null) this.recordSequence(info, ix.baseOffsets[i]!)
+      pos += size
+    }
   }
 
   private get active(): Segment {

@@ -11,6 +11,8 @@ export class RawClient {
   private readonly waiters: ((frame: Buffer) => void)[] = []
   private correlationId = 1
   closed = false
+  // Correlation ids of the responses in the order they arrived on the socket.
+  readonly arrivals: number[] = []
 
   private constructor(socket: Socket) {
     this.socket = socket
@@ -21,6 +23,7 @@ export class RawClient {
         if (this.buffer.length < size + 4) break
         const frame = this.buffer.subarray(4, size + 4)
         this.buffer = this.buffer.subarray(size + 4)
+        this.arrivals.push(frame.readInt32BE(0))
         this.waiters.shift()?.(frame)
       }
     })
