@@ -234,4 +234,51 @@ describe('runConsumer', () => {
     a.markDone({ topic, partition: lost, offset: '1' })
     expect(a.partitions().map((state) => state.partition)).toEqual([kept])
   })
+
+  it('stop() lets the batch in progress finish, commits its marks, and leaves the group at once', async () => {
+    const topic = uniqueName('stop')
+    const groupId = uniqueName('group')
+    await ensureTopics(kafka, [{ topic, numPartitions: 1 }])
+    await produce(topic, ['s0', 's1'])
+
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    let inHandler = false
+    // A long session: if stop() did not leave the group, the next member would wait for it to expire.
+    const slow = { sessionTimeoutMs: 60_000, rebalanceTimeoutMs: 60_000 }
+    const first = await consumer({
+      ...slow,
+      groupId,
+      topics: [topic],
+      fromBeginning: true,
+      eachBatch: async (batch) => {
+        inHandler = true
+        await gate
+        for (const record of batch.records) batch.markDone(record)
+      },
+    })
+    await waitFor('the handler to be running', () => inHandler)
+    let stopped = false
+    const stopping = first.stop().then(() => (stopped = true))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(stopped).toBe(false)
+    release()
+    await stopping
+
+    await produce(topic, ['s2'])
+    const next: ConsumedRecord[] = []
+    const second = await consumer({
+      ...slow,
+      groupId,
+      topics: [topic],
+      fromBeginning: true,
+      eachBatch: (batch) => {
+        next.push(...batch.records)
+        for (const record of batch.records) batch.markDone(record)
+      },
+    })
+    await waitFor('the next member to take over', () => next.length >= 1, 20_000)
+    expect(values(next)).toEqual(['s2'])
+    expect(second.assignment()).toEqual([{ topic, partition: 0 }])
+  })
 })
