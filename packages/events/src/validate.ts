@@ -38,7 +38,9 @@ function check<T>(validator: Checker<T>, value: unknown, bytes: number | undefin
 
 /**
  * Validates a canonical message against its type's schema and the size limit. Errors are one line per
- * problem, each starting with the JSON pointer of the offending field (e.g. "/messageId: ...").
+ * problem, each starting with the JSON pointer of the offending field (e.g. "/messageId: ..."). Pass
+ * `serializedBytes` when the caller has serialized the message already; otherwise it is serialized here
+ * to measure it.
  */
 export function validateMessage(value: unknown, serializedBytes?: number): ValidationResult<CanonicalMessage> {
   if (!isPlainObject(value)) return { ok: false, errors: ['/: must be a JSON object'] }
