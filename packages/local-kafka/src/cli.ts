@@ -83,16 +83,7 @@ const broker = new Broker({
   groups: () => new GroupCoordinator({ initialRebalanceDelayMs, dataDir: dataDir ?? undefined, log }),
 })
 
-let port: number
-try {
-  port = await broker.start()
-} catch (err) {
-  console.error(`local-kafka: cannot start: ${err instanceof Error ? err.message : String(err)}`)
-  process.exit(1)
-}
-console.log(`local-kafka listening on 127.0.0.1:${port}`)
-log('info', 'broker started', { port, dataDir, fsync: values.fsync })
-
+// Installed before the listening line is printed, so a supervisor that signals right after it is honoured.
 let stopping = false
 const stop = (signal: string): void => {
   if (stopping) return
@@ -108,3 +99,13 @@ const stop = (signal: string): void => {
 }
 process.on('SIGTERM', () => stop('SIGTERM'))
 process.on('SIGINT', () => stop('SIGINT'))
+
+let port: number
+try {
+  port = await broker.start()
+} catch (err) {
+  console.error(`local-kafka: cannot start: ${err instanceof Error ? err.message : String(err)}`)
+  process.exit(1)
+}
+console.log(`local-kafka listening on 127.0.0.1:${port}`)
+log('info', 'broker started', { port, dataDir, fsync: values.fsync })
