@@ -20,7 +20,7 @@ export async function addSendCounts(redis: Redis, deltas: ReadonlyMap<string, Se
     const key = sendRecordKey(sendId)
     if (delta.delivered > 0) pipeline.hincrby(key, 'delivered', delta.delivered)
     if (delta.failed > 0) pipeline.hincrby(key, 'failed', delta.failed)
-    if (delta.deadLettered > 0) pipeline.hincrby(key, 'deadLettered', delta.deadLettered)
+    if (delta.deadLettered > 0) pipeline.hincrby(key, 'dead_lettered', delta.deadLettered)
   }
   const results = await pipeline.exec()
   const failed = results?.find(([err]) => err !== null)

@@ -92,7 +92,8 @@ export async function runDlqCommand(argv: readonly string[], io: Io, env = proce
   let parsed
   try {
     parsed = parseArgs({
-      args: [...argv],
+      // `pnpm run dlq -- list …` passes the `--` through.
+      args: argv[0] === '--' ? argv.slice(1) : [...argv],
       allowPositionals: true,
       options: {
         destination: { type: 'string' },
