@@ -1,7 +1,10 @@
 import { startManagedProcess, type ManagedProcess, type ProcessExit } from './managed-process.ts'
 
 export interface SpawnServiceOptions {
-  /** A line that means "listening"; group 1 must capture the base URL. Default: Fastify's line. */
+  /**
+   * A line that means "listening"; group 1 must capture the base URL. Default: Fastify's info-level
+   * "Server listening at" line. Not needed when env.PORT is a fixed port.
+   */
   listenLine?: RegExp
   /** Polled after the listen line until it answers 200; null to skip. Default '/readyz'. */
   readyPath?: string | null
@@ -38,7 +41,11 @@ export async function spawnService(
   const base = options.inheritEnv
     ? { ...process.env }
     : Object.fromEntries(BASE_ENV.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]))
-  let url: string | undefined
+  // With a fixed PORT the address is known up front; with PORT=0 it comes from the listen line
+  // (Fastify logs it at info level, so such services need LOG_LEVEL info or lower).
+  const fixedPort = Number(env.PORT)
+  let url: string | undefined =
+    Number.isInteger(fixedPort) && fixedPort > 0 ? `http://${env.HOST ?? '127.0.0.1'}:${fixedPort}` : undefined
   const proc = await startManagedProcess({
     name: entryTs,
     command: process.execPath,

@@ -132,6 +132,17 @@ describe('spawnService', () => {
     expect(service.logs()).toContainEqual({ msg: 'bye', greeting: 'hello' })
   })
 
+  it('with a fixed PORT needs no listen line and polls /readyz on that port', async () => {
+    const port = await freePort()
+    const service = await spawnService(tinyService, { PORT: String(port), QUIET: '1' })
+    onTestFinished(async () => {
+      await service.stop('SIGKILL')
+    })
+    expect(service.url).toBe(`http://127.0.0.1:${port}`)
+    expect(service.logs()).toEqual([])
+    expect((await service.stop()).code).toBe(0)
+  })
+
   it('fails with the process output when the entry point dies before it is ready', async () => {
     await expect(spawnService(new URL('./fixtures/missing.ts', import.meta.url).pathname)).rejects.toThrow(
       /exited with code 1 before it was ready; output:\n.*Cannot find module/s,

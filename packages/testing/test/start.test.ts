@@ -49,7 +49,7 @@ describe('npm start (scripts/start.ts)', () => {
     for (const pid of Object.values(pids)) expect(isAlive(pid)).toBe(true)
 
     proc.kill('SIGTERM')
-    expect(await proc.exited).toEqual({ code: 0, signal: null })
+    expect(await proc.exited, proc.lines().join('\n')).toEqual({ code: 0, signal: null })
     expect(proc.lines().at(-1)).toBe('lookstream stopped')
     for (const pid of Object.values(pids)) expect(isAlive(pid)).toBe(false)
   })
@@ -75,6 +75,7 @@ describe('npm start (scripts/start.ts)', () => {
     )
     expect(componentPids(proc)).toEqual({})
     proc.kill('SIGTERM')
-    expect(await proc.exited).toEqual({ code: 0, signal: null })
+    expect(await proc.exited, proc.lines().join('\n')).toEqual({ code: 0, signal: null })
+    expect(proc.lines().at(-1)).toBe('lookstream stopped')
   })
 })
