@@ -78,6 +78,8 @@ export interface Pipeline {
   ingress: SpawnedService
   segments: SpawnedService[]
   token: string
+  /** Stops redis-server, runs `whileDown`, then starts it again on the same port (empty: it keeps no data). */
+  withRedisDown(whileDown: () => Promise<void>): Promise<void>
   /** Environment for a segment service process against this pipeline. */
   segmentEnv(extra?: Record<string, string>): Record<string, string>
   startSegment(extra?: Record<string, string>): Promise<SpawnedService>
@@ -108,7 +110,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     const kafka = await startLocalKafkaTracked(loaded.start, { inMemory: true, initialRebalanceDelayMs: 0 })
     stops.push(() => kafka.stop())
     const redis = await startRedis()
-    stops.push(() => redis.stop())
+    let liveRedis = redis
+    stops.push(() => liveRedis.stop())
     const simulator = await startSegmentSimulator({
       writeKeys: [WRITE_KEY],
       rateLimit: null,
@@ -169,6 +172,16 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       segments,
       token,
       segmentEnv,
+      async withRedisDown(whileDown) {
+        const { port } = pipeline.redis
+        await pipeline.redis.stop()
+        try {
+          await whileDown()
+        } finally {
+          liveRedis = await startRedis({ port })
+          pipeline.redis = liveRedis
+        }
+      },
       async startSegment(extra = {}) {
         const service = await spawnService(SEGMENT_MAIN, segmentEnv(extra), { readyTimeoutMs: 60_000 })
         segments.push(service)
