@@ -15,7 +15,7 @@
 // Imported by path, like the other scripts: they are linted as loose files, outside any tsconfig
 // project, where a bare workspace import would resolve to (possibly unbuilt) dist/ types.
 import { startLocalKafka } from '../packages/local-kafka/src/index.ts'
-import { freePort, spawnService, startRedis, trackPid } from '../packages/testing/src/index.ts'
+import { freePort, spawnService, startLocalKafkaTracked, startRedis } from '../packages/testing/src/index.ts'
 import { existsSync, mkdirSync } from 'node:fs'
 import { isAbsolute, join, relative } from 'node:path'
 
@@ -71,19 +71,19 @@ const localKafka: Component = {
     const dataDir = ctx.env.LOCAL_KAFKA_DATA_DIR || join(ctx.root, '.data', 'kafka')
     mkdirSync(dataDir, { recursive: true })
     const stderr: string[] = []
-    const kafka = await startLocalKafka({
+    // Tracked so that the exit handler kills it if this script dies without stopping it.
+    const kafka = await startLocalKafkaTracked(startLocalKafka, {
       port: port(ctx, 'LOCAL_KAFKA_PORT', 9092),
       dataDir,
       initialRebalanceDelayMs: 0,
       logLevel: 'warn',
       onStderr: (chunk) => stderr.push(...chunk.trimEnd().split('\n')),
     })
-    trackPid(kafka.pid)
     const shown = isAbsolute(dataDir) && dataDir.startsWith(ctx.root) ? relative(ctx.root, dataDir) : dataDir
     return {
       address: kafka.brokers,
       detail: `local-kafka, pid ${kafka.pid}, data in ${shown}`,
-      exited: kafka.exited.then((code) => `local-kafka exited with code ${code}${tail(stderr)}`),
+      exited: (kafka.exited ?? never).then((code) => `local-kafka exited with code ${code}${tail(stderr)}`),
       stop: () => kafka.stop(),
     }
   },
