@@ -12,15 +12,22 @@ export interface SendCountDelta {
   deadLettered: number
 }
 
+// Only an existing record is counted into: a send id from another producer, or a record past its TTL, must not
+// leave a hash behind that never expires.
+const ADD_IF_EXISTS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if tonumber(ARGV[1]) > 0 then redis.call('HINCRBY', KEYS[1], 'delivered', ARGV[1]) end
+if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', KEYS[1], 'failed', ARGV[2]) end
+if tonumber(ARGV[3]) > 0 then redis.call('HINCRBY', KEYS[1], 'dead_lettered', ARGV[3]) end
+return 1
+`
+
 /** Adds this destination's counts to each send's record: one pipeline per processed Kafka batch. */
 export async function addSendCounts(redis: Redis, deltas: ReadonlyMap<string, SendCountDelta>): Promise<void> {
   if (deltas.size === 0) return
   const pipeline = redis.pipeline()
   for (const [sendId, delta] of deltas) {
-    const key = sendRecordKey(sendId)
-    if (delta.delivered > 0) pipeline.hincrby(key, 'delivered', delta.delivered)
-    if (delta.failed > 0) pipeline.hincrby(key, 'failed', delta.failed)
-    if (delta.deadLettered > 0) pipeline.hincrby(key, 'dead_lettered', delta.deadLettered)
+    pipeline.eval(ADD_IF_EXISTS, 1, sendRecordKey(sendId), delta.delivered, delta.failed, delta.deadLettered)
   }
   const results = await pipeline.exec()
   const failed = results?.find(([err]) => err !== null)

@@ -59,6 +59,8 @@ describe('segment service: Kafka → runtime → Segment simulator', () => {
     const run = newRunId()
     const messages = Array.from({ length: 300 }, (_, i) => identify(run, i))
     const service = await start()
+    // The ingress creates the send record; the destination only adds its counts to it.
+    await redis.hset(sendRecordKey(`send-${run}`), { send_id: `send-${run}`, accepted: '300' })
     await produceMessages(stack, messages, { sendId: `send-${run}` })
     await waitFor(() => acceptedIdsWith(run).length === 300, { timeoutMs: 30_000, message: '300 accepted' })
 
