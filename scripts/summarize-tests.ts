@@ -9,7 +9,7 @@ interface Report {
   numFailedTests: number
   numPendingTests: number
   numTodoTests: number
-  numFailedTestSuites: number
+  testResults: { name: string; status: string; assertionResults: { status: string }[] }[]
 }
 
 let passed = 0
@@ -18,7 +18,13 @@ let skipped = 0
 if (existsSync(reportPath)) {
   const report = JSON.parse(readFileSync(reportPath, 'utf8')) as Report
   passed = report.numPassedTests
-  failed = report.numFailedTests + report.numFailedTestSuites
+  // numFailedTestSuites also counts every describe block around a failed test; count instead the
+  // files that failed without a failed test (an import error, a failing beforeAll/afterAll hook).
+  const brokenFiles = report.testResults.filter(
+    (file) => file.status === 'failed' && !file.assertionResults.some((test) => test.status === 'failed'),
+  )
+  for (const file of brokenFiles) console.error(`failed outside any test: ${file.name}`)
+  failed = report.numFailedTests + brokenFiles.length
   skipped = report.numPendingTests + report.numTodoTests
 } else {
   console.error(`no vitest report at ${reportPath}`)
