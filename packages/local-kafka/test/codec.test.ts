@@ -9,7 +9,7 @@ import {
 } from '../src/protocol/frames.ts'
 import { API_DEFS } from '../src/protocol/messages/index.ts'
 import { Reader } from '../src/protocol/reader.ts'
-import { type FieldDef, type ScalarType } from '../src/protocol/schema.ts'
+import { field, type FieldDef, type ScalarType } from '../src/protocol/schema.ts'
 import { Writer } from '../src/protocol/writer.ts'
 
 // Sample values for every field a version has (and defaults for the others), so a round trip through the
@@ -88,7 +88,7 @@ describe('table-driven codec', () => {
     // size, correlation id, then straight into the body: no tagged-field byte in the header.
     expect(res.readInt32BE(0)).toBe(res.length - 4)
     expect(res.readInt16BE(8)).toBe(0)
-    expect(decodeResponseBody(apiVersions, 3, res.subarray(4)).body).toEqual({
+    expect(decodeResponseBody(apiVersions, 3, res.subarray(4)).body).toMatchObject({
       errorCode: 0,
       apiKeys: [],
       throttleTimeMs: 0,
@@ -114,5 +114,47 @@ describe('table-driven codec', () => {
     expect(decodeFields(new Reader(Buffer.concat(m.finish())), metadata.request, 3, false).allowAutoTopicCreation).toBe(
       true,
     )
+  })
+
+  it('writes tagged fields only when set, in tag order, and skips unknown tags when reading', () => {
+    const fields = [
+      field('a', 'int32'),
+      field('late', 'string', { tag: 5, v: '1+' }),
+      field('early', 'int64', { tag: 1, v: '1+', default: -1 }),
+      field('list', [field('x', 'int16'), field('note', 'string', { tag: 0, nullable: '0+' })]),
+    ]
+    const w = new Writer()
+    encodeFields(w, fields, { a: 7, late: 'L', early: -1, list: [{ x: 1, note: 'n' }, { x: 2 }] }, 1, true)
+    const buf = Buffer.concat(w.finish())
+    const decoded = decodeFields(new Reader(buf), fields, 1, true)
+    expect(decoded).toEqual({
+      a: 7,
+      late: 'L',
+      early: -1,
+      list: [
+        { x: 1, note: 'n' },
+        { x: 2, note: null },
+      ],
+    })
+    // early equals its default, so only tag 5 is in the top-level section.
+    const withoutTags = new Writer()
+    encodeFields(withoutTags, fields, { a: 7, list: [{ x: 1, note: 'n' }, { x: 2 }] }, 1, true)
+    const plain = Buffer.concat(withoutTags.finish())
+    // Tag 5's entry: tag byte, size byte, compact string 'L' (2 bytes); the count byte is there either way.
+    expect(buf.length - plain.length).toBe(1 + 1 + 2)
+    // A reader that knows none of the tags still decodes the rest.
+    const untagged = fields
+      .map((f) => ({ ...f, tag: undefined }))
+      .filter((f) => f.name !== 'late' && f.name !== 'early')
+    const r = new Reader(buf)
+    expect(decodeFields(r, [untagged[0]!, { ...untagged[1]!, type: [field('x', 'int16')] }], 1, true)).toEqual({
+      a: 7,
+      list: [{ x: 1 }, { x: 2 }],
+    })
+    expect(r.remaining()).toBe(0)
+    // Non-flexible versions have no tagged fields at all.
+    const v0 = new Writer()
+    encodeFields(v0, fields, { a: 7, late: 'ignored', list: [] }, 0, false)
+    expect(Buffer.concat(v0.finish()).length).toBe(8)
   })
 })

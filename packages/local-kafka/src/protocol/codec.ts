@@ -1,6 +1,6 @@
-import type { Reader } from './reader.ts'
+import { Reader } from './reader.ts'
 import { type FieldDef, type ScalarType } from './schema.ts'
-import type { Writer } from './writer.ts'
+import { Writer } from './writer.ts'
 
 export type Message = Record<string, unknown>
 
@@ -43,34 +43,45 @@ function readArrayLength(r: Reader, flexible: boolean): number {
   return n
 }
 
+function readValue(r: Reader, f: FieldDef, version: number, flexible: boolean): unknown {
+  const nullable = version >= f.nullableMin
+  if (typeof f.type === 'string') return readScalar(r, f.type, flexible, nullable)
+  const n = readArrayLength(r, flexible)
+  if (n < 0) {
+    if (!nullable) throw new RangeError(`null array in ${f.name}`)
+    return null
+  }
+  const items: unknown[] = new Array<unknown>(n)
+  if (Array.isArray(f.type)) {
+    for (let i = 0; i < n; i++) items[i] = decodeFields(r, f.type, version, flexible)
+  } else {
+    const t = f.type.arrayOf
+    for (let i = 0; i < n; i++) items[i] = readScalar(r, t, flexible, false)
+  }
+  return items
+}
+
 export function decodeFields(r: Reader, fields: FieldDef[], version: number, flexible: boolean): Message {
   const out: Message = {}
+  let tagged: FieldDef[] | undefined
   for (const f of fields) {
-    if (version < f.min || version > f.max) {
+    const present = version >= f.min && version <= f.max && (f.tag === undefined || flexible)
+    if (!present || f.tag !== undefined) {
       out[f.name] = cloneDefault(f.default)
+      if (present) (tagged ??= []).push(f)
       continue
     }
-    const nullable = version >= f.nullableMin
-    if (typeof f.type === 'string') {
-      out[f.name] = readScalar(r, f.type, flexible, nullable)
-      continue
-    }
-    const n = readArrayLength(r, flexible)
-    if (n < 0) {
-      if (!nullable) throw new RangeError(`null array in ${f.name}`)
-      out[f.name] = null
-      continue
-    }
-    const items: unknown[] = new Array<unknown>(n)
-    if (Array.isArray(f.type)) {
-      for (let i = 0; i < n; i++) items[i] = decodeFields(r, f.type, version, flexible)
-    } else {
-      const t = f.type.arrayOf
-      for (let i = 0; i < n; i++) items[i] = readScalar(r, t, flexible, false)
-    }
-    out[f.name] = items
+    out[f.name] = readValue(r, f, version, flexible)
   }
-  if (flexible) r.skipTaggedFields()
+  if (!flexible) return out
+  const count = r.uvarint()
+  for (let i = 0; i < count; i++) {
+    const tag = r.uvarint()
+    const body = r.slice(r.uvarint())
+    const f = tagged?.find((t) => t.tag === tag)
+    // Unknown tags are skipped, as Kafka does.
+    if (f !== undefined) out[f.name] = readValue(new Reader(body), f, version, flexible)
+  }
   return out
 }
 
@@ -117,36 +128,63 @@ function num(value: unknown, name: string): number {
   throw new TypeError(`field ${name}: expected a number`)
 }
 
+function writeValue(w: Writer, f: FieldDef, value: unknown, version: number, flexible: boolean): void {
+  const nullable = version >= f.nullableMin
+  if (typeof f.type === 'string') {
+    if (value === null && !nullable && (f.type === 'string' || f.type === 'bytes')) {
+      value = f.type === 'string' ? '' : Buffer.alloc(0)
+    }
+    writeScalar(w, f.type, value, flexible, f.name)
+    return
+  }
+  if (!Array.isArray(value)) {
+    if (nullable) {
+      if (flexible) w.uvarint(0)
+      else w.int32(-1)
+    } else if (flexible) w.uvarint(1)
+    else w.int32(0)
+    return
+  }
+  if (flexible) w.uvarint(value.length + 1)
+  else w.int32(value.length)
+  if (Array.isArray(f.type)) {
+    for (const item of value) encodeFields(w, f.type, item as Message, version, flexible)
+  } else {
+    for (const item of value) writeScalar(w, f.type.arrayOf, item, flexible, f.name)
+  }
+}
+
+function isDefault(value: unknown, def: unknown): boolean {
+  if (Array.isArray(value)) return value.length === 0 && Array.isArray(def)
+  if (Buffer.isBuffer(value)) return Buffer.isBuffer(def) && value.equals(def)
+  return value === def
+}
+
 // Missing values encode as the field's default, so handlers only fill what they know; a null in a
 // version where the field is not nullable encodes as the empty value (Kafka clients read both the same).
+// Tagged fields are written, sorted by tag, only when they differ from their default.
 export function encodeFields(w: Writer, fields: FieldDef[], msg: Message, version: number, flexible: boolean): void {
+  let tagged: [number, Buffer][] | undefined
   for (const f of fields) {
     if (version < f.min || version > f.max) continue
     let value = msg[f.name]
     if (value === undefined) value = f.default
-    const nullable = version >= f.nullableMin
-    if (typeof f.type === 'string') {
-      if (value === null && !nullable && (f.type === 'string' || f.type === 'bytes')) {
-        value = f.type === 'string' ? '' : Buffer.alloc(0)
-      }
-      writeScalar(w, f.type, value, flexible, f.name)
+    if (f.tag !== undefined) {
+      if (!flexible || isDefault(value, f.default)) continue
+      const inner = new Writer()
+      writeValue(inner, f, value, version, flexible)
+      ;(tagged ??= []).push([f.tag, Buffer.concat(inner.finish())])
       continue
     }
-    if (!Array.isArray(value)) {
-      if (nullable) {
-        if (flexible) w.uvarint(0)
-        else w.int32(-1)
-      } else if (flexible) w.uvarint(1)
-      else w.int32(0)
-      continue
-    }
-    if (flexible) w.uvarint(value.length + 1)
-    else w.int32(value.length)
-    if (Array.isArray(f.type)) {
-      for (const item of value) encodeFields(w, f.type, item as Message, version, flexible)
-    } else {
-      for (const item of value) writeScalar(w, f.type.arrayOf, item, flexible, f.name)
-    }
+    writeValue(w, f, value, version, flexible)
   }
-  if (flexible) w.uvarint(0)
+  if (!flexible) return
+  if (tagged === undefined) return w.uvarint(0)
+  tagged.sort((a, b) => a[0] - b[0])
+  w.uvarint(tagged.length)
+  for (const [tag, body] of tagged) {
+    w.uvarint(tag)
+    w.uvarint(body.length)
+    w.raw(body)
+  }
 }

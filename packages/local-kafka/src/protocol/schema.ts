@@ -12,6 +12,9 @@ export interface FieldDef {
   max: number
   nullableMin: number
   default: unknown
+  // Tagged field (flexible versions only): carried in the struct's tagged-field section under this tag,
+  // and written only when it differs from its default.
+  tag?: number
 }
 
 export interface ApiDef {
@@ -33,6 +36,8 @@ interface FieldOptions {
   nullable?: string
   // Value for versions that lack the field, as in Kafka's JSON "default".
   default?: unknown
+  // Kafka's "tag" with "taggedVersions".
+  tag?: number
 }
 
 function parseRange(range: string): [number, number] {
@@ -75,6 +80,7 @@ export function field(name: string, type: FieldDef['type'], opts: FieldOptions =
     max,
     nullableMin,
     default: opts.default !== undefined ? opts.default : defaultFor(type, opts.nullable !== undefined),
+    ...(opts.tag !== undefined ? { tag: opts.tag } : {}),
   }
 }
 

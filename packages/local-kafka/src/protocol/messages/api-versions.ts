@@ -11,5 +11,15 @@ export const ApiVersions: ApiDef = {
     f('errorCode', 'int16'),
     f('apiKeys', [f('apiKey', 'int16'), f('minVersion', 'int16'), f('maxVersion', 'int16')]),
     f('throttleTimeMs', 'int32', { v: '1+' }),
+    f('supportedFeatures', [f('name', 'string'), f('minVersion', 'int16'), f('maxVersion', 'int16')], {
+      v: '3+',
+      tag: 0,
+    }),
+    f('finalizedFeaturesEpoch', 'int64', { v: '3+', tag: 1, default: -1 }),
+    f('finalizedFeatures', [f('name', 'string'), f('maxVersionLevel', 'int16'), f('minVersionLevel', 'int16')], {
+      v: '3+',
+      tag: 2,
+    }),
+    f('zkMigrationReady', 'bool', { v: '3+', tag: 3 }),
   ],
 }
