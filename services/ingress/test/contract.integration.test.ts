@@ -1,24 +1,23 @@
 import { createHmac } from 'node:crypto'
 import { type ServerResponse } from 'node:http'
-import { type LocalKafka } from '@lookstream/local-kafka'
 import { request } from 'undici'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AUTH, createTopics, post, SECRET, startIngress, startKafka, type Ingress } from './support/ingress-harness.ts'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { AUTH, createTopics, post, SECRET, startIngress, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 import { renderLook } from './support/looks.ts'
-import { startRedisProcess, type RedisProcess } from './support/redis-process.ts'
 
-let kafka: LocalKafka
-let redis: RedisProcess
+// Kafka and Redis come from the test harness (packages/testing globalSetup).
+const kafka = { brokers: inject('kafkaBrokers') }
+const redisUrl = inject('redisUrl')
 let stub: LookerStub
 let ingress: Ingress
 
 beforeAll(async () => {
-  ;[kafka, redis, stub] = await Promise.all([startKafka(), startRedisProcess(), startLookerStub()])
+  stub = await startLookerStub()
   await createTopics(kafka.brokers)
   ingress = await startIngress({
     brokers: kafka.brokers,
-    redisUrl: redis.url,
+    redisUrl,
     lookerHosts: stub.origin,
     env: {
       PUBLIC_URL: 'https://hub.example.com/',
@@ -34,7 +33,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ingress?.close()
-  await Promise.all([kafka?.stop(), redis?.stop(), stub?.close()])
+  await stub?.close()
 })
 
 const referenceToken = (nonce: string) => `${nonce}/${createHmac('sha512', SECRET).update(nonce).digest('hex')}`

@@ -1,31 +1,30 @@
 import { HEADERS, TOPICS } from '@lookstream/events'
-import { type LocalKafka } from '@lookstream/local-kafka'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { findAction } from '../src/actions/index.ts'
-import { createTopics, post, startIngress, startKafka, TOKEN, SECRET, type Ingress } from './support/ingress-harness.ts'
+import { createTopics, post, startIngress, TOKEN, SECRET, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 import { looks, RAN_AT_ISO, renderLook, type LookFixture, type LookFormat } from './support/looks.ts'
 import { readTopic, type TopicRecord } from './support/read-topic.ts'
-import { startRedisProcess, type RedisProcess } from './support/redis-process.ts'
 
-let kafka: LocalKafka
-let redis: RedisProcess
+// Kafka and Redis come from the test harness (packages/testing globalSetup).
+const kafka = { brokers: inject('kafkaBrokers') }
+const redisUrl = inject('redisUrl')
 let stub: LookerStub
 let ingress: Ingress
 
 beforeAll(async () => {
-  ;[kafka, redis, stub] = await Promise.all([startKafka(), startRedisProcess(), startLookerStub()])
+  stub = await startLookerStub()
   await createTopics(kafka.brokers)
   ingress = await startIngress({
     brokers: kafka.brokers,
-    redisUrl: redis.url,
+    redisUrl,
     lookerHosts: `looker.example.com, ${stub.origin}`,
   })
 }, 120_000)
 
 afterAll(async () => {
   await ingress?.close()
-  await Promise.all([kafka?.stop(), redis?.stop(), stub?.close()])
+  await stub?.close()
 })
 
 const MESSAGE_TOPICS = [TOPICS.identify, TOPICS.track, TOPICS.group]
@@ -260,7 +259,7 @@ describe('sends that fail say so precisely and claim nothing unproduced', () => 
       delivered: 2,
     })
     expect((await fetchJson(`/sends/${sendId}`, false)).status).toBe(403)
-    const list = await fetchJson('/sends?limit=2')
+    const list = await fetchJson('/sends?limit=200')
     expect((list.json.sends as { sendId: string }[]).map((s) => s.sendId)).toContain(sendId)
     expect((await fetchJson('/sends/nope')).status).toBe(404)
 

@@ -4,27 +4,27 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HEADERS, TOPICS } from '@lookstream/events'
 import { type LocalKafka } from '@lookstream/local-kafka'
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { afterAll, beforeAll, expect, inject, it } from 'vitest'
 import { createTopics, post, startIngress, startKafka, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 import { readTopic } from './support/read-topic.ts'
-import { startRedisProcess, type RedisProcess } from './support/redis-process.ts'
 
+// This test stops and restarts its own broker, so it does not use the harness's Kafka.
 // Kafka stopped in the middle of a send: the answer is success:false, and the accepted count is exactly
 // what the broker holds after it comes back (nothing claimed that was not produced).
 
 let kafka: LocalKafka | undefined
-let redis: RedisProcess
+const redisUrl = inject('redisUrl')
 let stub: LookerStub
 let ingress: Ingress
 const dataDir = mkdtempSync(join(tmpdir(), 'ingress-outage-'))
 
 beforeAll(async () => {
-  ;[kafka, redis, stub] = await Promise.all([startKafka(dataDir), startRedisProcess(), startLookerStub()])
+  ;[kafka, stub] = await Promise.all([startKafka(dataDir), startLookerStub()])
   await createTopics(kafka.brokers)
   ingress = await startIngress({
     brokers: kafka.brokers,
-    redisUrl: redis.url,
+    redisUrl,
     lookerHosts: stub.origin,
     kafkaRetries: 2,
   })
@@ -32,7 +32,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ingress?.close()
-  await Promise.all([kafka?.stop(), redis?.stop(), stub?.close()])
+  await Promise.all([kafka?.stop(), stub?.close()])
   rmSync(dataDir, { recursive: true, force: true })
 })
 

@@ -1,3 +1,4 @@
+import type {} from '@lookstream/testing' // inject('kafkaBrokers' | 'redisUrl') types
 import { loadConfig } from '@lookstream/config'
 import { TOPICS } from '@lookstream/events'
 import { createKafka, createProducer, ensureTopics, type LookstreamProducer } from '@lookstream/kafka'
