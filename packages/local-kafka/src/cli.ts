@@ -18,7 +18,8 @@ const USAGE = `usage: local-kafka [--port N] [--data-dir DIR | --in-memory] [opt
   --max-message-bytes N            largest record batch accepted (default 16777216)
   --initial-rebalance-delay-ms N   delay before the first rebalance of a new group (default 0)
   --fsync                          fsync the log before acknowledging a produce (machine-crash safety)
-  --log-level L                    debug | info | warn | error | silent (default info)`
+  --log-level L                    debug | info | warn | error | silent (default info)
+  --exit-with-parent               stop when stdin closes (the spawning process died)`
 
 function int(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback
@@ -45,6 +46,7 @@ const { values } = parseArgs({
     'max-message-bytes': { type: 'string' },
     'initial-rebalance-delay-ms': { type: 'string' },
     fsync: { type: 'boolean', default: false },
+    'exit-with-parent': { type: 'boolean', default: false },
     'log-level': { type: 'string', default: 'info' },
     help: { type: 'boolean', default: false },
   },
@@ -99,6 +101,12 @@ const stop = (signal: string): void => {
 }
 process.on('SIGTERM', () => stop('SIGTERM'))
 process.on('SIGINT', () => stop('SIGINT'))
+if (values['exit-with-parent']) {
+  // startLocalKafka keeps our stdin open; EOF means its process is gone, so no orphan broker stays behind.
+  process.stdin.on('end', () => stop('parent exited'))
+  process.stdin.on('error', () => stop('parent exited'))
+  process.stdin.resume()
+}
 
 let port: number
 try {

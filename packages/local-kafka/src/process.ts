@@ -61,8 +61,12 @@ export async function startLocalKafka(opts: StartLocalKafkaOptions = {}): Promis
   if (opts.retentionCheckMs !== undefined) args.push('--retention-check-ms', String(opts.retentionCheckMs))
   if (opts.fsync) args.push('--fsync')
   if (opts.advertisedPort !== undefined) args.push('--advertised-port', String(opts.advertisedPort))
+  // The broker exits when this process dies (its stdin closes), even if stop() is never called.
+  args.push('--exit-with-parent')
 
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  // The stdin pipe is only a lifeline; it must not keep this process alive.
+  ;(child.stdin as unknown as { unref?: () => void }).unref?.()
   let stderr = ''
   child.stderr.setEncoding('utf8')
   child.stderr.on('data', (chunk: string) => {

@@ -8,6 +8,16 @@ import { startLocalKafka, type LocalKafka } from '../src/index.ts'
 import { testKafka, uniqueName, waitFor } from './support/kafka-client.ts'
 
 const BIN = fileURLToPath(new URL('../bin/local-kafka.js', import.meta.url))
+const INDEX = new URL('../src/index.ts', import.meta.url).href
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 
 describe('broker CLI modes', () => {
   const brokers: LocalKafka[] = []
@@ -121,5 +131,27 @@ describe('broker CLI modes', () => {
     await waitFor(() => (seen.length >= 40 - Number(after.low) ? true : undefined), 15_000, 'the retained messages')
     await consumer.disconnect()
     expect(seen[0]).toBe(after.low)
+  })
+
+  it('stops the broker when the process that started it dies without calling stop()', async () => {
+    const script = `
+      const { startLocalKafka } = await import(${JSON.stringify(INDEX)})
+      const kafka = await startLocalKafka({ port: 0, inMemory: true })
+      process.stdout.write(String(kafka.pid) + '\\n')
+      process.kill(process.pid, 'SIGKILL')
+    `
+    const parent = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    let out = ''
+    parent.stdout.on('data', (b: Buffer) => (out += b.toString()))
+    await new Promise((resolve) => parent.on('exit', resolve))
+    const pid = Number(out.trim())
+    expect(pid).toBeGreaterThan(0)
+    try {
+      await waitFor(() => (isAlive(pid) ? undefined : true), 15_000, 'the orphaned broker to exit')
+    } finally {
+      if (isAlive(pid)) process.kill(pid, 'SIGKILL')
+    }
   })
 })
