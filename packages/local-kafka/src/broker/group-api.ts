@@ -1,5 +1,3 @@
-import { type Message } from '../protocol/codec.ts'
-
 export interface GroupClient {
   clientId: string
   clientHost: string
@@ -22,7 +20,3 @@ export interface GroupApi {
 }
 
 export type GroupMethod = Exclude<keyof GroupApi, 'load' | 'close'>
-
-export function asMessage(v: object | Promise<object>): Message | Promise<Message> {
-  return v as Message | Promise<Message>
-}

@@ -2,7 +2,7 @@ import { crc32c } from './crc32c.ts'
 
 // Record batch v2 header offsets (see the spec's table). baseOffset and partitionLeaderEpoch lie outside
 // the CRC, which covers [21, end): the broker patches them in place and never recomputes the CRC.
-export const BATCH_HEADER_SIZE = 61
+const BATCH_HEADER_SIZE = 61
 const LENGTH_OFFSET = 8
 const EPOCH_OFFSET = 12
 const MAGIC_OFFSET = 16
@@ -33,7 +33,7 @@ function readInt64(buf: Buffer, at: number): number {
   return buf.readInt32BE(at) * 4294967296 + buf.readUInt32BE(at + 4)
 }
 
-export function writeInt64(buf: Buffer, at: number, v: number): void {
+function writeInt64(buf: Buffer, at: number, v: number): void {
   const hi = Math.floor(v / 4294967296)
   buf.writeInt32BE(hi, at)
   buf.writeUInt32BE(v - hi * 4294967296, at + 4)

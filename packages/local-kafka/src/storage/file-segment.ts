@@ -10,7 +10,7 @@ import { type Segment } from './segment.ts'
 // the log from there, truncating a torn or corrupt tail.
 const INDEX_ENTRY = 32
 
-export function segmentFileName(baseOffset: number, ext: string): string {
+function segmentFileName(baseOffset: number, ext: string): string {
   return `${String(baseOffset).padStart(20, '0')}.${ext}`
 }
 
