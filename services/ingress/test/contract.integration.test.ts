@@ -258,6 +258,15 @@ describe('execute validation and limits', () => {
         success: false,
         message: expect.stringContaining('MAX_CONCURRENT_SENDS') as unknown,
       })
+      const sends = (await (
+        await request(`${ingress.url}/sends?limit=10`, { headers: { authorization: AUTH } })
+      ).body.json()) as {
+        sends: { status: string; action: string; scheduledPlanId?: string }[]
+      }
+      expect(sends.sends.find((send) => send.scheduledPlanId === '10')).toMatchObject({
+        status: 'running',
+        action: 'segment_identify',
+      })
       const metrics = await (await request(`${ingress.url}/metrics`)).body.text()
       expect(metrics).toMatch(/lookstream_ingress_sends_in_progress(\{[^}]*\})? 1/)
       // Keep-alive newlines arrive while Looker's result is stalled; then let it finish.
