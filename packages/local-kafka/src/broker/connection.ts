@@ -12,6 +12,9 @@ import { apiVersionsBody } from './handlers/api-versions.ts'
 // by TCP instead of by our memory.
 const MAX_QUEUED_FRAMES = 64
 const MAX_BUFFERED_OUTPUT = 16 * 1024 * 1024
+// A connection gives the event loop back after this much synchronous work, so one client that pipelines
+// a burst of large produces cannot delay other connections' fetch deadlines.
+const SLICE_MS = 5
 
 // One client connection. Requests are processed strictly one at a time in arrival order (Kafka mutes a
 // channel until its response is written), so responses leave in request order even when a handler parks.
@@ -25,6 +28,7 @@ export class Connection {
   private pendingBytes = 0
   private readonly frames: Buffer[] = []
   private busy = false
+  private yielded = false
 
   constructor(socket: Socket, ctx: BrokerContext, handlers: Map<number, Handler>, maxRequestBytes: number) {
     this.socket = socket
@@ -73,8 +77,18 @@ export class Connection {
   }
 
   private pump(): void {
+    if (this.yielded) return
+    const started = performance.now()
     while (!this.busy && !this.conn.closed && this.frames.length > 0) {
       if (this.socket.writableLength > MAX_BUFFERED_OUTPUT) return // resumes on 'drain'
+      if (performance.now() - started > SLICE_MS) {
+        this.yielded = true
+        setImmediate(() => {
+          this.yielded = false
+          this.pump()
+        })
+        return
+      }
       const frame = this.frames.shift()!
       if (this.frames.length < MAX_QUEUED_FRAMES / 2 && this.socket.isPaused()) this.socket.resume()
       this.process(frame)
