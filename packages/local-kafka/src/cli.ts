@@ -31,27 +31,35 @@ function int(name: string, value: string | undefined, fallback: number): number 
   return n
 }
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string' },
-    'advertised-port': { type: 'string' },
-    'data-dir': { type: 'string' },
-    'in-memory': { type: 'boolean', default: false },
-    partitions: { type: 'string' },
-    'no-auto-create': { type: 'boolean', default: false },
-    'retention-ms': { type: 'string' },
-    'retention-bytes': { type: 'string' },
-    'segment-bytes': { type: 'string' },
-    'retention-check-ms': { type: 'string' },
-    'max-message-bytes': { type: 'string' },
-    'initial-rebalance-delay-ms': { type: 'string' },
-    fsync: { type: 'boolean', default: false },
-    'exit-with-parent': { type: 'boolean', default: false },
-    'log-level': { type: 'string', default: 'info' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-})
+function parseCommandLine() {
+  try {
+    return parseArgs({
+      options: {
+        port: { type: 'string' },
+        'advertised-port': { type: 'string' },
+        'data-dir': { type: 'string' },
+        'in-memory': { type: 'boolean', default: false },
+        partitions: { type: 'string' },
+        'no-auto-create': { type: 'boolean', default: false },
+        'retention-ms': { type: 'string' },
+        'retention-bytes': { type: 'string' },
+        'segment-bytes': { type: 'string' },
+        'retention-check-ms': { type: 'string' },
+        'max-message-bytes': { type: 'string' },
+        'initial-rebalance-delay-ms': { type: 'string' },
+        fsync: { type: 'boolean', default: false },
+        'exit-with-parent': { type: 'boolean', default: false },
+        'log-level': { type: 'string', default: 'info' },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+    })
+  } catch (err) {
+    console.error(`local-kafka: ${err instanceof Error ? err.message : String(err)}\n${USAGE}`)
+    process.exit(2)
+  }
+}
+const { values } = parseCommandLine()
 
 if (values.help) {
   console.log(USAGE)
