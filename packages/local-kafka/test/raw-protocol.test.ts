@@ -235,6 +235,21 @@ describe('raw protocol against the broker process', () => {
     expect(Date.now() - t1).toBeLessThan(5000)
   })
 
+  it('answers a parked fetch at once when its topic is deleted', async () => {
+    const c = await client()
+    const admin = await client()
+    const topic = uniqueName('deleted')
+    await createTopic(c, topic)
+    const t0 = Date.now()
+    const parked = fetchFrom(c, topic, 0, { maxWaitMs: 20_000 })
+    await new Promise((r) => setTimeout(r, 100))
+    const del = await admin.request(20, 1, { topicNames: [topic], timeoutMs: 1000 })
+    expect(arr(del.body.responses)[0]!.errorCode).toBe(0)
+    const res = await parked
+    expect(res.partition.errorCode).toBe(3)
+    expect(Date.now() - t0).toBeLessThan(10_000)
+  })
+
   it('keeps responses in request order on one connection even when the first request parks', async () => {
     const c = await client()
     const topic = uniqueName('order')
