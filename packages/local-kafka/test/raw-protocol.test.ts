@@ -228,6 +228,7 @@ describe('raw protocol against the broker process', () => {
 
     const t1 = Date.now()
     const parked = fetchFrom(c, topic, 0, { maxWaitMs: 10_000 })
+    // Gives the fetch time to park; if it had not, it would still return the data, so the assertions hold.
     await new Promise((r) => setTimeout(r, 100))
     await producer.request(PRODUCE, 7, produceBody(topic, buildBatch([{ key: null, value: Buffer.from('wake') }])))
     const woke = await parked
@@ -242,6 +243,7 @@ describe('raw protocol against the broker process', () => {
     await createTopic(c, topic)
     const t0 = Date.now()
     const parked = fetchFrom(c, topic, 0, { maxWaitMs: 20_000 })
+    // As above: a fetch that had not parked yet sees the deleted topic directly.
     await new Promise((r) => setTimeout(r, 100))
     const del = await admin.request(20, 1, { topicNames: [topic], timeoutMs: 1000 })
     expect(arr(del.body.responses)[0]!.errorCode).toBe(0)
