@@ -159,6 +159,32 @@ describe('raw protocol against the broker process', () => {
     expect(c.closed).toBe(false)
   })
 
+  it('answers Metadata in old and new versions: all topics, unknown and invalid names, auto-creation', async () => {
+    const c = await client()
+    const topic = uniqueName('meta')
+    await createTopic(c, topic, 2)
+    // v0 spells "all topics" as an empty list, v1+ as null (an empty list there means none).
+    const v0 = await c.request(METADATA, 0, { topics: [] })
+    expect(arr(v0.body.topics).map((t) => t.name)).toContain(topic)
+    const v1none = await c.request(METADATA, 1, { topics: [] })
+    expect(arr(v1none.body.topics)).toEqual([])
+    const v5all = await c.request(METADATA, 5, { topics: null, allowAutoTopicCreation: false })
+    expect(arr(v5all.body.topics).map((t) => t.name)).toContain(topic)
+    const missing = uniqueName('missing')
+    const v4 = await c.request(METADATA, 4, {
+      topics: [{ name: missing }, { name: 'bad/name' }, { name: topic }],
+      allowAutoTopicCreation: false,
+    })
+    expect(arr(v4.body.topics).map((t) => [t.name, t.errorCode])).toEqual([
+      [missing, 3],
+      ['bad/name', 17],
+      [topic, 0],
+    ])
+    const created = await c.request(METADATA, 6, { topics: [{ name: missing }], allowAutoTopicCreation: true })
+    expect(arr(arr(created.body.topics)[0]!.partitions)).toHaveLength(1)
+    expect(arr(created.body.brokers)).toEqual([{ nodeId: 0, host: '127.0.0.1', port: broker.port, rack: null }])
+  })
+
   it('stores a retried idempotent batch once and returns its original offset', async () => {
     const c = await client()
     const topic = uniqueName('idem')
