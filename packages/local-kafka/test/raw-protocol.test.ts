@@ -262,6 +262,47 @@ describe('raw protocol against the broker process', () => {
     expect(Date.now() - t1).toBeLessThan(5000)
   })
 
+  it('rotates which partition gets a tight fetch budget, so none starves', async () => {
+    const c = await client()
+    const topic = uniqueName('rotate')
+    await createTopic(c, topic, 2)
+    for (const index of [0, 1]) {
+      const batch = buildBatch([{ key: null, value: Buffer.alloc(2000, index) }])
+      await c.request(PRODUCE, 7, {
+        transactionalId: null,
+        acks: -1,
+        timeoutMs: 1000,
+        topicData: [{ name: topic, partitionData: [{ index, records: batch }] }],
+      })
+    }
+    // maxBytes fits one batch: each fetch returns exactly one partition's data.
+    const served: number[] = []
+    for (let i = 0; i < 2; i++) {
+      const res = await c.request(FETCH, 11, {
+        replicaId: -1,
+        maxWaitMs: 0,
+        minBytes: 1,
+        maxBytes: 1000,
+        isolationLevel: 0,
+        sessionId: 0,
+        sessionEpoch: -1,
+        topics: [
+          {
+            topic,
+            partitions: [0, 1].map((partition) => ({ partition, fetchOffset: 0, partitionMaxBytes: 1_000_000 })),
+          },
+        ],
+        forgottenTopicsData: [],
+        rackId: '',
+      })
+      const parts = arr(arr(res.body.responses)[0]!.partitions)
+      const withData = parts.filter((p) => (p.records as Buffer).length > 0).map((p) => p.partitionIndex as number)
+      expect(withData).toHaveLength(1)
+      served.push(withData[0]!)
+    }
+    expect(served.sort()).toEqual([0, 1])
+  })
+
   it('answers a parked fetch at once when its topic is deleted', async () => {
     const c = await client()
     const admin = await client()

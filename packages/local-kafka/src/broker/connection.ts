@@ -35,7 +35,13 @@ export class Connection {
     this.ctx = ctx
     this.handlers = handlers
     this.maxRequestBytes = maxRequestBytes
-    this.conn = { clientId: '', clientHost: socket.remoteAddress ?? '', onClose: new Set(), closed: false }
+    this.conn = {
+      clientId: '',
+      clientHost: socket.remoteAddress ?? '',
+      onClose: new Set(),
+      closed: false,
+      fetchRotation: 0,
+    }
     socket.setNoDelay(true)
     socket.on('data', (chunk) => this.onData(chunk))
     socket.on('drain', () => this.pump())

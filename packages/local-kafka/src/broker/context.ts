@@ -24,6 +24,9 @@ export interface ConnectionContext {
   // Cleanups to run if the socket closes while a request is parked (fetch timers, watchers).
   onClose: Set<() => void>
   closed: boolean
+  // Where the next Fetch starts filling its byte budget, rotated so no partition starves (Kafka rotates
+  // through fetch sessions; clients here fetch sessionless).
+  fetchRotation: number
 }
 
 export interface BrokerContext {

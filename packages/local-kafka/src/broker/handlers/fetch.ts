@@ -30,7 +30,9 @@ function targetsOf(ctx: BrokerContext, req: Message): Target[] {
 
 // Builds the response from what the logs hold now: whole stored batches, the first one even if it alone
 // exceeds the byte limits (KIP-74), so a consumer never stalls on a large batch.
-function buildResponse(targets: Target[], maxBytes: number): Message {
+function buildResponse(all: Target[], maxBytes: number, rotation: number): Message {
+  const start = all.length === 0 ? 0 : rotation % all.length
+  const targets = start === 0 ? all : [...all.slice(start), ...all.slice(0, start)]
   let total = 0
   const byTopic = new Map<string, object[]>()
   for (const { topic, req, log } of targets) {
@@ -89,7 +91,8 @@ export const handleFetch: Handler = (ctx, req, _version, conn: ConnectionContext
   const minBytes = Math.max(1, req.minBytes as number)
   const maxWaitMs = Math.max(0, Math.min(req.maxWaitMs as number, 300_000))
   const now = readyNow(targets, minBytes)
-  if (now.ready || maxWaitMs === 0 || targets.length === 0) return buildResponse(targets, maxBytes)
+  const rotation = conn.fetchRotation++
+  if (now.ready || maxWaitMs === 0 || targets.length === 0) return buildResponse(targets, maxBytes, rotation)
 
   // Long-poll: park until enough new bytes arrive on watched partitions or the wait expires.
   return new Promise<Message | null>((resolve) => {
@@ -103,7 +106,7 @@ export const handleFetch: Handler = (ctx, req, _version, conn: ConnectionContext
     const finish = (): void => {
       cleanup()
       // A topic may have been deleted or recreated while parked: resolve logs again.
-      resolve(buildResponse(targetsOf(ctx, req), maxBytes))
+      resolve(buildResponse(targetsOf(ctx, req), maxBytes, rotation))
     }
     const onData = (bytes: number): void => {
       seen += bytes
