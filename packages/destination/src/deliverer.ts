@@ -140,16 +140,18 @@ class Lane<Conn extends Connection, Item> {
 
   #take(): DeliveryJob<Item>[] {
     const { maxBatchItems, maxBatchBytes } = this.#deliverer.limits
-    const batch: DeliveryJob<Item>[] = []
+    let count = 0
     let bytes = 0
-    while (this.#queue.length > 0 && batch.length < maxBatchItems) {
-      const next = this.#queue[0]!
-      const added = batch.length === 0 ? next.encoded.bytes : bytes + 1 + next.encoded.bytes
-      if (batch.length > 0 && added > maxBatchBytes) break
-      batch.push(this.#queue.shift()!)
+    while (count < this.#queue.length && count < maxBatchItems) {
+      const next = this.#queue[count]!.encoded.bytes
+      const added = count === 0 ? next : bytes + 1 + next
+      if (count > 0 && added > maxBatchBytes) break
       bytes = added
-      this.#queuedBytes -= next.encoded.bytes + 1
+      count++
     }
+    // One splice per batch: shifting item by item is quadratic on a queue of thousands.
+    const batch = this.#queue.splice(0, count)
+    for (const job of batch) this.#queuedBytes -= job.encoded.bytes + 1
     this.#oldestAt = Date.now()
     return batch
   }
