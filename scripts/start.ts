@@ -196,11 +196,12 @@ async function main(): Promise<void> {
   }
 
   // A wrapper that dies without passing its signal on (a shell between npm and this script) would
-  // leave everything running as orphans: stop when the parent goes away.
+  // leave everything running as orphans: stop when the parent goes away. The timer is not unref'd on
+  // purpose: with only external components nothing else keeps this process alive until a signal.
   const parent = process.ppid
   setInterval(() => {
     if (process.ppid !== parent) shutdown(0, 'parent process exited: stopping')
-  }, 1_000).unref()
+  }, 1_000)
 
   for (const component of components) {
     if (stopping) return
