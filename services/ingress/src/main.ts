@@ -26,7 +26,11 @@ await ensureTopics(
   kafka,
   [TOPICS.identify, TOPICS.track, TOPICS.group, TOPICS.sends].map((topic) => ({ topic, numPartitions: 6 })),
 )
-const producer = await createProducer(kafka)
+const producer = await createProducer(kafka, {
+  maxInFlightMessages: config.PRODUCER_MAX_IN_FLIGHT_MESSAGES,
+  maxInFlightBytes: config.PRODUCER_MAX_IN_FLIGHT_BYTES,
+  maxBatchMessages: config.PRODUCER_MAX_BATCH_MESSAGES,
+})
 const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, lazyConnect: false })
 redis.on('error', (err: unknown) => logger.warn({ err }, 'redis error'))
 

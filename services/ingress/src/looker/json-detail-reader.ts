@@ -99,6 +99,7 @@ export class JsonDetailScanner {
   #escaped = false
   #isScalar = false
   #parts: Buffer[] = []
+  #textValue = ''
   #partBytes = 0
   #capturing = false
   #oversized = false
@@ -206,7 +207,7 @@ export class JsonDetailScanner {
             this.#collect(buf, start, length)
             return
           }
-          this.#collect(buf, start, end)
+          this.#collect(buf, start, end, true)
           start = -1
           i = end
           if (this.#state === IN_ROW) this.#finishRow()
@@ -325,8 +326,10 @@ export class JsonDetailScanner {
     this.#isScalar = true
   }
 
-  #collect(buf: Buffer, start: number, end: number): void {
-    if (!this.#capturing || this.#oversized || end <= start) return
+  // `complete`: the value ends in this chunk. A value that lies within one chunk (the common case) is decoded
+  // straight from it; only values spanning chunks are gathered as slices.
+  #collect(buf: Buffer, start: number, end: number, complete = false): void {
+    if (!this.#capturing || this.#oversized) return
     this.#partBytes += end - start
     const limit = this.#state === IN_ROW ? this.#limits.maxRowBytes : this.#limits.maxHeaderBytes
     if (this.#partBytes > limit) {
@@ -335,13 +338,21 @@ export class JsonDetailScanner {
       this.#parts = []
       return
     }
-    this.#parts.push(buf.subarray(start, end))
+    if (complete && this.#parts.length === 0) {
+      this.#textValue = buf.toString('utf8', start, end)
+      return
+    }
+    if (end > start) this.#parts.push(buf.subarray(start, end))
+    if (complete) {
+      this.#textValue = Buffer.concat(this.#parts).toString('utf8')
+      this.#parts = []
+    }
   }
 
   #text(): string {
-    const parts = this.#parts
-    this.#parts = []
-    return parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8')
+    const text = this.#textValue
+    this.#textValue = ''
+    return text
   }
 
   #finishValue(): void {
