@@ -92,6 +92,16 @@ class Lane<Conn extends Connection, Item> {
     if (!value) this.drain()
   }
 
+  /** Shutdown cut the waiting short: queued jobs are given back uncommitted. */
+  abandonQueued(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    const jobs = this.#queue.splice(0)
+    this.#queuedBytes = 0
+    for (const job of jobs) job.resolve({ kind: 'abandoned' })
+    if (!this.busy) for (const resolve of this.#idle.splice(0)) resolve()
+  }
+
   /** Sends what is queued without waiting for the linger (shutdown). */
   flush(): void {
     this.#flushAll = true
@@ -171,9 +181,17 @@ export class Deliverer<Conn extends Connection, Item> {
     this.#deps = deps
     this.limits = deps.destination.limits
     this.policy = deps.policy
+    // A paused connection (401/403) or a long Retry-After would otherwise hold queued jobs past the shutdown.
+    deps.signal.addEventListener('abort', () => {
+      for (const lane of this.#lanes.values()) lane.abandonQueued()
+    })
   }
 
   submit(connection: Conn, job: DeliveryJob<Item>): void {
+    if (this.#deps.signal.aborted) {
+      job.resolve({ kind: 'abandoned' })
+      return
+    }
     let lane = this.#lanes.get(connection.name)
     if (lane === undefined) {
       lane = new Lane(this, connection)

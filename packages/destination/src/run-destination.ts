@@ -98,6 +98,11 @@ export async function runDestination<Config extends TObject, Conn extends Connec
   })
   const gate = new RedisGate(log, (available) => metrics.redisAvailable.set({ destination: name }, available ? 1 : 0))
   metrics.redisAvailable.set({ destination: name }, 1)
+  // Exported from the start, so alerts and dashboards see every connection before anything happens to it.
+  for (const connection of connections.keys()) {
+    metrics.connectionPaused.set({ destination: name, connection }, 0)
+    metrics.delivered.inc({ destination: name, connection }, 0)
+  }
   service.addReadinessCheck('redis', () => {
     if (redis.status !== 'ready' || !gate.available) throw new Error(`redis ${redis.status}`)
   })

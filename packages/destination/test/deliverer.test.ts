@@ -215,6 +215,24 @@ describe('Deliverer against the Segment simulator and real Redis', () => {
     expect(simulator.state.requests.toArray().map((r) => r.status)).toEqual([401, 401, 401, 200])
   })
 
+  it('gives every job back as abandoned when shutdown cuts the wait of a paused connection short', async () => {
+    const { submit, registry, controller, connection } = setup()
+    simulator.faults.configure({ script: [{ type: 'status', status: 401, count: 1000 }] })
+    const first = submit(items(3, `held-${Date.now()}`))
+    const paused = async () =>
+      (await registry.getSingleMetric('lookstream_destination_connection_paused')!.get()).values.find(
+        (v) => v.labels.connection === connection.name,
+      )?.value
+    const deadline = Date.now() + 5000
+    while ((await paused()) !== 1 && Date.now() < deadline) await sleep(5)
+    // Queued behind the paused connection: never sent while it is paused.
+    const second = submit(items(2, `queued-${Date.now()}`))
+    controller.abort(new Error('shutting down'))
+    const outcomes = [...(await first), ...(await second)]
+    expect(outcomes).toEqual(Array.from({ length: 5 }, () => ({ kind: 'abandoned' })))
+    expect(simulator.state.acceptedIds.size).toBe(0)
+  })
+
   it('keeps the request rate within the shared limit', async () => {
     const { submit } = setup({ rps: 20, maxBatchItems: 1 })
     // 30 requests of one item at 20/s: about 1.5 s; no window of 1 s may hold more than 20 (+1 for the first).
