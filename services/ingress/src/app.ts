@@ -241,7 +241,15 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     // Status 200 up front; from here on the answer is always a {"looker": …} body, keep-alive newlines before it.
     raw.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
     raw.flushHeaders()
-    const keepAlive = setInterval(() => raw.write('\n'), config.KEEPALIVE_MS)
+    // If Looker goes away mid-send the send still finishes (its rows are already streaming into Kafka);
+    // writes to the closed socket are skipped and its errors only logged.
+    raw.on('error', (err) => sendLog.warn({ err }, 'the Looker connection failed during the send'))
+    const write = (text: string, end = false) => {
+      if (raw.destroyed || raw.writableEnded) return
+      if (end) raw.end(text)
+      else raw.write(text)
+    }
+    const keepAlive = setInterval(() => write('\n'), config.KEEPALIVE_MS)
     const eventBase = {
       type: 'send' as const,
       sendId,
@@ -360,7 +368,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       'send finished',
     )
     clearInterval(keepAlive)
-    raw.end(
+    write(
       lookerBody({
         success: succeeded,
         message,
@@ -368,6 +376,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
         rows: { received: outcome.received, accepted: outcome.accepted, rejected: outcome.rejected },
         rejected_rows: outcome.reasons,
       }),
+      true,
     )
   }
 

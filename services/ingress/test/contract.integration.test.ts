@@ -290,6 +290,52 @@ describe('execute validation and limits', () => {
     }
   })
 
+  it('finishes and records a send when Looker hangs up mid-send', async () => {
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let started!: () => void
+    const streaming = new Promise<void>((resolve) => (started = resolve))
+    const text = renderLook(look, 'json_detail_lite_stream')
+    const url = stub.route('/download/hangup', {
+      kind: 'custom',
+      handle: async (response: ServerResponse) => {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.write(text.slice(0, 20))
+        started()
+        await released
+        response.end(text.slice(20))
+      },
+    })
+    const abort = new AbortController()
+    const pending = request(`${ingress.url}/actions/segment_identify/execute`, {
+      method: 'POST',
+      headers: { authorization: AUTH, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'query', scheduled_plan: { scheduled_plan_id: 11, download_url: url } }),
+      signal: abort.signal,
+    }).then((response) => response.body.text())
+    try {
+      await streaming
+      abort.abort()
+      await expect(pending).rejects.toThrow()
+    } finally {
+      release()
+    }
+    const deadline = Date.now() + 20_000
+    let record: { status: string; accepted: number } | undefined
+    while (Date.now() < deadline) {
+      const list = (await (
+        await request(`${ingress.url}/sends?limit=20`, { headers: { authorization: AUTH } })
+      ).body.json()) as {
+        sends: { status: string; accepted: number; scheduledPlanId?: string }[]
+      }
+      record = list.sends.find((send) => send.scheduledPlanId === '11')
+      if (record?.status === 'succeeded') break
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(record).toMatchObject({ status: 'succeeded', accepted: 1 })
+    expect((await request(`${ingress.url}/status`)).statusCode).toBe(200)
+  })
+
   it('exposes the ingress metrics', async () => {
     const text = await (await request(`${ingress.url}/metrics`)).body.text()
     for (const name of [
