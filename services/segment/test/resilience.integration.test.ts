@@ -100,6 +100,34 @@ describe('segment service under failures', () => {
     expect(stack.simulator.state.counters.duplicates).toBeLessThanOrEqual(20 * 4)
   }, 180_000)
 
+  it('SIGTERM mid-send: in-flight batches finish and offsets are committed, so a restart re-reads nothing delivered', async () => {
+    const run = newRunId()
+    const total = 1500
+    const env = serviceEnv(stack, {
+      SEGMENT_RATE_LIMIT_RPS: '40',
+      DELIVERY_MAX_BATCH_ITEMS: '20',
+      LOG_LEVEL: 'info',
+    })
+    const first = await spawnService(MAIN, env, { readyTimeoutMs: 60_000 })
+    spawned.push(first)
+    await produceMessages(
+      stack,
+      Array.from({ length: total }, (_, i) => identify(run, i)),
+    )
+    await waitFor(() => acceptedWith(run) >= total / 3, { timeoutMs: 30_000, message: 'a third accepted' })
+    const exit = await first.stop('SIGTERM', 15_000)
+    expect(exit).toEqual({ code: 0, signal: null })
+
+    const second = await spawnService(MAIN, env, { readyTimeoutMs: 60_000 })
+    spawned.push(second)
+    await waitFor(() => acceptedWith(run) === total, { timeoutMs: 90_000, message: `${total} accepted` })
+    const metrics = await (await fetch(`${second.url}/metrics`)).text()
+    const skipped = /^lookstream_destination_duplicates_skipped_total\{[^}]*\} (\d+)/m.exec(metrics)
+    expect(skipped === null ? 0 : Number(skipped[1])).toBe(0)
+    expect(stack.simulator.state.counters.accepted).toBe(total)
+    expect(stack.simulator.state.counters.duplicates).toBe(0)
+  }, 180_000)
+
   it('two replicas share the partitions and one rate limit: combined request rate stays within it', async () => {
     const run = newRunId()
     const rps = 10
