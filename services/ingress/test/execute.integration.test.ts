@@ -1,4 +1,4 @@
-import { HEADERS, TOPICS } from '@lookstream/events'
+import { decodeSendEvent, HEADERS, TOPICS } from '@lookstream/events'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { findAction } from '../src/actions/index.ts'
 import { createTopics, post, startIngress, TOKEN, SECRET, type Ingress } from './support/ingress-harness.ts'
@@ -263,9 +263,12 @@ describe('sends that fail say so precisely and claim nothing unproduced', () => 
     expect((list.json.sends as { sendId: string }[]).map((s) => s.sendId)).toContain(sendId)
     expect((await fetchJson('/sends/nope')).status).toBe(404)
 
-    const events = (await readTopic(kafka.brokers, TOPICS.sends))
-      .filter((r) => r.key === sendId)
-      .map((r) => JSON.parse(r.value) as { phase: string; counts: Record<string, number>; status: string })
+    const records = (await readTopic(kafka.brokers, TOPICS.sends)).filter((r) => r.key === sendId)
+    // Both announcements satisfy the public SendEvent schema.
+    for (const record of records) expect(decodeSendEvent(record.value)).toMatchObject({ ok: true })
+    const events = records.map(
+      (r) => JSON.parse(r.value) as { phase: string; counts: Record<string, number>; status: string },
+    )
     expect(events.map((e) => e.phase)).toEqual(['started', 'finished'])
     expect(events[1]).toMatchObject({ status: 'succeeded', counts: { received: 3, accepted: 2, rejected: 1 } })
   })
