@@ -147,26 +147,26 @@ describe('pipeline: destination faults', () => {
     for (const index of poisoned) expect(accepted.has(`${p}-${index}`)).toBe(false)
   }, 150_000)
 
-  // Known bug: packages/destination (send-counts.ts) increments `deadLettered` in the send hash, while the ingress
-  // (send-store.ts, and its documented schema) reads `dead_lettered`, so GET /sends/:id never shows the count.
-  // it.fails keeps the failing case visible; once the field names agree this reports and `.fails` goes.
-  it.fails(
-    'GET /sends/:id shows the dead-lettered count of a send next to its delivered count',
-    async () => {
-      await pipeline.startSegment({ DELIVERY_MAX_BATCH_ITEMS: '50' })
-      const p = prefix()
-      pipeline.simulator.faults.addRule({ type: 'status', status: 400, bodyContains: `"userId":"${p}-3"` })
-      const look = identifyLook({ prefix: p, rows: 200 })
-      const sent = await pipeline.execute({ look: look.body, mode: 'streamed', scheduledPlanId: 7005 })
-      await waitForAccepted(pipeline.simulator, p, 199, 60_000)
-      await waitFor(
-        async () => {
-          const send = await pipeline.getSend(sent.looker.send_id!)
-          return send.delivered === 199 && send.deadLettered === 1
-        },
-        { timeoutMs: 20_000, message: 'delivered 199 and deadLettered 1 in GET /sends/:id' },
-      )
-    },
-    120_000,
-  )
+  it('GET /sends/:id shows the dead-lettered count of a send next to its delivered count', async () => {
+    await pipeline.startSegment({ DELIVERY_MAX_BATCH_ITEMS: '50' })
+    const p = prefix()
+    pipeline.simulator.faults.addRule({ type: 'status', status: 400, bodyContains: `"userId":"${p}-3"` })
+    const look = identifyLook({ prefix: p, rows: 200 })
+    const sent = await pipeline.execute({ look: look.body, mode: 'streamed', scheduledPlanId: 7005 })
+    await waitForAccepted(pipeline.simulator, p, 199, 60_000)
+    await waitFor(
+      async () => {
+        const send = await pipeline.getSend(sent.looker.send_id!)
+        return send.delivered === 199 && send.deadLettered === 1
+      },
+      { timeoutMs: 20_000, message: 'delivered 199 and deadLettered 1 in GET /sends/:id' },
+    )
+    expect(await pipeline.getSend(sent.looker.send_id!)).toMatchObject({
+      status: 'succeeded',
+      received: 200,
+      accepted: 200,
+      delivered: 199,
+      deadLettered: 1,
+    })
+  }, 120_000)
 })
