@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { waitFor } from '@lookstream/testing'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { identifyLook } from './support/looks.ts'
@@ -7,6 +10,7 @@ import { acceptedFor, startPipeline, waitForAccepted, type Pipeline } from './su
 // Destination faults seen end to end: the Segment simulator answers 429/500/400 or hangs while a Looker send,
 // streamed through the ingress and local-kafka, is delivered by the segment service process.
 
+const run = promisify(execFile)
 let pipeline: Pipeline
 
 beforeAll(async () => {
@@ -24,6 +28,20 @@ afterAll(async () => {
 
 function prefix(): string {
   return `f${randomUUID().slice(0, 8)}`
+}
+
+const DLQ_CLI = fileURLToPath(new URL('../packages/destination/src/cli/dlq.ts', import.meta.url))
+
+async function dlqCommand(...args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, ['--conditions=@lookstream/source', DLQ_CLI, ...args], {
+    env: { PATH: process.env.PATH, KAFKA_BROKERS: pipeline.kafka.brokers },
+    timeout: 90_000,
+  })
+  return stdout
+}
+
+function messageIdOf(payload: string): string {
+  return (JSON.parse(payload) as { messageId: string }).messageId
 }
 
 function expectExactlyOnce(p: string, count: number): void {
@@ -108,7 +126,7 @@ describe('pipeline: destination faults', () => {
     expect(parked.length).toBeGreaterThan(0)
   }, 180_000)
 
-  it('a batch rejected with 400 is split until only the bad messages remain; they reach lookstream.dlq.segment with their reasons', async () => {
+  it('a batch rejected with 400 is split until only the bad messages remain; they reach lookstream.dlq.segment with their reasons, and the dlq command lists and replays them', async () => {
     await pipeline.startSegment({ DELIVERY_MAX_BATCH_ITEMS: '200' })
     const p = prefix()
     const poisoned = [17, 444]
@@ -145,6 +163,19 @@ describe('pipeline: destination faults', () => {
     expectExactlyOnce(p, 998)
     const accepted = new Set(acceptedFor(pipeline.simulator, p).map((a) => a.item.userId))
     for (const index of poisoned) expect(accepted.has(`${p}-${index}`)).toBe(false)
+
+    // The DLQ command (a process, as an operator runs it) lists them with their reasons, then replays them once
+    // the destination accepts them again: the send is complete, still once per messageId.
+    const listed = (await dlqCommand('list', '--destination', 'segment', '--reason', 'poisoned', '--json'))
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { messageId: string; error: string; originalTopic: string })
+    expect(listed.map((e) => e.messageId).sort()).toEqual(dead.map((r) => messageIdOf(r.payload!)).sort())
+    for (const entry of listed) expect(entry.error).toMatch(/HTTP 400.*poisoned/)
+    pipeline.simulator.faults.clear()
+    await dlqCommand('replay', '--destination', 'segment', '--reason', 'poisoned')
+    await waitForAccepted(pipeline.simulator, p, 1000, 60_000)
+    expectExactlyOnce(p, 1000)
   }, 150_000)
 
   it('GET /sends/:id shows the dead-lettered count of a send next to its delivered count', async () => {
