@@ -58,5 +58,11 @@ export const DeliveryEnv = Type.Object({
   }),
   KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 30_000 }),
   KAFKA_HEARTBEAT_INTERVAL_MS: Type.Integer({ minimum: 100, default: 3000 }),
+  KAFKA_FETCH_MAX_WAIT_MS: Type.Integer({
+    minimum: 10,
+    maximum: 10_000,
+    default: 100,
+    description: 'longest a fetch waits for data: bounds how late a message is noticed',
+  }),
 })
 export type DeliveryEnv = Static<typeof DeliveryEnv>

@@ -272,6 +272,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     partitionsConsumedConcurrently: config.DELIVERY_PARTITIONS_CONCURRENTLY,
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     heartbeatIntervalMs: config.KAFKA_HEARTBEAT_INTERVAL_MS,
+    maxWaitTimeMs: config.KAFKA_FETCH_MAX_WAIT_MS,
   })
   consumerRef.runner = consumer
   service.addReadinessCheck('kafka', () => {

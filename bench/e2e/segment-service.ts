@@ -1,0 +1,175 @@
+// The segment service alone, between Kafka and the Segment simulator:
+//   node --conditions=@lookstream/source bench/e2e/segment-service.ts [--messages 100000] [--rate 2000] [--seconds 20]
+// 1. backlog: --messages identify messages are on lookstream.identify.v1 (6 partitions) before the service starts;
+//    from the service being ready to the last event accepted by the simulator, in events/s;
+// 2. steady: messages produced at --rate per second for --seconds while the service runs; per event, the
+//    simulator's acceptance time minus the time its produce call started (Kafka produce included).
+// local-kafka (on disk), redis-server and the service are their own processes; the simulator (no rate limit) and
+// the producer run in this process. The service runs at SEGMENT_RATE_LIMIT_RPS=1000 with its default batching.
+import { headersFor, type CanonicalMessage } from '@lookstream/events'
+import { createKafka, createProducer, ensureTopics } from '@lookstream/kafka'
+import { startLocalKafka } from '@lookstream/local-kafka'
+import { startSegmentSimulator } from '@lookstream/simulators'
+import { spawnService, startRedis } from '@lookstream/testing'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import { pino } from 'pino'
+
+const { values: args } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '100000' },
+    rate: { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '20' },
+  },
+})
+const MESSAGES = Number(args.messages)
+const RATE = Number(args.rate)
+const STEADY = Math.round(RATE * Number(args.seconds))
+const SEGMENT_MAIN = new URL('../../services/segment/src/main.ts', import.meta.url).pathname
+const WRITE_KEY = 'bench-write-key'
+
+const log = (text: string) => process.stderr.write(`${new Date().toISOString()} ${text}\n`)
+const now = () => performance.timeOrigin + performance.now()
+
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+}
+
+function identify(run: string, index: number): CanonicalMessage {
+  return {
+    type: 'identify',
+    messageId: `${run}-${index}`,
+    userId: `user-${index}`,
+    traits: { email: `user${index}@example.com`, plan: index % 3 === 0 ? 'annual' : 'monthly', ltv: index % 997 },
+    context: { lookstream: { sendId: `bench-${run}`, row: index, action: 'segment_identify' } },
+    timestamp: '2026-11-22T06:00:00.000Z',
+    integrations: { All: false, Segment: { connection: 'default' } },
+  }
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'bench-segment-'))
+const stops: (() => Promise<unknown>)[] = []
+const stopAll = async () => {
+  for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined)
+  rmSync(dataDir, { recursive: true, force: true })
+}
+process.once('SIGINT', () => void stopAll().then(() => process.exit(130)))
+
+try {
+  const kafka = await startLocalKafka({ port: 0, dataDir, logLevel: 'warn', initialRebalanceDelayMs: 0 })
+  stops.push(() => kafka.stop())
+  const redis = await startRedis()
+  stops.push(() => redis.stop())
+  const simulator = await startSegmentSimulator({
+    writeKeys: [WRITE_KEY],
+    rateLimit: null,
+    maxItems: MESSAGES + STEADY + 1000,
+    maxRequests: 100_000,
+  })
+  stops.push(() => simulator.close())
+  const client = createKafka({ brokers: kafka.brokers, clientId: 'bench', logger: pino({ level: 'silent' }) })
+  await ensureTopics(
+    client,
+    ['lookstream.identify.v1', 'lookstream.track.v1', 'lookstream.group.v1'].map((topic) => ({
+      topic,
+      numPartitions: 6,
+    })),
+  )
+  const producer = await createProducer(client)
+  stops.push(() => producer.close())
+  const send = (message: CanonicalMessage) =>
+    producer.send({
+      topic: 'lookstream.identify.v1',
+      key: message.userId ?? null,
+      value: JSON.stringify(message),
+      headers: headersFor(message, { producer: 'ingress' }),
+    })
+
+  log(`backlog: producing ${MESSAGES} identify messages`)
+  const backlogRun = 'backlog'
+  for (let i = 0; i < MESSAGES; i += 5000) {
+    await Promise.all(Array.from({ length: Math.min(5000, MESSAGES - i) }, (_, j) => send(identify(backlogRun, i + j))))
+  }
+  const service = await spawnService(
+    SEGMENT_MAIN,
+    {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      KAFKA_BROKERS: kafka.brokers,
+      REDIS_URL: redis.url,
+      SEGMENT_WRITE_KEY: WRITE_KEY,
+      SEGMENT_API_URL: simulator.url,
+      SEGMENT_RATE_LIMIT_RPS: '1000',
+    },
+    { readyTimeoutMs: 60_000 },
+  )
+  stops.push(() => service.stop('SIGTERM', 20_000))
+  const backlogStart = now()
+  const cpuStart = cpuSeconds(service.pid)
+  while (simulator.state.acceptedIds.size < MESSAGES) {
+    if (now() - backlogStart > 300_000) throw new Error(`only ${simulator.state.acceptedIds.size} accepted`)
+    await sleep(20)
+  }
+  const lastAccepted = simulator.state.accepted.toArray().reduce((max, item) => Math.max(max, item.acceptedAt), 0)
+  const backlogSeconds = (lastAccepted - backlogStart) / 1000
+  const backlogCpu = cpuSeconds(service.pid) - cpuStart
+  const requests = simulator.state.counters.requests
+  log(
+    `backlog: ${MESSAGES} events in ${backlogSeconds.toFixed(2)} s = ${Math.round(MESSAGES / backlogSeconds)} events/s, ` +
+      `${requests} requests (${Math.round(MESSAGES / requests)} events each), service CPU ${Math.round((100 * backlogCpu) / backlogSeconds)}%`,
+  )
+
+  log(`steady: ${RATE} messages/s for ${args.seconds} s`)
+  const steadyRun = 'steady'
+  const producedAt = new Float64Array(STEADY)
+  const ackedAt = new Float64Array(STEADY)
+  const started = now()
+  const pending: Promise<unknown>[] = []
+  for (let i = 0; i < STEADY; i++) {
+    const due = started + (i * 1000) / RATE
+    const wait = due - now()
+    if (wait > 1) await sleep(wait)
+    producedAt[i] = now()
+    pending.push(
+      send(identify(steadyRun, i)).then(() => {
+        ackedAt[i] = now()
+      }),
+    )
+  }
+  await Promise.all(pending)
+  const prefix = `${steadyRun}-`
+  const deadline = now() + 60_000
+  let steadyAccepted = 0
+  while (steadyAccepted < STEADY && now() < deadline) {
+    await sleep(50)
+    steadyAccepted = simulator.state.acceptedIds.size - MESSAGES
+  }
+  const latencies = new Float64Array(STEADY)
+  let n = 0
+  for (const item of simulator.state.accepted.toArray()) {
+    if (item.id?.startsWith(prefix))
+      latencies[n++] = item.acceptedAt - producedAt[Number(item.id.slice(prefix.length))]!
+  }
+  const sorted = latencies.subarray(0, n).sort()
+  const acks = ackedAt.map((at, i) => at - producedAt[i]!).sort()
+  log(
+    `steady: ${n}/${STEADY} accepted; latency produce → accepted p50 ${percentile(sorted, 50).toFixed(1)} ms, ` +
+      `p95 ${percentile(sorted, 95).toFixed(1)} ms, p99 ${percentile(sorted, 99).toFixed(1)} ms, max ${sorted[n - 1]?.toFixed(1)} ms`,
+  )
+  log(
+    `steady: of which Kafka produce until acknowledged p50 ${percentile(acks, 50).toFixed(1)} ms, ` +
+      `p99 ${percentile(acks, 99).toFixed(1)} ms`,
+  )
+  log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`)
+} finally {
+  await stopAll()
+}
