@@ -1,5 +1,5 @@
 // The whole pipeline, end to end: Looker execute → ingress → local-kafka → segment service → Segment simulator.
-//   node --conditions=@lookstream/source bench/pipeline/run.ts [--rows 100000] [--rate 2000] [--seconds 30] [--warmup 5000]
+//   node --conditions=@lookstream/source bench/pipeline/run.ts [--rows 100000] [--rate 2000] [--seconds 30] [--warmup 5000] [--dump rows.csv]
 // 1. throughput: one --rows identify send (json_detail_lite_stream, streamed from a local Looker stub as fast as
 //    the ingress reads it), from the execute POST to the last event the simulator accepted, in events/s;
 // 2. latency: a send paced at --rate rows/s for --seconds; per event, the simulator's acceptance time minus the
@@ -8,7 +8,7 @@
 // limits; the segment service at its highest configurable rate (SEGMENT_RATE_LIMIT_RPS=1000).
 import { execFile } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '2000' },
     seconds: { type: 'string', default: '30' },
     warmup: { type: 'string', default: '5000' },
+    dump: { type: 'string' },
   },
 })
 const ROWS = Number(args.rows)
@@ -232,6 +233,14 @@ try {
     toKafka[i] = createTime - written
     fromKafka[i] = a.acceptedAt - createTime
   })
+  if (args.dump !== undefined) {
+    // One line per paced row: index, stub write, Kafka CreateTime, simulator acceptance (ms since the epoch).
+    const lines = paced.map((a) => {
+      const index = rowIndexOf('lt', a.userId)
+      return `${index},${l.writtenAt[index]!.toFixed(2)},${produced.get(index) ?? ''},${a.acceptedAt.toFixed(2)}`
+    })
+    writeFileSync(args.dump, `row,written,create_time,accepted\n${lines.join('\n')}\n`)
+  }
   for (const series of [latencies, toKafka, fromKafka]) series.sort()
   const split = (series: Float64Array) => ({
     p50Ms: +percentile(series, 50).toFixed(1),
