@@ -2,7 +2,7 @@
 // one request in flight as idempotence requires) sending the records of a frames file with sendBatch,
 // `batch` records per call. Records are read and decoded while the previous batch is in flight.
 //   node --conditions=@lookstream/source bench/ingress/bare-producer-worker.ts <brokers> <topic> <frames> <batch>
-// Prints {"messages", "ms"} as JSON: ms from the first sendBatch until the last one is acknowledged.
+// Prints {"messages", "ms", "peakRss"} as JSON: ms from the first sendBatch until the last one is acknowledged.
 import { Kafka, logLevel, type Message } from 'kafkajs'
 import { FrameReader } from './message-frames.ts'
 
@@ -28,4 +28,5 @@ while (messages.length > 0) {
 const ms = performance.now() - started
 reader.close()
 await producer.disconnect()
-console.log(JSON.stringify({ messages: sent, ms }))
+// maxRSS is the process's peak resident set size in KiB (getrusage), the same figure as VmHWM.
+console.log(JSON.stringify({ messages: sent, ms, peakRss: process.resourceUsage().maxRSS * 1024 }))

@@ -18,3 +18,10 @@ export function cpuSeconds(pid: number): number {
 export function loadAverage(): string {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 }
+
+/** Current resident set size (VmRSS) in bytes. */
+export function rssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`)
+  return Number(match[1]) * 1024
+}

@@ -1,12 +1,12 @@
 // Ingress throughput and memory: a json_detail_lite_stream Look streamed from a local Looker stub through the
 // ingress (its own process) into local-kafka (its own process), beside two ceilings measured in the same run.
 //   node --conditions=@lookstream/source bench/ingress/run.ts [--rows 1000000] [--small-rows 100000]
-//        [--batch 2000] [--cpu-prof <dir>] [--keep]
+//        [--batch 1000,5000] [--cpu-prof <dir>] [--ingress-node-options '<flags>'] [--ingress-only] [--keep]
 // Prints a Markdown table and a JSON summary. See bench/README.md (ingress section) for what each figure means.
 import { spawn } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -19,26 +19,43 @@ import { parseRows } from './json-parse-ceiling.ts'
 import { FIELDS, writeLook } from './look-generator.ts'
 import { startLookerStub, type LookerStub } from './looker-stub.ts'
 import { encodeFrame } from './message-frames.ts'
-import { cpuSeconds, loadAverage, peakRssBytes } from './proc-stats.ts'
+import { cpuSeconds, loadAverage, peakRssBytes, rssBytes } from './proc-stats.ts'
 
 const { values: args } = parseArgs({
   options: {
     rows: { type: 'string', default: '1000000' },
     'small-rows': { type: 'string' },
-    batch: { type: 'string', default: '2000' },
+    batch: { type: 'string', default: '1000,5000' },
     'cpu-prof': { type: 'string' },
+    'ingress-node-options': { type: 'string' },
+    'ingress-only': { type: 'boolean', default: false },
+    // For experiments on a modified copy of the ingress (its node_modules must resolve the workspace packages).
+    'ingress-main': { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 })
 const ROWS = Number(args.rows)
 const SMALL_ROWS = Number(args['small-rows'] ?? Math.max(1, Math.round(ROWS / 10)))
-const BATCH = Number(args.batch)
+const BATCHES = args.batch.split(',').map(Number)
 const CPU_PROF_DIR = args['cpu-prof']
+// The Node flags `npm start` gives the ingress (e.g. --max-semi-space-size), so the bench measures the process
+// as it is deployed; --conditions is passed by spawnService itself.
+const INGRESS_PACKAGE = new URL('../../services/ingress/package.json', import.meta.url)
+const START_FLAGS = (
+  (JSON.parse(readFileSync(INGRESS_PACKAGE, 'utf8')) as { scripts?: { start?: string } }).scripts?.start ?? ''
+)
+  .split(/\s+/)
+  .filter((arg) => arg.startsWith('--') && !arg.startsWith('--conditions'))
+const INGRESS_NODE_OPTIONS = [
+  ...START_FLAGS,
+  ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`]),
+  ...(args['ingress-node-options'] === undefined ? [] : [args['ingress-node-options']]),
+].join(' ')
 const TOPIC = 'lookstream.identify.v1'
 const BARE_TOPIC = 'bench.bare.identify'
 const PARTITIONS = 6 // what the ingress's ensureTopics creates
 const SECRET = randomBytes(32).toString('hex')
-const INGRESS_MAIN = new URL('../../services/ingress/src/main.ts', import.meta.url).pathname
+const INGRESS_MAIN = args['ingress-main'] ?? new URL('../../services/ingress/src/main.ts', import.meta.url).pathname
 const BARE_WORKER = new URL('./bare-producer-worker.ts', import.meta.url).pathname
 
 const log = (text: string) =>
@@ -48,6 +65,15 @@ interface IngressRun {
   rows: number
   ms: number
   peakRss: number
+  /** RSS and heap once ready, before the send. */
+  idleRss: number
+  idleHeapUsed: number
+  idleHeapTotal: number
+  idleExternal: number
+  /** Highest values seen in the ingress's own /metrics (prom-client default metrics), sampled every 500 ms. */
+  peakHeapUsed: number
+  peakHeapTotal: number
+  peakExternal: number
   ingressCpu: number
   brokerCpu: number
   accepted: number
@@ -77,7 +103,8 @@ async function startIngress(): Promise<SpawnedService> {
     LOOKER_HOSTS: stub!.origin,
     LOG_LEVEL: 'info',
   }
-  if (CPU_PROF_DIR !== undefined) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${CPU_PROF_DIR}`
+  if (INGRESS_NODE_OPTIONS !== '') env.NODE_OPTIONS = INGRESS_NODE_OPTIONS
+  for (const [name, value] of Object.entries(process.env)) if (name.startsWith('EXP_') && value) env[name] = value
   return spawnService(INGRESS_MAIN, env, { readyTimeoutMs: 60_000 })
 }
 
@@ -85,6 +112,33 @@ async function startIngress(): Promise<SpawnedService> {
 async function ingressRun(file: string, rows: number): Promise<IngressRun> {
   ingress = await startIngress()
   const pid = ingress.pid
+  const idleRss = rssBytes(pid)
+  const peaks = { heapUsed: 0, heapTotal: 0, external: 0 }
+  const metricsUrl = `${ingress.url}/metrics`
+  const heapGauges = async () => {
+    const text = await (await request(metricsUrl)).body.text()
+    const gauge = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? 0)
+    return {
+      heapUsed: gauge('nodejs_heap_size_used_bytes'),
+      heapTotal: gauge('nodejs_heap_size_total_bytes'),
+      external: gauge('nodejs_external_memory_bytes'),
+    }
+  }
+  const idleHeap = await heapGauges()
+  let sampling = true
+  const sampler = (async () => {
+    while (sampling) {
+      try {
+        const now = await heapGauges()
+        peaks.heapUsed = Math.max(peaks.heapUsed, now.heapUsed)
+        peaks.heapTotal = Math.max(peaks.heapTotal, now.heapTotal)
+        peaks.external = Math.max(peaks.external, now.external)
+      } catch {
+        // a missed sample only makes the peaks less precise
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+  })()
   try {
     const body = {
       type: 'query',
@@ -125,10 +179,19 @@ async function ingressRun(file: string, rows: number): Promise<IngressRun> {
     if (response.statusCode !== 200 || !answer.looker.success || answer.looker.rows?.accepted !== rows) {
       throw new Error(`the send did not succeed (HTTP ${response.statusCode}): ${text.trim().slice(0, 2000)}`)
     }
+    sampling = false
+    await sampler
     return {
       rows,
       ms,
       peakRss,
+      idleRss,
+      idleHeapUsed: idleHeap.heapUsed,
+      idleHeapTotal: idleHeap.heapTotal,
+      idleExternal: idleHeap.external,
+      peakHeapUsed: peaks.heapUsed,
+      peakHeapTotal: peaks.heapTotal,
+      peakExternal: peaks.external,
       ingressCpu,
       brokerCpu,
       accepted: answer.looker.rows.accepted,
@@ -136,6 +199,7 @@ async function ingressRun(file: string, rows: number): Promise<IngressRun> {
       load,
     }
   } finally {
+    sampling = false
     // SIGTERM lets a --cpu-prof profile be written; SIGKILL after 30 s.
     await ingress.stop('SIGTERM', 30_000)
     ingress = undefined
@@ -168,12 +232,13 @@ async function extract(topic: string, path: string): Promise<number> {
 
 function bareProducer(
   frames: string,
+  topic: string,
   batch: number,
-): Promise<{ messages: number; ms: number; brokerCpu: number; cpu: number }> {
+): Promise<{ messages: number; ms: number; peakRss: number; brokerCpu: number; cpu: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--conditions=@lookstream/source', BARE_WORKER, broker!.brokers, BARE_TOPIC, frames, String(batch)],
+      ['--conditions=@lookstream/source', BARE_WORKER, broker!.brokers, topic, frames, String(batch)],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -192,7 +257,7 @@ function bareProducer(
     child.on('exit', (code) => {
       clearInterval(sampler)
       if (code !== 0) return reject(new Error(`bare producer exited ${code}`))
-      const result = JSON.parse(out) as { messages: number; ms: number }
+      const result = JSON.parse(out) as { messages: number; ms: number; peakRss: number }
       resolve({ ...result, brokerCpu: cpuSeconds(broker!.pid) - brokerCpu0, cpu })
     })
   })
@@ -205,6 +270,16 @@ async function topicCount(admin: ReturnType<Kafka['admin']>, topic: string): Pro
 
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1)
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+
+interface BareRun {
+  batch: number
+  messages: number
+  ms: number
+  peakRss: number
+  cpu: number
+  brokerCpu: number
+  load: string
+}
 
 try {
   if (CPU_PROF_DIR !== undefined) mkdirSync(CPU_PROF_DIR, { recursive: true })
@@ -227,53 +302,89 @@ try {
     const onTopic = await topicCount(admin, TOPIC)
     if (onTopic !== ROWS) throw new Error(`${TOPIC} holds ${onTopic} records, expected ${ROWS}`)
 
-    const frames = join(tmp, 'messages.frames')
-    const extracted = await extract(TOPIC, frames)
-    if (extracted !== ROWS) throw new Error(`kcat read ${extracted} records, expected ${ROWS}`)
-    await admin.createTopics({ topics: [{ topic: BARE_TOPIC, numPartitions: PARTITIONS }], waitForLeaders: true })
-    log(`bare producer: ${fmt(ROWS)} messages, batches of ${BATCH}`)
-    const loadBare = loadAverage()
-    const bare = await bareProducer(frames, BATCH)
-    const onBare = await topicCount(admin, BARE_TOPIC)
-    if (onBare !== ROWS) throw new Error(`${BARE_TOPIC} holds ${onBare} records, expected ${ROWS}`)
-
-    log('JSON.parse ceiling')
-    const loadParse = loadAverage()
-    const parse = parseRows(bigFile)
-    if (parse.rows !== ROWS) throw new Error(`parsed ${parse.rows} rows, expected ${ROWS}`)
+    const bares: BareRun[] = []
+    let parse: { rows: number; bytes: number; ms: number; load: string } | undefined
+    if (!args['ingress-only']) {
+      const frames = join(tmp, 'messages.frames')
+      const extracted = await extract(TOPIC, frames)
+      if (extracted !== ROWS) throw new Error(`kcat read ${extracted} records, expected ${ROWS}`)
+      for (const batch of BATCHES) {
+        const topic = `${BARE_TOPIC}.${batch}`
+        await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true })
+        log(`bare producer: ${fmt(ROWS)} messages, batches of ${batch}`)
+        const load = loadAverage()
+        const bare = await bareProducer(frames, topic, batch)
+        const onBare = await topicCount(admin, topic)
+        if (onBare !== ROWS) throw new Error(`${topic} holds ${onBare} records, expected ${ROWS}`)
+        bares.push({ ...bare, batch, load })
+      }
+      log('JSON.parse ceiling')
+      const load = loadAverage()
+      parse = { ...parseRows(bigFile), load }
+      if (parse.rows !== ROWS) throw new Error(`parsed ${parse.rows} rows, expected ${ROWS}`)
+    }
 
     log(`ingress: ${fmt(SMALL_ROWS)} rows (fresh process)`)
     const small = await ingressRun(smallFile, SMALL_ROWS)
 
     const rate = (n: number, ms: number) => (n * 1000) / ms
-    const ingressRate = rate(big.rows, big.ms)
-    const bareRate = rate(bare.messages, bare.ms)
-    const parseRate = rate(parse.rows, parse.ms)
-    console.log(`Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
-    console.log(`Payload: ${fmt(ROWS)} rows, ${mb(bigBytes)} MiB json_detail_lite_stream; action segment_identify\n`)
-    console.log(
-      '| measurement | rows | time | rows/s | vs bare producer | CPU (process / broker) | peak RSS | load avg at start |',
+    const best = bares.reduce<BareRun | undefined>(
+      (a, b) => (a && rate(a.messages, a.ms) >= rate(b.messages, b.ms) ? a : b),
+      undefined,
     )
-    console.log('|---|---:|---:|---:|---:|---:|---:|---|')
+    const bareRate = best ? rate(best.messages, best.ms) : Number.NaN
+    const share = (r: number) => (best ? `${((r / bareRate) * 100).toFixed(0)}%` : '')
+    const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+    console.log(`Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
+    console.log(`Payload: ${fmt(ROWS)} rows, ${mb(bigBytes)} MiB json_detail_lite_stream; action segment_identify`)
+    console.log(`Ingress NODE_OPTIONS: ${INGRESS_NODE_OPTIONS || '(none)'} (start-script flags first)`)
+    if (args['ingress-main'] !== undefined) console.log(`Ingress entry point: ${INGRESS_MAIN}`)
+    console.log('')
+    console.log(
+      '| measurement | rows | time | rows/s | vs best bare producer | CPU s (process / broker) | load avg at start |',
+    )
+    console.log('|---|---:|---:|---:|---:|---:|---|')
     for (const run of [big, small]) {
+      const r = rate(run.rows, run.ms)
       console.log(
-        `| ingress (download_url → Kafka acks → final body) | ${fmt(run.rows)} | ${(run.ms / 1000).toFixed(1)} s | ${fmt(rate(run.rows, run.ms))} | ${((rate(run.rows, run.ms) / bareRate) * 100).toFixed(0)}% | ${run.ingressCpu.toFixed(1)} s / ${run.brokerCpu.toFixed(1)} s | ${mb(run.peakRss)} MiB | ${run.load} |`,
+        `| ingress: execute → final body (all rows acked) | ${fmt(run.rows)} | ${secs(run.ms)} | ${fmt(r)} | ${share(r)} | ${run.ingressCpu.toFixed(1)} / ${run.brokerCpu.toFixed(1)} | ${run.load} |`,
       )
     }
+    for (const bare of bares) {
+      const r = rate(bare.messages, bare.ms)
+      console.log(
+        `| ceiling: bare kafkajs producer, sendBatch of ${bare.batch} | ${fmt(bare.messages)} | ${secs(bare.ms)} | ${fmt(r)} | ${share(r)} | ${bare.cpu.toFixed(1)} / ${bare.brokerCpu.toFixed(1)} | ${bare.load} |`,
+      )
+    }
+    if (parse) {
+      console.log(
+        `| ceiling: JSON.parse per row (1 MiB reads, newline split, UTF-8 decode; one process) | ${fmt(parse.rows)} | ${secs(parse.ms)} | ${fmt(rate(parse.rows, parse.ms))} | | | ${parse.load} |`,
+      )
+    }
+    console.log('')
     console.log(
-      `| ceiling: bare kafkajs producer (idempotent, acks -1, sendBatch ${BATCH}) | ${fmt(bare.messages)} | ${(bare.ms / 1000).toFixed(1)} s | ${fmt(bareRate)} | 100% | ${bare.cpu.toFixed(1)} s / ${bare.brokerCpu.toFixed(1)} s | | ${loadBare} |`,
+      '| ingress process (fresh per size) | rows | RSS when ready | peak RSS (VmHWM) | heap used: ready / peak | heap total: ready / peak | external: ready / peak |',
     )
-    console.log(
-      `| ceiling: JSON.parse per row (1 MiB reads, newline split, UTF-8 decode) | ${fmt(parse.rows)} | ${(parse.ms / 1000).toFixed(1)} s | ${fmt(parseRate)} | | | | ${loadParse} |`,
-    )
+    console.log('|---|---:|---:|---:|---:|---:|---:|')
+    for (const run of [small, big]) {
+      console.log(
+        `| ingress, segment_identify send | ${fmt(run.rows)} | ${mb(run.idleRss)} MiB | ${mb(run.peakRss)} MiB | ${mb(run.idleHeapUsed)} / ${mb(run.peakHeapUsed)} MiB | ${mb(run.idleHeapTotal)} / ${mb(run.peakHeapTotal)} MiB | ${mb(run.idleExternal)} / ${mb(run.peakExternal)} MiB |`,
+      )
+    }
+    for (const bare of bares) {
+      console.log(
+        `| bare kafkajs producer, sendBatch of ${bare.batch} | ${fmt(bare.messages)} | | ${mb(bare.peakRss)} MiB | | | |`,
+      )
+    }
     const summary = {
       rows: ROWS,
       payloadBytes: bigBytes,
+      ingressNodeOptions: INGRESS_NODE_OPTIONS,
       ingress: big,
       ingressSmall: small,
-      bare: { ...bare, batch: BATCH, load: loadBare },
-      parse: { ...parse, load: loadParse },
-      ingressVsBare: ingressRate / bareRate,
+      bare: bares,
+      parse,
+      ingressVsBestBare: rate(big.rows, big.ms) / bareRate,
       rssGrowth: big.peakRss / small.peakRss,
     }
     console.log(`\n${JSON.stringify(summary)}`)
