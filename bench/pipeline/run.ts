@@ -208,7 +208,16 @@ try {
     segmentRequests: state1.counters.requests,
     simulatorDuplicates: state1.counters.duplicates,
     cpuSeconds: Object.fromEntries(Object.keys(cpu0).map((k) => [k, +(cpu1[k]! - cpu0[k]!).toFixed(2)])),
+    // What the same CPU work would allow on two cores of its own: the send cannot finish before the busiest
+    // process has had its CPU time, nor before half the total has run. An estimate, not a measurement.
+    cpuBoundEventsPerSecondOnTwoIdleCores: 0,
     loadAverage: `${load0} → ${loadAverage()}`,
+  }
+  {
+    const spent = Object.entries(throughput.cpuSeconds).filter(([name]) => !name.startsWith('bench'))
+    const total = spent.reduce((sum, [, cpu]) => sum + cpu, 0)
+    const busiest = Math.max(...spent.map(([, cpu]) => cpu))
+    throughput.cpuBoundEventsPerSecondOnTwoIdleCores = Math.round(ROWS / Math.max(total / 2, busiest))
   }
   log(JSON.stringify(throughput))
 
@@ -275,6 +284,7 @@ try {
       `| throughput: ${ROWS.toLocaleString('en')}-row send, execute → last event accepted | ${throughput.eventsPerSecond.toLocaleString('en')} events/s (${(throughput.executeToLastAcceptedMs / 1000).toFixed(1)} s) |`,
       `| of which ingress (execute answered, all rows acked by Kafka) | ${(throughput.ingressAnsweredMs / 1000).toFixed(1)} s (${throughput.ingressRowsPerSecond.toLocaleString('en')} rows/s) |`,
       `| Segment requests for the send | ${throughput.segmentRequests} |`,
+      `| CPU-time bound on 2 idle cores (estimate from CPU seconds per process) | ${throughput.cpuBoundEventsPerSecondOnTwoIdleCores.toLocaleString('en')} events/s |`,
       `| latency at ${RATE} rows/s (${PACED_ROWS.toLocaleString('en')} rows): p50 | ${latency.p50Ms} ms |`,
       `| latency p90 | ${latency.p90Ms} ms |`,
       `| latency p99 | ${latency.p99Ms} ms |`,
