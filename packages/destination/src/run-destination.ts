@@ -11,6 +11,7 @@ import {
 } from '@lookstream/kafka'
 import { createLogger, createService, type ListenAddress, type Service } from '@lookstream/service'
 import { Redis } from 'ioredis'
+import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Type, type Static, type TObject } from 'typebox'
 import { backoffDelay } from './backoff.ts'
@@ -106,6 +107,12 @@ export async function runDestination<Config extends TObject, Conn extends Connec
   service.addReadinessCheck('redis', () => {
     if (redis.status !== 'ready' || !gate.available) throw new Error(`redis ${redis.status}`)
   })
+
+  // Give the first connection a moment, so a normal start does not begin with an "unreachable" warning; a Redis
+  // that is really down is handled by the gate like any later outage.
+  if (redis.status !== 'ready') {
+    await Promise.race([once(redis, 'ready'), sleep(5000)]).catch(() => undefined)
+  }
 
   const controller = new AbortController()
   const kafka = createKafka({

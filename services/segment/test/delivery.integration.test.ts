@@ -169,4 +169,42 @@ describe('segment service: Kafka → runtime → Segment simulator', () => {
     expect(parked[0]!.headers[HEADERS.retryAt]).toBeDefined()
     expect(parked[0]!.headers[HEADERS.error]).toMatch(/HTTP 503/)
   })
+
+  it('dead-letters a message still failing after the retry window, with that reason', async () => {
+    const run = newRunId()
+    stack.simulator.faults.configure({ outage: { type: 'status', status: 503, durationMs: 60_000 } })
+    await start({ DELIVERY_QUICK_ATTEMPTS: '1', DELIVERY_RETRY_WINDOW_HOURS: '0.0005' })
+    await produceMessages(stack, [identify(run, 1)])
+    const dead = await readTopic(stack, 'lookstream.dlq.segment', 1, (r) => messageIdOf(r) === `${run}-1`)
+    expect(dead[0]!.headers['lookstream-error-code']).toBe('LS_DEST_RETRY_WINDOW_EXCEEDED')
+    expect(dead[0]!.headers[HEADERS.errorClass]).toBe('retryable')
+    expect(dead[0]!.headers[HEADERS.error]).toMatch(/retry window .* exceeded; last error: HTTP 503/)
+    expect(Number(dead[0]!.headers[HEADERS.attempts])).toBeGreaterThanOrEqual(2)
+    expect(acceptedIdsWith(run)).toHaveLength(0)
+  })
+
+  it('pauses the connection on 401 with the alert gauge instead of dead-lettering, and resumes by itself', async () => {
+    const run = newRunId()
+    stack.simulator.faults.configure({ outage: { type: 'status', status: 401, durationMs: 1500 } })
+    const service = await start({ DELIVERY_AUTH_PROBE_MAX_MS: '300' })
+    await produceMessages(
+      stack,
+      Array.from({ length: 20 }, (_, i) => identify(run, i)),
+    )
+    await waitFor(
+      async () =>
+        (await metricValue(service, 'lookstream_destination_connection_paused', { connection: 'default' })) === 1,
+      { message: 'connection paused' },
+    )
+    await waitFor(() => acceptedIdsWith(run).length === 20, {
+      timeoutMs: 30_000,
+      message: '20 accepted after the outage',
+    })
+    await waitFor(
+      async () =>
+        (await metricValue(service, 'lookstream_destination_connection_paused', { connection: 'default' })) === 0,
+      { message: 'connection resumed' },
+    )
+    expect(await metricValue(service, 'lookstream_destination_dead_lettered_total')).toBe(0)
+  })
 })
