@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { waitFor } from '@lookstream/testing'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { expectedSegmentItem, identifyLook, type IdentifyRow } from './support/looks.ts'
+import { accountLook, expectedSegmentItem, identifyLook, type IdentifyRow } from './support/looks.ts'
 import { acceptedFor, metricSum, startPipeline, waitForAccepted, type Pipeline } from './support/pipeline.ts'
 
 // Looker execute → ingress (process) → local-kafka (process) → segment service (process) → Segment simulator.
@@ -109,6 +109,55 @@ describe('pipeline: Looker execute to the Segment simulator', () => {
     expect(acceptedFor(pipeline.simulator, p)).toHaveLength(800)
     expect(pipeline.simulator.state.counters.requests).toBe(requestsBefore)
   }, 180_000)
+
+  it('segment_track and segment_group sends arrive as track (event, properties) and group (groupId, traits) calls, once each', async () => {
+    const p = prefix()
+    const look = accountLook({ prefix: p, rows: 250, ranAt: '2026-11-20T12:00:00Z' })
+    const timestamp = '2026-11-20T12:00:00.000Z'
+    const track = await pipeline.execute({
+      look: look.body,
+      mode: 'streamed',
+      scheduledPlanId: 9004,
+      action: 'segment_track',
+      formParams: { event: 'Became VIP' },
+    })
+    expect(track.looker.rows).toEqual({ received: 250, accepted: 250, rejected: 0 })
+    const group = await pipeline.execute({
+      look: look.body,
+      mode: 'pushed',
+      scheduledPlanId: 9005,
+      action: 'segment_group',
+    })
+    expect(group.looker.rows).toEqual({ received: 250, accepted: 250, rejected: 0 })
+
+    const events = await waitForAccepted(pipeline.simulator, p, 500)
+    expect(new Set(events.map((e) => e.messageId)).size).toBe(500)
+    const tracks = new Map(events.filter((e) => e.item.type === 'track').map((e) => [e.item.userId, e.item]))
+    const groups = new Map(events.filter((e) => e.item.type === 'group').map((e) => [e.item.userId, e.item]))
+    expect(tracks.size).toBe(250)
+    expect(groups.size).toBe(250)
+    for (const row of look.rows) {
+      const { messageId: trackId, ...trackBody } = tracks.get(row.userId)!
+      expect(trackId).toMatch(UUID)
+      expect(trackBody).toEqual({
+        type: 'track',
+        userId: row.userId,
+        event: 'Became VIP',
+        properties: { 'companies.tier': row.tier, 'orders.total': row.total },
+        context: { traits: { email: row.email } },
+        timestamp,
+      })
+      const { messageId: groupMessageId, ...groupBody } = groups.get(row.userId)!
+      expect(groupMessageId).toMatch(UUID)
+      expect(groupBody).toEqual({
+        type: 'group',
+        userId: row.userId,
+        groupId: row.groupId,
+        traits: { 'companies.tier': row.tier, 'orders.total': row.total, email: row.email },
+        timestamp,
+      })
+    }
+  }, 120_000)
 
   it('GET /sends/:id on the ingress shows the delivered count once the segment service delivered the send', async () => {
     const p = prefix()

@@ -108,3 +108,51 @@ export function identifyLook(options: IdentifyLookOptions): { body: string; rows
   const rows = Array.from({ length: options.rows }, (_, i) => identifyRow(options, i))
   return { body: lookHead(ranAt) + rows.map(rowJson).join(',') + LOOK_TAIL, rows, ranAt }
 }
+
+/** A Look of accounts: each row a user in a company, for segment_group (and segment_track with an event). */
+export const ACCOUNT_FIELDS: { dimensions: LookField[]; measures: LookField[] } = {
+  dimensions: [
+    { name: 'users.id', label: 'Users ID', view: 'users', tags: ['user_id'], type: 'string' },
+    { name: 'users.email', label: 'Users Email', view: 'users', tags: ['email'], type: 'string' },
+    { name: 'companies.id', label: 'Companies ID', view: 'companies', tags: ['segment_group_id'], type: 'string' },
+    { name: 'companies.tier', label: 'Companies Tier', view: 'companies', tags: [], type: 'string' },
+  ],
+  measures: [
+    { name: 'orders.total', label: 'Orders Total', view: 'orders', tags: [], measure: true, is_numeric: true },
+  ],
+}
+
+export interface AccountRow {
+  index: number
+  userId: string
+  email: string
+  groupId: string
+  tier: string | null
+  total: number
+}
+
+export function accountLook(options: { prefix: string; rows: number; ranAt?: string }): {
+  body: string
+  rows: AccountRow[]
+  ranAt: string
+} {
+  const ranAt = options.ranAt ?? DEFAULT_RAN_AT
+  const rows = Array.from({ length: options.rows }, (_, index) => ({
+    index,
+    userId: `${options.prefix}-${index}`,
+    email: `${options.prefix}-${index}@example.com`,
+    groupId: `${options.prefix}-company-${index % 10}`,
+    tier: index % 4 === 0 ? null : index % 2 === 0 ? 'gold' : 'silver',
+    total: index % 9 === 0 ? 0 : index * 1.5,
+  }))
+  const data = rows.map((row) =>
+    JSON.stringify({
+      'users.id': { value: row.userId },
+      'users.email': { value: row.email },
+      'companies.id': { value: row.groupId },
+      'companies.tier': { value: row.tier },
+      'orders.total': { value: row.total },
+    }),
+  )
+  return { body: lookHead(ranAt, ACCOUNT_FIELDS) + data.join(',') + LOOK_TAIL, rows, ranAt }
+}
