@@ -48,7 +48,9 @@ async function ready(service: SpawnedService): Promise<number> {
 }
 
 describe('pipeline: crashes and shared limits', () => {
-  it('kill -9 of the segment service mid-send, then a restart: 0 lost and 0 duplicates at the simulator', async () => {
+  it('kill -9 of the segment service mid-send, then a restart: 0 lost and 0 duplicates at the simulator', async ({
+    annotate,
+  }) => {
     const batch = 20
     const env = { SEGMENT_RATE_LIMIT_RPS: '20', DELIVERY_MAX_BATCH_ITEMS: String(batch) }
     const first = await pipeline.startSegment(env)
@@ -71,10 +73,13 @@ describe('pipeline: crashes and shared limits', () => {
     expectZeroLostZeroDuplicated(p, total)
     // Only requests on the wire at the kill can be sent again (Segment drops them by messageId): at most the
     // in-flight window of 4 requests.
+    await annotate(`accepted at the kill: ${acceptedAtKill}; resent after the restart: ${resendsFor(p)}`)
     expect(resendsFor(p)).toBeLessThanOrEqual(4 * batch)
   }, 240_000)
 
-  it('Redis stopped for a few seconds mid-send, then restarted: delivery pauses and resumes, 0 lost and 0 duplicates', async () => {
+  it('Redis stopped for a few seconds mid-send, then restarted: delivery pauses and resumes, 0 lost and 0 duplicates', async ({
+    annotate,
+  }) => {
     const batch = 20
     const service = await pipeline.startSegment({
       SEGMENT_RATE_LIMIT_RPS: '25',
@@ -101,9 +106,12 @@ describe('pipeline: crashes and shared limits', () => {
     await waitForAccepted(pipeline.simulator, p, total, 120_000)
     await waitFor(async () => (await ready(service)) === 200, { timeoutMs: 30_000, message: 'readyz 200 again' })
     expectZeroLostZeroDuplicated(p, total)
+    await annotate(`accepted while Redis was down: ${duringOutage}; resent after it: ${resendsFor(p)}`)
   }, 240_000)
 
-  it('two segment replicas share the partitions and one rate limit: their combined request rate stays within SEGMENT_RATE_LIMIT_RPS', async () => {
+  it('two segment replicas share the partitions and one rate limit: their combined request rate stays within SEGMENT_RATE_LIMIT_RPS', async ({
+    annotate,
+  }) => {
     const rps = 10
     const env = { SEGMENT_RATE_LIMIT_RPS: String(rps), DELIVERY_MAX_BATCH_ITEMS: '10' }
     const replicas = await Promise.all([pipeline.startSegment(env), pipeline.startSegment(env)])
@@ -138,6 +146,9 @@ describe('pipeline: crashes and shared limits', () => {
     }
     expect(most, `most requests in any ${windowMs} ms`).toBeLessThanOrEqual((rps * windowMs) / 1000 + 2)
     const overall = ((times.length - 1) * 1000) / (times.at(-1)! - times[0]!)
+    await annotate(
+      `delivered per replica ${delivered.join('/')}; ${times.length} requests; most in ${windowMs} ms: ${most}; overall ${overall.toFixed(2)} req/s`,
+    )
     expect(overall, 'requests per second over the send').toBeLessThanOrEqual(rps * 1.05)
   }, 240_000)
 })
