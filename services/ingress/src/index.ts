@@ -1,1 +1,6 @@
-export {}
+export { actions, findAction } from './actions/index.ts'
+export type { Action, MapResult, MappedMessage, SendContext } from './actions/action.ts'
+export { buildApp, type IngressDeps } from './app.ts'
+export { IngressConfig } from './config.ts'
+export { createSendStore, type SendRecord, type SendStore } from './sends/send-store.ts'
+export { generateToken, isAuthorized, tokenFromNonce } from './looker/token.ts'
