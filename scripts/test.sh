@@ -3,6 +3,8 @@
 # Ends with the plain line "N passed, N failed[, N skipped]" and exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh" || exit 1
+# bootstrap.sh runs with errexit; a failing step must not end the run before the closing line.
+set +e
 cd "$LOOKSTREAM_ROOT"
 
 status=0
@@ -16,7 +18,7 @@ step "generated files are up to date"; pnpm run -s schemas:check || status=1; pn
 mkdir -p .test-results
 rm -f .test-results/vitest.json
 step "vitest"
-pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json "$@"
-vitest_status=$?
+vitest_status=0
+pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json "$@" || vitest_status=$?
 
 node scripts/summarize-tests.ts .test-results/vitest.json "$status" "$vitest_status"
