@@ -256,8 +256,15 @@ export class Deliverer<Conn extends Connection, Item> {
         await sleep(waitMs, undefined, { signal })
       }
     } catch (err) {
-      if (!signal.aborted) throw err
-      for (const job of pending) job.resolve({ kind: 'abandoned' })
+      // Settled jobs ignore a second resolve, so giving back the whole pending list is safe.
+      if (signal.aborted) {
+        for (const job of pending) job.resolve({ kind: 'abandoned' })
+      } else {
+        // Not a classified failure: a bug (in a classifier, a builder, here). Parking keeps the data.
+        log.error({ err, connection: connection.name }, 'unexpected error while delivering; parking the batch')
+        const reason = `unexpected error: ${err instanceof Error ? err.message : String(err)}`
+        for (const job of pending) job.resolve({ kind: 'retry-later', reason })
+      }
     } finally {
       if (authRound > 0) {
         lane.paused = false

@@ -79,7 +79,14 @@ afterAll(async () => {
   await redisServer.stop()
 })
 
-function setup(overrides: { quickAttempts?: number; rps?: number; maxBatchItems?: number } = {}) {
+function setup(
+  overrides: {
+    quickAttempts?: number
+    rps?: number
+    maxBatchItems?: number
+    classify?: typeof destination.classify
+  } = {},
+) {
   const registry = new Registry()
   const metrics = createDestinationMetrics(registry)
   const log = pino({ level: 'silent' })
@@ -94,6 +101,7 @@ function setup(overrides: { quickAttempts?: number; rps?: number; maxBatchItems?
     destination: {
       ...destination,
       limits: { ...destination.limits, maxBatchItems: overrides.maxBatchItems ?? destination.limits.maxBatchItems },
+      ...(overrides.classify ? { classify: overrides.classify } : {}),
     },
     http: sender,
     rateLimiter: new RateLimiter(redis),
@@ -231,6 +239,19 @@ describe('Deliverer against the Segment simulator and real Redis', () => {
     const outcomes = [...(await first), ...(await second)]
     expect(outcomes).toEqual(Array.from({ length: 5 }, () => ({ kind: 'abandoned' })))
     expect(simulator.state.acceptedIds.size).toBe(0)
+  })
+
+  it('parks a batch whose classifier throws (a bug) instead of losing it or crashing', async () => {
+    const { submit } = setup({
+      classify: () => {
+        throw new Error('unexpected body')
+      },
+    })
+    const outcomes = await submit(items(2))
+    expect(outcomes).toEqual([
+      { kind: 'retry-later', reason: 'unexpected error: unexpected body' },
+      { kind: 'retry-later', reason: 'unexpected error: unexpected body' },
+    ])
   })
 
   it('keeps the request rate within the shared limit', async () => {
