@@ -19,6 +19,8 @@ beforeAll(async () => {
 
 afterEach(async () => {
   await pipeline.stopSegments()
+  // reset() keeps limits: a test that set one takes it away again here.
+  pipeline.simulator.rateLimits.requests!.setLimit(null)
   pipeline.simulator.reset()
 }, 60_000)
 
@@ -84,6 +86,36 @@ describe('pipeline: destination faults', () => {
     const lastThrottled = throttled.at(-1)!
     expect(lastThrottled.respondedAt - first).toBeGreaterThanOrEqual(2 * retryAfterSeconds * 1000 - 5)
   }, 150_000)
+
+  it("the simulator's own rate limit (429, Retry-After: 1): no request before it elapses, the shared rate drops, every row accepted once", async ({
+    annotate,
+  }) => {
+    // Segment's limit is per write key; here 5 requests per second against a service configured for 50.
+    pipeline.simulator.rateLimits.requests!.setLimit({ limit: 5, windowMs: 1000 })
+    await pipeline.startSegment({
+      SEGMENT_RATE_LIMIT_RPS: '50',
+      DELIVERY_MAX_IN_FLIGHT_REQUESTS: '1',
+      DELIVERY_MAX_BATCH_ITEMS: '20',
+    })
+    const p = prefix()
+    const look = identifyLook({ prefix: p, rows: 800 })
+    await pipeline.execute({ look: look.body, mode: 'streamed', scheduledPlanId: 7006 })
+
+    await waitForAccepted(pipeline.simulator, p, 800, 120_000)
+    expectExactlyOnce(p, 800)
+    const log = pipeline.simulator.state.requests.toArray().sort((a, b) => a.receivedAt - b.receivedAt)
+    const throttled = log.filter((r) => r.status === 429)
+    expect(throttled.length).toBeGreaterThan(0)
+    for (const answer of throttled) {
+      // With 1-second windows the simulator always answers Retry-After: 1.
+      const early = log.filter((r) => r.receivedAt > answer.respondedAt && r.receivedAt < answer.respondedAt + 995)
+      expect(early, `requests within 1 s after the 429 answered at ${answer.respondedAt}`).toEqual([])
+    }
+    // The service lowers the shared rate on 429s instead of hammering: most requests get through.
+    const accepted = log.filter((r) => r.status === 200).length
+    await annotate(`${accepted} requests accepted, ${throttled.length} answered 429`)
+    expect(throttled.length).toBeLessThan(accepted)
+  }, 180_000)
 
   it('500s, hung requests (timeouts) and reset connections are retried in process until every row is accepted once', async () => {
     await pipeline.startSegment({ DELIVERY_MAX_BATCH_ITEMS: '100', DELIVERY_REQUEST_TIMEOUT_MS: '1000' })
