@@ -49,56 +49,75 @@ async function until(condition: () => Promise<boolean>, what: string, timeoutMs 
   }
 }
 
-it('Kafka stopped midway ends in success:false and counts only acknowledged rows', { timeout: 180_000 }, async () => {
-  const row = (n: number) => JSON.stringify({ 'u.id': { value: `user-${n}` }, 'u.n': { value: n } })
-  const firstPart = Array.from({ length: 50 }, (_, i) => row(i + 1)).join(',')
-  const secondPart = Array.from({ length: 50 }, (_, i) => row(i + 51)).join(',')
-  let resume!: () => void
-  const resumed = new Promise<void>((resolve) => (resume = resolve))
-  const url = stub.route('/download/outage', {
-    kind: 'custom',
-    handle: async (response: ServerResponse) => {
-      response.writeHead(200, { 'content-type': 'application/json' })
-      response.write(
-        `{"ran_at":"2026-11-22T00:00:00Z","fields":{"dimensions":[{"name":"u.id","tags":["user_id"]},{"name":"u.n"}]},"data":[${firstPart}`,
-      )
-      await resumed
-      response.end(`,${secondPart}]}`)
-    },
-  })
-  try {
-    const pending = post(`${ingress.url}/actions/segment_identify/execute`, {
-      type: 'query',
-      scheduled_plan: { scheduled_plan_id: 31, download_url: url },
+it(
+  'Kafka stopped midway ends in success:false counting only acknowledged rows; a send started while it is down sends nothing',
+  { timeout: 180_000 },
+  async () => {
+    const row = (n: number) => JSON.stringify({ 'u.id': { value: `user-${n}` }, 'u.n': { value: n } })
+    const firstPart = Array.from({ length: 50 }, (_, i) => row(i + 1)).join(',')
+    const secondPart = Array.from({ length: 50 }, (_, i) => row(i + 51)).join(',')
+    let resume!: () => void
+    const resumed = new Promise<void>((resolve) => (resume = resolve))
+    const url = stub.route('/download/outage', {
+      kind: 'custom',
+      handle: async (response: ServerResponse) => {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.write(
+          `{"ran_at":"2026-11-22T00:00:00Z","fields":{"dimensions":[{"name":"u.id","tags":["user_id"]},{"name":"u.n"}]},"data":[${firstPart}`,
+        )
+        await resumed
+        response.end(`,${secondPart}]}`)
+      },
     })
-    await until(async () => (await acceptedRows()) >= 50, 'the first 50 rows to be acknowledged')
-    const port = kafka!.port
-    await kafka!.stop()
-    kafka = undefined
-    resume()
-    const answer = await pending
-    const looker = answer.json.looker as {
-      success: boolean
-      message: string
-      send_id: string
-      rows: { received: number; accepted: number; rejected: number }
-    }
-    expect(looker.success).toBe(false)
-    expect(looker.message).toContain('failed: Kafka did not acknowledge a message')
-    expect(looker.rows.accepted).toBeGreaterThanOrEqual(50)
-    expect(looker.rows.accepted).toBeLessThan(100)
+    try {
+      const pending = post(`${ingress.url}/actions/segment_identify/execute`, {
+        type: 'query',
+        scheduled_plan: { scheduled_plan_id: 31, download_url: url },
+      })
+      await until(async () => (await acceptedRows()) >= 50, 'the first 50 rows to be acknowledged')
+      const port = kafka!.port
+      await kafka!.stop()
+      kafka = undefined
+      resume()
+      const answer = await pending
+      const looker = answer.json.looker as {
+        success: boolean
+        message: string
+        send_id: string
+        rows: { received: number; accepted: number; rejected: number }
+      }
+      expect(looker.success).toBe(false)
+      expect(looker.message).toContain('failed: Kafka did not acknowledge a message')
+      expect(looker.rows.accepted).toBeGreaterThanOrEqual(50)
+      expect(looker.rows.accepted).toBeLessThan(100)
 
-    // Bring the broker back on its data and count what it really holds for this send.
-    kafka = await startKafka(dataDir, port)
-    const held = (await readTopic(kafka.brokers, TOPICS.identify)).filter(
-      (r) => r.headers[HEADERS.sendId] === looker.send_id,
-    )
-    expect(held.length).toBeGreaterThanOrEqual(looker.rows.accepted)
-    const rows = new Set(
-      held.map((r) => (JSON.parse(r.value) as { context: { lookstream: { row: number } } }).context.lookstream.row),
-    )
-    for (let n = 1; n <= looker.rows.accepted; n++) expect(rows.has(n), `row ${n} on Kafka`).toBe(true)
-  } finally {
-    resume()
-  }
-})
+      // A send that starts while Kafka is down sends no row and says so.
+      const down = await post(`${ingress.url}/actions/segment_identify/execute`, {
+        type: 'query',
+        scheduled_plan: { scheduled_plan_id: 32 },
+        attachment: {
+          mimetype: 'application/json',
+          data: `{"fields":{"dimensions":[{"name":"u.id","tags":["user_id"]}]},"data":[${row(1)}]}`,
+        },
+      })
+      expect(down.json.looker).toMatchObject({
+        success: false,
+        message: expect.stringContaining('Kafka did not acknowledge the send announcement') as unknown,
+        rows: { received: 0, accepted: 0, rejected: 0 },
+      })
+
+      // Bring the broker back on its data and count what it really holds for this send.
+      kafka = await startKafka(dataDir, port)
+      const held = (await readTopic(kafka.brokers, TOPICS.identify)).filter(
+        (r) => r.headers[HEADERS.sendId] === looker.send_id,
+      )
+      expect(held.length).toBeGreaterThanOrEqual(looker.rows.accepted)
+      const rows = new Set(
+        held.map((r) => (JSON.parse(r.value) as { context: { lookstream: { row: number } } }).context.lookstream.row),
+      )
+      for (let n = 1; n <= looker.rows.accepted; n++) expect(rows.has(n), `row ${n} on Kafka`).toBe(true)
+    } finally {
+      resume()
+    }
+  },
+)
