@@ -1,7 +1,16 @@
 import { randomUUID } from 'node:crypto'
 import { waitFor } from '@lookstream/testing'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { accountLook, expectedSegmentItem, identifyLook, type IdentifyRow } from './support/looks.ts'
+import {
+  accountLook,
+  expectedSegmentItem,
+  identifyLook,
+  identifyRow,
+  lookHead,
+  LOOK_TAIL,
+  rowJson,
+  type IdentifyRow,
+} from './support/looks.ts'
 import { acceptedFor, metricSum, startPipeline, waitForAccepted, type Pipeline } from './support/pipeline.ts'
 
 // Looker execute → ingress (process) → local-kafka (process) → segment service (process) → Segment simulator.
@@ -11,7 +20,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 let pipeline: Pipeline
 
 beforeAll(async () => {
-  pipeline = await startPipeline()
+  // A short keep-alive interval, so that a send of a few seconds shows Looker's keep-alive newlines.
+  pipeline = await startPipeline({ ingressEnv: { KEEPALIVE_MS: '200' } })
   await pipeline.startSegment()
 }, 120_000)
 
@@ -157,6 +167,32 @@ describe('pipeline: Looker execute to the Segment simulator', () => {
         timestamp,
       })
     }
+  }, 120_000)
+
+  it('a slow streamed Look is delivered while it streams: events reach the simulator before the ingress answers Looker, after keep-alive newlines', async () => {
+    const p = prefix()
+    const options = { prefix: p, rows: 900 }
+    const ranAt = '2026-11-22T07:00:00+00:00'
+    const sent = await pipeline.execute({
+      look: {
+        head: lookHead(ranAt),
+        rows: options.rows,
+        row: (i) => rowJson(identifyRow(options, i)),
+        tail: LOOK_TAIL,
+        rowsPerSecond: 300,
+      },
+      mode: 'streamed',
+      scheduledPlanId: 9006,
+    })
+    expect(sent.looker.rows).toEqual({ received: 900, accepted: 900, rejected: 0 })
+    expect(sent.elapsedMs).toBeGreaterThanOrEqual(2500)
+    expect(sent.keepAliveNewlines).toBeGreaterThan(0)
+
+    const events = await waitForAccepted(pipeline.simulator, p, 900)
+    expect(new Set(events.map((e) => e.messageId)).size).toBe(900)
+    const firstAccepted = Math.min(...events.map((e) => e.acceptedAt))
+    // Rows flow through while Looker is still streaming: the first reached Segment seconds before the answer.
+    expect(sent.answeredAt - firstAccepted).toBeGreaterThan(1000)
   }, 120_000)
 
   it('GET /sends/:id on the ingress shows the delivered count once the segment service delivered the send', async () => {

@@ -57,6 +57,10 @@ export interface ExecuteResult {
   status: number
   looker: LookerResponse
   elapsedMs: number
+  /** When the response ended (performance.timeOrigin-based ms, like the simulator's times). */
+  answeredAt: number
+  /** Newlines before the JSON body: the ingress's keep-alive while the send ran. */
+  keepAliveNewlines: number
   /** The path of the download_url handed to the ingress (streamed sends). */
   downloadPath?: string
 }
@@ -228,10 +232,19 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
           bodyTimeout: 600_000,
         })
         // Keep-alive newlines may precede the JSON body.
-        const text = (await res.body.text()).trim()
+        const raw = await res.body.text()
         const elapsedMs = performance.now() - started
-        const body = JSON.parse(text) as { looker: LookerResponse }
-        return { status: res.statusCode, looker: body.looker, elapsedMs, ...(downloadPath ? { downloadPath } : {}) }
+        const answeredAt = performance.timeOrigin + performance.now()
+        const keepAliveNewlines = raw.length - raw.trimStart().length
+        const body = JSON.parse(raw.trim()) as { looker: LookerResponse }
+        return {
+          status: res.statusCode,
+          looker: body.looker,
+          elapsedMs,
+          answeredAt,
+          keepAliveNewlines,
+          ...(downloadPath ? { downloadPath } : {}),
+        }
       },
       async getSend(sendId) {
         const res = await request(`${ingress.url}/sends/${encodeURIComponent(sendId)}`, { headers: auth })
