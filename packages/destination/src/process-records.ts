@@ -90,7 +90,15 @@ export async function processRecords<Conn extends Connection, Item>(
       )
       return
     }
-    const item = destination.toItem(route.message, connection)
+    let item: Item | PermanentError
+    try {
+      item = destination.toItem(route.message, connection)
+    } catch (err) {
+      // A mapping bug, not the message's fault: park it, so a fixed release delivers it from the retry topic.
+      deps.log.error({ err, offset: record.offset, topic: record.topic }, 'toItem threw; parking the message')
+      outcomes.push(Promise.resolve({ kind: 'retry-later', reason: `mapping failed: ${(err as Error).message}` }))
+      return
+    }
     if (item instanceof PermanentError) {
       outcomes.push(Promise.resolve(deadLetter(item.message, item.code)))
       return

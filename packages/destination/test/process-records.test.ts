@@ -1,0 +1,211 @@
+import { HEADERS, headersFor, type CanonicalMessage } from '@lookstream/events'
+import { startSegmentSimulator, type Simulator } from '@lookstream/simulators'
+import { startRedis } from '@lookstream/testing'
+import { Redis } from 'ioredis'
+import { pino } from 'pino'
+import { Registry } from 'prom-client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Dedupe } from '../src/dedupe.ts'
+import { Deliverer } from '../src/deliverer.ts'
+import type { Connection, HttpDestination } from '../src/destination.ts'
+import { PermanentError } from '../src/errors.ts'
+import { RUNTIME_HEADERS } from '../src/failure-headers.ts'
+import { HttpSender } from '../src/http-sender.ts'
+import { createDestinationMetrics } from '../src/metrics.ts'
+import { processRecords, type OutboundRecord } from '../src/process-records.ts'
+import { RateLimiter } from '../src/rate-limiter.ts'
+import { RedisGate } from '../src/redis-gate.ts'
+import type { InboundRecord } from '../src/route-record.ts'
+
+interface Conn extends Connection {
+  authorization: string
+}
+
+// Segment-shaped, with two traps: a message whose userId is "bug" makes toItem throw, "nobody" is refused.
+const destination: HttpDestination<never, Conn, Record<string, unknown>> = {
+  kind: 'http',
+  name: 'segment',
+  integrationKey: 'Segment',
+  config: undefined as never,
+  limits: { maxBatchItems: 100, maxBatchBytes: 400_000, maxItemBytes: 2000, lingerMs: 1 },
+  connections: () => new Map(),
+  allowedHosts: () => [],
+  toItem: (message) => {
+    if (message.userId === 'bug') throw new Error('boom')
+    if (message.userId === 'nobody') return new PermanentError('refused by the mapping')
+    const { integrations: _routing, ...item } = message
+    return item
+  },
+  buildRequest: (items, connection) => ({
+    url: `${connection.endpoint}/v1/batch`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: connection.authorization },
+    body: `{"batch":[${items.map((i) => i.json).join(',')}]}`,
+  }),
+  classify: (response, items) =>
+    response.status < 300
+      ? { kind: 'items', outcomes: items.map(() => ({ kind: 'delivered' as const })) }
+      : {
+          kind: 'items',
+          outcomes: items.map(() => ({ kind: 'retryable' as const, reason: `HTTP ${response.status}` })),
+        },
+}
+
+let redisServer: Awaited<ReturnType<typeof startRedis>>
+let redis: Redis
+let simulator: Simulator
+let sender: HttpSender
+
+beforeAll(async () => {
+  redisServer = await startRedis()
+  redis = new Redis(redisServer.url)
+  simulator = await startSegmentSimulator({ writeKeys: ['wk'], rateLimit: null })
+  sender = new HttpSender({ allowedHosts: ['127.0.0.1'], timeoutMs: 1000, connectionsPerOrigin: 2 })
+})
+
+afterAll(async () => {
+  await sender.close()
+  await simulator.close()
+  redis.disconnect()
+  await redisServer.stop()
+})
+
+function message(id: string, userId = 'u-1'): CanonicalMessage {
+  return {
+    type: 'identify',
+    messageId: id,
+    userId,
+    timestamp: '2026-11-22T06:00:00Z',
+    integrations: { All: false, Segment: true },
+  }
+}
+
+let offset = 0
+function record(value: CanonicalMessage | string, headers?: Record<string, string>): InboundRecord {
+  return {
+    topic: 'lookstream.identify.v1',
+    partition: 1,
+    offset: String(offset++),
+    key: Buffer.from('k'),
+    value: Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)),
+    headers: headers ?? (typeof value === 'string' ? {} : headersFor(value, { producer: 'test', sendId: 'send-1' })),
+    timestamp: String(Date.now()),
+  }
+}
+
+function deps(produced: OutboundRecord[], windowMs = 3_600_000) {
+  const log = pino({ level: 'silent' })
+  const metrics = createDestinationMetrics(new Registry())
+  const controller = new AbortController()
+  const gate = new RedisGate(log)
+  const connection: Conn = {
+    name: 'default',
+    endpoint: simulator.url,
+    rateLimitRps: 1000,
+    authorization: `Basic ${Buffer.from('wk:').toString('base64')}`,
+  }
+  const dedupe = new Dedupe(redis, `segment-${Math.random()}`)
+  const deliverer = new Deliverer({
+    destination,
+    http: sender,
+    rateLimiter: new RateLimiter(redis),
+    dedupe,
+    redis: gate,
+    metrics,
+    log,
+    policy: {
+      quickAttempts: 2,
+      backoff: { baseMs: 5, maxMs: 20 },
+      authBackoff: { baseMs: 5, maxMs: 20 },
+      maxInFlightPerConnection: 2,
+      lingerMs: 1,
+    },
+    signal: controller.signal,
+  })
+  return {
+    destination,
+    connections: new Map([['default', connection]]),
+    deliverer,
+    dedupe,
+    redis: gate,
+    redisClient: redis,
+    metrics,
+    log,
+    retryTopic: 'lookstream.retry.segment',
+    dlqTopic: 'lookstream.dlq.segment',
+    retry: { delay: { baseMs: 1000, maxMs: 5000 }, windowMs },
+    quickAttempts: 2,
+    produce: (records: OutboundRecord[]) => {
+      produced.push(...records)
+      return Promise.resolve()
+    },
+    signal: controller.signal,
+  }
+}
+
+describe('processRecords', () => {
+  it('takes every record to a final state: delivered, skipped, dead-lettered or parked, each with its headers', async () => {
+    simulator.reset()
+    const produced: OutboundRecord[] = []
+    const run = `r${Date.now()}`
+    const records = [
+      record(message(`${run}-ok`)),
+      record(message(`${run}-ok`)), // the same message twice in one batch: sent once
+      record('{"not":"for us"}', { [HEADERS.destinations]: 'braze' }),
+      record(message(`${run}-refused`, 'nobody')),
+      record(message(`${run}-bug`, 'bug')),
+      record({ ...message(`${run}-big`), traits: { blob: 'x'.repeat(3000) } } as CanonicalMessage),
+      record(message(`${run}-elsewhere`), { [HEADERS.destinations]: 'segment' }),
+    ]
+    records[6]!.value = Buffer.from(
+      JSON.stringify({ ...message(`${run}-elsewhere`), integrations: { All: false, Segment: { connection: 'eu' } } }),
+    )
+    const done = await processRecords(records, deps(produced))
+    expect(done).toEqual(records.map(() => true))
+    expect([...simulator.state.acceptedIds.keys()]).toEqual([`${run}-ok`])
+    expect(simulator.state.counters.itemsReceived).toBe(1)
+
+    const byId = new Map(produced.map((r) => [(JSON.parse(r.value!.toString()) as { messageId: string }).messageId, r]))
+    expect(byId.get(`${run}-refused`)?.topic).toBe('lookstream.dlq.segment')
+    expect(byId.get(`${run}-refused`)?.headers[HEADERS.error]).toBe('refused by the mapping')
+    expect(byId.get(`${run}-big`)?.headers[RUNTIME_HEADERS.errorCode]).toBe('LS_DEST_ITEM_TOO_LARGE')
+    expect(byId.get(`${run}-elsewhere`)?.headers[RUNTIME_HEADERS.errorCode]).toBe('LS_DEST_UNKNOWN_CONNECTION')
+    const parked = byId.get(`${run}-bug`)!
+    expect(parked.topic).toBe('lookstream.retry.segment')
+    expect(parked.headers[HEADERS.error]).toBe('mapping failed: boom')
+    expect(Date.parse(parked.headers[HEADERS.retryAt]!)).toBeGreaterThan(Date.now())
+    expect(parked.headers[HEADERS.originalOffset]).toBe(records[4]!.offset)
+    expect(parked.headers[HEADERS.sendId]).toBe('send-1')
+    expect(produced).toHaveLength(4)
+  })
+
+  it('parks transient failures with their attempts, and dead-letters them once the retry window has passed', async () => {
+    simulator.reset()
+    simulator.faults.configure({ outage: { type: 'status', status: 503, durationMs: 60_000 } })
+    const run = `w${Date.now()}`
+    const produced: OutboundRecord[] = []
+    await processRecords([record(message(`${run}-1`))], deps(produced))
+    expect(produced[0]?.topic).toBe('lookstream.retry.segment')
+    expect(produced[0]?.headers[HEADERS.attempts]).toBe('2')
+
+    // The parked record comes back from the retry topic after the window: it goes to the DLQ with that reason.
+    const parked = produced[0]!
+    const again: InboundRecord = {
+      topic: 'lookstream.retry.segment',
+      partition: 0,
+      offset: '0',
+      key: parked.key,
+      value: parked.value,
+      headers: { ...parked.headers, [HEADERS.firstAttemptAt]: new Date(Date.now() - 10_000).toISOString() },
+      timestamp: String(Date.now()),
+    }
+    const later: OutboundRecord[] = []
+    await processRecords([again], deps(later, 5_000))
+    simulator.faults.clear()
+    expect(later[0]?.topic).toBe('lookstream.dlq.segment')
+    expect(later[0]?.headers[RUNTIME_HEADERS.errorCode]).toBe('LS_DEST_RETRY_WINDOW_EXCEEDED')
+    expect(later[0]?.headers[HEADERS.attempts]).toBe('4')
+    expect(later[0]?.headers[HEADERS.originalTopic]).toBe('lookstream.identify.v1')
+    expect(later[0]?.headers[HEADERS.retryAt]).toBeUndefined()
+  })
+})
