@@ -123,11 +123,19 @@ export async function runDestination<Config extends TObject, Conn extends Connec
   const retry = retryTopic(name)
   const dlq = dlqTopic(name)
   const topics = [...MESSAGE_TOPICS, retry]
-  await ensureTopics(
-    kafka,
-    [...topics, dlq].map((topic) => ({ topic, numPartitions: config.DELIVERY_TOPIC_PARTITIONS })),
-  )
-  const producer = await createProducer(kafka)
+  let producer: Awaited<ReturnType<typeof createProducer>>
+  try {
+    await ensureTopics(
+      kafka,
+      [...topics, dlq].map((topic) => ({ topic, numPartitions: config.DELIVERY_TOPIC_PARTITIONS })),
+    )
+    producer = await createProducer(kafka)
+  } catch (err) {
+    // Nothing may keep the process alive after a failed start: the caller reports and exits.
+    redis.disconnect()
+    await sender.close()
+    throw err
+  }
 
   const limits = {
     ...destination.limits,
