@@ -1,5 +1,6 @@
 // The whole pipeline, end to end: Looker execute → ingress → local-kafka → segment service → Segment simulator.
 //   node --conditions=@lookstream/source bench/pipeline/run.ts [--rows 100000] [--rate 2000] [--seconds 30] [--warmup 5000] [--dump rows.csv]
+//        [--cpu-prof <dir>]  (V8 CPU profiles of the ingress and segment service, written when they exit)
 // 1. throughput: one --rows identify send (json_detail_lite_stream, streamed from a local Looker stub as fast as
 //    the ingress reads it), from the execute POST to the last event the simulator accepted, in events/s;
 // 2. latency: a send paced at --rate rows/s for --seconds; per event, the simulator's acceptance time minus the
@@ -26,6 +27,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '30' },
     warmup: { type: 'string', default: '5000' },
     dump: { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 })
 const ROWS = Number(args.rows)
@@ -85,7 +87,14 @@ try {
   const sim = simulators.urls.segment!
   const looker = await startLookerSource()
   stops.push(() => looker.close())
-  const common = { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', KAFKA_BROKERS: kafka.brokers, REDIS_URL: redis.url }
+  const common = {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    KAFKA_BROKERS: kafka.brokers,
+    REDIS_URL: redis.url,
+    ...(args['cpu-prof'] === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${args['cpu-prof']}` }),
+  }
   const ingress = await spawnService(
     INGRESS_MAIN,
     { ...common, ACTION_HUB_SECRET: SECRET, LOOKER_HOSTS: looker.origin },
