@@ -241,6 +241,30 @@ describe('Deliverer against the Segment simulator and real Redis', () => {
     expect(simulator.state.acceptedIds.size).toBe(0)
   })
 
+  it('settles per item when the API reports partial errors (Braze errors[].index): only those fail', async () => {
+    const { submit } = setup({
+      // As Braze answers 2xx with errors[{index}] for the items it refused: here the odd-numbered users.
+      classify: (response, sent) => ({
+        kind: 'items',
+        outcomes: sent.map((item) =>
+          Number(item.item.userId.slice(2)) % 2 === 1
+            ? { kind: 'permanent', reason: `HTTP ${response.status}: item refused` }
+            : { kind: 'delivered' },
+        ),
+      }),
+    })
+    const outcomes = await submit(items(6, `partial-${Date.now()}`))
+    expect(outcomes.map((o) => o.kind)).toEqual([
+      'delivered',
+      'dead-letter',
+      'delivered',
+      'dead-letter',
+      'delivered',
+      'dead-letter',
+    ])
+    expect(simulator.state.requests.size).toBe(1)
+  })
+
   it('parks a batch whose classifier throws (a bug) instead of losing it or crashing', async () => {
     const { submit } = setup({
       classify: () => {
