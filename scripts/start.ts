@@ -11,12 +11,15 @@
 //   LOOKSTREAM_START_PORTS=ephemeral
 //                              every component started here takes a free port instead of its default
 //                              (tests, or a second copy beside a running one)
+//   LOOKSTREAM_COMPONENTS      comma-separated names to start (e.g. kafka,redis); default: all
 //   each service line below names its own port variable (e.g. INGRESS_PORT)
 // Imported by path, like the other scripts: they are linted as loose files, outside any tsconfig
 // project, where a bare workspace import would resolve to (possibly unbuilt) dist/ types.
 import { startLocalKafka } from '../packages/local-kafka/src/index.ts'
 import { freePort, spawnService, startLocalKafkaTracked, startRedis } from '../packages/testing/src/index.ts'
-import { existsSync, mkdirSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { generateToken } from '../services/ingress/src/looker/token.ts'
 import { isAbsolute, join, relative } from 'node:path'
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -116,24 +119,38 @@ interface ServiceLine {
   port: [variable: string, fallback: number]
   /** Its environment, from the addresses of the components before it. */
   env(ctx: Context): Record<string, string>
-  /** Polled until 200 once the service logs its address (default /readyz). */
-  readyPath?: string
+  /** Polled until 200 once the service logs its address (default /readyz); null: the listen line is enough. */
+  readyPath?: string | null
+  /** A line that means "listening", capturing the base URL (default: Fastify's listen line). */
+  listenLine?: RegExp
+  /** Node options before the entry point. */
+  nodeArgs?: string[]
+  /** Arguments after the entry point, given the port chosen for it. */
+  args?(port: number): string[]
+  /** Left out, with this reason, when the result is not undefined (e.g. an external service is configured). */
+  skip?(ctx: Context): string | undefined
 }
 
 /** A Fastify service built with createService, run from its TypeScript source. */
 export function service(line: ServiceLine): Component {
   return {
     name: line.name,
-    skip: (ctx) => (existsSync(join(ctx.root, line.entry)) ? undefined : `${line.entry} does not exist yet`),
+    skip: (ctx) => (existsSync(join(ctx.root, line.entry)) ? line.skip?.(ctx) : `${line.entry} does not exist yet`),
     async start(ctx) {
+      // A concrete port even in ephemeral mode: the services log at warn, so no listen line tells it.
+      const chosen = port(ctx, line.port[0], line.port[1]) || (await freePort())
       const spawned = await spawnService(
         join(ctx.root, line.entry),
+        { HOST: '127.0.0.1', PORT: String(chosen), ...line.env(ctx) },
         {
-          HOST: '127.0.0.1',
-          PORT: String(port(ctx, line.port[0], line.port[1])),
-          ...line.env(ctx),
+          readyPath: line.readyPath === undefined ? '/readyz' : line.readyPath,
+          ...(line.listenLine ? { listenLine: line.listenLine } : {}),
+          nodeArgs: line.nodeArgs ?? [],
+          args: line.args?.(chosen) ?? [],
+          inheritEnv: true,
+          cwd: ctx.root,
+          readyTimeoutMs: 60_000,
         },
-        { readyPath: line.readyPath ?? '/readyz', inheritEnv: true, cwd: ctx.root, readyTimeoutMs: 60_000 },
       )
       return {
         address: spawned.url,
@@ -148,10 +165,85 @@ export function service(line: ServiceLine): Component {
   }
 }
 
-// The components, in start order (stopped in reverse). A later service adds one line, e.g.
-//   service({ name: 'ingress', entry: 'services/ingress/src/main.ts', port: ['INGRESS_PORT', 8080],
-//             env: (ctx) => ({ KAFKA_BROKERS: ctx.addresses.kafka!, REDIS_URL: ctx.addresses.redis! }) }),
-const components: Component[] = [localKafka, localRedis]
+/** Local-only credentials shared by the Segment simulator and the segment service started here. */
+const LOCAL_SEGMENT_WRITE_KEY = 'local-segment-write-key'
+
+/**
+ * The Action Hub secret: ACTION_HUB_SECRET, else one generated on first start and kept in
+ * .data/action-hub-secret (git-ignored), so a token registered in Looker survives restarts.
+ */
+function actionHubSecret(ctx: Context): string {
+  if (ctx.env.ACTION_HUB_SECRET) return ctx.env.ACTION_HUB_SECRET
+  const file = join(ctx.root, '.data', 'action-hub-secret')
+  if (!existsSync(file)) {
+    mkdirSync(join(ctx.root, '.data'), { recursive: true })
+    writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600 })
+  }
+  return readFileSync(file, 'utf8').trim()
+}
+
+/** The address of a component started earlier (the table's order guarantees it). */
+function address(ctx: Context, name: string): string {
+  const value = ctx.addresses[name]
+  if (value === undefined) throw new Error(`${name} has no address: it must start before the components that use it`)
+  return value
+}
+
+const base = (ctx: Context): Record<string, string> => ({
+  KAFKA_BROKERS: address(ctx, 'kafka'),
+  REDIS_URL: address(ctx, 'redis'),
+  LOG_LEVEL: ctx.env.LOG_LEVEL ?? 'warn',
+})
+
+// The components, in start order (stopped in reverse). A service joins with one line.
+const components: Component[] = [
+  localKafka,
+  localRedis,
+  service({
+    name: 'segment-simulator',
+    entry: 'packages/simulators/src/cli.ts',
+    port: ['SEGMENT_SIMULATOR_PORT', 4010],
+    skip: (ctx) => (ctx.env.SEGMENT_API_URL ? 'SEGMENT_API_URL is set: the segment service calls it' : undefined),
+    env: () => ({}),
+    args: (p) => ['--segment-port', String(p), '--segment-write-key', LOCAL_SEGMENT_WRITE_KEY],
+    listenLine: /^segment simulator listening on (http:\/\/\S+)$/,
+    readyPath: null,
+  }),
+  service({
+    name: 'ingress',
+    entry: 'services/ingress/src/main.ts',
+    port: ['INGRESS_PORT', 8080],
+    // V8 widens the young generation under the ingress's allocation rate; this keeps RSS bounded.
+    nodeArgs: ['--max-semi-space-size=8'],
+    env: (ctx) => ({
+      ...base(ctx),
+      ACTION_HUB_SECRET: actionHubSecret(ctx),
+      // The sample Look (npm run sample) is served from 127.0.0.1:8099.
+      LOOKER_HOSTS: ctx.env.LOOKER_HOSTS ?? 'http://127.0.0.1:8099',
+    }),
+  }),
+  service({
+    name: 'segment',
+    entry: 'services/segment/src/main.ts',
+    port: ['SEGMENT_PORT', 8081],
+    env: (ctx) => ({
+      ...base(ctx),
+      SEGMENT_WRITE_KEY: ctx.env.SEGMENT_WRITE_KEY ?? LOCAL_SEGMENT_WRITE_KEY,
+      SEGMENT_API_URL: ctx.env.SEGMENT_API_URL ?? address(ctx, 'segment-simulator'),
+    }),
+  }),
+]
+
+/** What a newcomer needs next: where Looker connects, with which token, and how to watch a send. */
+function printNextSteps(ctx: Context): void {
+  const ingress = ctx.addresses.ingress
+  if (ingress === undefined) return
+  console.log('')
+  console.log(`Action Hub URL:   ${ingress}`)
+  console.log(`Action Hub token: ${generateToken(actionHubSecret(ctx))}`)
+  console.log('Send a sample Look and watch its rows arrive in the Segment simulator:')
+  console.log('  npm run sample')
+}
 
 async function main(): Promise<void> {
   const ctx: Context = {
@@ -203,8 +295,15 @@ async function main(): Promise<void> {
     if (process.ppid !== parent) shutdown(0, 'parent process exited: stopping')
   }, 1_000)
 
+  const only = process.env.LOOKSTREAM_COMPONENTS?.split(',').map((name) => name.trim())
+  const unknown = only?.filter((name) => !components.some((c) => c.name === name)) ?? []
+  if (unknown.length > 0) {
+    console.error(`LOOKSTREAM_COMPONENTS names unknown components: ${unknown.join(', ')}`)
+    process.exit(1)
+  }
   for (const component of components) {
     if (stopping) return
+    if (only && !only.includes(component.name)) continue
     const skipped = component.skip?.(ctx)
     if (skipped !== undefined) {
       console.log(`${component.name.padEnd(width)}  skipped: ${skipped}`)
@@ -222,7 +321,9 @@ async function main(): Promise<void> {
     console.log(`${component.name.padEnd(width)}  ${started.address}  (${started.detail})`)
     void started.exited.then((reason) => shutdown(1, `${component.name} stopped unexpectedly: ${reason}`))
   }
-  if (!stopping) console.log(`lookstream ready: ${running.length} components running; Ctrl-C stops them`)
+  if (stopping) return
+  printNextSteps(ctx)
+  console.log(`lookstream ready: ${running.length} components running; Ctrl-C stops them`)
 }
 
 await main()

@@ -12,6 +12,10 @@ export interface SpawnServiceOptions {
   cwd?: string
   /** Pass the whole parent environment instead of PATH/HOME/TMPDIR/LANG only. */
   inheritEnv?: boolean
+  /** Node options placed before the entry point, e.g. ['--max-semi-space-size=8']. */
+  nodeArgs?: string[]
+  /** Arguments after the entry point (a CLI's flags). */
+  args?: string[]
 }
 
 export interface SpawnedService {
@@ -49,7 +53,7 @@ export async function spawnService(
   const proc = await startManagedProcess({
     name: entryTs,
     command: process.execPath,
-    args: ['--conditions=@lookstream/source', entryTs],
+    args: ['--conditions=@lookstream/source', ...(options.nodeArgs ?? []), entryTs, ...(options.args ?? [])],
     env: { ...base, ...env },
     cwd: options.cwd,
     onLine: (line) => {

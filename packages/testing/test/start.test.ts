@@ -37,7 +37,7 @@ function componentPids(proc: ManagedProcess): Record<string, number> {
 }
 
 describe('npm start (scripts/start.ts)', () => {
-  it('starts local-kafka and redis-server, prints their addresses and a ready line, and on SIGTERM stops them and exits 0', async () => {
+  it('starts local-kafka, redis-server, the Segment simulator, ingress and segment, prints their addresses, the Action Hub URL and token, and on SIGTERM stops them all and exits 0', async () => {
     const proc = await startPipeline({})
     const lines = proc.lines()
     expect(lines).toContainEqual(expect.stringMatching(/^kafka\s+127\.0\.0\.1:\d+\s+\(local-kafka, pid \d+, data in /))
@@ -45,8 +45,12 @@ describe('npm start (scripts/start.ts)', () => {
       expect.stringMatching(/^redis\s+redis:\/\/127\.0\.0\.1:\d+\s+\(redis-server, pid \d+, data in memory\)$/),
     )
     const pids = componentPids(proc)
-    expect(Object.keys(pids).sort()).toEqual(['kafka', 'redis'])
+    expect(Object.keys(pids).sort()).toEqual(['ingress', 'kafka', 'redis', 'segment', 'segment-simulator'])
     for (const pid of Object.values(pids)) expect(isAlive(pid)).toBe(true)
+    const ingress = /^ingress\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(lines.find((l) => l.startsWith('ingress')) ?? '')?.[1]
+    expect(lines).toContain(`Action Hub URL:   ${ingress}`)
+    expect(lines).toContainEqual(expect.stringMatching(/^Action Hub token: [0-9a-f]{64}\/[0-9a-f]{128}$/))
+    expect(lines).toContain('  npm run sample')
 
     proc.kill('SIGTERM')
     expect(await proc.exited, proc.lines().join('\n')).toEqual({ code: 0, signal: null })
@@ -55,7 +59,7 @@ describe('npm start (scripts/start.ts)', () => {
   })
 
   it('when a component dies, stops the others and exits 1 with the reason', async () => {
-    const proc = await startPipeline({})
+    const proc = await startPipeline({ LOOKSTREAM_COMPONENTS: 'kafka,redis' })
     const pids = componentPids(proc)
     process.kill(pids.redis as number, 'SIGKILL')
     expect(await proc.exited).toEqual({ code: 1, signal: null })
@@ -66,7 +70,12 @@ describe('npm start (scripts/start.ts)', () => {
   it('uses KAFKA_BROKERS and REDIS_URL from the environment instead of starting its own', async () => {
     const brokers = inject('kafkaBrokers')
     const redisUrl = inject('redisUrl')
-    const proc = await startPipeline({ KAFKA_BROKERS: brokers, REDIS_URL: redisUrl })
+    // Only the two: a segment service here would join lookstream.segment on the shared test broker.
+    const proc = await startPipeline({
+      KAFKA_BROKERS: brokers,
+      REDIS_URL: redisUrl,
+      LOOKSTREAM_COMPONENTS: 'kafka,redis',
+    })
     expect(proc.lines()).toEqual(
       expect.arrayContaining([
         expect.stringMatching(new RegExp(`^kafka\\s+${brokers}\\s+\\(external, from KAFKA_BROKERS\\)$`)),
