@@ -198,6 +198,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
   const tasks = new Set<Promise<void>>()
   // Set once runConsumer resolved; batches can arrive before that, their completions only after.
   const consumerRef: { runner?: ConsumerRunner } = {}
+  let joined = false
 
   const resumeBackpressured = () => {
     const runner = consumerRef.runner
@@ -249,7 +250,8 @@ export async function runDestination<Config extends TObject, Conn extends Connec
               retryTimers.delete(key)
               if (!backpressured.has(key)) consumerRef.runner?.resume(batch.topic, batch.partition)
             },
-            retryAtOf(first) - now,
+            // Re-checked at least every minute: a far-future (or garbled) retry-at never overflows the timer.
+            Math.min(retryAtOf(first) - now, 60_000),
           ),
         )
         records = records.slice(0, index)
@@ -288,10 +290,14 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     heartbeatIntervalMs: config.KAFKA_HEARTBEAT_INTERVAL_MS,
     maxWaitTimeMs: config.KAFKA_FETCH_MAX_WAIT_MS,
+    onAssignment: () => {
+      joined = true
+    },
   })
   consumerRef.runner = consumer
+  // Ready once in the group: a replica beyond the partition count legitimately holds none.
   service.addReadinessCheck('kafka', () => {
-    if (consumer.assignment().length === 0) throw new Error('no partitions assigned yet')
+    if (!joined) throw new Error('not yet in consumer group')
   })
 
   const drainTimeoutMs = Math.max(1000, Math.floor((config.SHUTDOWN_TIMEOUT_MS ?? 10_000) * 0.6))
