@@ -1,7 +1,8 @@
 // Ingress throughput and memory: a json_detail_lite_stream Look streamed from a local Looker stub through the
 // ingress (its own process) into local-kafka (its own process), beside two ceilings measured in the same run.
 //   node --conditions=@lookstream/source bench/ingress/run.ts [--rows 1000000] [--small-rows 100000]
-//        [--batch 1000,5000] [--cpu-prof <dir>] [--ingress-node-options '<flags>'] [--ingress-only] [--keep]
+//        [--batch 1000,5000] [--cpu-prof <dir>] [--ingress-node-options=<flags>]
+//        [--ingress-only] [--ingress-env NAME=VALUE] [--keep]
 // Prints a Markdown table and a JSON summary. See bench/README.md (ingress section) for what each figure means.
 import { spawn } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
@@ -29,6 +30,8 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
     'ingress-node-options': { type: 'string' },
     'ingress-only': { type: 'boolean', default: false },
+    // Extra ingress environment, e.g. --ingress-env PRODUCER_MAX_IN_FLIGHT_MESSAGES=8000 (repeatable).
+    'ingress-env': { type: 'string', multiple: true, default: [] },
     // For experiments on a modified copy of the ingress (its node_modules must resolve the workspace packages).
     'ingress-main': { type: 'string' },
     keep: { type: 'boolean', default: false },
@@ -105,6 +108,11 @@ async function startIngress(): Promise<SpawnedService> {
   }
   if (INGRESS_NODE_OPTIONS !== '') env.NODE_OPTIONS = INGRESS_NODE_OPTIONS
   for (const [name, value] of Object.entries(process.env)) if (name.startsWith('EXP_') && value) env[name] = value
+  for (const pair of args['ingress-env']) {
+    const at = pair.indexOf('=')
+    if (at < 1) throw new Error(`--ingress-env ${pair}: expected NAME=VALUE`)
+    env[pair.slice(0, at)] = pair.slice(at + 1)
+  }
   return spawnService(INGRESS_MAIN, env, { readyTimeoutMs: 60_000 })
 }
 
@@ -339,6 +347,7 @@ try {
     console.log(`Payload: ${fmt(ROWS)} rows, ${mb(bigBytes)} MiB json_detail_lite_stream; action segment_identify`)
     console.log(`Ingress NODE_OPTIONS: ${INGRESS_NODE_OPTIONS || '(none)'} (start-script flags first)`)
     if (args['ingress-main'] !== undefined) console.log(`Ingress entry point: ${INGRESS_MAIN}`)
+    if (args['ingress-env'].length > 0) console.log(`Ingress environment: ${args['ingress-env'].join(' ')}`)
     console.log('')
     console.log(
       '| measurement | rows | time | rows/s | vs best bare producer | CPU s (process / broker) | load avg at start |',
