@@ -153,7 +153,19 @@ export function createService(options: ServiceOptions): Service {
           log.info('shut down')
         },
       )
+      if (process.env.LOOKSTREAM_EXIT_WITH_PARENT === '1') exitWithParent()
       return handlers.uninstall
     },
   }
+}
+
+/**
+ * For services spawned by `npm start` or a test: the spawner keeps our stdin open, so end-of-file means it
+ * died without stopping us. Shut down the same graceful way as on SIGTERM instead of living on as an orphan.
+ */
+export function exitWithParent(): void {
+  const stop = (): void => void process.kill(process.pid, 'SIGTERM')
+  process.stdin.once('end', stop)
+  process.stdin.once('error', stop)
+  process.stdin.resume()
 }

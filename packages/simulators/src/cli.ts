@@ -114,6 +114,12 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', shutdown)
   process.on('SIGINT', shutdown)
+  if (process.env.LOOKSTREAM_EXIT_WITH_PARENT === '1') {
+    // The spawner keeps our stdin open: end-of-file means it died, so stop instead of staying an orphan.
+    process.stdin.once('end', shutdown)
+    process.stdin.once('error', shutdown)
+    process.stdin.resume()
+  }
 
   for (const start of starts) {
     const simulator = await start()

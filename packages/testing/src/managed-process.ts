@@ -53,7 +53,9 @@ export async function startManagedProcess(options: ManagedProcessOptions): Promi
   const child = spawn(options.command, options.args ?? [], {
     env: options.env ?? process.env,
     cwd: options.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // stdin stays an open pipe: when this process dies the child reads EOF, and children that honour
+    // LOOKSTREAM_EXIT_WITH_PARENT (every lookstream service, the simulators, local-kafka) stop by themselves.
+    stdio: ['pipe', 'pipe', 'pipe'],
   })
   const spawned = new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve)

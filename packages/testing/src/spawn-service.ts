@@ -54,7 +54,7 @@ export async function spawnService(
     name: entryTs,
     command: process.execPath,
     args: ['--conditions=@lookstream/source', ...(options.nodeArgs ?? []), entryTs, ...(options.args ?? [])],
-    env: { ...base, ...env },
+    env: { ...base, LOOKSTREAM_EXIT_WITH_PARENT: '1', ...env },
     cwd: options.cwd,
     onLine: (line) => {
       url ??= listenLine.exec(line)?.[1]

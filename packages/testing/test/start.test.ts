@@ -67,6 +67,17 @@ describe('npm start (scripts/start.ts)', () => {
     await waitFor(() => !isAlive(pids.kafka as number), { timeoutMs: 15_000, message: 'local-kafka gone' })
   })
 
+  it('when npm start itself is killed with SIGKILL, the services and local-kafka it started stop by themselves', async () => {
+    const proc = await startPipeline({})
+    const pids = componentPids(proc)
+    // redis-server never reads its stdin, so it cannot notice; it is stopped here by PID.
+    onTestFinished(() => void (isAlive(pids.redis as number) && process.kill(pids.redis as number, 'SIGKILL')))
+    proc.kill('SIGKILL')
+    for (const name of ['kafka', 'segment-simulator', 'ingress', 'segment']) {
+      await waitFor(() => !isAlive(pids[name] as number), { timeoutMs: 20_000, message: `${name} to stop` })
+    }
+  })
+
   it('uses KAFKA_BROKERS and REDIS_URL from the environment instead of starting its own', async () => {
     const brokers = inject('kafkaBrokers')
     const redisUrl = inject('redisUrl')
