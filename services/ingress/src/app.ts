@@ -304,6 +304,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                 receivedAt,
                 openSource: () => openSource(request),
                 maxRowBytes: config.MAX_ROW_BYTES,
+                maxTrackedDistinctRows: config.MAX_TRACKED_DISTINCT_ROWS,
                 maxFieldBytes: config.MAX_FIELD_BYTES,
                 onProgress: (counts: SendCounts, reasons: readonly RejectReason[]) => {
                   deps.sends

@@ -19,6 +19,11 @@ export const IngressConfig = Type.Object({
   MAX_BODY_BYTES: Type.Integer({ default: 64 * MiB, minimum: 1024, description: 'largest execute body (pushed data)' }),
   MAX_ROW_BYTES: Type.Integer({ default: 256 * 1024, minimum: 64 }),
   MAX_FIELD_BYTES: Type.Integer({ default: 32 * 1024, minimum: 16 }),
+  MAX_TRACKED_DISTINCT_ROWS: Type.Integer({
+    default: 1_000_000,
+    minimum: 1,
+    description: 'distinct rows per send whose repeats are counted exactly for messageIds (16 bytes each)',
+  }),
   MAX_CONCURRENT_SENDS: Type.Integer({ default: 8, minimum: 1 }),
   STREAM_TIMEOUT_MS: Type.Integer({ default: 60_000, minimum: 100, description: 'download_url connect/idle timeout' }),
   KEEPALIVE_MS: Type.Integer({ default: 30_000, minimum: 10 }),

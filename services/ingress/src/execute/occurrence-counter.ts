@@ -7,32 +7,91 @@
 // about n²/2⁶⁵, ~3·10⁻⁸ for a million rows) are counted as one; the second then gets occurrence 1 — still a
 // unique id, and the same one on every re-delivery, because the count depends only on the document order.
 // Fingerprint 0 is reserved for empty slots and remapped.
+//
+// Bounded memory: the exact table stops growing at `maxDistinct` rows (default 1,000,000: a 16 MiB table,
+// 24 MiB while it last doubled). Beyond that, a fixed 16 MiB Bloom filter, allocated only then, tells first
+// sightings (occurrence 0, as before: order-independent) from possible repeats. A possible repeat (a true one,
+// or a false positive: ~0.2% at 10M rows) gets REPEAT_BEYOND_TRACKING + its row number: still unique and
+// still the same on a re-delivery in the same row order, but no longer independent of the order. So a 10M-row
+// Look needs at most ~40 MiB here, and no two rows ever share a messageId.
 
 const INITIAL_CAPACITY = 1 << 12
+
+/** Occurrences at or above this encode the row number of a repeat seen after the exact table was full. */
+export const REPEAT_BEYOND_TRACKING = 2 ** 32
+
+export const DEFAULT_MAX_DISTINCT = 1_000_000
+
+const BLOOM_BITS = 2 ** 27
+const BLOOM_HASHES = 7
 
 export class OccurrenceCounter {
   #hi = new Uint32Array(INITIAL_CAPACITY)
   #lo = new Uint32Array(INITIAL_CAPACITY)
   #size = 0
   readonly #repeats = new Map<string, number>()
+  readonly #maxDistinct: number
+  readonly #bloomBits: number
+  #bloom: Uint8Array | undefined
+
+  constructor(options: { maxDistinct?: number; bloomBits?: number } = {}) {
+    this.#maxDistinct = options.maxDistinct ?? DEFAULT_MAX_DISTINCT
+    this.#bloomBits = options.bloomBits ?? BLOOM_BITS
+  }
 
   get distinct(): number {
     return this.#size
   }
 
-  /** Returns how many times this fingerprint was seen before, and records this sighting. */
-  next(hi: number, lo: number): number {
+  /**
+   * Returns how many times this fingerprint was seen before (or, once the exact table is full, 0 for a first
+   * sighting and REPEAT_BEYOND_TRACKING + row for a possible repeat), and records this sighting.
+   */
+  next(hi: number, lo: number, row = 0): number {
     hi >>>= 0
     lo >>>= 0
     if (hi === 0 && lo === 0) lo = 1
-    if (!this.#insert(hi, lo)) {
+    if (this.#find(hi, lo)) {
       const key = `${hi}:${lo}`
       const seen = (this.#repeats.get(key) ?? 0) + 1
       this.#repeats.set(key, seen)
       return seen
     }
-    if (this.#size * 2 > this.#hi.length) this.#grow()
-    return 0
+    if (this.#size < this.#maxDistinct) {
+      this.#insert(hi, lo)
+      if (this.#size * 2 > this.#hi.length) this.#grow()
+      return 0
+    }
+    return this.#bloomAdd(hi, lo) ? 0 : REPEAT_BEYOND_TRACKING + row
+  }
+
+  #find(hi: number, lo: number): boolean {
+    const mask = this.#hi.length - 1
+    let slot = (lo ^ Math.imul(hi, 0x9e3779b1)) & mask
+    for (;;) {
+      const h = this.#hi[slot]!
+      const l = this.#lo[slot]!
+      if (h === 0 && l === 0) return false
+      if (h === hi && l === lo) return true
+      slot = (slot + 1) & mask
+    }
+  }
+
+  /** Adds to the Bloom filter; true when the fingerprint was certainly not in it before. */
+  #bloomAdd(hi: number, lo: number): boolean {
+    const bits = (this.#bloom ??= new Uint8Array(this.#bloomBits / 8))
+    // Double hashing over the two independent halves of a SHA-1-derived fingerprint.
+    const step = (hi | 1) >>> 0
+    let absent = false
+    for (let i = 0; i < BLOOM_HASHES; i++) {
+      const bit = (lo + i * step) % this.#bloomBits
+      const mask = 1 << (bit & 7)
+      if ((bits[bit >>> 3]! & mask) === 0) {
+        absent = true
+        bits[bit >>> 3]! |= mask
+      }
+    }
+    return absent
   }
 
   /** Inserts; false when already present. */

@@ -38,6 +38,8 @@ export interface SendInput {
   openSource: () => Promise<AsyncIterable<Uint8Array>>
   maxRowBytes: number
   maxFieldBytes: number
+  /** Distinct rows whose repeats are counted exactly (see occurrence-counter.ts); default 1,000,000. */
+  maxTrackedDistinctRows?: number
   onProgress?: (counts: SendCounts, reasons: readonly RejectReason[]) => void
   progressEveryMs?: number
 }
@@ -100,7 +102,7 @@ export async function runSend(
   const destination = action.destination
   const counts: SendCounts = { received: 0, accepted: 0, rejected: 0 }
   const reasons: RejectReason[] = []
-  const counter = new OccurrenceCounter()
+  const counter = new OccurrenceCounter({ maxDistinct: input.maxTrackedDistinctRows })
   const scanner = new JsonDetailScanner({ maxRowBytes: input.maxRowBytes })
   let mapRow: RowMapper | undefined
   let ranAt: string | undefined
@@ -155,7 +157,7 @@ export async function runSend(
       }
       const first = messageIdFor({ ...parts, occurrence: 0 })
       const [hi, lo] = fingerprintOf(first)
-      const occurrence = counter.next(hi, lo)
+      const occurrence = counter.next(hi, lo, row)
       const messageId = occurrence === 0 ? first : messageIdFor({ ...parts, occurrence })
       const messageTimestamp = core.timestamp ?? timestamp
       const message = {
