@@ -10,8 +10,9 @@ export const RUNTIME_HEADERS = {
 
 const MAX_ERROR_CHARS = 1000
 
-// Headers describing earlier failures: replaced, never accumulated, when a message fails again.
-const FAILURE_HEADERS = new Set<string>([
+// Headers describing earlier failures: replaced, never accumulated, when a message fails again, and dropped
+// when the DLQ command replays a message (it starts clean).
+export const FAILURE_HEADERS: ReadonlySet<string> = new Set<string>([
   HEADERS.error,
   HEADERS.errorClass,
   HEADERS.attempts,

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { DESTINATIONS, HEADERS, dlqTopic, isDestinationId } from '@lookstream/events'
 import { createKafka, createProducer, runConsumer, type ConsumedRecord, type KafkaClient } from '@lookstream/kafka'
 import { pino } from 'pino'
-import { RUNTIME_HEADERS } from '../failure-headers.ts'
+import { FAILURE_HEADERS, RUNTIME_HEADERS } from '../failure-headers.ts'
 import { matches, parseTime, toEntry, type DlqEntry, type DlqFilter } from './dlq-filter.ts'
 
 const USAGE = `usage: dlq list|replay --destination <${DESTINATIONS.join('|')}> [--reason CODE_OR_TEXT] [--since T] [--until T]
@@ -16,20 +16,6 @@ export interface Io {
   out(line: string): void
   err(line: string): void
 }
-
-// Headers the runtime set when it dead-lettered the message; a replayed message starts clean.
-const FAILURE_HEADERS = new Set<string>([
-  HEADERS.error,
-  HEADERS.errorClass,
-  HEADERS.attempts,
-  HEADERS.originalTopic,
-  HEADERS.originalPartition,
-  HEADERS.originalOffset,
-  HEADERS.firstAttemptAt,
-  HEADERS.lastAttemptAt,
-  HEADERS.retryAt,
-  RUNTIME_HEADERS.errorCode,
-])
 
 export function replayHeaders(headers: Record<string, string | undefined>, now: Date): Record<string, string> {
   const out: Record<string, string> = {}
