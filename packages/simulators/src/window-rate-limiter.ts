@@ -42,29 +42,11 @@ export class WindowRateLimiter {
 
   /** Takes `cost` units for `key` if they fit in its window; a refused request consumes nothing. */
   take(key = '', cost = 1, now = Date.now()): WindowDecision {
+    const decision = this.fits(key, cost, now)
     const limit = this.#limit
-    if (limit === null) {
-      return {
-        allowed: true,
-        limit: Number.POSITIVE_INFINITY,
-        remaining: Number.POSITIVE_INFINITY,
-        resetAt: now,
-        retryAfterMs: 0,
-      }
-    }
-    const window = this.#current(key, limit, now)
-    const resetAt = window.startedAt + limit.windowMs
-    if (window.used + cost > limit.limit) {
-      return {
-        allowed: false,
-        limit: limit.limit,
-        remaining: Math.max(0, limit.limit - window.used),
-        resetAt,
-        retryAfterMs: resetAt - now,
-      }
-    }
-    window.used += cost
-    return { allowed: true, limit: limit.limit, remaining: limit.limit - window.used, resetAt, retryAfterMs: 0 }
+    if (!decision.allowed || limit === null) return decision
+    this.#current(key, limit, now).used += cost
+    return { ...decision, remaining: decision.remaining - cost }
   }
 
   /** Whether `cost` units would fit, without taking them (for requests checked against several limits). */
