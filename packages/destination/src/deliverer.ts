@@ -80,10 +80,13 @@ class Lane<Conn extends Connection, Item> {
     return this.#queue.length > 0 || this.#inFlight > 0
   }
 
-  add(job: DeliveryJob<Item>): void {
+  add(jobs: readonly DeliveryJob<Item>[]): void {
+    if (jobs.length === 0) return
     if (this.#queue.length === 0) this.#oldestAt = Date.now()
-    this.#queue.push(job)
-    this.#queuedBytes += job.encoded.bytes + 1
+    for (const job of jobs) {
+      this.#queue.push(job)
+      this.#queuedBytes += job.encoded.bytes + 1
+    }
     this.drain()
   }
 
@@ -188,8 +191,13 @@ export class Deliverer<Conn extends Connection, Item> {
   }
 
   submit(connection: Conn, job: DeliveryJob<Item>): void {
+    this.submitAll(connection, [job])
+  }
+
+  /** Queues jobs for one connection together: the lane packs its batches once they are all queued. */
+  submitAll(connection: Conn, jobs: readonly DeliveryJob<Item>[]): void {
     if (this.#deps.signal.aborted) {
-      job.resolve({ kind: 'abandoned' })
+      for (const job of jobs) job.resolve({ kind: 'abandoned' })
       return
     }
     let lane = this.#lanes.get(connection.name)
@@ -197,7 +205,7 @@ export class Deliverer<Conn extends Connection, Item> {
       lane = new Lane(this, connection)
       this.#lanes.set(connection.name, lane)
     }
-    lane.add(job)
+    lane.add(jobs)
   }
 
   /** Sends everything queued now and resolves once no request is in flight. */

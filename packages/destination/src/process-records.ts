@@ -5,7 +5,7 @@ import type { TSchema } from 'typebox'
 import { backoffDelay, type BackoffPolicy } from './backoff.ts'
 import type { Dedupe } from './dedupe.ts'
 import type { Deliverer, DeliveryJob, FinalOutcome } from './deliverer.ts'
-import type { Connection, EncodedItem, HttpDestination } from './destination.ts'
+import type { Connection, HttpDestination } from './destination.ts'
 import { PermanentError } from './errors.ts'
 import { failureHeaders, historyOf, type DeliveryHistory, type FailureInfo } from './failure-headers.ts'
 import type { DestinationMetrics } from './metrics.ts'
@@ -63,32 +63,53 @@ export async function processRecords<Conn extends Connection, Item>(
 ): Promise<boolean[]> {
   const { destination, connections, deliverer, dedupe, redis, metrics, signal } = deps
   const name = destination.name
+  const maxItemBytes = destination.limits.maxItemBytes
   const startedAt = Date.now()
   type Settled = FinalOutcome | Failure | 'skip' | 'duplicate'
-  const outcomes: Promise<Settled>[] = []
-  const histories: (DeliveryHistory | undefined)[] = []
-  const sendIds: (string | undefined)[] = []
-  const candidates: { index: number; messageId: string; connection: Conn; encoded: EncodedItem<Item> }[] = []
+  // Plain arrays indexed like `records` instead of a promise per record: a batch holds thousands of them and
+  // every promise (plus its resolver closures) is garbage the consuming side pays for per event.
+  const settled: (Settled | undefined)[] = new Array<Settled | undefined>(records.length)
+  const histories: (DeliveryHistory | undefined)[] = new Array<DeliveryHistory | undefined>(records.length)
+  const sendIds: (string | undefined)[] = new Array<string | undefined>(records.length)
+  const jobs: (DeliveryJob<Item> | undefined)[] = new Array<DeliveryJob<Item> | undefined>(records.length)
+  const candidates: number[] = []
+  const candidateIds: string[] = []
+  const candidateConnections: Conn[] = []
+  let skipped = 0
+  // Settles record `index` once (the deliverer may resolve a job again after a shutdown gave it back); records
+  // carrying the same messageId as an earlier one in this batch share its fate.
+  let unsettled = 0
+  let wake: (() => void) | undefined
+  const followers = new Map<number, number[]>()
+  const settle = (index: number, outcome: Settled): void => {
+    if (settled[index] !== undefined) return
+    settled[index] = outcome
+    const same = followers.get(index)
+    if (same !== undefined) {
+      const shared: Settled = typeof outcome === 'object' && outcome.kind === 'abandoned' ? outcome : 'duplicate'
+      for (const follower of same) settle(follower, shared)
+    }
+    if (--unsettled === 0 && wake !== undefined) wake()
+  }
 
-  records.forEach((record, index) => {
-    histories.push(record.topic === deps.retryTopic ? historyOf(record) : undefined)
+  for (let index = 0; index < records.length; index++) {
+    const record = records[index]!
+    if (record.topic === deps.retryTopic) histories[index] = historyOf(record)
     const route = routeRecord(record, name as DestinationId)
-    sendIds.push(route.kind === 'deliver' ? route.sendId : record.headers['lookstream-send-id'])
+    sendIds[index] = route.kind === 'deliver' ? route.sendId : record.headers['lookstream-send-id']
     if (route.kind === 'skip') {
-      metrics.skipped.inc({ destination: name })
-      outcomes.push(Promise.resolve('skip'))
-      return
+      skipped++
+      settled[index] = 'skip'
+      continue
     }
     if (route.kind === 'invalid') {
-      outcomes.push(Promise.resolve(deadLetter(route.reason, 'LS_DEST_INVALID_MESSAGE')))
-      return
+      settled[index] = deadLetter(route.reason, 'LS_DEST_INVALID_MESSAGE')
+      continue
     }
     const connection = connections.get(route.connection)
     if (connection === undefined) {
-      outcomes.push(
-        Promise.resolve(deadLetter(`unknown connection "${route.connection}"`, 'LS_DEST_UNKNOWN_CONNECTION')),
-      )
-      return
+      settled[index] = deadLetter(`unknown connection "${route.connection}"`, 'LS_DEST_UNKNOWN_CONNECTION')
+      continue
     }
     let item: Item | PermanentError
     try {
@@ -96,75 +117,115 @@ export async function processRecords<Conn extends Connection, Item>(
     } catch (err) {
       // A mapping bug, not the message's fault: park it, so a fixed release delivers it from the retry topic.
       deps.log.error({ err, offset: record.offset, topic: record.topic }, 'toItem threw; parking the message')
-      outcomes.push(Promise.resolve({ kind: 'retry-later', reason: `mapping failed: ${(err as Error).message}` }))
-      return
+      settled[index] = { kind: 'retry-later', reason: `mapping failed: ${(err as Error).message}` }
+      continue
     }
     if (item instanceof PermanentError) {
-      outcomes.push(Promise.resolve(deadLetter(item.message, item.code)))
-      return
+      settled[index] = deadLetter(item.message, item.code)
+      continue
     }
     const json = JSON.stringify(item)
     const bytes = Buffer.byteLength(json)
-    if (bytes > destination.limits.maxItemBytes) {
-      outcomes.push(
-        Promise.resolve(
-          deadLetter(
-            `item is ${bytes} bytes, over the ${destination.limits.maxItemBytes}-byte limit per event`,
-            'LS_DEST_ITEM_TOO_LARGE',
-          ),
-        ),
+    if (bytes > maxItemBytes) {
+      settled[index] = deadLetter(
+        `item is ${bytes} bytes, over the ${maxItemBytes}-byte limit per event`,
+        'LS_DEST_ITEM_TOO_LARGE',
       )
-      return
+      continue
     }
-    outcomes.push(Promise.resolve('skip')) // replaced below once dedupe has answered
-    candidates.push({ index, messageId: route.message.messageId, connection, encoded: { item, json, bytes } })
-  })
+    candidates.push(index)
+    candidateIds.push(route.message.messageId)
+    candidateConnections.push(connection)
+    const history = histories[index]
+    jobs[index] = {
+      messageId: route.message.messageId,
+      encoded: { item, json, bytes },
+      attempts: history === undefined ? 0 : history.attempts,
+      resolve: (outcome) => settle(index, outcome),
+    }
+  }
+  if (skipped > 0) metrics.skipped.inc({ destination: name }, skipped)
 
-  const jobs = new Map<number, DeliveryJob<Item>>()
-  const delivered = await redis.run(() => dedupe.wasDelivered(candidates.map((c) => c.messageId)), signal)
-  const firstById = new Map<string, Promise<FinalOutcome>>()
-  candidates.forEach((candidate, position) => {
+  const delivered = await redis.run(() => dedupe.wasDelivered(candidateIds), signal)
+  const firstById = new Map<string, number>()
+  const submitted: DeliveryJob<Item>[] = []
+  let duplicates = 0
+  let current: Conn | undefined
+  for (let position = 0; position < candidates.length; position++) {
+    const index = candidates[position]!
     if (delivered[position] === true) {
-      metrics.duplicates.inc({ destination: name })
-      outcomes[candidate.index] = Promise.resolve('duplicate')
-      return
+      duplicates++
+      settled[index] = 'duplicate'
+      jobs[index] = undefined
+      continue
     }
-    const earlier = firstById.get(candidate.messageId)
+    const messageId = candidateIds[position]!
+    const earlier = firstById.get(messageId)
     if (earlier !== undefined) {
       // The same message twice in one batch (a replay racing the original): it shares the first one's fate.
-      metrics.duplicates.inc({ destination: name })
-      outcomes[candidate.index] = earlier.then((o) => (o.kind === 'abandoned' ? o : 'duplicate'))
-      return
+      duplicates++
+      jobs[index] = undefined
+      unsettled++
+      const same = followers.get(earlier)
+      if (same === undefined) followers.set(earlier, [index])
+      else same.push(index)
+      continue
     }
-    const promise = new Promise<FinalOutcome>((resolve) => {
-      const job: DeliveryJob<Item> = {
-        messageId: candidate.messageId,
-        encoded: candidate.encoded,
-        attempts: histories[candidate.index]?.attempts ?? 0,
-        resolve,
-      }
-      jobs.set(candidate.index, job)
-      deliverer.submit(candidate.connection, job)
+    firstById.set(messageId, index)
+    unsettled++
+    // Jobs go to the deliverer in runs per connection, so its lane queues them all before it packs batches.
+    const connection = candidateConnections[position]!
+    if (current !== undefined && current !== connection) {
+      deliverer.submitAll(current, submitted)
+      submitted.length = 0
+    }
+    current = connection
+    submitted.push(jobs[index]!)
+  }
+  if (duplicates > 0) metrics.duplicates.inc({ destination: name }, duplicates)
+  if (current !== undefined) deliverer.submitAll(current, submitted)
+  // Whatever is still unsettled settles in a later tick (a shutdown settles jobs synchronously, above).
+  if (unsettled > 0) {
+    await new Promise<void>((resolve) => {
+      wake = resolve
     })
-    firstById.set(candidate.messageId, promise)
-    outcomes[candidate.index] = promise
-  })
-
-  const settled = await Promise.all(outcomes)
+  }
 
   const now = Date.now()
   const out: OutboundRecord[] = []
-  const done: boolean[] = []
+  const done: boolean[] = new Array<boolean>(records.length)
   const counts = new Map<string, SendCountDelta>()
+  let lastSendId: string | undefined
+  let lastDelta: SendCountDelta | undefined
   const count = (index: number, field: keyof SendCountDelta) => {
     const sendId = sendIds[index]
     if (sendId === undefined) return
-    const delta = counts.get(sendId) ?? { delivered: 0, failed: 0, deadLettered: 0 }
-    delta[field]++
-    counts.set(sendId, delta)
+    if (sendId !== lastSendId) {
+      lastSendId = sendId
+      lastDelta = counts.get(sendId)
+      if (lastDelta === undefined) {
+        lastDelta = { delivered: 0, failed: 0, deadLettered: 0 }
+        counts.set(sendId, lastDelta)
+      }
+    }
+    lastDelta![field]++
   }
 
-  settled.forEach((outcome, index) => {
+  for (let index = 0; index < records.length; index++) {
+    const outcome = settled[index]!
+    if (outcome === 'skip' || outcome === 'duplicate') {
+      done[index] = true
+      continue
+    }
+    if (outcome.kind === 'delivered') {
+      count(index, 'delivered')
+      done[index] = true
+      continue
+    }
+    if (outcome.kind === 'abandoned') {
+      done[index] = false
+      continue
+    }
     const record = records[index]!
     const history = histories[index] ?? {
       originalTopic: record.topic,
@@ -174,73 +235,57 @@ export async function processRecords<Conn extends Connection, Item>(
       firstAttemptAt: undefined,
     }
     const firstAttemptAt = history.firstAttemptAt ?? startedAt
-    const attempts = jobs.get(index)?.attempts ?? history.attempts
-    if (outcome === 'skip' || outcome === 'duplicate') {
-      done.push(true)
-      return
-    }
-    switch (outcome.kind) {
-      case 'abandoned':
-        done.push(false)
-        return
-      case 'delivered':
-        count(index, 'delivered')
-        done.push(true)
-        return
-      case 'retry-later': {
-        if (now - firstAttemptAt >= deps.retry.windowMs) {
-          const hours = Math.round((deps.retry.windowMs / 3_600_000) * 100) / 100
-          out.push(
-            dlqRecord(record, history, {
-              error: `retry window of ${hours} h exceeded; last error: ${outcome.reason}`,
-              errorClass: 'retryable',
-              code: 'LS_DEST_RETRY_WINDOW_EXCEEDED',
-              attempts,
-              firstAttemptAt,
-              lastAttemptAt: now,
-            }),
-          )
-          metrics.deadLettered.inc({ destination: name, reason: 'LS_DEST_RETRY_WINDOW_EXCEEDED' })
-          count(index, 'deadLettered')
-        } else {
-          const cycle = Math.max(1, Math.ceil(attempts / Math.max(1, deps.quickAttempts)))
-          const retryAt = now + backoffDelay(cycle, deps.retry.delay)
-          out.push({
-            topic: deps.retryTopic,
-            key: record.key,
-            value: record.value,
-            headers: failureHeaders(record, history, {
-              error: outcome.reason,
-              errorClass: 'retryable',
-              code: 'LS_DEST_RETRYABLE',
-              attempts,
-              firstAttemptAt,
-              lastAttemptAt: now,
-              retryAt,
-            }),
-          })
-          if (history.attempts === 0) count(index, 'failed')
-        }
-        done.push(true)
-        return
-      }
-      case 'dead-letter':
+    const attempts = jobs[index]?.attempts ?? history.attempts
+    done[index] = true
+    if (outcome.kind === 'retry-later') {
+      if (now - firstAttemptAt >= deps.retry.windowMs) {
+        const hours = Math.round((deps.retry.windowMs / 3_600_000) * 100) / 100
         out.push(
           dlqRecord(record, history, {
-            error: outcome.reason,
-            errorClass: outcome.errorClass,
-            code: outcome.code,
+            error: `retry window of ${hours} h exceeded; last error: ${outcome.reason}`,
+            errorClass: 'retryable',
+            code: 'LS_DEST_RETRY_WINDOW_EXCEEDED',
             attempts,
             firstAttemptAt,
             lastAttemptAt: now,
           }),
         )
-        metrics.deadLettered.inc({ destination: name, reason: outcome.code })
+        metrics.deadLettered.inc({ destination: name, reason: 'LS_DEST_RETRY_WINDOW_EXCEEDED' })
         count(index, 'deadLettered')
-        done.push(true)
-        return
+      } else {
+        const cycle = Math.max(1, Math.ceil(attempts / Math.max(1, deps.quickAttempts)))
+        const retryAt = now + backoffDelay(cycle, deps.retry.delay)
+        out.push({
+          topic: deps.retryTopic,
+          key: record.key,
+          value: record.value,
+          headers: failureHeaders(record, history, {
+            error: outcome.reason,
+            errorClass: 'retryable',
+            code: 'LS_DEST_RETRYABLE',
+            attempts,
+            firstAttemptAt,
+            lastAttemptAt: now,
+            retryAt,
+          }),
+        })
+        if (history.attempts === 0) count(index, 'failed')
+      }
+      continue
     }
-  })
+    out.push(
+      dlqRecord(record, history, {
+        error: outcome.reason,
+        errorClass: outcome.errorClass,
+        code: outcome.code,
+        attempts,
+        firstAttemptAt,
+        lastAttemptAt: now,
+      }),
+    )
+    metrics.deadLettered.inc({ destination: name, reason: outcome.code })
+    count(index, 'deadLettered')
+  }
 
   if (out.length > 0) await deps.produce(out)
   await redis

@@ -51,9 +51,15 @@ export function toSegmentItem(message: CanonicalMessage): SegmentItem {
       break
   }
   if (message.context !== undefined) {
-    // context.lookstream (send id, row number) is our bookkeeping, not the customer's data.
-    const { lookstream: _internal, ...context } = message.context
-    if (Object.keys(context).length > 0) item.context = context
+    // context.lookstream (send id, row number) is our bookkeeping, not the customer's data. Most contexts hold
+    // nothing else: looking first spares the per-event copy and key list for them.
+    const source = message.context
+    for (const key in source) {
+      if (key === 'lookstream' || !Object.hasOwn(source, key)) continue
+      const { lookstream: _internal, ...context } = source
+      item.context = context
+      break
+    }
   }
   return item
 }
