@@ -169,8 +169,15 @@ export async function runConsumer(options: RunConsumerOptions): Promise<Consumer
     commit().catch((err: unknown) => log.warn({ err, reason }, 'offset commit failed; retried on the next one'))
   }
 
+  // The partition of the last markDone: records are marked a batch at a time, so this spares building and
+  // hashing the slot key per record. Forgotten whenever partitions are revoked.
+  let lastMarked: { topic: string; partition: number; state: PartitionOffsets | undefined } | undefined
+
   function markDone({ topic, partition, offset }: TopicPartition & { offset: string }): void {
-    offsets.get(slot(topic, partition))?.markDone(BigInt(offset))
+    if (lastMarked === undefined || lastMarked.topic !== topic || lastMarked.partition !== partition) {
+      lastMarked = { topic, partition, state: offsets.get(slot(topic, partition)) }
+    }
+    lastMarked.state?.markDone(BigInt(offset))
   }
 
   function pause(topic: string, partition: number): void {
@@ -189,6 +196,7 @@ export async function runConsumer(options: RunConsumerOptions): Promise<Consumer
       for (const partition of partitions) next.push({ topic, partition })
     }
     const keep = new Set(next.map(({ topic, partition }) => slot(topic, partition)))
+    lastMarked = undefined
     for (const key of [...offsets.keys()]) {
       if (!keep.has(key)) {
         // Revoked: its records now belong to another member; late marks for it are ignored.
@@ -230,14 +238,19 @@ export async function runConsumer(options: RunConsumerOptions): Promise<Consumer
       const state = offsetsOf(topic, partition)
       const from = state.position
       // After a rejoin kafkajs may fetch records this process already handed out; they are skipped.
-      const records = batch.messages
-        .filter((message) => from === undefined || BigInt(message.offset) >= from)
-        .map((message) => toRecord(topic, partition, message))
+      const records: ConsumedRecord[] = []
+      const taken: bigint[] = []
+      for (const message of batch.messages) {
+        const offset = BigInt(message.offset)
+        if (from !== undefined && offset < from) continue
+        records.push(toRecord(topic, partition, message))
+        taken.push(offset)
+      }
       if (records.length === 0) {
         if (batch.messages.length > 0) resolveOffset(batch.lastOffset())
         return
       }
-      for (const record of records) state.take(BigInt(record.offset))
+      for (const offset of taken) state.take(offset)
       let stopAt: bigint | undefined
       handlersRunning += 1
       try {

@@ -43,9 +43,17 @@ export class PartitionOffsets {
 
   /** Returns false when the offset is not pending here (already done, never taken, or given back). */
   markDone(offset: bigint): boolean {
-    if (this.#done.has(offset) || !this.#isPending(offset)) return false
-    this.#done.add(offset)
-    while (this.#head < this.#taken.length && this.#done.delete(this.#taken[this.#head]!)) this.#head += 1
+    if (this.#head < this.#taken.length && this.#taken[this.#head] === offset) {
+      // The usual case, records finishing in order: the head is never in #done (it would have been advanced
+      // past), so it advances without a search or a set entry.
+      this.#head += 1
+    } else {
+      if (this.#done.has(offset) || !this.#isPending(offset)) return false
+      this.#done.add(offset)
+    }
+    while (this.#done.size > 0 && this.#head < this.#taken.length && this.#done.delete(this.#taken[this.#head]!)) {
+      this.#head += 1
+    }
     if (this.#head > 1024 && this.#head * 2 > this.#taken.length) {
       this.#taken = this.#taken.slice(this.#head)
       this.#head = 0
