@@ -1,4 +1,5 @@
 import { Compile } from 'typebox/compile'
+import { Format } from 'typebox/format'
 import { GroupMessage, IdentifyMessage, TrackMessage, type CanonicalMessage } from './message-schema.ts'
 import { SendEvent } from './send-event.ts'
 import { formatValidationErrors } from './validation-errors.ts'
@@ -8,13 +9,31 @@ export const MAX_MESSAGE_BYTES = 64 * 1024
 
 export type ValidationResult<T> = { ok: true; message: T } | { ok: false; errors: string[] }
 
-// Compiled once at load: destination services validate every message that another producer wrote.
+/** The same answers as `check`, remembering the last value: consecutive messages of a send share its timestamp. */
+function rememberingLast(check: (value: string) => boolean): (value: string) => boolean {
+  let last: string | undefined
+  let lastResult = false
+  return (value) => {
+    if (value !== last) {
+      lastResult = check(value)
+      last = value
+    }
+    return lastResult
+  }
+}
+
+// Compiled once at load: destination services validate every message that another producer wrote. Compiled code
+// binds the format checks registered at compile time, so the remembering date-time check is registered just for
+// these compilations and the registry is left as it was.
+const dateTime = Format.Get('date-time')
+if (dateTime !== undefined) Format.Set('date-time', rememberingLast(dateTime))
 const byType = {
   identify: Compile(IdentifyMessage),
   track: Compile(TrackMessage),
   group: Compile(GroupMessage),
 }
 const sendEvent = Compile(SendEvent)
+if (dateTime !== undefined) Format.Set('date-time', dateTime)
 
 interface Checker<T> {
   Check(value: unknown): value is T
