@@ -1,7 +1,8 @@
 import {
+  DEFAULT_CONNECTION,
   HEADERS,
+  INTEGRATION_KEYS,
   decodeMessage,
-  integrationOptions,
   parseDestinationsHeader,
   type CanonicalMessage,
   type DestinationId,
@@ -30,14 +31,36 @@ export type Route =
  */
 export function routeRecord(record: InboundRecord, destination: DestinationId): Route {
   const header = record.headers[HEADERS.destinations]
-  if (header !== undefined && !parseDestinationsHeader(header).includes(destination)) return { kind: 'skip' }
+  if (header !== undefined && !headerNames(header, destination)) return { kind: 'skip' }
   const decoded = decodeMessage(record.value)
   if (!decoded.ok) return { kind: 'invalid', reason: `invalid message: ${decoded.errors.join('; ')}` }
-  const options = integrationOptions(decoded.message, destination)
-  if (options === undefined) {
+  const connection = connectionFor(decoded.message, destination)
+  if (connection === undefined) {
     // The header named us but the message's own routing does not: the message is the authority.
     return { kind: 'skip' }
   }
   const sendId = record.headers[HEADERS.sendId] ?? decoded.message.context?.lookstream?.sendId
-  return { kind: 'deliver', message: decoded.message, connection: options.connection, sendId }
+  return { kind: 'deliver', message: decoded.message, connection, sendId }
+}
+
+// Consecutive records carry the same header value (one string, reused by the Kafka consumer): its answer is kept.
+let lastHeader: { value: string; destination: DestinationId; named: boolean } | undefined
+
+function headerNames(value: string, destination: DestinationId): boolean {
+  if (lastHeader === undefined || lastHeader.value !== value || lastHeader.destination !== destination) {
+    lastHeader = { value, destination, named: parseDestinationsHeader(value).includes(destination) }
+  }
+  return lastHeader.named
+}
+
+/**
+ * The connection of `integrationOptions(message, destination)`, or undefined when that is undefined (the same
+ * Segment semantics, for one destination): spares listing every destination and copying the options per record.
+ */
+export function connectionFor(message: CanonicalMessage, destination: DestinationId): string | undefined {
+  const integrations = message.integrations
+  const setting = integrations[INTEGRATION_KEYS[destination]]
+  const included = integrations.All !== false ? setting !== false : setting !== undefined && setting !== false
+  if (!included) return undefined
+  return (typeof setting === 'object' ? setting.connection : undefined) ?? DEFAULT_CONNECTION
 }

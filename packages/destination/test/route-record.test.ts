@@ -1,5 +1,6 @@
+import { DESTINATIONS, INTEGRATION_KEYS, integrationOptions, type CanonicalMessage } from '@lookstream/events'
 import { describe, expect, it } from 'vitest'
-import { routeRecord, type InboundRecord } from '../src/route-record.ts'
+import { connectionFor, routeRecord, type InboundRecord } from '../src/route-record.ts'
 
 const valid = {
   type: 'identify',
@@ -52,5 +53,36 @@ describe('routeRecord', () => {
     expect(route.kind === 'invalid' && route.reason).toMatch(/messageId/)
     const garbage = routeRecord(record('{oops', { 'lookstream-destinations': 'segment' }), 'segment')
     expect(garbage.kind === 'invalid' && garbage.reason).toMatch(/not valid JSON/)
+  })
+
+  it('connectionFor answers what integrationOptions answers, for every destination and setting', () => {
+    const settings = [undefined, true, false, {}, { connection: 'eu' }] as const
+    let compared = 0
+    for (const all of [undefined, true, false]) {
+      for (const setting of settings) {
+        for (const other of settings) {
+          for (const destination of DESTINATIONS) {
+            const integrations: Record<string, unknown> = {}
+            if (all !== undefined) integrations.All = all
+            if (setting !== undefined) integrations[INTEGRATION_KEYS[destination]] = setting
+            const neighbour = DESTINATIONS.find((id) => id !== destination)!
+            if (other !== undefined) integrations[INTEGRATION_KEYS[neighbour]] = other
+            const message = { ...valid, integrations } as CanonicalMessage
+            expect(connectionFor(message, destination)).toBe(integrationOptions(message, destination)?.connection)
+            compared++
+          }
+        }
+      }
+    }
+    expect(compared).toBe(3 * 5 * 5 * DESTINATIONS.length)
+  })
+
+  it('answers from the routing header of each record, also when consecutive records differ', () => {
+    const forSegment = record(valid, { 'lookstream-destinations': 'segment' })
+    const forBraze = record('not json', { 'lookstream-destinations': 'braze' })
+    expect(routeRecord(forSegment, 'segment').kind).toBe('deliver')
+    expect(routeRecord(forBraze, 'segment').kind).toBe('skip')
+    expect(routeRecord(forBraze, 'braze').kind).toBe('invalid')
+    expect(routeRecord(forSegment, 'segment').kind).toBe('deliver')
   })
 })
