@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -34,6 +34,10 @@ const { values: args } = parseArgs({
     'ingress-env': { type: 'string', multiple: true, default: [] },
     // For experiments on a modified copy of the ingress (its node_modules must resolve the workspace packages).
     'ingress-main': { type: 'string' },
+    // Run the ingress's TypeScript sources (type stripping) instead of its compiled dist/ build.
+    source: { type: 'boolean', default: false },
+    // Append the ingress's output (its log, or --trace-gc lines) to this file after each run.
+    'ingress-output': { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 })
@@ -58,7 +62,12 @@ const TOPIC = 'lookstream.identify.v1'
 const BARE_TOPIC = 'bench.bare.identify'
 const PARTITIONS = 6 // what the ingress's ensureTopics creates
 const SECRET = randomBytes(32).toString('hex')
-const INGRESS_MAIN = args['ingress-main'] ?? new URL('../../services/ingress/src/main.ts', import.meta.url).pathname
+const INGRESS_MAIN =
+  args['ingress-main'] ??
+  new URL(
+    args.source ? '../../services/ingress/src/main.ts' : '../../services/ingress/dist/src/main.js',
+    import.meta.url,
+  ).pathname
 const BARE_WORKER = new URL('./bare-producer-worker.ts', import.meta.url).pathname
 
 const log = (text: string) =>
@@ -106,14 +115,18 @@ async function startIngress(): Promise<SpawnedService> {
     LOOKER_HOSTS: stub!.origin,
     LOG_LEVEL: 'info',
   }
-  if (INGRESS_NODE_OPTIONS !== '') env.NODE_OPTIONS = INGRESS_NODE_OPTIONS
   for (const [name, value] of Object.entries(process.env)) if (name.startsWith('EXP_') && value) env[name] = value
   for (const pair of args['ingress-env']) {
     const at = pair.indexOf('=')
     if (at < 1) throw new Error(`--ingress-env ${pair}: expected NAME=VALUE`)
     env[pair.slice(0, at)] = pair.slice(at + 1)
   }
-  return spawnService(INGRESS_MAIN, env, { readyTimeoutMs: 60_000 })
+  return spawnService(INGRESS_MAIN, env, {
+    readyTimeoutMs: 60_000,
+    // On the command line rather than in NODE_OPTIONS, which refuses most V8 flags.
+    nodeArgs: INGRESS_NODE_OPTIONS.split(/\s+/).filter((arg) => arg !== ''),
+    compiled: !args.source && args['ingress-main'] === undefined,
+  })
 }
 
 // One send through a fresh ingress process: from the execute request until its final {"looker": …} body.
@@ -210,6 +223,9 @@ async function ingressRun(file: string, rows: number): Promise<IngressRun> {
     sampling = false
     // SIGTERM lets a --cpu-prof profile be written; SIGKILL after 30 s.
     await ingress.stop('SIGTERM', 30_000)
+    if (args['ingress-output'] !== undefined) {
+      appendFileSync(args['ingress-output'], ingress.process.lines().join('\n') + '\n')
+    }
     ingress = undefined
   }
 }

@@ -9,7 +9,16 @@ export {
 } from './destinations.ts'
 export { HEADERS, type HeaderName } from './headers.ts'
 export { jsonSchemas } from './json-schemas.ts'
-export { MESSAGE_ID_NAMESPACE, NAMESPACE_URL, messageIdFor, uuidV5, type MessageIdParts } from './message-id.ts'
+export {
+  MESSAGE_ID_NAMESPACE,
+  NAMESPACE_URL,
+  messageIdFor,
+  messageIdHasher,
+  uuidV5,
+  type MessageIdHasher,
+  type MessageIdParts,
+  type MessageIdSendParts,
+} from './message-id.ts'
 export {
   BrazeOptions,
   CanonicalMessage,

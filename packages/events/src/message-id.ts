@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import { canonicalJson } from './canonical-json.ts'
 
 /** RFC 9562 namespace for lookstream message ids: uuidV5('urn:lookstream:message-id', NAMESPACE_URL). */
@@ -41,26 +41,59 @@ export interface MessageIdParts {
 
 const NAME_VERSION = 'lookstream.message-id.v1'
 
+/** The parts of a messageId that stay the same for every row of one send. */
+export type MessageIdSendParts = Pick<MessageIdParts, 'destination' | 'connection' | 'sendKey' | 'ranAt'>
+
+/** messageIdFor with the send's parts bound: (identity, content, occurrence) → the same id messageIdFor gives. */
+export type MessageIdHasher = (identity: string, content: unknown, occurrence: number) => string
+
+const NAMESPACE_BYTES = Buffer.from(MESSAGE_ID_NAMESPACE.replaceAll('-', ''), 'hex')
+
+function lengthPrefixed(field: string): string {
+  return `${Buffer.byteLength(field, 'utf8')}:${field}`
+}
+
 /**
  * Deterministic messageId: the same Looker run re-delivered gets the same ids (so every dedupe downstream
  * holds), while any change in destination, connection, send, run, identity, content or occurrence gives a
  * new one. Each part is length-prefixed, so no two different part lists can encode to the same name.
  */
 export function messageIdFor(parts: MessageIdParts): string {
-  const { occurrence } = parts
-  if (!Number.isSafeInteger(occurrence) || occurrence < 0) {
-    throw new RangeError(`occurrence must be a non-negative integer, got ${occurrence}`)
+  return messageIdHasher(parts)(parts.identity, parts.content, parts.occurrence)
+}
+
+/**
+ * The per-row form of messageIdFor for a producer that ids many rows of one send: the namespace and the
+ * send's parts are encoded once into a reusable buffer, and each row only appends its own parts and hashes.
+ * The ingress calls this once per row, so it avoids the intermediate strings and Buffers of a fresh
+ * encoding (see bench/README.md, ingress memory).
+ */
+export function messageIdHasher(send: MessageIdSendParts): MessageIdHasher {
+  const prefix = [NAME_VERSION, send.destination, send.connection, send.sendKey, send.ranAt]
+    .map(lengthPrefixed)
+    .join('')
+  const prefixBytes = NAMESPACE_BYTES.length + Buffer.byteLength(prefix, 'utf8')
+  let scratch = Buffer.allocUnsafe(Math.max(1024, prefixBytes * 2))
+  NAMESPACE_BYTES.copy(scratch, 0)
+  scratch.write(prefix, NAMESPACE_BYTES.length, 'utf8')
+  return (identity, content, occurrence) => {
+    if (!Number.isSafeInteger(occurrence) || occurrence < 0) {
+      throw new RangeError(`occurrence must be a non-negative integer, got ${occurrence}`)
+    }
+    const tail = lengthPrefixed(identity) + lengthPrefixed(canonicalJson(content)) + lengthPrefixed(String(occurrence))
+    const total = prefixBytes + Buffer.byteLength(tail, 'utf8')
+    if (total > scratch.length) {
+      const grown = Buffer.allocUnsafe(total * 2)
+      scratch.copy(grown, 0, 0, prefixBytes)
+      scratch = grown
+    }
+    scratch.write(tail, prefixBytes, 'utf8')
+    return uuidFromSha1Hex(hash('sha1', scratch.subarray(0, total), 'hex'))
   }
-  const fields = [
-    NAME_VERSION,
-    parts.destination,
-    parts.connection,
-    parts.sendKey,
-    parts.ranAt,
-    parts.identity,
-    canonicalJson(parts.content),
-    String(occurrence),
-  ]
-  const name = fields.map((field) => `${Buffer.byteLength(field, 'utf8')}:${field}`).join('')
-  return uuidV5(name, MESSAGE_ID_NAMESPACE)
+}
+
+/** Formats a SHA-1 digest (hex) as a version 5 UUID: RFC 9562 §5.5 version and variant bits set. */
+function uuidFromSha1Hex(hex: string): string {
+  const variant = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16)
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`
 }

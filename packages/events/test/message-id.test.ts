@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { MESSAGE_ID_NAMESPACE, NAMESPACE_URL, canonicalJson, contentHash, messageIdFor, uuidV5 } from '../src/index.ts'
+import {
+  MESSAGE_ID_NAMESPACE,
+  NAMESPACE_URL,
+  canonicalJson,
+  contentHash,
+  messageIdFor,
+  messageIdHasher,
+  uuidV5,
+} from '../src/index.ts'
 
 // An independent UUIDv5 written from RFC 9562 §5.5 with string/bit operations, to cross-check uuidV5.
 function referenceUuidV5(name: string, namespace: string): string {
@@ -104,6 +112,52 @@ describe('messageIdFor', () => {
   it('rejects a negative or fractional occurrence', () => {
     expect(() => messageIdFor({ ...parts, occurrence: -1 })).toThrow(RangeError)
     expect(() => messageIdFor({ ...parts, occurrence: 1.5 })).toThrow(RangeError)
+  })
+})
+
+describe('messageIdHasher', () => {
+  const nameOf = (p: Omit<typeof parts, 'content'> & { content: unknown }) =>
+    [
+      'lookstream.message-id.v1',
+      p.destination,
+      p.connection,
+      p.sendKey,
+      p.ranAt,
+      p.identity,
+      canonicalJson(p.content),
+      String(p.occurrence),
+    ]
+      .map((part) => `${Buffer.byteLength(part)}:${part}`)
+      .join('')
+
+  it('gives the id of the documented recipe for every row, also after its buffer grows', () => {
+    const send = { ...parts, sendKey: 'https://looker.example.com/download/' + 'k'.repeat(3000) }
+    const idOf = messageIdHasher(send)
+    const rows: { identity: string; content: unknown; occurrence: number }[] = [
+      { identity: 'cust_123', content: parts.content, occurrence: 0 },
+      { identity: 'ünïcödé-√', content: '{"traits":{"name":"Zoë 🚀"}}', occurrence: 3 },
+      { identity: 'big', content: { blob: 'x'.repeat(20_000) }, occurrence: 0 },
+      { identity: 'after-growth', content: { n: 0, nothing: null }, occurrence: 1 },
+      { identity: '', content: '', occurrence: 0 },
+    ]
+    for (const row of rows) {
+      const id = idOf(row.identity, row.content, row.occurrence)
+      expect(id).toBe(referenceUuidV5(nameOf({ ...send, ...row }), MESSAGE_ID_NAMESPACE))
+      expect(id).toBe(messageIdFor({ ...send, ...row }))
+    }
+  })
+
+  it('keeps separate sends apart when used interleaved', () => {
+    const a = messageIdHasher(parts)
+    const b = messageIdHasher({ ...parts, sendKey: 'plan:18' })
+    const fromA = a('u1', 'c', 0)
+    expect(b('u1', 'c', 0)).not.toBe(fromA)
+    expect(a('u1', 'c', 0)).toBe(fromA)
+  })
+
+  it('rejects a negative or fractional occurrence', () => {
+    expect(() => messageIdHasher(parts)('u', 'c', -1)).toThrow(RangeError)
+    expect(() => messageIdHasher(parts)('u', 'c', 0.5)).toThrow(RangeError)
   })
 })
 

@@ -16,6 +16,11 @@ export interface SpawnServiceOptions {
   nodeArgs?: string[]
   /** Arguments after the entry point (a CLI's flags). */
   args?: string[]
+  /**
+   * The entry is compiled JavaScript (a dist/ file, as production runs it): start it without the
+   * `@lookstream/source` condition, so workspace packages resolve to their dist/ builds too.
+   */
+  compiled?: boolean
 }
 
 export interface SpawnedService {
@@ -53,7 +58,12 @@ export async function spawnService(
   const proc = await startManagedProcess({
     name: entryTs,
     command: process.execPath,
-    args: ['--conditions=@lookstream/source', ...(options.nodeArgs ?? []), entryTs, ...(options.args ?? [])],
+    args: [
+      ...(options.compiled === true ? [] : ['--conditions=@lookstream/source']),
+      ...(options.nodeArgs ?? []),
+      entryTs,
+      ...(options.args ?? []),
+    ],
     env: { ...base, LOOKSTREAM_EXIT_WITH_PARENT: '1', ...env },
     cwd: options.cwd,
     onLine: (line) => {

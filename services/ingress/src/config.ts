@@ -20,7 +20,7 @@ export const IngressConfig = Type.Object({
   MAX_ROW_BYTES: Type.Integer({ default: 256 * 1024, minimum: 64 }),
   MAX_FIELD_BYTES: Type.Integer({ default: 32 * 1024, minimum: 16 }),
   MAX_TRACKED_DISTINCT_ROWS: Type.Integer({
-    default: 1_000_000,
+    default: 250_000,
     minimum: 1,
     description: 'distinct rows per send whose repeats are counted exactly for messageIds (16 bytes each)',
   }),

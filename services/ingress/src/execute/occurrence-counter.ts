@@ -2,27 +2,27 @@
 // distinct but deterministic message ids (occurrence 0, 1, 2, … in document order).
 //
 // Memory: a 64-bit fingerprint per DISTINCT row in an open-addressing table of two Uint32Arrays, kept at
-// most half full (16–32 bytes per distinct row: ~32 MB for a million distinct rows), plus a Map entry only
-// for fingerprints seen more than once. Trade-off: two different rows whose fingerprints collide (chance
+// most half full (16–32 bytes per distinct row), plus a Map entry only for fingerprints seen more than once. Trade-off: two different rows whose fingerprints collide (chance
 // about n²/2⁶⁵, ~3·10⁻⁸ for a million rows) are counted as one; the second then gets occurrence 1 — still a
 // unique id, and the same one on every re-delivery, because the count depends only on the document order.
 // Fingerprint 0 is reserved for empty slots and remapped.
 //
-// Bounded memory: the exact table stops growing at `maxDistinct` rows (default 1,000,000: a 16 MiB table,
-// 24 MiB while it last doubled). Beyond that, a fixed 16 MiB Bloom filter, allocated only then, tells first
+// Bounded memory: the exact table stops growing at `maxDistinct` rows (default 250,000: a 4 MiB table,
+// 6 MiB while it last doubled). Beyond that, a fixed 8 MiB Bloom filter, allocated only then, tells first
 // sightings (occurrence 0, as before: order-independent) from possible repeats. A possible repeat (a true one,
-// or a false positive: ~0.2% at 10M rows) gets REPEAT_BEYOND_TRACKING + its row number: still unique and
-// still the same on a re-delivery in the same row order, but no longer independent of the order. So a 10M-row
-// Look needs at most ~40 MiB here, and no two rows ever share a messageId.
+// or a false positive: ~1 row in 10^8 at 1M rows, ~4% at 10M) gets REPEAT_BEYOND_TRACKING + its row number:
+// still unique and still the same on a re-delivery in the same row order, but no longer independent of the
+// order. So a send needs at most ~12 MiB here whatever its size (the ingress's memory target is a peak under
+// 200 MB, flat from 100k to 1M rows), and no two rows ever share a messageId.
 
 const INITIAL_CAPACITY = 1 << 12
 
 /** Occurrences at or above this encode the row number of a repeat seen after the exact table was full. */
 export const REPEAT_BEYOND_TRACKING = 2 ** 32
 
-export const DEFAULT_MAX_DISTINCT = 1_000_000
+export const DEFAULT_MAX_DISTINCT = 250_000
 
-const BLOOM_BITS = 2 ** 27
+const BLOOM_BITS = 2 ** 26
 const BLOOM_HASHES = 7
 
 export class OccurrenceCounter {

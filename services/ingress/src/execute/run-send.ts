@@ -2,10 +2,11 @@ import {
   headersFor,
   keyFor,
   MAX_REJECT_REASONS,
-  messageIdFor,
+  messageIdHasher,
   topicFor,
   validateMessage,
   type CanonicalMessage,
+  type MessageIdHasher,
   type RejectReason,
 } from '@lookstream/events'
 import { type Action, type MappedMessage, type RowMapper, type SendContext } from '../actions/action.ts'
@@ -105,6 +106,7 @@ export async function runSend(
   const counter = new OccurrenceCounter({ maxDistinct: input.maxTrackedDistinctRows })
   const scanner = new JsonDetailScanner({ maxRowBytes: input.maxRowBytes })
   let mapRow: RowMapper | undefined
+  let idOf: MessageIdHasher | undefined
   let ranAt: string | undefined
   let timestamp = input.receivedAt.toISOString()
   let failure: string | undefined
@@ -147,18 +149,10 @@ export async function runSend(
       const identity = core.type === 'group' ? core.groupId : (core.userId ?? core.anonymousId)
       if (identity === undefined) return reject(row, 'message has no identity')
       const content = JSON.stringify(core)
-      const parts = {
-        destination,
-        connection: context.connection,
-        sendKey: input.sendKey,
-        ranAt: ranAt ?? input.ranAtFallback ?? '',
-        identity,
-        content,
-      }
-      const first = messageIdFor({ ...parts, occurrence: 0 })
+      const first = idOf!(identity, content, 0)
       const [hi, lo] = fingerprintOf(first)
       const occurrence = counter.next(hi, lo, row)
-      const messageId = occurrence === 0 ? first : messageIdFor({ ...parts, occurrence })
+      const messageId = occurrence === 0 ? first : idOf!(identity, content, occurrence)
       const messageTimestamp = core.timestamp ?? timestamp
       const message = {
         ...core,
@@ -223,6 +217,12 @@ export async function runSend(
           const prepared = action.prepare(item.fields, context)
           if (!prepared.ok) throw new SendFailure(prepared.reason)
           mapRow = prepared.mapRow
+          idOf = messageIdHasher({
+            destination,
+            connection: context.connection,
+            sendKey: input.sendKey,
+            ranAt: ranAt ?? input.ranAtFallback ?? '',
+          })
           continue
         }
         counts.received++
