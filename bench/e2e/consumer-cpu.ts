@@ -1,6 +1,6 @@
 // CPU per event on the consuming side: the segment service and the Segment simulator, each its own process.
 //   node --conditions=@lookstream/source bench/e2e/consumer-cpu.ts [--messages 100000] [--warmup 5000]
-//        [--root DIR] [--cpu-prof DIR]
+//        [--root DIR] [--cpu-prof DIR] [--service-node-arg=--max-semi-space-size=32 ...]
 // --warmup identify messages wait on lookstream.identify.v1 (6 partitions); the service starts and delivers them
 // (JIT, connections, group join); then --messages more are produced as fast as this process can, while the
 // service consumes them. Printed: CPU seconds per 100,000 events of the service, the simulator, local-kafka and
@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '5000' },
     root: { type: 'string', default: new URL('../..', import.meta.url).pathname },
     'cpu-prof': { type: 'string' },
+    'service-node-arg': { type: 'string', multiple: true, default: [] },
   },
 })
 const MESSAGES = Number(args.messages)
@@ -134,7 +135,9 @@ try {
   }
   const accepted = async () => {
     const res = await request(`${simulator.url}/__admin/state`)
-    const state = (await res.body.json()) as { counters: { acceptedIds: number; duplicates: number } }
+    const state = (await res.body.json()) as {
+      counters: { acceptedIds: number; duplicates: number; requests: number }
+    }
     return state.counters
   }
   const waitAccepted = async (count: number) => {
@@ -160,10 +163,10 @@ try {
       SEGMENT_API_URL: simulator.url,
       SEGMENT_RATE_LIMIT_RPS: '1000',
     },
-    { readyTimeoutMs: 60_000, nodeArgs: profile },
+    { readyTimeoutMs: 60_000, nodeArgs: [...profile, ...args['service-node-arg']] },
   )
   stops.push(() => service.stop('SIGTERM', 20_000))
-  await waitAccepted(WARMUP)
+  const warm = await waitAccepted(WARMUP)
 
   const pids = { segment: service.pid, simulator: simulator.pid, 'local-kafka': kafka.pid, 'redis-server': redis.pid }
   const cpuNow = () => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]))
@@ -179,7 +182,10 @@ try {
     Object.keys(cpu0).map((name) => [name, +(((cpu1[name]! - cpu0[name]!) * 100_000) / MESSAGES).toFixed(2)]),
   )
   log(`${MESSAGES} events in ${seconds.toFixed(1)} s, duplicates ${counters.duplicates}, load ${load0} → ${load1}`)
-  process.stdout.write(`${JSON.stringify({ root: ROOT, cpuSecondsPer100k: per100k, seconds: +seconds.toFixed(1) })}\n`)
+  const requests = counters.requests - warm.requests
+  process.stdout.write(
+    `${JSON.stringify({ root: ROOT, cpuSecondsPer100k: per100k, seconds: +seconds.toFixed(1), requests, eventsPerRequest: Math.round(MESSAGES / requests) })}\n`,
+  )
 } catch (err) {
   log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
   process.exitCode = 1

@@ -1,5 +1,6 @@
 // The segment service alone, between Kafka and the Segment simulator:
 //   node --conditions=@lookstream/source bench/e2e/segment-service.ts [--messages 100000] [--rate 2000] [--seconds 20]
+//   [--cpu-prof DIR]  (--seconds 0: the backlog only; --cpu-prof: V8 CPU profile of the service, written as it exits)
 // 1. backlog: --messages identify messages are on lookstream.identify.v1 (6 partitions) before the service starts;
 //    from the service being ready to the last event accepted by the simulator, in events/s;
 // 2. steady: messages produced at --rate per second for --seconds while the service runs; per event, the
@@ -13,7 +14,7 @@ import { startSegmentSimulator } from '@lookstream/simulators'
 import { spawnService, startRedis } from '@lookstream/testing'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
@@ -23,6 +24,7 @@ const { values: args } = parseArgs({
     messages: { type: 'string', default: '100000' },
     rate: { type: 'string', default: '2000' },
     seconds: { type: 'string', default: '20' },
+    'cpu-prof': { type: 'string' },
   },
 })
 const MESSAGES = Number(args.messages)
@@ -110,7 +112,11 @@ try {
       SEGMENT_API_URL: simulator.url,
       SEGMENT_RATE_LIMIT_RPS: '1000',
     },
-    { readyTimeoutMs: 60_000 },
+    {
+      readyTimeoutMs: 60_000,
+      // spawnService passes only PATH/HOME/TMPDIR/LANG, so NODE_OPTIONS would not reach the service.
+      nodeArgs: args['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`],
+    },
   )
   stops.push(() => service.stop('SIGTERM', 20_000))
   const backlogStart = now()
@@ -128,47 +134,50 @@ try {
       `${requests} requests (${Math.round(MESSAGES / requests)} events each), service CPU ${Math.round((100 * backlogCpu) / backlogSeconds)}%`,
   )
 
-  log(`steady: ${RATE} messages/s for ${args.seconds} s`)
-  const steadyRun = 'steady'
-  const producedAt = new Float64Array(STEADY)
-  const ackedAt = new Float64Array(STEADY)
-  const started = now()
-  const pending: Promise<unknown>[] = []
-  for (let i = 0; i < STEADY; i++) {
-    const due = started + (i * 1000) / RATE
-    const wait = due - now()
-    if (wait > 1) await sleep(wait)
-    producedAt[i] = now()
-    pending.push(
-      send(identify(steadyRun, i)).then(() => {
-        ackedAt[i] = now()
-      }),
+  // --seconds 0 (or --rate 0) measures the backlog only.
+  if (STEADY > 0) {
+    log(`steady: ${RATE} messages/s for ${args.seconds} s`)
+    const steadyRun = 'steady'
+    const producedAt = new Float64Array(STEADY)
+    const ackedAt = new Float64Array(STEADY)
+    const started = now()
+    const pending: Promise<unknown>[] = []
+    for (let i = 0; i < STEADY; i++) {
+      const due = started + (i * 1000) / RATE
+      const wait = due - now()
+      if (wait > 1) await sleep(wait)
+      producedAt[i] = now()
+      pending.push(
+        send(identify(steadyRun, i)).then(() => {
+          ackedAt[i] = now()
+        }),
+      )
+    }
+    await Promise.all(pending)
+    const prefix = `${steadyRun}-`
+    const deadline = now() + 60_000
+    let steadyAccepted = 0
+    while (steadyAccepted < STEADY && now() < deadline) {
+      await sleep(50)
+      steadyAccepted = simulator.state.acceptedIds.size - MESSAGES
+    }
+    const latencies = new Float64Array(STEADY)
+    let n = 0
+    for (const item of simulator.state.accepted.toArray()) {
+      if (item.id?.startsWith(prefix))
+        latencies[n++] = item.acceptedAt - producedAt[Number(item.id.slice(prefix.length))]!
+    }
+    const sorted = latencies.subarray(0, n).sort()
+    const acks = ackedAt.map((at, i) => at - producedAt[i]!).sort()
+    log(
+      `steady: ${n}/${STEADY} accepted; latency produce → accepted p50 ${percentile(sorted, 50).toFixed(1)} ms, ` +
+        `p95 ${percentile(sorted, 95).toFixed(1)} ms, p99 ${percentile(sorted, 99).toFixed(1)} ms, max ${sorted[n - 1]?.toFixed(1)} ms`,
+    )
+    log(
+      `steady: of which Kafka produce until acknowledged p50 ${percentile(acks, 50).toFixed(1)} ms, ` +
+        `p99 ${percentile(acks, 99).toFixed(1)} ms`,
     )
   }
-  await Promise.all(pending)
-  const prefix = `${steadyRun}-`
-  const deadline = now() + 60_000
-  let steadyAccepted = 0
-  while (steadyAccepted < STEADY && now() < deadline) {
-    await sleep(50)
-    steadyAccepted = simulator.state.acceptedIds.size - MESSAGES
-  }
-  const latencies = new Float64Array(STEADY)
-  let n = 0
-  for (const item of simulator.state.accepted.toArray()) {
-    if (item.id?.startsWith(prefix))
-      latencies[n++] = item.acceptedAt - producedAt[Number(item.id.slice(prefix.length))]!
-  }
-  const sorted = latencies.subarray(0, n).sort()
-  const acks = ackedAt.map((at, i) => at - producedAt[i]!).sort()
-  log(
-    `steady: ${n}/${STEADY} accepted; latency produce → accepted p50 ${percentile(sorted, 50).toFixed(1)} ms, ` +
-      `p95 ${percentile(sorted, 95).toFixed(1)} ms, p99 ${percentile(sorted, 99).toFixed(1)} ms, max ${sorted[n - 1]?.toFixed(1)} ms`,
-  )
-  log(
-    `steady: of which Kafka produce until acknowledged p50 ${percentile(acks, 50).toFixed(1)} ms, ` +
-      `p99 ${percentile(acks, 99).toFixed(1)} ms`,
-  )
   log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`)
 } finally {
   await stopAll()
