@@ -81,14 +81,13 @@ export async function processRecords<Conn extends Connection, Item>(
   let unsettled = 0
   let wake: (() => void) | undefined
   const followers = new Map<number, number[]>()
+  const shareOf = (outcome: Settled): Settled =>
+    typeof outcome === 'object' && outcome.kind === 'abandoned' ? outcome : 'duplicate'
   const settle = (index: number, outcome: Settled): void => {
     if (settled[index] !== undefined) return
     settled[index] = outcome
     const same = followers.get(index)
-    if (same !== undefined) {
-      const shared: Settled = typeof outcome === 'object' && outcome.kind === 'abandoned' ? outcome : 'duplicate'
-      for (const follower of same) settle(follower, shared)
-    }
+    if (same !== undefined) for (const follower of same) settle(follower, shareOf(outcome))
     if (--unsettled === 0 && wake !== undefined) wake()
   }
 
@@ -166,6 +165,12 @@ export async function processRecords<Conn extends Connection, Item>(
       duplicates++
       jobs[index] = undefined
       unsettled++
+      const first = settled[earlier]
+      if (first !== undefined) {
+        // Already settled: a shutdown gives jobs back synchronously, within an earlier submitAll above.
+        settle(index, shareOf(first))
+        continue
+      }
       const same = followers.get(earlier)
       if (same === undefined) followers.set(earlier, [index])
       else same.push(index)

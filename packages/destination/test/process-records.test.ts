@@ -93,7 +93,7 @@ function record(value: CanonicalMessage | string, headers?: Record<string, strin
   }
 }
 
-function deps(produced: OutboundRecord[], windowMs = 3_600_000) {
+function deps(produced: OutboundRecord[], windowMs = 3_600_000, { shuttingDown = false } = {}) {
   const log = pino({ level: 'silent' })
   const metrics = createDestinationMetrics(new Registry())
   const controller = new AbortController()
@@ -122,9 +122,13 @@ function deps(produced: OutboundRecord[], windowMs = 3_600_000) {
     },
     signal: controller.signal,
   })
+  if (shuttingDown) controller.abort(new Error('shutting down'))
   return {
     destination,
-    connections: new Map([['default', connection]]),
+    connections: new Map([
+      ['default', connection],
+      ['backup', { ...connection, name: 'backup' }],
+    ]),
     deliverer,
     dedupe,
     redis: gate,
@@ -207,5 +211,26 @@ describe('processRecords', () => {
     expect(later[0]?.headers[HEADERS.attempts]).toBe('4')
     expect(later[0]?.headers[HEADERS.originalTopic]).toBe('lookstream.identify.v1')
     expect(later[0]?.headers[HEADERS.retryAt]).toBeUndefined()
+  })
+
+  it('during a shutdown gives every record back undone, also a repeat whose first copy went to another connection', async () => {
+    simulator.reset()
+    const run = `s${Date.now()}`
+    const to = (id: string, connection: string): CanonicalMessage => ({
+      ...message(id),
+      integrations: { All: false, Segment: { connection } },
+    })
+    // The deliverer hands jobs back as soon as they are submitted; the repeat of `${run}-a` comes after the
+    // records for "default" were submitted, so its first copy has already been given back.
+    const records = [
+      record(to(`${run}-a`, 'default')),
+      record(to(`${run}-b`, 'backup')),
+      record(to(`${run}-a`, 'backup')),
+    ]
+    const produced: OutboundRecord[] = []
+    const done = await processRecords(records, deps(produced, undefined, { shuttingDown: true }))
+    expect(done).toEqual([false, false, false])
+    expect(produced).toEqual([])
+    expect(simulator.state.counters.requests).toBe(0)
   })
 })
