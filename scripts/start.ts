@@ -16,7 +16,14 @@
 // Imported by path, like the other scripts: they are linted as loose files, outside any tsconfig
 // project, where a bare workspace import would resolve to (possibly unbuilt) dist/ types.
 import { startLocalKafka } from '../packages/local-kafka/src/index.ts'
-import { freePort, spawnService, startLocalKafkaTracked, startRedis } from '../packages/testing/src/index.ts'
+import {
+  buildProject,
+  freePort,
+  readStartCommand,
+  spawnService,
+  startLocalKafkaTracked,
+  startRedis,
+} from '../packages/testing/src/index.ts'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { generateToken } from '../services/ingress/src/looker/token.ts'
@@ -115,6 +122,12 @@ interface ServiceLine {
   name: string
   /** The service's TypeScript entry point, relative to the repository root. */
   entry: string
+  /**
+   * Run the service as its package's `pnpm start` does instead (this package directory, relative to the
+   * root): compiled first with `tsc -b`, then its dist/ entry with the start script's Node flags and
+   * environment. For the ingress, whose memory target depends on both (bench/README.md).
+   */
+  asStarted?: string
   /** The variable that overrides its port, and the default port. */
   port: [variable: string, fallback: number]
   /** Its environment, from the addresses of the components before it. */
@@ -139,13 +152,19 @@ export function service(line: ServiceLine): Component {
     async start(ctx) {
       // A concrete port even in ephemeral mode: the services log at warn, so no listen line tells it.
       const chosen = port(ctx, line.port[0], line.port[1]) || (await freePort())
+      let started: { entry: string; nodeArgs: string[]; env: Record<string, string> } | undefined
+      if (line.asStarted !== undefined) {
+        buildProject(join(ctx.root, line.asStarted))
+        started = readStartCommand(join(ctx.root, line.asStarted))
+      }
       const spawned = await spawnService(
-        join(ctx.root, line.entry),
-        { HOST: '127.0.0.1', PORT: String(chosen), ...line.env(ctx) },
+        started?.entry ?? join(ctx.root, line.entry),
+        { ...started?.env, HOST: '127.0.0.1', PORT: String(chosen), ...line.env(ctx) },
         {
           readyPath: line.readyPath === undefined ? '/readyz' : line.readyPath,
           ...(line.listenLine ? { listenLine: line.listenLine } : {}),
-          nodeArgs: line.nodeArgs ?? [],
+          compiled: started !== undefined,
+          nodeArgs: [...(started?.nodeArgs ?? []), ...(line.nodeArgs ?? [])],
           args: line.args?.(chosen) ?? [],
           inheritEnv: true,
           cwd: ctx.root,
@@ -212,9 +231,8 @@ const components: Component[] = [
   service({
     name: 'ingress',
     entry: 'services/ingress/src/main.ts',
+    asStarted: 'services/ingress',
     port: ['INGRESS_PORT', 8080],
-    // V8 widens the young generation under the ingress's allocation rate; this keeps RSS bounded.
-    nodeArgs: ['--max-semi-space-size=8'],
     env: (ctx) => ({
       ...base(ctx),
       ACTION_HUB_SECRET: actionHubSecret(ctx),

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -15,7 +15,14 @@ import { parseArgs } from 'node:util'
 import { Kafka, logLevel } from 'kafkajs'
 import { request } from 'undici'
 import { startLocalKafka, type LocalKafka } from '@lookstream/local-kafka'
-import { spawnService, startRedis, type RedisProcess, type SpawnedService } from '@lookstream/testing'
+import {
+  buildProject,
+  readStartCommand,
+  spawnService,
+  startRedis,
+  type RedisProcess,
+  type SpawnedService,
+} from '@lookstream/testing'
 import { parseRows } from './json-parse-ceiling.ts'
 import { FIELDS, writeLook } from './look-generator.ts'
 import { startLookerStub, type LookerStub } from './looker-stub.ts'
@@ -45,16 +52,12 @@ const ROWS = Number(args.rows)
 const SMALL_ROWS = Number(args['small-rows'] ?? Math.max(1, Math.round(ROWS / 10)))
 const BATCHES = args.batch.split(',').map(Number)
 const CPU_PROF_DIR = args['cpu-prof']
-// The Node flags `npm start` gives the ingress (e.g. --max-semi-space-size), so the bench measures the process
-// as it is deployed; --conditions is passed by spawnService itself.
-const INGRESS_PACKAGE = new URL('../../services/ingress/package.json', import.meta.url)
-const START_FLAGS = (
-  (JSON.parse(readFileSync(INGRESS_PACKAGE, 'utf8')) as { scripts?: { start?: string } }).scripts?.start ?? ''
-)
-  .split(/\s+/)
-  .filter((arg) => arg.startsWith('--') && !arg.startsWith('--conditions'))
+// The ingress runs as its `pnpm start` does (compiled, with its Node flags and environment), so the bench
+// measures the process as it is deployed; --source runs the TypeScript sources with the same flags instead.
+const INGRESS_DIR = new URL('../../services/ingress/', import.meta.url).pathname
+const START = readStartCommand(INGRESS_DIR)
 const INGRESS_NODE_OPTIONS = [
-  ...START_FLAGS,
+  ...START.nodeArgs,
   ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`]),
   ...(args['ingress-node-options'] === undefined ? [] : [args['ingress-node-options']]),
 ].join(' ')
@@ -62,12 +65,7 @@ const TOPIC = 'lookstream.identify.v1'
 const BARE_TOPIC = 'bench.bare.identify'
 const PARTITIONS = 6 // what the ingress's ensureTopics creates
 const SECRET = randomBytes(32).toString('hex')
-const INGRESS_MAIN =
-  args['ingress-main'] ??
-  new URL(
-    args.source ? '../../services/ingress/src/main.ts' : '../../services/ingress/dist/src/main.js',
-    import.meta.url,
-  ).pathname
+const INGRESS_MAIN = args['ingress-main'] ?? (args.source ? join(INGRESS_DIR, 'src/main.ts') : START.entry)
 const BARE_WORKER = new URL('./bare-producer-worker.ts', import.meta.url).pathname
 
 const log = (text: string) =>
@@ -114,6 +112,7 @@ async function startIngress(): Promise<SpawnedService> {
     REDIS_URL: redis!.url,
     LOOKER_HOSTS: stub!.origin,
     LOG_LEVEL: 'info',
+    ...START.env,
   }
   for (const [name, value] of Object.entries(process.env)) if (name.startsWith('EXP_') && value) env[name] = value
   for (const pair of args['ingress-env']) {
@@ -313,6 +312,10 @@ try {
   await writeLook(smallFile, SMALL_ROWS)
   log(`Looks written: ${fmt(ROWS)} rows (${mb(bigBytes)} MiB), ${fmt(SMALL_ROWS)} rows`)
 
+  if (!args.source && args['ingress-main'] === undefined) {
+    log('building the ingress (tsc -b services/ingress)')
+    buildProject(INGRESS_DIR)
+  }
   broker = await startLocalKafka({ port: 0, dataDir: join(tmp, 'kafka'), logLevel: 'warn' })
   redis = await startRedis()
   stub = await startLookerStub()
@@ -361,7 +364,13 @@ try {
     const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`
     console.log(`Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
     console.log(`Payload: ${fmt(ROWS)} rows, ${mb(bigBytes)} MiB json_detail_lite_stream; action segment_identify`)
-    console.log(`Ingress NODE_OPTIONS: ${INGRESS_NODE_OPTIONS || '(none)'} (start-script flags first)`)
+    console.log(
+      `Ingress: ${args.source ? 'TypeScript sources' : 'compiled (dist/)'}; Node options: ${INGRESS_NODE_OPTIONS || '(none)'}; start-script environment: ${
+        Object.entries(START.env)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ') || '(none)'
+      }`,
+    )
     if (args['ingress-main'] !== undefined) console.log(`Ingress entry point: ${INGRESS_MAIN}`)
     if (args['ingress-env'].length > 0) console.log(`Ingress environment: ${args['ingress-env'].join(' ')}`)
     console.log('')

@@ -17,7 +17,7 @@ import { parseArgs, promisify } from 'node:util'
 import { request } from 'undici'
 import { startLocalKafka } from '@lookstream/local-kafka'
 import { spawnSimulators } from '@lookstream/simulators'
-import { spawnService, startRedis } from '@lookstream/testing'
+import { buildProject, readStartCommand, spawnService, startRedis } from '@lookstream/testing'
 import { rowIndexOf, startLookerSource, type LookSpec } from './looker-source.ts'
 
 const { values: args } = parseArgs({
@@ -34,7 +34,8 @@ const ROWS = Number(args.rows)
 const RATE = Number(args.rate)
 const PACED_ROWS = Math.round(RATE * Number(args.seconds))
 const WARMUP_ROWS = Number(args.warmup)
-const INGRESS_MAIN = new URL('../../services/ingress/src/main.ts', import.meta.url).pathname
+// The ingress runs as its `pnpm start` does: compiled, with its start script's Node flags and environment.
+const INGRESS_DIR = new URL('../../services/ingress/', import.meta.url).pathname
 const SEGMENT_MAIN = new URL('../../services/segment/src/main.ts', import.meta.url).pathname
 const WRITE_KEY = 'segment-write-key' // the simulators CLI's default
 const SECRET = randomBytes(32).toString('hex')
@@ -95,10 +96,12 @@ try {
     REDIS_URL: redis.url,
     ...(args['cpu-prof'] === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${args['cpu-prof']}` }),
   }
+  buildProject(INGRESS_DIR)
+  const started = readStartCommand(INGRESS_DIR)
   const ingress = await spawnService(
-    INGRESS_MAIN,
-    { ...common, ACTION_HUB_SECRET: SECRET, LOOKER_HOSTS: looker.origin },
-    { readyTimeoutMs: 60_000 },
+    started.entry,
+    { ...started.env, ...common, ACTION_HUB_SECRET: SECRET, LOOKER_HOSTS: looker.origin },
+    { readyTimeoutMs: 60_000, compiled: true, nodeArgs: started.nodeArgs },
   )
   stops.push(() => ingress.stop('SIGTERM', 10_000))
   const segment = await spawnService(

@@ -29,9 +29,9 @@ export const IngressConfig = Type.Object({
   KEEPALIVE_MS: Type.Integer({ default: 30_000, minimum: 10 }),
   // A small producer window keeps the live set small: messages acknowledged before they age into V8's old
   // generation cost a scavenge, not a mark-compact (see README, memory).
-  PRODUCER_MAX_IN_FLIGHT_MESSAGES: Type.Integer({ default: 4000, minimum: 1 }),
+  PRODUCER_MAX_IN_FLIGHT_MESSAGES: Type.Integer({ default: 1000, minimum: 1 }),
   PRODUCER_MAX_IN_FLIGHT_BYTES: Type.Integer({ default: 4 * MiB, minimum: 1024 }),
-  PRODUCER_MAX_BATCH_MESSAGES: Type.Integer({ default: 2000, minimum: 1 }),
+  PRODUCER_MAX_BATCH_MESSAGES: Type.Integer({ default: 500, minimum: 1 }),
   SEND_TTL_SECONDS: Type.Integer({ default: 30 * 24 * 3600, minimum: 60, description: 'how long send records live' }),
 })
 
