@@ -16,7 +16,12 @@ import { fingerprintOf, OccurrenceCounter } from './occurrence-counter.ts'
 
 /** The part of @lookstream/kafka's producer a send needs: send() resolves once Kafka acknowledged. */
 export interface MessageProducer {
-  send(record: { topic: string; key: string; value: string; headers: Record<string, string> }): Promise<unknown>
+  send(record: {
+    topic: string
+    key: string
+    value: string | Buffer
+    headers: Record<string, string>
+  }): Promise<unknown>
   isWritable(): boolean
   whenWritable(): Promise<void>
 }
@@ -70,7 +75,9 @@ function reasonClass(reason: string): string {
 
 function checkFieldSizes(row: unknown, maxFieldBytes: number): string | undefined {
   if (row === null || typeof row !== 'object') return undefined
-  for (const [name, cell] of Object.entries(row as Record<string, unknown>)) {
+  const cells = row as Record<string, unknown>
+  for (const name in cells) {
+    const cell = cells[name]
     const value = cell !== null && typeof cell === 'object' && 'value' in cell ? cell.value : cell
     // UTF-8 is at most 3 bytes per UTF-16 unit: only long strings need measuring.
     if (typeof value === 'string' && value.length * 3 > maxFieldBytes) {
@@ -144,7 +151,7 @@ export async function runSend(
   }
 
   const produce = (row: number, mapped: MappedMessage[]) => {
-    const prepared: { topic: string; key: string; value: string; headers: Record<string, string> }[] = []
+    const prepared: { topic: string; key: string; value: string | Buffer; headers: Record<string, string> }[] = []
     for (const core of mapped) {
       const identity = core.type === 'group' ? core.groupId : (core.userId ?? core.anonymousId)
       if (identity === undefined) return reject(row, 'message has no identity')

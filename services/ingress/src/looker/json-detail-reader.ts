@@ -394,7 +394,7 @@ export class JsonDetailScanner {
       return
     }
     this.#sendHeader()
-    this.#out.push({ kind: 'row', row, value: this.#parse(text, `row ${row}`) })
+    this.#out.push({ kind: 'row', row, value: this.#parse(text, row) })
   }
 
   #flushPending(): void {
@@ -404,7 +404,7 @@ export class JsonDetailScanner {
       this.#out.push(
         text === undefined
           ? { kind: 'rejected', row, reason: reason ?? '' }
-          : { kind: 'row', row, value: this.#parse(text, `row ${row}`) },
+          : { kind: 'row', row, value: this.#parse(text, row) },
       )
     }
     this.#pending = []
@@ -417,10 +417,12 @@ export class JsonDetailScanner {
     this.#out.push({ kind: 'header', fields: this.#fields, ranAt: this.#ranAt })
   }
 
-  #parse(text: string, what: string): unknown {
+  /** `where`: a row number, or a description; a number keeps the per-row call free of a string to build. */
+  #parse(text: string, where: number | string): unknown {
     try {
       return JSON.parse(text)
     } catch (err) {
+      const what = typeof where === 'number' ? `row ${where}` : where
       throw new JsonDetailError(`Looker result is not valid JSON in ${what}: ${(err as Error).message}`)
     }
   }
