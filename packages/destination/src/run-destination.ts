@@ -224,6 +224,31 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     }
   }
 
+  // The batches of one fetch response (one per partition, often a few dozen records each while a send streams
+  // in) are processed together from the next turn of the event loop: the dedupe lookup, the send-count update and
+  // the rest of the per-batch work are paid once per fetch instead of once per partition.
+  let gathered: ConsumedRecord[] = []
+  let gatheredFlush: NodeJS.Immediate | undefined
+  function processGathered(): void {
+    clearImmediate(gatheredFlush)
+    gatheredFlush = undefined
+    const taken = gathered
+    gathered = []
+    if (taken.length === 0) return
+    const task = processUntilSettled(taken)
+      .then((done) => {
+        done.forEach((isDone, index) => {
+          if (isDone) consumerRef.runner?.markDone(taken[index]!)
+        })
+      })
+      .finally(() => {
+        inFlight -= taken.length
+        resumeBackpressured()
+      })
+    tasks.add(task)
+    void task.finally(() => tasks.delete(task))
+  }
+
   const eachBatch = (batch: ConsumerBatch): Promise<void> => {
     const key = slot(batch.topic, batch.partition)
     let records = batch.records
@@ -259,19 +284,8 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     }
     if (records.length === 0) return Promise.resolve()
     inFlight += records.length
-    const taken = records
-    const task = processUntilSettled(taken)
-      .then((done) => {
-        done.forEach((isDone, index) => {
-          if (isDone) consumerRef.runner?.markDone(taken[index]!)
-        })
-      })
-      .finally(() => {
-        inFlight -= taken.length
-        resumeBackpressured()
-      })
-    tasks.add(task)
-    void task.finally(() => tasks.delete(task))
+    for (const record of records) gathered.push(record)
+    gatheredFlush ??= setImmediate(processGathered)
     if (inFlight >= maxInFlight) {
       batch.pause()
       backpressured.set(key, { topic: batch.topic, partition: batch.partition })
@@ -310,6 +324,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
         // short and those messages stay uncommitted, to be delivered after the restart.
         const grace = setTimeout(() => controller.abort(new Error('shutting down')), drainTimeoutMs)
         try {
+          processGathered()
           await deliverer.drain()
           await Promise.all([...tasks])
         } finally {
