@@ -124,6 +124,9 @@ export async function runConsumer(options: RunConsumerOptions): Promise<Consumer
   })
 
   const offsets = new Map<string, PartitionOffsets>()
+  // The partition of the last markDone: records are marked a batch at a time, so this spares building and
+  // hashing the slot key per record. Forgotten whenever the partitions' states change.
+  let lastMarked: { topic: string; partition: number; state: PartitionOffsets | undefined } | undefined
   const committed = new Map<string, bigint>()
   const highWatermarks = new Map<string, string>()
   const paused = new Set<string>()
@@ -139,6 +142,7 @@ export async function runConsumer(options: RunConsumerOptions): Promise<Consumer
     if (!state) {
       state = new PartitionOffsets()
       offsets.set(key, state)
+      lastMarked = undefined
     }
     return state
   }
@@ -168,10 +172,6 @@ export async function runConsumer(options: RunConsumerOptions): Promise<Consumer
   function commitQuietly(reason: string): void {
     commit().catch((err: unknown) => log.warn({ err, reason }, 'offset commit failed; retried on the next one'))
   }
-
-  // The partition of the last markDone: records are marked a batch at a time, so this spares building and
-  // hashing the slot key per record. Forgotten whenever partitions are revoked.
-  let lastMarked: { topic: string; partition: number; state: PartitionOffsets | undefined } | undefined
 
   function markDone({ topic, partition, offset }: TopicPartition & { offset: string }): void {
     if (lastMarked === undefined || lastMarked.topic !== topic || lastMarked.partition !== partition) {
