@@ -259,7 +259,13 @@ export async function createProducer(kafka: KafkaClient, options: ProducerOption
   // Not async: on the fast path (room in the window) a record costs one Promise, not two.
   function send(record: ProduceRecord): Promise<RecordAck> {
     if (closing) return Promise.reject(new KafkaError('LS_KAFKA_PRODUCER_CLOSED', 'producer is closed'))
-    const bytes = sizeOf(record)
+    let bytes: number
+    try {
+      bytes = sizeOf(record)
+    } catch (err) {
+      // E.g. a header value that is not a string: a rejection, as from an async function, never a throw.
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)))
+    }
     if (bytes > maxRecordBytes) {
       return Promise.reject(
         new KafkaError('LS_KAFKA_RECORD_TOO_LARGE', `record of ~${bytes} bytes is over ${maxRecordBytes}`),
