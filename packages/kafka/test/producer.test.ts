@@ -124,6 +124,15 @@ describe('createProducer', () => {
     expect(await small).toMatchObject({ topic, offset: '0' })
   })
 
+  it('rejects (never throws) a record whose header value is not a string, and counts nothing for it', async () => {
+    const p = await producer({ lingerMs: 600_000 })
+    const headers = { 'x-bad': undefined } as unknown as Record<string, string>
+    let sent: Promise<unknown> | undefined
+    expect(() => (sent = p.send({ topic: uniqueName('unused'), value: 'v', headers }))).not.toThrow()
+    await expect(sent).rejects.toThrow(TypeError)
+    expect(p.stats().pendingMessages).toBe(0)
+  })
+
   it('makes the sender wait while the in-flight bound is reached (backpressure)', async () => {
     const topic = uniqueName('backpressure')
     await ensureTopics(kafka, [{ topic, numPartitions: 1 }])
