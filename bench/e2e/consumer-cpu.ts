@@ -7,19 +7,18 @@
 // redis-server between the warm-up's last acceptance and the last event accepted. --root runs the service and the
 // simulator from another checkout (A/B comparisons of two builds on the same machine, alternating runs);
 // --cpu-prof writes V8 CPU profiles of the service and the simulator into DIR when they exit.
-import { headersFor, type CanonicalMessage } from '@lookstream/events'
-import { createKafka, createProducer, ensureTopics } from '@lookstream/kafka'
 import { startLocalKafka } from '@lookstream/local-kafka'
 import { spawnService, startRedis } from '@lookstream/testing'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { pino } from 'pino'
 import { request } from 'undici'
+import { cpuSeconds } from '../ingress/proc-stats.ts'
+import { identifyProducer, stopsFor } from './identify-backlog.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -37,23 +36,6 @@ const WRITE_KEY = 'bench-write-key'
 const profile = args['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`]
 
 const log = (text: string) => process.stderr.write(`${new Date().toISOString()} ${text}\n`)
-
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
-function identify(run: string, index: number): CanonicalMessage {
-  return {
-    type: 'identify',
-    messageId: `${run}-${index}`,
-    userId: `user-${index}`,
-    traits: { email: `user${index}@example.com`, plan: index % 3 === 0 ? 'annual' : 'monthly', ltv: index % 997 },
-    context: { lookstream: { sendId: `bench-${run}`, row: index, action: 'segment_identify' } },
-    timestamp: '2026-11-22T06:00:00.000Z',
-    integrations: { All: false, Segment: { connection: 'default' } },
-  }
-}
 
 async function startSimulator(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const cli = join(ROOT, 'packages/simulators/src/cli.ts')
@@ -94,12 +76,7 @@ async function startSimulator(): Promise<{ url: string; pid: number; stop(): Pro
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-consumer-cpu-'))
-const stops: (() => Promise<unknown>)[] = []
-const stopAll = async () => {
-  for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined)
-  rmSync(dataDir, { recursive: true, force: true })
-}
-process.once('SIGINT', () => void stopAll().then(() => process.exit(130)))
+const stops = stopsFor(dataDir)
 
 try {
   const kafka = await startLocalKafka({ port: 0, dataDir, logLevel: 'warn', initialRebalanceDelayMs: 0 })
@@ -108,31 +85,7 @@ try {
   stops.push(() => redis.stop())
   const simulator = await startSimulator()
   stops.push(() => simulator.stop())
-  const client = createKafka({ brokers: kafka.brokers, clientId: 'bench', logger: pino({ level: 'silent' }) })
-  await ensureTopics(
-    client,
-    ['lookstream.identify.v1', 'lookstream.track.v1', 'lookstream.group.v1'].map((topic) => ({
-      topic,
-      numPartitions: 6,
-    })),
-  )
-  const producer = await createProducer(client)
-  stops.push(() => producer.close())
-  const produce = async (run: string, count: number) => {
-    for (let i = 0; i < count; i += 5000) {
-      await Promise.all(
-        Array.from({ length: Math.min(5000, count - i) }, (_, j) => {
-          const message = identify(run, i + j)
-          return producer.send({
-            topic: 'lookstream.identify.v1',
-            key: message.userId ?? null,
-            value: JSON.stringify(message),
-            headers: headersFor(message, { producer: 'ingress' }),
-          })
-        }),
-      )
-    }
-  }
+  const { produce } = await identifyProducer(kafka.brokers, stops)
   const accepted = async () => {
     const res = await request(`${simulator.url}/__admin/state`)
     const state = (await res.body.json()) as {
@@ -190,5 +143,5 @@ try {
   log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
   process.exitCode = 1
 } finally {
-  await stopAll()
+  await stops.stopAll()
 }

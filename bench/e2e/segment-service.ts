@@ -7,17 +7,16 @@
 //    simulator's acceptance time minus the time its produce call started (Kafka produce included).
 // local-kafka (on disk), redis-server and the service are their own processes; the simulator (no rate limit) and
 // the producer run in this process. The service runs at SEGMENT_RATE_LIMIT_RPS=1000 with its default batching.
-import { headersFor, type CanonicalMessage } from '@lookstream/events'
-import { createKafka, createProducer, ensureTopics } from '@lookstream/kafka'
 import { startLocalKafka } from '@lookstream/local-kafka'
 import { startSegmentSimulator } from '@lookstream/simulators'
 import { spawnService, startRedis } from '@lookstream/testing'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { pino } from 'pino'
+import { cpuSeconds } from '../ingress/proc-stats.ts'
+import { identify, identifyProducer, stopsFor } from './identify-backlog.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -36,34 +35,12 @@ const WRITE_KEY = 'bench-write-key'
 const log = (text: string) => process.stderr.write(`${new Date().toISOString()} ${text}\n`)
 const now = () => performance.timeOrigin + performance.now()
 
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
 function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 }
 
-function identify(run: string, index: number): CanonicalMessage {
-  return {
-    type: 'identify',
-    messageId: `${run}-${index}`,
-    userId: `user-${index}`,
-    traits: { email: `user${index}@example.com`, plan: index % 3 === 0 ? 'annual' : 'monthly', ltv: index % 997 },
-    context: { lookstream: { sendId: `bench-${run}`, row: index, action: 'segment_identify' } },
-    timestamp: '2026-11-22T06:00:00.000Z',
-    integrations: { All: false, Segment: { connection: 'default' } },
-  }
-}
-
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-segment-'))
-const stops: (() => Promise<unknown>)[] = []
-const stopAll = async () => {
-  for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined)
-  rmSync(dataDir, { recursive: true, force: true })
-}
-process.once('SIGINT', () => void stopAll().then(() => process.exit(130)))
+const stops = stopsFor(dataDir)
 
 try {
   const kafka = await startLocalKafka({ port: 0, dataDir, logLevel: 'warn', initialRebalanceDelayMs: 0 })
@@ -77,29 +54,11 @@ try {
     maxRequests: 100_000,
   })
   stops.push(() => simulator.close())
-  const client = createKafka({ brokers: kafka.brokers, clientId: 'bench', logger: pino({ level: 'silent' }) })
-  await ensureTopics(
-    client,
-    ['lookstream.identify.v1', 'lookstream.track.v1', 'lookstream.group.v1'].map((topic) => ({
-      topic,
-      numPartitions: 6,
-    })),
-  )
-  const producer = await createProducer(client)
-  stops.push(() => producer.close())
-  const send = (message: CanonicalMessage) =>
-    producer.send({
-      topic: 'lookstream.identify.v1',
-      key: message.userId ?? null,
-      value: JSON.stringify(message),
-      headers: headersFor(message, { producer: 'ingress' }),
-    })
+  const { send, produce } = await identifyProducer(kafka.brokers, stops)
 
   log(`backlog: producing ${MESSAGES} identify messages`)
   const backlogRun = 'backlog'
-  for (let i = 0; i < MESSAGES; i += 5000) {
-    await Promise.all(Array.from({ length: Math.min(5000, MESSAGES - i) }, (_, j) => send(identify(backlogRun, i + j))))
-  }
+  await produce(backlogRun, MESSAGES)
   const service = await spawnService(
     SEGMENT_MAIN,
     {
@@ -180,5 +139,5 @@ try {
   }
   log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`)
 } finally {
-  await stopAll()
+  await stops.stopAll()
 }

@@ -1,0 +1,69 @@
+// What the two bench/e2e scripts share: the identify messages they put on Kafka (as the ingress would), the
+// producer that puts them there, and stopping what they started, in reverse order, also on Ctrl-C.
+import { headersFor, type CanonicalMessage } from '@lookstream/events'
+import { createKafka, createProducer, ensureTopics, type LookstreamProducer } from '@lookstream/kafka'
+import { rmSync } from 'node:fs'
+import { pino } from 'pino'
+
+export function identify(run: string, index: number): CanonicalMessage {
+  return {
+    type: 'identify',
+    messageId: `${run}-${index}`,
+    userId: `user-${index}`,
+    traits: { email: `user${index}@example.com`, plan: index % 3 === 0 ? 'annual' : 'monthly', ltv: index % 997 },
+    context: { lookstream: { sendId: `bench-${run}`, row: index, action: 'segment_identify' } },
+    timestamp: '2026-11-22T06:00:00.000Z',
+    integrations: { All: false, Segment: { connection: 'default' } },
+  }
+}
+
+export interface Stops {
+  push: (stop: () => Promise<unknown>) => void
+  /** Runs every stop in reverse order (ignoring failures), then removes dataDir. */
+  stopAll: () => Promise<void>
+}
+
+export function stopsFor(dataDir: string): Stops {
+  const stops: (() => Promise<unknown>)[] = []
+  const stopAll = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch(() => undefined)
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)))
+  return { push: (stop) => void stops.push(stop), stopAll }
+}
+
+export interface IdentifyProducer {
+  producer: LookstreamProducer
+  /** Produces one message to lookstream.identify.v1 with the ingress's key and headers. */
+  send: (message: CanonicalMessage) => Promise<unknown>
+  /** Produces `count` messages of a run, 5,000 at a time. */
+  produce: (run: string, count: number) => Promise<void>
+}
+
+/** Creates the canonical topics (6 partitions) and a producer for identify messages; its close joins `stops`. */
+export async function identifyProducer(brokers: string, stops: Stops): Promise<IdentifyProducer> {
+  const client = createKafka({ brokers, clientId: 'bench', logger: pino({ level: 'silent' }) })
+  await ensureTopics(
+    client,
+    ['lookstream.identify.v1', 'lookstream.track.v1', 'lookstream.group.v1'].map((topic) => ({
+      topic,
+      numPartitions: 6,
+    })),
+  )
+  const producer = await createProducer(client)
+  stops.push(() => producer.close())
+  const send = (message: CanonicalMessage) =>
+    producer.send({
+      topic: 'lookstream.identify.v1',
+      key: message.userId ?? null,
+      value: JSON.stringify(message),
+      headers: headersFor(message, { producer: 'ingress' }),
+    })
+  const produce = async (run: string, count: number) => {
+    for (let i = 0; i < count; i += 5000) {
+      await Promise.all(Array.from({ length: Math.min(5000, count - i) }, (_, j) => send(identify(run, i + j))))
+    }
+  }
+  return { producer, send, produce }
+}
