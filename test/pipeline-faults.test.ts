@@ -153,7 +153,7 @@ describe('pipeline: destination faults', () => {
     expectExactlyOnce(p, 500)
     expect(pipeline.simulator.state.counters.requestsByStatus['500']).toBeGreaterThan(0)
     const parked = (await pipeline.readTopic('lookstream.retry.segment')).filter((r) =>
-      (r.payload ?? '').includes(`"userId":"${p}-`),
+      (r.value ?? '').includes(`"userId":"${p}-`),
     )
     expect(parked.length).toBeGreaterThan(0)
   }, 180_000)
@@ -177,13 +177,13 @@ describe('pipeline: destination faults', () => {
     const dead = await waitFor(
       async () => {
         const records = (await pipeline.readTopic('lookstream.dlq.segment')).filter((r) =>
-          (r.payload ?? '').includes(`"userId":"${p}-`),
+          (r.value ?? '').includes(`"userId":"${p}-`),
         )
         return records.length >= poisoned.length ? records : false
       },
       { timeoutMs: 60_000, intervalMs: 500, message: 'the poisoned messages on lookstream.dlq.segment' },
     )
-    expect(dead.map((r) => (JSON.parse(r.payload!) as { userId: string }).userId).sort()).toEqual(
+    expect(dead.map((r) => (JSON.parse(r.value!) as { userId: string }).userId).sort()).toEqual(
       poisoned.map((i) => `${p}-${i}`).sort(),
     )
     for (const record of dead) {
@@ -202,7 +202,7 @@ describe('pipeline: destination faults', () => {
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as { messageId: string; error: string; originalTopic: string })
-    expect(listed.map((e) => e.messageId).sort()).toEqual(dead.map((r) => messageIdOf(r.payload!)).sort())
+    expect(listed.map((e) => e.messageId).sort()).toEqual(dead.map((r) => messageIdOf(r.value!)).sort())
     for (const entry of listed) expect(entry.error).toMatch(/HTTP 400.*poisoned/)
     pipeline.simulator.faults.clear()
     await dlqCommand('replay', '--destination', 'segment', '--reason', 'poisoned')

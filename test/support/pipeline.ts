@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { startSegmentSimulator, type SegmentSimulatorOptions, type Simulator } from '@lookstream/simulators'
 import {
   loadLocalKafka,
+  readTopicWithKcat,
   spawnService,
   startLocalKafkaTracked,
   startRedis,
@@ -12,6 +11,7 @@ import {
   type LocalKafka,
   type RedisProcess,
   type SpawnedService,
+  type TopicRecord,
 } from '@lookstream/testing'
 import { request } from 'undici'
 import { startLookerStub, type LookerStub, type StreamedLook } from './looker-stub.ts'
@@ -24,7 +24,6 @@ import { startLookerStub, type LookerStub, type StreamedLook } from './looker-st
 
 const INGRESS_MAIN = fileURLToPath(new URL('../../services/ingress/src/main.ts', import.meta.url))
 const SEGMENT_MAIN = fileURLToPath(new URL('../../services/segment/src/main.ts', import.meta.url))
-const run = promisify(execFile)
 
 export const WRITE_KEY = 'pipeline-test-write-key'
 export const LOOKER_USER_AGENT = 'LookerOutgoingWebhook/24.0.0'
@@ -65,15 +64,6 @@ export interface ExecuteResult {
   downloadPath?: string
 }
 
-export interface KafkaRecord {
-  topic: string
-  partition: number
-  offset: number
-  key: string | null
-  payload: string | null
-  headers: Record<string, string>
-}
-
 export interface Pipeline {
   kafka: LocalKafka
   redis: RedisProcess
@@ -92,7 +82,7 @@ export interface Pipeline {
   execute(options: ExecuteOptions): Promise<ExecuteResult>
   getSend(sendId: string): Promise<Record<string, unknown>>
   /** Every record on a topic so far, read with kcat (librdkafka: a client independent of the services'). */
-  readTopic(topic: string): Promise<KafkaRecord[]>
+  readTopic(topic: string): Promise<TopicRecord[]>
   stop(): Promise<void>
 }
 
@@ -251,29 +241,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         if (res.statusCode !== 200) throw new Error(`GET /sends/${sendId}: HTTP ${res.statusCode}`)
         return (await res.body.json()) as Record<string, unknown>
       },
-      async readTopic(topic) {
-        const { stdout } = await run(
-          'kcat',
-          ['-C', '-b', kafka.brokers, '-t', topic, '-o', 'beginning', '-e', '-q', '-J'],
-          { maxBuffer: 64 * 1024 * 1024, timeout: 30_000 },
-        )
-        return stdout
-          .split('\n')
-          .filter((line) => line.trim() !== '')
-          .map((line) => {
-            const raw = JSON.parse(line) as {
-              topic: string
-              partition: number
-              offset: number
-              key: string | null
-              payload: string | null
-              headers?: string[]
-            }
-            const headers: Record<string, string> = {}
-            for (let i = 0; i + 1 < (raw.headers?.length ?? 0); i += 2) headers[raw.headers![i]!] = raw.headers![i + 1]!
-            return { ...raw, headers }
-          })
-      },
+      readTopic: (topic) => readTopicWithKcat(kafka.brokers, topic),
       async stop() {
         await pipeline.stopSegments()
         await stopAll()

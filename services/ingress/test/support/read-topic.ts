@@ -1,7 +1,4 @@
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
-
-const run = promisify(execFile)
+import { readTopicWithKcat } from '@lookstream/testing'
 
 export interface TopicRecord {
   topic: string
@@ -12,37 +9,10 @@ export interface TopicRecord {
   headers: Record<string, string>
 }
 
-/**
- * Reads a topic from the beginning to its current end with kcat (librdkafka): an independent client,
- * so what the ingress claims is checked against what the broker really holds.
- */
+/** A topic as kcat reads it (readTopicWithKcat); the ingress never writes a record without a value. */
 export async function readTopic(brokers: string, topic: string): Promise<TopicRecord[]> {
-  const { stdout } = await run('kcat', ['-C', '-b', brokers, '-t', topic, '-o', 'beginning', '-e', '-q', '-J'], {
-    maxBuffer: 512 * 1024 * 1024,
-    timeout: 60_000,
+  return (await readTopicWithKcat(brokers, topic)).map((record) => {
+    if (record.value === null) throw new Error(`${topic}[${record.partition}]@${record.offset} has no value`)
+    return { ...record, value: record.value }
   })
-  return stdout
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const raw = JSON.parse(line) as {
-        topic: string
-        partition: number
-        offset: number
-        key: string | null
-        payload: string
-        headers?: string[]
-      }
-      const headers: Record<string, string> = {}
-      const list = raw.headers ?? []
-      for (let i = 0; i + 1 < list.length; i += 2) headers[list[i]!] = list[i + 1]!
-      return {
-        topic: raw.topic,
-        partition: raw.partition,
-        offset: raw.offset,
-        key: raw.key,
-        value: raw.payload,
-        headers,
-      }
-    })
 }
