@@ -9,6 +9,7 @@ import {
   startSimulatorServer,
 } from './simulator-server.ts'
 import { type SimulatorState } from './simulator-state.ts'
+import { preciseNow } from './precise-now.ts'
 import { type WindowLimit, WindowRateLimiter } from './window-rate-limiter.ts'
 
 export interface SegmentSimulatorOptions extends CommonSimulatorOptions {
@@ -158,7 +159,8 @@ export function startSegmentSimulator(options: SegmentSimulatorOptions = {}): Pr
       // Without a messageId the API assigns a random one, which is why a retried event without one duplicates.
       const messageId = suppliedId ?? `api-${randomUUID()}`
       const firstAcceptedAt = state.acceptedIds.get(messageId)
-      if (firstAcceptedAt !== undefined && now - firstAcceptedAt < dedupeWindowMs) {
+      // Compared on the clock accept() records with (preciseNow), not Date.now(): the two differ by up to a millisecond.
+      if (firstAcceptedAt !== undefined && preciseNow() - firstAcceptedAt < dedupeWindowMs) {
         state.duplicate(record, kind, messageId, firstAcceptedAt, event)
         continue
       }
