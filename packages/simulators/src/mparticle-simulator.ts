@@ -7,6 +7,7 @@ import {
   type SimulatorResponse,
   startSimulatorServer,
 } from './simulator-server.ts'
+import { preciseNow } from './precise-now.ts'
 import { type SimulatorState } from './simulator-state.ts'
 import { type WindowLimit, WindowRateLimiter } from './window-rate-limiter.ts'
 
@@ -253,7 +254,8 @@ export function startMparticleSimulator(options: MparticleSimulatorOptions = {})
       if (sourceRequestId !== undefined) {
         const scoped = `${apiKey}\u0000${sourceRequestId}`
         const first = seenRequests.get(scoped)
-        if (first !== undefined && now - first < dedupeWindowMs) {
+        // On accept()'s clock (preciseNow): Date.now() can read up to 1 ms behind it.
+        if (first !== undefined && preciseNow() - first < dedupeWindowMs) {
           return state.duplicate(record, 'batch', sourceRequestId, first, batch)
         }
         seenRequests.set(scoped, state.accept(record, 'batch', sourceRequestId, batch))
