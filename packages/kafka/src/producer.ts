@@ -97,6 +97,19 @@ interface Waiter {
 // Record overhead in a v2 record batch (varints, attributes, deltas) is a few bytes; 64 is a safe estimate.
 const RECORD_OVERHEAD = 64
 
+// Offsets up to here convert to a Number exactly.
+const MAX_SAFE_OFFSET = BigInt(Number.MAX_SAFE_INTEGER) - 1n
+
+function sizeOfHeaders(headers: Record<string, string>): number {
+  let bytes = 0
+  for (const name in headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(headers[name]!) + 2
+  return bytes
+}
+
+// A frozen headers object cannot change, so its size is measured once (producers such as the ingress share
+// one per message kind across every record of a send).
+const frozenHeaderSizes = new WeakMap<Record<string, string>, number>()
+
 function sizeOf(record: ProduceRecord): number {
   let bytes = RECORD_OVERHEAD + record.topic.length
   bytes += typeof record.value === 'string' ? Buffer.byteLength(record.value) : record.value.length
@@ -105,7 +118,13 @@ function sizeOf(record: ProduceRecord): number {
   }
   const headers = record.headers
   if (headers !== undefined) {
-    for (const name in headers) bytes += Buffer.byteLength(name) + Buffer.byteLength(headers[name]!) + 2
+    if (Object.isFrozen(headers)) {
+      let size = frozenHeaderSizes.get(headers)
+      if (size === undefined) frozenHeaderSizes.set(headers, (size = sizeOfHeaders(headers)))
+      bytes += size
+    } else {
+      bytes += sizeOfHeaders(headers)
+    }
   }
   return bytes
 }
@@ -243,16 +262,29 @@ export async function createProducer(kafka: KafkaClient, options: ProducerOption
       return
     }
     options.metrics?.onBatch({ messages: batch.length, bytes, seconds: secondsSince(started), ok: true })
-    const base = new Map<string, bigint>()
-    for (const result of results)
-      base.set(`${result.topicName}\u0000${result.partition}`, BigInt(result.baseOffset ?? '-1'))
-    const next = new Map<string, bigint>()
+    // The next offset per topic and partition. Offsets are numbers while they are safe integers (always, in
+    // practice), which spares each record a BigInt and a string key.
+    const nextOffsets = new Map<string, Map<number, number | bigint>>()
+    const offsetsOf = (topic: string) => {
+      let partitions = nextOffsets.get(topic)
+      if (partitions === undefined) nextOffsets.set(topic, (partitions = new Map()))
+      return partitions
+    }
+    for (const result of results) {
+      const base = BigInt(result.baseOffset ?? '-1')
+      offsetsOf(result.topicName).set(result.partition, base <= MAX_SAFE_OFFSET ? Number(base) : base)
+    }
+    let lastTopic: string | undefined
+    let partitions = new Map<number, number | bigint>()
     for (const entry of batch) {
+      if (entry.topic !== lastTopic) {
+        lastTopic = entry.topic
+        partitions = offsetsOf(entry.topic)
+      }
       const partition = entry.message.partition ?? -1
-      const slot = `${entry.topic}\u0000${partition}`
-      const offset = next.get(slot) ?? base.get(slot) ?? -1n
-      next.set(slot, offset + 1n)
-      entry.resolve({ topic: entry.topic, partition, offset: offset.toString() })
+      const offset = partitions.get(partition) ?? -1
+      partitions.set(partition, typeof offset === 'bigint' ? offset + 1n : offset + 1)
+      entry.resolve({ topic: entry.topic, partition, offset: String(offset) })
     }
   }
 

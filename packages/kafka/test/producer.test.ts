@@ -82,6 +82,48 @@ describe('createProducer', () => {
     }
   })
 
+  it('sends frozen headers (measured and encoded once per object) exactly as plain ones, and sizes them alike', async () => {
+    const topic = uniqueName('frozen')
+    await ensureTopics(kafka, [{ topic, numPartitions: 2 }])
+    const p = await producer({ lingerMs: 600_000 })
+    const frozen = Object.freeze({ 'lookstream-type': 'identify', utf8: 'ünï 🚀', empty: '' })
+    const plain = { ...frozen }
+    const first = p.send({ topic, key: 'a', value: 'v1', headers: frozen })
+    const afterFrozen = p.stats().pendingBytes
+    const second = p.send({ topic, key: 'a', value: 'v1', headers: plain })
+    expect(p.stats().pendingBytes).toBe(2 * afterFrozen)
+    const rest = Array.from({ length: 20 }, (_, i) => p.send({ topic, key: `k${i}`, value: `v${i}`, headers: frozen }))
+    await p.flush()
+    const acks = await Promise.all([first, second, ...rest])
+    const records = await readAll(topic, acks.length)
+    for (const ack of acks) {
+      const read = records.find((r) => r.partition === ack.partition && r.offset === ack.offset)
+      expect(read?.headers, `record at ${ack.partition}/${ack.offset}`).toEqual(plain)
+    }
+  })
+
+  it('acknowledges each record of a batch spread over topics and partitions with its own offset', async () => {
+    const topics = [uniqueName('acks-a'), uniqueName('acks-b')]
+    await ensureTopics(
+      kafka,
+      topics.map((topic) => ({ topic, numPartitions: 3 })),
+    )
+    const p = await producer({ lingerMs: 600_000 })
+    const sent = Array.from({ length: 60 }, (_, i) => ({ topic: topics[i % 2]!, key: `k${i % 7}`, value: `v${i}` }))
+    const sends = sent.map((record) => p.send(record))
+    await p.flush()
+    const acks = await Promise.all(sends)
+    const slots = new Set(acks.map((ack) => `${ack.topic}/${ack.partition}/${ack.offset}`))
+    expect(slots.size).toBe(sent.length)
+    const records = [...(await readAll(topics[0]!, 30)), ...(await readAll(topics[1]!, 30))]
+    for (const [index, ack] of acks.entries()) {
+      const read = records.find(
+        (r) => r.topic === ack.topic && r.partition === ack.partition && r.offset === ack.offset,
+      )
+      expect(read?.value?.toString(), `record ${index}`).toBe(sent[index]!.value)
+    }
+  })
+
   it('resolves send only once the broker holds the record', async () => {
     const topic = uniqueName('acked')
     await ensureTopics(kafka, [{ topic, numPartitions: 1 }])

@@ -177,7 +177,8 @@ export async function runSend(
       const canonical: CanonicalMessage = checked.message
       let headers = headersByType.get(canonical.type)
       if (headers === undefined) {
-        headers = headersFor(canonical, { producer: 'ingress', sendId })
+        // Frozen: the producer and kafkajs then measure and encode these headers once per send, not per record.
+        headers = Object.freeze(headersFor(canonical, { producer: 'ingress', sendId }))
         headersByType.set(canonical.type, headers)
       }
       prepared.push({ topic: topicFor(canonical), key: keyFor(canonical), value, headers })
