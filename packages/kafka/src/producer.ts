@@ -267,7 +267,7 @@ export async function createProducer(kafka: KafkaClient, options: ProducerOption
     const nextOffsets = new Map<string, Map<number, number | bigint>>()
     const offsetsOf = (topic: string) => {
       let partitions = nextOffsets.get(topic)
-      if (partitions === undefined) nextOffsets.set(topic, (partitions = new Map()))
+      if (partitions === undefined) nextOffsets.set(topic, (partitions = new Map<number, number | bigint>()))
       return partitions
     }
     for (const result of results) {
