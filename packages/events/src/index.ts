@@ -62,6 +62,7 @@ export {
   MAX_MESSAGE_BYTES,
   decodeMessage,
   decodeSendEvent,
+  validateBuiltMessage,
   validateMessage,
   validateSendEvent,
   type ValidationResult,

@@ -78,8 +78,9 @@ export function validateSendEvent(value: unknown, serializedBytes?: number): Val
 // The fast path below: the checks of message-schema.ts for the messages lookstream's own producers write, in
 // plain code. It only ever answers "valid" when the compiled schema would; for anything else (a misspelt field,
 // per-destination options beyond `connection`, a near-limit string measured in code points) it answers "not
-// sure" and the compiled validator decides, so errors and edge cases are the schema's own. It relies on values
-// from JSON.parse (own, enumerable data properties only), so only decodeMessage uses it.
+// sure" and the compiled validator decides, so errors and edge cases are the schema's own. It relies on plain
+// data (own, enumerable data properties only): values from JSON.parse (decodeMessage) or messages a producer
+// built from literals and such values (validateBuiltMessage).
 const isConnection = new RegExp((Connection as { pattern?: string }).pattern ?? '(?!)', 'u')
 const isTimestamp = dateTime === undefined ? () => true : rememberingLast(dateTime)
 
@@ -134,6 +135,8 @@ function surelyValidMessage(value: Record<string, unknown>): boolean {
   const type = value.type
   if (type !== 'identify' && type !== 'track' && type !== 'group') return false
   for (const key in value) {
+    // JSON.parse never yields undefined; a built message may, and the schema decides what it means.
+    if (value[key] === undefined) return false
     switch (key) {
       case 'type':
       case 'messageId':
@@ -179,6 +182,15 @@ function validateParsedMessage(value: unknown, bytes: number): ValidationResult<
     return { ok: true, message: value as unknown as CanonicalMessage }
   }
   return validateMessage(value, bytes)
+}
+
+/**
+ * validateMessage for a message the caller built itself from plain data (object literals, spreads and values
+ * from JSON.parse, no getters or class instances), with `serializedBytes` measured from its JSON: the usual
+ * messages skip the compiled schema, as decodeMessage's do; for anything else the compiled schema answers.
+ */
+export function validateBuiltMessage(value: unknown, serializedBytes: number): ValidationResult<CanonicalMessage> {
+  return validateParsedMessage(value, serializedBytes)
 }
 
 function decode<T>(

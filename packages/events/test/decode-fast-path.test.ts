@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decodeMessage, validateMessage } from '../src/index.ts'
+import { decodeMessage, validateBuiltMessage, validateMessage } from '../src/index.ts'
 
 // decodeMessage accepts the usual messages without running the compiled schema (see validate.ts). These cases
 // compare it with validateMessage, which always runs the compiled schema, on valid messages and on one mutation
@@ -187,5 +187,42 @@ describe('decodeMessage', () => {
     // Both answers occur often, so the comparison covers the fast path and the schema's rejections.
     expect(accepted).toBeGreaterThan(100)
     expect(rejected).toBeGreaterThan(100)
+  })
+})
+
+describe('validateBuiltMessage', () => {
+  it('answers as validateMessage does, for the same messages and for built ones holding undefined values', () => {
+    const messages: Record<string, unknown>[] = []
+    for (const base of bases) {
+      messages.push(structuredClone(base))
+      for (const [path, values] of mutations) {
+        for (const value of values) messages.push(JSON.parse(mutated(base, path, value)) as Record<string, unknown>)
+      }
+      // What object spreads of a mapped message can leave behind: keys present with an undefined value.
+      for (const key of ['userId', 'anonymousId', 'context', 'traits', 'properties', 'timestamp', 'messageId']) {
+        messages.push({ ...structuredClone(base), [key]: undefined })
+      }
+      messages.push({ ...structuredClone(base), userId: undefined, anonymousId: undefined })
+    }
+    let accepted = 0
+    let rejected = 0
+    for (const message of messages) {
+      const bytes = Buffer.byteLength(JSON.stringify(message))
+      const built = validateBuiltMessage(message, bytes)
+      const reference = validateMessage(message, bytes)
+      expect({ message, ok: built.ok }).toEqual({ message, ok: reference.ok })
+      if (built.ok) accepted++
+      else {
+        expect(built.errors).toEqual(reference.ok ? [] : reference.errors)
+        rejected++
+      }
+    }
+    expect(accepted).toBeGreaterThan(100)
+    expect(rejected).toBeGreaterThan(100)
+  })
+
+  it('refuses a message over the size limit it is given, without the schema', () => {
+    const result = validateBuiltMessage(structuredClone(bases[0]!), 64 * 1024 + 1)
+    expect(result).toEqual({ ok: false, errors: ['/: message is 65537 bytes, over the 65536-byte limit'] })
   })
 })

@@ -4,7 +4,7 @@ import {
   MAX_REJECT_REASONS,
   messageIdHasher,
   topicFor,
-  validateMessage,
+  validateBuiltMessage,
   type CanonicalMessage,
   type MessageIdHasher,
   type RejectReason,
@@ -172,7 +172,7 @@ export async function runSend(
         core.context === undefined && core.timestamp === undefined
           ? `${content.slice(0, -1)},"messageId":"${messageId}","timestamp":${JSON.stringify(messageTimestamp)}${contextHead}${row}${contextTail}`
           : JSON.stringify(message)
-      const checked = validateMessage(message, Buffer.byteLength(value))
+      const checked = validateBuiltMessage(message, Buffer.byteLength(value))
       if (!checked.ok) return reject(row, checked.errors.join('; '))
       const canonical: CanonicalMessage = checked.message
       let headers = headersByType.get(canonical.type)
