@@ -2,12 +2,19 @@
 // one request in flight as idempotence requires) sending the records of a frames file with sendBatch,
 // `batch` records per call. Records are read and decoded while the previous batch is in flight.
 //   node --conditions=@lookstream/source bench/ingress/bare-producer-worker.ts <brokers> <topic> <frames> <batch>
+//        [<kafkajs dir>]
+// Without a kafkajs dir it uses the installed (patched) kafkajs; with one, that copy (stock-kafkajs.ts).
 // Prints {"messages", "ms", "peakRss"} as JSON: ms from the first sendBatch until the last one is acknowledged.
-import { Kafka, logLevel, type Message } from 'kafkajs'
+import { createRequire } from 'node:module'
+import type * as KafkaJs from 'kafkajs'
+import { type Message } from 'kafkajs'
 import { FrameReader } from './message-frames.ts'
 
-const [brokers, topic, frames, batchArg] = process.argv.slice(2)
+const [brokers, topic, frames, batchArg, kafkajsDir] = process.argv.slice(2)
 const batch = Number(batchArg)
+const { Kafka, logLevel } = (
+  kafkajsDir === undefined ? await import('kafkajs') : createRequire(import.meta.url)(kafkajsDir)
+) as typeof KafkaJs
 const kafka = new Kafka({ brokers: [brokers!], clientId: 'bench-bare-producer', logLevel: logLevel.ERROR })
 const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
 await producer.connect()

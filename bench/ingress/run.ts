@@ -1,8 +1,9 @@
 // Ingress throughput and memory: a json_detail_lite_stream Look streamed from a local Looker stub through the
-// ingress (its own process) into local-kafka (its own process), beside two ceilings measured in the same run.
+// ingress (its own process) into local-kafka (its own process), beside the ceilings measured in the same run: a
+// bare kafkajs producer (with lookstream's kafkajs patch, and the published kafkajs) and JSON.parse.
 //   node --conditions=@lookstream/source bench/ingress/run.ts [--rows 1000000] [--small-rows 100000]
 //        [--batch 1000,5000] [--cpu-prof <dir>] [--ingress-node-options=<flags>]
-//        [--ingress-only] [--ingress-env NAME=VALUE] [--keep]
+//        [--ingress-only] [--ingress-env NAME=VALUE] [--no-stock] [--keep]
 // Prints a Markdown table and a JSON summary. See bench/README.md (ingress section) for what each figure means.
 import { spawn } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
@@ -26,6 +27,7 @@ import {
 import { parseRows } from './json-parse-ceiling.ts'
 import { FIELDS, writeLook } from './look-generator.ts'
 import { startLookerStub, type LookerStub } from './looker-stub.ts'
+import { stockKafkajs } from './stock-kafkajs.ts'
 import { encodeFrame } from './message-frames.ts'
 import { cpuSeconds, loadAverage, peakRssBytes, rssBytes } from './proc-stats.ts'
 
@@ -46,6 +48,8 @@ const { values: args } = parseArgs({
     // Append the ingress's output (its log, or --trace-gc lines) to this file after each run.
     'ingress-output': { type: 'string' },
     keep: { type: 'boolean', default: false },
+    // Skip the second bare-producer ceiling, the published kafkajs without lookstream's patch.
+    'no-stock': { type: 'boolean', default: false },
   },
 })
 const ROWS = Number(args.rows)
@@ -257,11 +261,20 @@ function bareProducer(
   frames: string,
   topic: string,
   batch: number,
+  kafkajsDir: string | undefined,
 ): Promise<{ messages: number; ms: number; peakRss: number; brokerCpu: number; cpu: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--conditions=@lookstream/source', BARE_WORKER, broker!.brokers, topic, frames, String(batch)],
+      [
+        '--conditions=@lookstream/source',
+        BARE_WORKER,
+        broker!.brokers,
+        topic,
+        frames,
+        String(batch),
+        ...(kafkajsDir === undefined ? [] : [kafkajsDir]),
+      ],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -296,6 +309,8 @@ const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
 interface BareRun {
   batch: number
+  /** 'patched': the installed kafkajs, with lookstream's patch; 'stock': the published 2.2.4. */
+  kafkajs: 'patched' | 'stock'
   messages: number
   ms: number
   peakRss: number
@@ -335,15 +350,19 @@ try {
       const frames = join(tmp, 'messages.frames')
       const extracted = await extract(TOPIC, frames)
       if (extracted !== ROWS) throw new Error(`kcat read ${extracted} records, expected ${ROWS}`)
-      for (const batch of BATCHES) {
-        const topic = `${BARE_TOPIC}.${batch}`
-        await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true })
-        log(`bare producer: ${fmt(ROWS)} messages, batches of ${batch}`)
-        const load = loadAverage()
-        const bare = await bareProducer(frames, topic, batch)
-        const onBare = await topicCount(admin, topic)
-        if (onBare !== ROWS) throw new Error(`${topic} holds ${onBare} records, expected ${ROWS}`)
-        bares.push({ ...bare, batch, load })
+      const variants: [BareRun['kafkajs'], string | undefined][] = [['patched', undefined]]
+      if (!args['no-stock']) variants.push(['stock', stockKafkajs(join(tmp, 'kafkajs-stock'))])
+      for (const [kafkajs, kafkajsDir] of variants) {
+        for (const batch of BATCHES) {
+          const topic = `${BARE_TOPIC}.${kafkajs}.${batch}`
+          await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true })
+          log(`bare producer (${kafkajs} kafkajs): ${fmt(ROWS)} messages, batches of ${batch}`)
+          const load = loadAverage()
+          const bare = await bareProducer(frames, topic, batch, kafkajsDir)
+          const onBare = await topicCount(admin, topic)
+          if (onBare !== ROWS) throw new Error(`${topic} holds ${onBare} records, expected ${ROWS}`)
+          bares.push({ ...bare, batch, kafkajs, load })
+        }
       }
       log('JSON.parse ceiling')
       const load = loadAverage()
@@ -355,12 +374,13 @@ try {
     const small = await ingressRun(smallFile, SMALL_ROWS)
 
     const rate = (n: number, ms: number) => (n * 1000) / ms
-    const best = bares.reduce<BareRun | undefined>(
-      (a, b) => (a && rate(a.messages, a.ms) >= rate(b.messages, b.ms) ? a : b),
-      undefined,
-    )
-    const bareRate = best ? rate(best.messages, best.ms) : Number.NaN
-    const share = (r: number) => (best ? `${((r / bareRate) * 100).toFixed(0)}%` : '')
+    const bestOf = (kafkajs: BareRun['kafkajs']) => {
+      const rates = bares.filter((bare) => bare.kafkajs === kafkajs).map((bare) => rate(bare.messages, bare.ms))
+      return rates.length === 0 ? Number.NaN : Math.max(...rates)
+    }
+    const bareRate = bestOf('patched')
+    const stockRate = bestOf('stock')
+    const percent = (r: number, of: number) => (Number.isNaN(of) ? '' : `${((r / of) * 100).toFixed(0)}%`)
     const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`
     console.log(`Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
     console.log(`Payload: ${fmt(ROWS)} rows, ${mb(bigBytes)} MiB json_detail_lite_stream; action segment_identify`)
@@ -375,24 +395,25 @@ try {
     if (args['ingress-env'].length > 0) console.log(`Ingress environment: ${args['ingress-env'].join(' ')}`)
     console.log('')
     console.log(
-      '| measurement | rows | time | rows/s | vs best bare producer | CPU s (process / broker) | load avg at start |',
+      '| measurement | rows | time | rows/s | vs best bare producer, patched kafkajs | vs best bare producer, stock kafkajs | CPU s (process / broker) | load avg at start |',
     )
-    console.log('|---|---:|---:|---:|---:|---:|---|')
+    console.log('|---|---:|---:|---:|---:|---:|---:|---|')
     for (const run of [big, small]) {
       const r = rate(run.rows, run.ms)
       console.log(
-        `| ingress: execute → final body (all rows acked) | ${fmt(run.rows)} | ${secs(run.ms)} | ${fmt(r)} | ${share(r)} | ${run.ingressCpu.toFixed(1)} / ${run.brokerCpu.toFixed(1)} | ${run.load} |`,
+        `| ingress: execute → final body (all rows acked) | ${fmt(run.rows)} | ${secs(run.ms)} | ${fmt(r)} | ${percent(r, bareRate)} | ${percent(r, stockRate)} | ${run.ingressCpu.toFixed(1)} / ${run.brokerCpu.toFixed(1)} | ${run.load} |`,
       )
     }
     for (const bare of bares) {
       const r = rate(bare.messages, bare.ms)
+      const own = bare.kafkajs === 'patched' ? bareRate : stockRate
       console.log(
-        `| ceiling: bare kafkajs producer, sendBatch of ${bare.batch} | ${fmt(bare.messages)} | ${secs(bare.ms)} | ${fmt(r)} | ${share(r)} | ${bare.cpu.toFixed(1)} / ${bare.brokerCpu.toFixed(1)} | ${bare.load} |`,
+        `| ceiling: bare producer, ${bare.kafkajs} kafkajs, sendBatch of ${bare.batch} | ${fmt(bare.messages)} | ${secs(bare.ms)} | ${fmt(r)} | ${bare.kafkajs === 'patched' ? percent(r, own) : ''} | ${bare.kafkajs === 'stock' ? percent(r, own) : ''} | ${bare.cpu.toFixed(1)} / ${bare.brokerCpu.toFixed(1)} | ${bare.load} |`,
       )
     }
     if (parse) {
       console.log(
-        `| ceiling: JSON.parse per row (1 MiB reads, newline split, UTF-8 decode; one process) | ${fmt(parse.rows)} | ${secs(parse.ms)} | ${fmt(rate(parse.rows, parse.ms))} | | | ${parse.load} |`,
+        `| ceiling: JSON.parse per row (1 MiB reads, newline split, UTF-8 decode; one process) | ${fmt(parse.rows)} | ${secs(parse.ms)} | ${fmt(rate(parse.rows, parse.ms))} | | | | ${parse.load} |`,
       )
     }
     console.log('')
@@ -407,7 +428,7 @@ try {
     }
     for (const bare of bares) {
       console.log(
-        `| bare kafkajs producer, sendBatch of ${bare.batch} | ${fmt(bare.messages)} | | ${mb(bare.peakRss)} MiB | | | |`,
+        `| bare producer, ${bare.kafkajs} kafkajs, sendBatch of ${bare.batch} | ${fmt(bare.messages)} | | ${mb(bare.peakRss)} MiB | | | |`,
       )
     }
     const summary = {
@@ -419,6 +440,7 @@ try {
       bare: bares,
       parse,
       ingressVsBestBare: rate(big.rows, big.ms) / bareRate,
+      ingressVsBestStockBare: rate(big.rows, big.ms) / stockRate,
       rssGrowth: big.peakRss / small.peakRss,
     }
     console.log(`\n${JSON.stringify(summary)}`)
