@@ -97,8 +97,8 @@ interface Waiter {
 // Record overhead in a v2 record batch (varints, attributes, deltas) is a few bytes; 64 is a safe estimate.
 const RECORD_OVERHEAD = 64
 
-// Offsets up to here convert to a Number exactly.
-const MAX_SAFE_OFFSET = BigInt(Number.MAX_SAFE_INTEGER) - 1n
+// Base offsets up to here are counted as Numbers: exact, with room for far more records than a batch holds.
+const MAX_SAFE_OFFSET = BigInt(Number.MAX_SAFE_INTEGER) - 2n ** 32n
 
 function sizeOfHeaders(headers: Record<string, string>): number {
   let bytes = 0

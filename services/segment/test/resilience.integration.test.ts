@@ -24,7 +24,10 @@ beforeAll(async () => {
 
 afterEach(async () => {
   await Promise.all(running.splice(0).map((r) => r.close()))
-  await Promise.all(spawned.splice(0).map((s) => s.stop('SIGKILL', 1000)))
+  // SIGTERM, not SIGKILL: the tests share the topic and the consumer group, and a service killed right after
+  // its last batch was accepted leaves that batch uncommitted, so the next test's service would deliver it
+  // again into the freshly reset simulator. SIGTERM finishes in-flight batches and commits (SIGKILL after 15 s).
+  await Promise.all(spawned.splice(0).map((s) => s.stop('SIGTERM', 15_000)))
   stack.simulator.reset()
 })
 
