@@ -27,9 +27,9 @@ import {
 import { parseRows } from './json-parse-ceiling.ts'
 import { FIELDS, writeLook } from './look-generator.ts'
 import { startLookerStub, type LookerStub } from './looker-stub.ts'
-import { stockKafkajs } from './stock-kafkajs.ts'
 import { encodeFrame } from './message-frames.ts'
 import { cpuSeconds, loadAverage, peakRssBytes, rssBytes } from './proc-stats.ts'
+import { stockKafkajs } from './stock-kafkajs.ts'
 
 const { values: args } = parseArgs({
   options: {
