@@ -7,8 +7,7 @@
 // redis-server between the warm-up's last acceptance and the last event accepted. --root runs the service and the
 // simulator from another checkout (A/B comparisons of two builds on the same machine, alternating runs);
 // --cpu-prof writes V8 CPU profiles of the service and the simulator into DIR when they exit.
-import { startLocalKafka } from '@lookstream/local-kafka'
-import { spawnService, startRedis } from '@lookstream/testing'
+import { spawnService } from '@lookstream/testing'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -18,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
 import { cpuSeconds } from '../ingress/proc-stats.ts'
-import { identifyProducer, stopsFor } from './identify-backlog.ts'
+import { identifyProducer, startKafkaAndRedis, stopsFor } from './identify-backlog.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -79,10 +78,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'bench-consumer-cpu-'))
 const stops = stopsFor(dataDir)
 
 try {
-  const kafka = await startLocalKafka({ port: 0, dataDir, logLevel: 'warn', initialRebalanceDelayMs: 0 })
-  stops.push(() => kafka.stop())
-  const redis = await startRedis()
-  stops.push(() => redis.stop())
+  const { kafka, redis } = await startKafkaAndRedis(dataDir, stops)
   const simulator = await startSimulator()
   stops.push(() => simulator.stop())
   const { produce } = await identifyProducer(kafka.brokers, stops)

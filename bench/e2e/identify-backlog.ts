@@ -2,6 +2,8 @@
 // producer that puts them there, and stopping what they started, in reverse order, also on Ctrl-C.
 import { headersFor, type CanonicalMessage } from '@lookstream/events'
 import { createKafka, createProducer, ensureTopics, type LookstreamProducer } from '@lookstream/kafka'
+import { startLocalKafka, type LocalKafka } from '@lookstream/local-kafka'
+import { startRedis, type RedisProcess } from '@lookstream/testing'
 import { rmSync } from 'node:fs'
 import { pino } from 'pino'
 
@@ -31,6 +33,18 @@ export function stopsFor(dataDir: string): Stops {
   }
   process.once('SIGINT', () => void stopAll().then(() => process.exit(130)))
   return { push: (stop) => void stops.push(stop), stopAll }
+}
+
+/** local-kafka (data in dataDir) and a redis-server, both on loopback, their stops joining `stops`. */
+export async function startKafkaAndRedis(
+  dataDir: string,
+  stops: Stops,
+): Promise<{ kafka: LocalKafka; redis: RedisProcess }> {
+  const kafka = await startLocalKafka({ port: 0, dataDir, logLevel: 'warn', initialRebalanceDelayMs: 0 })
+  stops.push(() => kafka.stop())
+  const redis = await startRedis()
+  stops.push(() => redis.stop())
+  return { kafka, redis }
 }
 
 export interface IdentifyProducer {

@@ -7,16 +7,15 @@
 //    simulator's acceptance time minus the time its produce call started (Kafka produce included).
 // local-kafka (on disk), redis-server and the service are their own processes; the simulator (no rate limit) and
 // the producer run in this process. The service runs at SEGMENT_RATE_LIMIT_RPS=1000 with its default batching.
-import { startLocalKafka } from '@lookstream/local-kafka'
 import { startSegmentSimulator } from '@lookstream/simulators'
-import { spawnService, startRedis } from '@lookstream/testing'
+import { spawnService } from '@lookstream/testing'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { cpuSeconds } from '../ingress/proc-stats.ts'
-import { identify, identifyProducer, stopsFor } from './identify-backlog.ts'
+import { identify, identifyProducer, startKafkaAndRedis, stopsFor } from './identify-backlog.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -43,10 +42,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'bench-segment-'))
 const stops = stopsFor(dataDir)
 
 try {
-  const kafka = await startLocalKafka({ port: 0, dataDir, logLevel: 'warn', initialRebalanceDelayMs: 0 })
-  stops.push(() => kafka.stop())
-  const redis = await startRedis()
-  stops.push(() => redis.stop())
+  const { kafka, redis } = await startKafkaAndRedis(dataDir, stops)
   const simulator = await startSegmentSimulator({
     writeKeys: [WRITE_KEY],
     rateLimit: null,
