@@ -2,7 +2,7 @@ import { loadConfig } from '@lookstream/config'
 import { PermanentError, type EncodedItem } from '@lookstream/destination'
 import { type CanonicalMessage } from '@lookstream/events'
 import { describe, expect, it } from 'vitest'
-import { mparticle, sourceId, toBatch, type MparticleBatch } from '../src/mparticle.ts'
+import { mparticle, schedule, sourceId, toBatch, type MparticleBatch } from '../src/mparticle.ts'
 
 const MESSAGE_ID = 'f0e1d2c3-0000-5000-8000-000000000001'
 const integrations = {
@@ -162,13 +162,24 @@ describe('mparticle requests and responses', () => {
   it('resolves the default connection (US1) and named ones by pod, each with its own key budget', () => {
     expect(connection).toMatchObject({
       endpoint: 'https://s2s.us1.mparticle.com/v2',
-      rateLimitRps: 270,
-      itemRatePerSecond: 270,
+      rateLimitRps: 260,
+      itemRatePerSecond: 260,
+      maxBatchItems: 10,
       authorization: `Basic ${Buffer.from('k:s').toString('base64')}`,
     })
     expect(connections.get('eu')).toMatchObject({ endpoint: 'https://s2s.eu1.mparticle.com/v2' })
     expect(connections.get('eu')!.rateLimitScope).not.toBe(connection.rateLimitScope)
     expect(mparticle.allowedHosts(config)).toContain('s2s.eu1.mparticle.com')
+  })
+
+  it('schedules a limit so that no one-second window can hold more: small requests, the limit less one of them', () => {
+    expect(schedule(270)).toEqual({ batchesPerRequest: 10, batchesPerSecond: 260 })
+    expect(schedule(100_000)).toEqual({ batchesPerRequest: 100, batchesPerSecond: 99_900 })
+    expect(schedule(5)).toEqual({ batchesPerRequest: 1, batchesPerSecond: 4 })
+    for (const limit of [5, 27, 100, 270, 1000]) {
+      const { batchesPerRequest, batchesPerSecond } = schedule(limit)
+      expect(batchesPerSecond + batchesPerRequest).toBeLessThanOrEqual(limit)
+    }
   })
 
   it('posts the batches as one JSON array to /bulkevents with Basic key:secret', () => {
