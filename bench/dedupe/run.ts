@@ -71,7 +71,10 @@ function batchIds(hasher: MessageIdHasher, from: number, count: number): string[
   return ids
 }
 
-async function memoryUsageTotal(redis: Redis, compact: boolean): Promise<{ total: number; keys: number; notListpack: number }> {
+async function memoryUsageTotal(
+  redis: Redis,
+  compact: boolean,
+): Promise<{ total: number; keys: number; notListpack: number }> {
   const keys = await redis.dbsize()
   if (compact) {
     let total = 0
@@ -176,7 +179,8 @@ for (const layout of args.layouts.split(',')) {
   results.push(await run(layout))
 }
 
-const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+const fmt = (value: number, digits = 0) =>
+  value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 console.log(
   `\n${IDS.toLocaleString('en-US')} ids, batches of ${BATCH}, 7-day window, wasDelivered on ${LOOKUPS.toLocaleString('en-US')} hits + as many misses\n`,
 )

@@ -6,6 +6,9 @@ export const DEFAULT_DEDUPE_TTL_SECONDS = 7 * 24 * 3600
 /** Buckets per window: an id is remembered for between one window and one window plus one bucket. */
 export const DEDUPE_BUCKETS_PER_WINDOW = 7
 
+/** A bucket length stored for a shorter window is kept until the window spans more buckets than this. */
+const MAX_BUCKETS_PER_WINDOW = 4 * DEDUPE_BUCKETS_PER_WINDOW
+
 /**
  * Average ids per hash before the bucket grows by one hash (linear hashing). The fullest hashes then hold about
  * twice this, which stays under Redis's default hash-max-listpack-entries (128) by more than 4 standard deviations.
@@ -167,6 +170,7 @@ export class Dedupe {
   #getLayout(now: number): Promise<Layout> {
     this.#layout ??= this.#script(LAYOUT, dedupeMetaKey(this.#destination), [
       String(Math.ceil(this.#windowMs / DEDUPE_BUCKETS_PER_WINDOW)),
+      String(this.#windowMs),
       String(now),
     ]).then(
       (reply) => {
@@ -217,8 +221,15 @@ local function address(x, level, split)
 end
 `
 
-const LAYOUT = script(`redis.call('HSETNX', KEYS[1], 'bucket-ms', ARGV[1])
-redis.call('HSETNX', KEYS[1], 'compact-since', ARGV[2])
+// ARGV: bucket length for this window, the window, now. The stored bucket length is kept while the window spans
+// 1 to MAX_BUCKETS_PER_WINDOW of it (a changed window keeps finding the ids already remembered); beyond that it is
+// replaced, and the buckets written with the old length expire on their own.
+const LAYOUT = script(`local stored = tonumber(redis.call('HGET', KEYS[1], 'bucket-ms'))
+local window = tonumber(ARGV[2])
+if not stored or stored <= 0 or stored > window or window / stored > ${MAX_BUCKETS_PER_WINDOW} then
+  redis.call('HSET', KEYS[1], 'bucket-ms', ARGV[1])
+end
+redis.call('HSETNX', KEYS[1], 'compact-since', ARGV[3])
 return redis.call('HMGET', KEYS[1], 'bucket-ms', 'compact-since')`)
 
 // Returns the 1-based positions of the fields found in this bucket.

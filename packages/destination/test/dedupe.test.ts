@@ -184,6 +184,14 @@ describe('Dedupe', () => {
     expect(await client.hget(dedupeMetaKey(dest), 'bucket-ms')).toBe(String(Math.ceil(3600_000 / 7)))
   })
 
+  it('takes a bucket length of its own when the window grew past 28 stored buckets', async () => {
+    const dest = destination()
+    await new Dedupe(client, dest, 60).markDelivered([randomUUID()])
+    expect(await client.hget(dedupeMetaKey(dest), 'bucket-ms')).toBe(String(Math.ceil(60_000 / 7)))
+    await new Dedupe(client, dest, 7 * 24 * 3600).wasDelivered([randomUUID()])
+    expect(await client.hget(dedupeMetaKey(dest), 'bucket-ms')).toBe(String(24 * 3600_000))
+  })
+
   it('refuses a bad TTL or load', () => {
     expect(() => new Dedupe(client, 'segment', 0)).toThrow(/ttlSeconds must be a positive number/)
     expect(() => new Dedupe(client, 'segment', 60, { load: 100 })).toThrow(/load must be an integer from 1 to 64/)
