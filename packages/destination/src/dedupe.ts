@@ -92,7 +92,7 @@ type RedisClient = Redis | Cluster
  * destination accepted them, wasDelivered before sending. Ids go into time buckets (a window is
  * DEDUPE_BUCKETS_PER_WINDOW buckets); each bucket is a linear-hashing table of small Redis hashes whose fields are
  * compact binary forms of the ids (dedupeField), stored as listpacks: ~22 bytes per id instead of ~100 for a key
- * per id. A bucket's keys all expire one window after the bucket ends. docs/adr/0011-compact-dedupe.md.
+ * per id. A bucket's keys all expire one window after the bucket ends. docs/adr/0012-compact-dedupe.md.
  */
 export class Dedupe {
   readonly #redis: RedisClient
