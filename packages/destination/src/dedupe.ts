@@ -138,12 +138,10 @@ export class Dedupe {
       lookups.push(this.#script(LOOKUP, dedupeBucketKey(this.#destination, bucket), fields))
     }
     const legacy = now < layout.legacyUntil ? this.#legacyLookup(messageIds) : undefined
+    const [found, legacyFound] = await Promise.all([Promise.all(lookups) as Promise<number[][]>, legacy])
     const result = new Array<boolean>(messageIds.length).fill(false)
-    for (const found of (await Promise.all(lookups)) as number[][]) {
-      for (const index of found) result[index - 1] = true
-    }
-    const legacyFound = await legacy
-    if (legacyFound !== undefined) legacyFound.forEach((hit, index) => hit && (result[index] = true))
+    for (const positions of found) for (const index of positions) result[index - 1] = true
+    legacyFound?.forEach((hit, index) => hit && (result[index] = true))
     return result
   }
 

@@ -192,6 +192,20 @@ describe('Dedupe', () => {
     expect(await client.hget(dedupeMetaKey(dest), 'bucket-ms')).toBe(String(24 * 3600_000))
   })
 
+  it('fails rather than answering "not delivered" when Redis does not answer', async () => {
+    const own = await startRedis()
+    const direct = new Redis(own.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false })
+    await waitFor(() => direct.status === 'ready', { message: 'the client to connect' })
+    const dedupe = new Dedupe(direct, destination(), 3600)
+    const id = randomUUID()
+    await dedupe.markDelivered([id])
+    await own.stop()
+    await waitFor(() => direct.status !== 'ready', { message: 'the client to notice' })
+    await expect(dedupe.wasDelivered([id])).rejects.toThrow()
+    await expect(dedupe.markDelivered([randomUUID()])).rejects.toThrow()
+    direct.disconnect()
+  })
+
   it('refuses a bad TTL or load', () => {
     expect(() => new Dedupe(client, 'segment', 0)).toThrow(/ttlSeconds must be a positive number/)
     expect(() => new Dedupe(client, 'segment', 60, { load: 100 })).toThrow(/load must be an integer from 1 to 64/)
