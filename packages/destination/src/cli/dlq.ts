@@ -16,7 +16,7 @@ import { FAILURE_HEADERS, RUNTIME_HEADERS } from '../failure-headers.ts'
 import { matches, parseTime, toEntry, type DlqEntry, type DlqFilter } from './dlq-filter.ts'
 
 const USAGE = `usage: dlq list|replay --destination <${DESTINATIONS.join('|')}> [filters] [--dry-run] [--json]
-  list     print the dead-lettered messages (partition by partition, oldest first) and a count per reason
+  list     print the dead-lettered messages (in each partition's order, oldest first) and a count per reason
   replay   publish them again to their original topic (same key, value and messageId), skipping those already
            delivered (the destination's dedupe in Redis) and those already replayed since they were dead-lettered
   filters  --reason CODE_OR_TEXT, --send-id ID, --message-id ID (repeatable), --since T, --until T
