@@ -75,14 +75,32 @@ try {
       const extra = name === 'previous' ? ['--idle-ms', '5000'] : []
       const result = spawnSync(
         '/usr/bin/time',
-        ['-f', '%M %e', '-o', timeFile, process.execPath, '--conditions=@lookstream/source', entry, 'list', '--destination', 'segment', ...extra],
-        { env: { ...process.env, KAFKA_BROKERS: kafka.brokers }, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 * 1024 * 1024 },
+        [
+          '-f',
+          '%M %e',
+          '-o',
+          timeFile,
+          process.execPath,
+          '--conditions=@lookstream/source',
+          entry,
+          'list',
+          '--destination',
+          'segment',
+          ...extra,
+        ],
+        {
+          env: { ...process.env, KAFKA_BROKERS: kafka.brokers },
+          stdio: ['ignore', 'ignore', 'pipe'],
+          maxBuffer: 64 * 1024 * 1024,
+        },
       )
       if (result.status !== 0) throw new Error(`${name} failed: ${result.stderr.toString().slice(-2000)}`)
       const [maxKb, seconds] = readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number)
       const listed = /(\d+) (?:dead-lettered|match)/.exec(result.stderr.toString())
       log(`${name} at ${size}: peak RSS ${(maxKb! / 1024).toFixed(0)} MiB, ${seconds} s (${listed?.[0] ?? '?'})`)
-      rows.push(`| ${name} | ${size.toLocaleString('en-US')} | ${((size * VALUE_BYTES) / 1e6).toFixed(0)} | ${(maxKb! / 1024).toFixed(0)} | ${seconds!.toFixed(1)} |`)
+      rows.push(
+        `| ${name} | ${size.toLocaleString('en-US')} | ${((size * VALUE_BYTES) / 1e6).toFixed(0)} | ${(maxKb! / 1024).toFixed(0)} | ${seconds!.toFixed(1)} |`,
+      )
     }
   }
   await producer.close()
