@@ -97,14 +97,24 @@ export interface ExitIo {
   exit(code: number): never
 }
 
+const PROCESS_IO: ExitIo = { stderr: process.stderr, exit: (code) => process.exit(code) }
+
 /** For a service's main.ts: load the config, or print every problem and exit 1 before anything connects. */
 export function loadConfigOrExit<T extends TObject>(
   schema: T,
   env: Env = process.env,
-  io: ExitIo = { stderr: process.stderr, exit: (code) => process.exit(code) },
+  io: ExitIo = PROCESS_IO,
 ): Static<T> {
+  return orExit(() => loadConfig(schema, env), io)
+}
+
+/**
+ * Runs a step that checks configuration (loadConfig, resolveKafkaSecurity, resolveRedisSettings): returns its
+ * result, or prints its ConfigError and exits 1. Any other error is thrown on.
+ */
+export function orExit<T>(step: () => T, io: ExitIo = PROCESS_IO): T {
   try {
-    return loadConfig(schema, env)
+    return step()
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     io.stderr.write(`${err.code}: ${err.message}\n`)

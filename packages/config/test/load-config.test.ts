@@ -31,6 +31,7 @@ describe('loadConfig', () => {
     const config = loadConfig(Schema, valid)
     expect(config).toEqual({
       KAFKA_BROKERS: '127.0.0.1:9092',
+      KAFKA_SECURITY_PROTOCOL: 'PLAINTEXT',
       REDIS_URL: 'redis://127.0.0.1:6379',
       HOST: '127.0.0.1',
       PORT: 8080,

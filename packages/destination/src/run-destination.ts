@@ -1,4 +1,14 @@
-import { HttpEnv, KafkaEnv, LogEnv, RedisEnv, loadConfig, loadConfigOrExit, type Env } from '@lookstream/config'
+import {
+  HttpEnv,
+  KafkaEnv,
+  LogEnv,
+  RedisEnv,
+  loadConfig,
+  loadConfigOrExit,
+  orExit,
+  resolveKafkaSecurity,
+  type Env,
+} from '@lookstream/config'
 import { HEADERS, MESSAGE_TOPICS, dlqTopic, retryTopic, type DestinationId } from '@lookstream/events'
 import {
   createKafka,
@@ -69,6 +79,8 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     options.env === undefined ? loadConfigOrExit(schema) : loadConfig(schema, options.env)
   const config = load(RuntimeConfig)
   const own = load(destination.config)
+  const kafkaSecurity =
+    options.env === undefined ? orExit(() => resolveKafkaSecurity(config)) : resolveKafkaSecurity(config)
   const name = destination.name as DestinationId
 
   const log = createLogger({ name: `lookstream-${name}`, level: config.LOG_LEVEL })
@@ -119,6 +131,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     brokers: config.KAFKA_BROKERS,
     clientId: config.KAFKA_CLIENT_ID ?? `lookstream-${name}`,
     logger: log,
+    security: kafkaSecurity,
   })
   const retry = retryTopic(name)
   const dlq = dlqTopic(name)

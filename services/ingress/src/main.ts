@@ -1,4 +1,4 @@
-import { loadConfigOrExit } from '@lookstream/config'
+import { loadConfigOrExit, orExit, resolveKafkaSecurity } from '@lookstream/config'
 import { TOPICS } from '@lookstream/events'
 import { createKafka, createProducer, ensureTopics } from '@lookstream/kafka'
 import { createLogger } from '@lookstream/service'
@@ -16,11 +16,13 @@ try {
   process.stderr.write(`LS_CONFIG_INVALID: ${(err as Error).message}\n`)
   process.exit(1)
 }
+const kafkaSecurity = orExit(() => resolveKafkaSecurity(config))
 const logger = createLogger({ name: 'ingress', level: config.LOG_LEVEL })
 const kafka = createKafka({
   brokers: config.KAFKA_BROKERS,
   clientId: config.KAFKA_CLIENT_ID ?? 'lookstream-ingress',
   logger,
+  security: kafkaSecurity,
 })
 await ensureTopics(
   kafka,

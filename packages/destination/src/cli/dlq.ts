@@ -1,4 +1,6 @@
+import { ConfigError, KafkaEnv, loadConfig, resolveKafkaSecurity, type KafkaSecurity } from '@lookstream/config'
 import { parseArgs } from 'node:util'
+import { type Static } from 'typebox'
 import { randomUUID } from 'node:crypto'
 import { DESTINATIONS, HEADERS, dlqTopic, isDestinationId } from '@lookstream/events'
 import { createKafka, createProducer, runConsumer, type ConsumedRecord, type KafkaClient } from '@lookstream/kafka'
@@ -10,7 +12,8 @@ const USAGE = `usage: dlq list|replay --destination <${DESTINATIONS.join('|')}> 
   list     print the dead-lettered messages (oldest first) with their reasons, then a count per reason
   replay   publish them again to their original topic (same messageId, so dedupe still holds)
   T is ISO 8601 or a duration back from now (30m, 2h, 7d). Options: --json, --idle-ms N (default 2000).
-  Kafka: KAFKA_BROKERS (default 127.0.0.1:9092).`
+  Kafka: KAFKA_BROKERS (default 127.0.0.1:9092) and the KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_*, KAFKA_SASL_*
+  settings the services use (docs/operations.md).`
 
 export interface Io {
   out(line: string): void
@@ -116,10 +119,21 @@ export async function runDlqCommand(argv: readonly string[], io: Io, env = proce
     return 2
   }
 
+  let kafkaEnv: Static<typeof KafkaEnv>
+  let security: KafkaSecurity
+  try {
+    kafkaEnv = loadConfig(KafkaEnv, env)
+    security = resolveKafkaSecurity(kafkaEnv)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    io.err(`${err.code}: ${err.message}`)
+    return 2
+  }
   const kafka = createKafka({
-    brokers: env.KAFKA_BROKERS ?? '127.0.0.1:9092',
+    brokers: kafkaEnv.KAFKA_BROKERS,
     clientId: 'lookstream-dlq-cli',
     logger: pino({ level: 'silent' }),
+    security,
   })
   const topic = dlqTopic(destination)
   const records = await readDlq(kafka, topic, Number(values['idle-ms']))
