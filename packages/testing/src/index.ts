@@ -10,6 +10,8 @@ export {
   type Source,
 } from './harness.ts'
 export { IMAGES } from './images.ts'
+// Generated per test run with openssl; local-kafka owns it because its own tests need it too.
+export { createTestCertificates, type TestCertificates } from '@lookstream/local-kafka'
 export {
   loadLocalKafka,
   startLocalKafkaTracked,
