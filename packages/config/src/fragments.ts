@@ -41,12 +41,44 @@ export const KafkaEnv = Type.Object({
   KAFKA_SASL_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1, description: 'file holding the password' })),
 })
 
+export const REDIS_MODES = ['standalone', 'cluster', 'sentinel'] as const
+export type RedisMode = (typeof REDIS_MODES)[number]
+
 export const RedisEnv = Type.Object({
   REDIS_URL: Type.String({
     default: 'redis://127.0.0.1:6379',
     pattern: '^rediss?://',
     description: 'a redis:// or rediss:// URL',
   }),
+  REDIS_MODE: Type.Union(
+    REDIS_MODES.map((m) => Type.Literal(m)),
+    { default: 'standalone', description: 'standalone, cluster (Redis Cluster) or sentinel' },
+  ),
+  REDIS_CLUSTER_NODES: Type.Optional(
+    Type.String({
+      pattern: `^${HOST_PORT}(,${HOST_PORT})*$`,
+      description: 'cluster seed nodes, host:port list (default: the REDIS_URL host)',
+    }),
+  ),
+  REDIS_SENTINELS: Type.Optional(
+    Type.String({ pattern: `^${HOST_PORT}(,${HOST_PORT})*$`, description: 'sentinel host:port list' }),
+  ),
+  REDIS_SENTINEL_MASTER: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 200, description: 'monitored master name' }),
+  ),
+  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  REDIS_SENTINEL_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_USERNAME: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'ACL user' })),
+  REDIS_USERNAME_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  REDIS_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1, description: 'file holding the password' })),
+  REDIS_TLS_CA_FILE: Type.Optional(
+    Type.String({ minLength: 1, description: 'PEM CA for rediss:// (default: system CAs)' }),
+  ),
+  REDIS_TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM client certificate' })),
+  REDIS_TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of that certificate' })),
+  REDIS_TLS_SERVERNAME: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
 })
 
 export const HttpEnv = Type.Object({

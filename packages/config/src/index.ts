@@ -8,12 +8,14 @@ export {
   KafkaEnv,
   LOG_LEVELS,
   LogEnv,
+  REDIS_MODES,
   RedisEnv,
   type KafkaSaslMechanism,
+  type RedisMode,
   type KafkaSecurityProtocol,
   type LogLevel,
 } from './fragments.ts'
-export { loadConfig, loadConfigOrExit, orExit, type Env, type ExitIo } from './load-config.ts'
+export { loadConfig, loadConfigOrExit, orExit, orExitAsync, type Env, type ExitIo } from './load-config.ts'
 export { isSecretName } from './secret-name.ts'
 export {
   describeKafkaSecurity,
@@ -24,3 +26,11 @@ export {
   type TlsMaterial,
 } from './kafka-security.ts'
 export { SettingFiles, type ReadFile } from './setting-files.ts'
+export {
+  describeRedis,
+  resolveRedisSettings,
+  type RedisConnection,
+  type RedisEnvSettings,
+  type RedisNode,
+} from './redis-settings.ts'
+export { StartupError } from './startup-error.ts'

@@ -29,3 +29,4 @@ export {
   type ProducerStats,
   type RecordAck,
 } from './producer.ts'
+export { classifyKafkaStartError } from './start-errors.ts'
