@@ -61,7 +61,7 @@ export function readNamedConnections<S extends TObject>(
         })
         continue
       }
-      result.set(name, value as Static<S>)
+      result.set(name, value)
     }
   }
   const inline = config[`${prefix}_CONNECTIONS`]

@@ -219,8 +219,8 @@ export class Deliverer<Conn extends Connection, Item> {
       for (const job of jobs) job.resolve({ kind: 'abandoned' })
       return
     }
-    const batchKey = this.#deps.destination.batchKey
-    if (batchKey === undefined) {
+    const { destination } = this.#deps
+    if (destination.batchKey === undefined) {
       this.#lane(connection, '').add(jobs)
       return
     }
@@ -228,7 +228,7 @@ export class Deliverer<Conn extends Connection, Item> {
     let run: DeliveryJob<Item>[] = []
     let runKey: string | undefined
     for (const job of jobs) {
-      const key = batchKey(job.encoded.item)
+      const key = destination.batchKey(job.encoded.item)
       if (runKey !== undefined && key !== runKey) {
         this.#lane(connection, runKey).add(run)
         run = []

@@ -5,6 +5,7 @@ import { createLogger } from '@lookstream/service'
 import { checkRedisAtStart, createRedis } from '@lookstream/redis'
 import { buildApp } from './app.ts'
 import { IngressConfig } from './config.ts'
+import { createDestinationDirectory } from './destinations/directory.ts'
 import { parseLookerHosts } from './looker/looker-hosts.ts'
 import { createSendStore } from './sends/send-store.ts'
 
@@ -48,6 +49,10 @@ await orExitAsync(checkRedisAtStart(redis, redisConnection))
 const service = buildApp(config, {
   producer,
   sends: createSendStore(redis, config.SEND_TTL_SECONDS),
+  destinations: createDestinationDirectory(redis, {
+    cacheMs: config.DESTINATION_REGISTRY_CACHE_MS,
+    timeoutMs: config.DESTINATION_REGISTRY_TIMEOUT_MS,
+  }),
   logger,
   readiness: { redis: async () => (await redis.ping()) === 'PONG' },
 })
