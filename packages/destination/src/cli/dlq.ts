@@ -7,7 +7,19 @@ import {
   type KafkaClient,
   type LookstreamProducer,
 } from '@lookstream/kafka'
-import { Redis } from 'ioredis'
+import {
+  ConfigError,
+  KafkaEnv,
+  RedisEnv,
+  loadConfig,
+  resolveKafkaSecurity,
+  resolveRedisSettings,
+  type KafkaSecurity,
+  type RedisConnection,
+} from '@lookstream/config'
+import { createRedis } from '@lookstream/redis'
+import type { Redis } from 'ioredis'
+import { type Static } from 'typebox'
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
@@ -24,8 +36,9 @@ const USAGE = `usage: dlq list|replay --destination <${DESTINATIONS.join('|')}> 
   --dry-run  replay: report what would be replayed and skipped, publish and record nothing
   Progress goes to stderr every --progress-ms (default 1000; 0: after every fetched batch). The DLQ is read up to its end when the command
   starts; --idle-ms N (default 30000) stops the read if no record arrives for that long before the end.
-  Env: KAFKA_BROKERS (default 127.0.0.1:9092); replay: REDIS_URL (default redis://127.0.0.1:6379),
-  DELIVERY_DEDUPE_TTL_SECONDS (default ${DEFAULT_DEDUPE_TTL_SECONDS}).`
+  Env: KAFKA_BROKERS (default 127.0.0.1:9092) and the KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_*, KAFKA_SASL_* settings
+  the services use; replay: REDIS_URL (default redis://127.0.0.1:6379) and the REDIS_* settings the services use
+  (docs/operations.md), DELIVERY_DEDUPE_TTL_SECONDS (default ${DEFAULT_DEDUPE_TTL_SECONDS}).`
 
 /** A replayed message is remembered this long, so replaying the same dead letter again publishes nothing. */
 export const REPLAY_MEMORY_MS = 30 * 24 * 3600 * 1000
@@ -350,18 +363,28 @@ export async function runDlqCommand(argv: readonly string[], io: Io, env = proce
     if (replay && env.DELIVERY_DEDUPE_TTL_SECONDS !== undefined) {
       dedupeTtl = positiveInteger('DELIVERY_DEDUPE_TTL_SECONDS', env.DELIVERY_DEDUPE_TTL_SECONDS)
     }
-    if (replay && env.REDIS_URL !== undefined && !/^rediss?:\/\//.test(env.REDIS_URL)) {
-      throw new Error('REDIS_URL must be a redis:// or rediss:// URL')
-    }
   } catch (err) {
     io.err((err as Error).message)
     return 2
   }
+  let kafkaEnv: Static<typeof KafkaEnv>
+  let security: KafkaSecurity
+  let redisConnection: RedisConnection | undefined
+  try {
+    kafkaEnv = loadConfig(KafkaEnv, env)
+    security = resolveKafkaSecurity(kafkaEnv)
+    if (replay) redisConnection = resolveRedisSettings(loadConfig(RedisEnv, env))
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    io.err(`${err.code}: ${err.message}`)
+    return 2
+  }
 
   const kafka = createKafka({
-    brokers: env.KAFKA_BROKERS ?? '127.0.0.1:9092',
+    brokers: kafkaEnv.KAFKA_BROKERS,
     clientId: 'lookstream-dlq-cli',
     logger: pino({ level: 'silent' }),
+    security,
   })
   const topic = dlqTopic(destination)
   const counts: Counts = {
@@ -388,7 +411,7 @@ export async function runDlqCommand(argv: readonly string[], io: Io, env = proce
     const ranges = await snapshot(kafka, topic)
     counts.total = Number(ranges.reduce((sum, r) => sum + (r.high - r.low), 0n))
     if (replay) {
-      redis = new Redis(env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 2 })
+      redis = createRedis(redisConnection!, { maxRetriesPerRequest: 2 }) as Redis
       if (!dryRun) producer = await createProducer(kafka)
       replayer = createReplayer({
         destination,
