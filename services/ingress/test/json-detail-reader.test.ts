@@ -138,14 +138,18 @@ describe('readJsonDetail', () => {
 
   it('rejects a non-JSON body such as an HTML error page', async () => {
     await expect(readAll(chunked('<html><body>Not found</body></html>', []))).rejects.toThrow(
-      'Looker result is not a JSON object (it starts with "<html><body>Not found</body></html>").',
+      "Looker result is not a JSON object: the document must start with '{' (byte 0 is not; a CSV, HTML or other body?).",
     )
     await expect(readAll(chunked('', []))).rejects.toThrow('the result body was empty')
     await expect(readAll(chunked('[1,2]', []))).rejects.toBeInstanceOf(JsonDetailError)
   })
 
-  it('rejects a malformed row and garbage after the document', async () => {
-    await expect(readAll(chunked(`{"fields":{},"data":[{"a":}]}`, []))).rejects.toThrow(/not valid JSON in row 1/)
+  it('rejects a malformed row on its own and fails on garbage after the document', async () => {
+    expect(await readAll(chunked(`{"fields":{},"data":[{"a":},{"a":1}]}`, []))).toEqual([
+      { kind: 'header', fields: {}, ranAt: undefined },
+      { kind: 'rejected', row: 1, reason: 'row is not valid JSON (the row starts at byte 21)' },
+      { kind: 'row', row: 2, value: { a: 1 } },
+    ])
     await expect(readAll(chunked(`{"fields":{},"data":[]} x`, []))).rejects.toThrow(/expected the end of the document/)
   })
 
@@ -165,7 +169,11 @@ describe('readJsonDetail', () => {
       ['rejected', 2],
       ['row', 3],
     ])
-    expect(items[2]).toEqual({ kind: 'rejected', row: 2, reason: 'row is over the 300-byte row limit' })
+    expect(items[2]).toEqual({
+      kind: 'rejected',
+      row: 2,
+      reason: `row is over the 300-byte row limit (the row starts at byte ${Buffer.byteLength(doc.slice(0, doc.indexOf(JSON.stringify(big))))})`,
+    })
   })
 
   it('does not hold an oversized row in memory', () => {
@@ -175,7 +183,7 @@ describe('readJsonDetail', () => {
     const items = scanner.push(Buffer.from(`"}]}`))
     expect(items).toEqual([
       { kind: 'header', fields: {}, ranAt: undefined },
-      { kind: 'rejected', row: 1, reason: 'row is over the 1000-byte row limit' },
+      { kind: 'rejected', row: 1, reason: 'row is over the 1000-byte row limit (the row starts at byte 21)' },
     ])
     expect(scanner.end()).toEqual([])
     expect(scanner.bytesRead).toBeGreaterThan(10_000_000)
