@@ -6,6 +6,7 @@ import { Redis } from 'ioredis'
 import { buildApp } from './app.ts'
 import { IngressConfig } from './config.ts'
 import { parseLookerHosts } from './looker/looker-hosts.ts'
+import { ingressReadiness } from './readiness.ts'
 import { createSendStore } from './sends/send-store.ts'
 
 // Composition root: config → clients → app → listen. Clients close in onClose, after in-flight sends.
@@ -31,16 +32,24 @@ const producer = await createProducer(kafka, {
   maxInFlightBytes: config.PRODUCER_MAX_IN_FLIGHT_BYTES,
   maxBatchMessages: config.PRODUCER_MAX_BATCH_MESSAGES,
 })
-const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, lazyConnect: false })
+// Every command is bounded: with Redis stopped, a send still runs (and says its record is incomplete) and
+// GET /sends answers 503 within REDIS_COMMAND_TIMEOUT_MS instead of hanging for the outage.
+const redis = new Redis(config.REDIS_URL, {
+  maxRetriesPerRequest: 2,
+  lazyConnect: false,
+  commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+})
 redis.on('error', (err: unknown) => logger.warn({ err }, 'redis error'))
+const readiness = ingressReadiness(redis, kafka)
 
 const service = buildApp(config, {
   producer,
   sends: createSendStore(redis, config.SEND_TTL_SECONDS),
   logger,
-  readiness: { redis: async () => (await redis.ping()) === 'PONG' },
+  readiness: readiness.checks,
 })
 service.app.addHook('onClose', async () => {
+  await readiness.close()
   await producer.close()
   await redis.quit()
 })

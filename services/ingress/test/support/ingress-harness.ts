@@ -10,6 +10,7 @@ import { request } from 'undici'
 import { buildApp } from '../../src/app.ts'
 import { IngressConfig } from '../../src/config.ts'
 import { tokenFromNonce } from '../../src/looker/token.ts'
+import { ingressReadiness } from '../../src/readiness.ts'
 import { createSendStore } from '../../src/sends/send-store.ts'
 
 export const SECRET = 'integration-secret-0123456789abcdef'
@@ -80,8 +81,17 @@ export async function startIngress(options: {
     requestTimeoutMs: 5000,
   })
   const producer = await createProducer(kafka, { timeoutMs: 5000 })
-  const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 })
-  const service = buildApp(config, { producer, sends: createSendStore(redis, 3600), logger })
+  const redis = new Redis(options.redisUrl, {
+    maxRetriesPerRequest: 1,
+    commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+  })
+  const readiness = ingressReadiness(redis, kafka)
+  const service = buildApp(config, {
+    producer,
+    sends: createSendStore(redis, 3600),
+    logger,
+    readiness: readiness.checks,
+  })
   const address = await service.listen()
   return {
     url: address.url,
@@ -91,6 +101,7 @@ export async function startIngress(options: {
     logs,
     async close() {
       await service.close()
+      await readiness.close().catch(() => {})
       await producer.close().catch(() => {})
       redis.disconnect()
     },
