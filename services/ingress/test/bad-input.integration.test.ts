@@ -63,7 +63,7 @@ async function execute(
     form_params: form,
   })
   expect(answer.status).toBe(200)
-  const looker = answer.json.looker as Looker
+  const looker = answer.json.looker as unknown as Looker
   sendIds.push(looker.send_id)
   expect(answer.text).not.toContain(CANARY)
   const record = await ingress.redis.hgetall(`lookstream:send:${looker.send_id}`)
@@ -235,7 +235,7 @@ describe('no row bytes in any message', () => {
       type: 'query',
       scheduled_plan: { scheduled_plan_id: 8, download_url: url },
     })
-    const looker = answer.json.looker as Looker
+    const looker = answer.json.looker as unknown as Looker
     sendIds.push(looker.send_id)
     expect(answer.text).not.toContain(CANARY)
     expect(looker).toMatchObject({
@@ -321,7 +321,7 @@ describe('precise messages', () => {
       scheduled_plan: { scheduled_plan_id: 10 },
       attachment: { mimetype: 'application/json;base64', data: `eyJm*${CANARY}` },
     })
-    const looker = answer.json.looker as Looker
+    const looker = answer.json.looker as unknown as Looker
     sendIds.push(looker.send_id)
     expect(answer.text).not.toContain(CANARY)
     expect(looker).toMatchObject({
