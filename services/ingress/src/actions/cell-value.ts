@@ -14,7 +14,9 @@ export function isPivotedCell(cell: unknown): cell is Record<string, unknown> {
 
 export function cellValue(row: Record<string, unknown>, field: JsonDetailField): unknown {
   const cell = row[field.name]
-  if (cell === undefined) return MISSING
+  // A field named like an Object.prototype member (constructor, __proto__...) that the row lacks reads the
+  // inherited member: a function or Object.prototype, neither of which JSON.parse ever makes.
+  if (cell === undefined || typeof cell === 'function' || cell === Object.prototype) return MISSING
   if (!isPivotedCell(cell)) {
     return cell !== null && typeof cell === 'object' && !Array.isArray(cell) ? (cell as { value: unknown }).value : cell
   }
@@ -34,17 +36,26 @@ export function setOwn(target: Record<string, unknown>, key: string, value: unkn
 }
 
 /**
- * An identity value as a string. Numbers are written as their exact decimal value without an exponent
- * (1e21 → "1000000000000000000000"); a number a double cannot hold arrives from the reader as its exact
+ * An identity value as a string. Numbers are written as the decimal JSON would write them, integers without an
+ * exponent (1e21 → "1000000000000000000000"); a number a double cannot hold arrives from the reader as its exact
  * source text already (exact-json.ts). Empty, null and missing give undefined.
  */
 export function identityValue(value: unknown): string | undefined | { bad: string } {
   if (value === MISSING || value === null || value === undefined) return undefined
   if (typeof value === 'string') return value.trim() === '' ? undefined : value
   if (typeof value === 'number' && Number.isFinite(value)) {
-    return Number.isInteger(value) && Math.abs(value) >= 1e21 ? BigInt(value).toString() : String(value)
+    const text = String(value)
+    return Number.isInteger(value) && Math.abs(value) >= 1e21 ? plainInteger(text) : text
   }
   return { bad: kindOf(value) }
+}
+
+/** "1.2345e+25" → "12345000000000000000000000": the same decimal value without an exponent. */
+function plainInteger(text: string): string {
+  const match = /^(-?)(\d+)(?:\.(\d+))?e\+(\d+)$/.exec(text)
+  if (match === null) return text
+  const fraction = match[3] ?? ''
+  return `${match[1]}${match[2]}${fraction}${'0'.repeat(Number(match[4]) - fraction.length)}`
 }
 
 export function isRow(row: unknown): row is Record<string, unknown> {
