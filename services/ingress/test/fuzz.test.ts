@@ -48,13 +48,12 @@ describe('fuzz', () => {
         expect(rows).toHaveLength(generated.rows.length)
         generated.rows.forEach((row, index) => {
           const item = rows[index]!
+          if (item.kind === 'header') throw new Error('a second header')
           expect(item.row).toBe(index + 1)
           if (row.broken !== undefined) {
-            expect(item).toEqual({
-              kind: 'rejected',
-              row: index + 1,
-              reason: expect.stringMatching(new RegExp(`^${escape(BROKEN_REASON[row.broken])}${offsets[index]}[,)]`)),
-            })
+            const reason = new RegExp(`^${escape(BROKEN_REASON[row.broken])}${offsets[index]}[,)]`)
+            if (item.kind !== 'rejected') throw new Error(`row ${index + 1} was not rejected`)
+            expect(item.reason).toMatch(reason)
             expect(JSON.stringify(item)).not.toContain(CANARY)
             return
           }

@@ -242,7 +242,7 @@ export const look: fc.Arbitrary<FuzzLook> = fc
         selector: ([name]) => name,
       }),
       broken: fc.option(fc.constantFrom<'utf8' | 'json' | 'deep'>('utf8', 'json', 'deep'), { freq: 6, nil: undefined }),
-    }) as fc.Arbitrary<FuzzRow>
+    })
     return fc.record({ fields: fc.constant(fields), rows: fc.array(row, { minLength: 1, maxLength: 12 }) })
   })
 
