@@ -152,9 +152,26 @@ describe('send bounds', () => {
 })
 
 describe('Redis stopped', () => {
-  it('answers GET /sends with 503 and still runs a send, saying its record is incomplete', async () => {
+  it('answers GET /sends with 503, and a running send finishes saying its record is incomplete', async () => {
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let streaming!: () => void
+    const isStreaming = new Promise<void>((resolve) => (streaming = resolve))
+    const url = stub.route('/download/redis-stops', {
+      kind: 'custom',
+      handle: async (response: ServerResponse) => {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.write(`${HEAD}${row(1)}`)
+        streaming()
+        await released
+        response.end(`,${row(2)}]}`)
+      },
+    })
+    const running = executeUrl(url, 44)
+    await isStreaming
     await redis!.stop()
     redis = undefined
+
     const started = performance.now()
     const list = await request(`${ingress.url}/sends`, { headers: { authorization: AUTH } })
     const listed = (await list.body.json()) as { success: boolean; error: string }
@@ -163,13 +180,15 @@ describe('Redis stopped', () => {
     expect(listed.success).toBe(false)
     expect(listed.error).toMatch(/^The send store \(Redis\) did not answer: /)
 
-    const looker = await executeUrl(stub.route('/download/no-redis', { kind: 'body', body: `${HEAD}${row(1)}]}` }), 44)
+    release()
+    const looker = await running
     expect(looker.success).toBe(true)
     expect(looker.message).toMatch(
       new RegExp(
-        `^Sent to Segment Identify \\(connection default\\): 1 of 1 rows accepted \\(acknowledged by Kafka\\), 0 rejected\\. The send's record in Redis \\(GET /sends/${looker.send_id}\\) is incomplete: .+\\.$`,
+        `^Sent to Segment Identify \\(connection default\\): 2 of 2 rows accepted \\(acknowledged by Kafka\\), 0 rejected\\. The send's record in Redis \\(GET /sends/${looker.send_id}\\) is incomplete: .+\\.$`,
       ),
     )
+
     const ready = await request(`${ingress.url}/readyz`)
     expect(ready.statusCode).toBe(503)
     const report = (await ready.body.json()) as { checks: Record<string, { status: string }> }
