@@ -19,7 +19,9 @@ export interface Baseline {
 }
 
 export function buildBaseline(ref: string): Baseline {
-  const commit = execFileSync('git', ['-C', REPO, 'rev-parse', '--verify', `${ref}^{commit}`], { encoding: 'utf8' }).trim()
+  const commit = execFileSync('git', ['-C', REPO, 'rev-parse', '--verify', `${ref}^{commit}`], {
+    encoding: 'utf8',
+  }).trim()
   const root = join(REPO, '.bench-baseline', commit.slice(0, 12))
   rmSync(root, { recursive: true, force: true })
   mkdirSync(root, { recursive: true })
