@@ -199,7 +199,7 @@ describe('bounded work', () => {
       success: false,
       message: failed(
         'Segment Identify',
-        "Looker result's fields lists 10001 fields, over the 10000-field limit (MAX_FIELDS)",
+        "Looker result's fields lists more than 10000 fields, over the 10000-field limit (MAX_FIELDS)",
         0,
         0,
         0,

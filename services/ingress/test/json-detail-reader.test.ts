@@ -211,4 +211,36 @@ describe('readJsonDetail', () => {
     expect(pulled).toBe(2)
     await reader.return()
   })
+
+  it('fails a fields list over MAX_FIELDS while it streams, before gathering the rest of it', () => {
+    const scanner = new JsonDetailScanner({ maxRowBytes: 1000, maxFields: 100 })
+    scanner.push(Buffer.from('{"fields":{"dimensions":['))
+    let pushed = 0
+    while (scanner.error === undefined && pushed < 1000) {
+      scanner.push(Buffer.from(`${pushed === 0 ? '' : ','}{"name":"f${pushed}","tags":[]}`))
+      pushed++
+    }
+    expect(pushed).toBe(101)
+    expect(scanner.error?.message).toBe(
+      "Looker result's fields lists more than 100 fields, over the 100-field limit (MAX_FIELDS).",
+    )
+  })
+
+  it('counts the fields of every group and names schema problems precisely', async () => {
+    const doc = (fields: unknown) => `{"fields":${JSON.stringify(fields)},"data":[]}`
+    await expect(
+      readAll(chunked(doc({ dimensions: [{ name: 'a' }], measures: [{ name: 'b' }] }), [])),
+    ).resolves.toEqual([
+      { kind: 'header', fields: { dimensions: [{ name: 'a' }], measures: [{ name: 'b' }] }, ranAt: undefined },
+    ])
+    await expect(readAll(chunked(doc({ dimensions: [{ name: 'a', label: 3 }] }), []))).rejects.toThrow(
+      "Looker result's fields.dimensions[0].label (field a) is a number; it must be a string.",
+    )
+    await expect(readAll(chunked(doc({ pivots: 'x' }), []))).rejects.toThrow(
+      "Looker result's fields.pivots is a string; it must be an array.",
+    )
+    await expect(readAll(chunked('{"ran_at":5,"fields":{},"data":[]}', []))).rejects.toThrow(
+      'Looker result\'s root "ran_at" is not a string (it is a number).',
+    )
+  })
 })

@@ -143,6 +143,9 @@ export class JsonDetailScanner {
   // of the value has 16 or more digits or an exponent, so that its exact value needs checking (exact-json.ts).
   #digits = 0
   #longNumber = false
+  // Objects opened at the value's third level: in `fields`, the field objects. Counted as the bytes go by, so a
+  // `fields` of 250,000 fields fails at the cap instead of being gathered and parsed (seconds of blocked loop).
+  #thirdLevelObjects = 0
   #seenKept = new Set<string>()
   #error: JsonDetailError | undefined
 
@@ -251,6 +254,7 @@ export class JsonDetailScanner {
             } else if (c === QUOTE) inString = true
             else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
               if (++depth > maxDepth) this.#tooDeep = true
+              else if (depth === 3 && c === OPEN_OBJECT) this.#thirdLevelObjects++
             } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
               digits = 0
               if (--depth === 0) {
@@ -270,8 +274,10 @@ export class JsonDetailScanner {
           this.#escaped = escaped
           if (end === -1) {
             this.#collect(buf, start, length)
+            if (this.#state === IN_VALUE) this.#checkFieldCount()
             return
           }
+          if (this.#state === IN_VALUE) this.#checkFieldCount()
           this.#collect(buf, start, end, true)
           start = -1
           i = end
@@ -391,6 +397,7 @@ export class JsonDetailScanner {
     this.#badUtf8 = false
     this.#digits = 0
     this.#longNumber = false
+    this.#thirdLevelObjects = 0
     this.#depth = 0
     this.#inString = false
     this.#escaped = false
@@ -435,6 +442,13 @@ export class JsonDetailScanner {
       if (text.includes('\uFFFD') && !isUtf8(bytes)) this.#badUtf8 = true
       this.#textValue = text
       this.#parts = []
+    }
+  }
+
+  #checkFieldCount(): void {
+    const max = this.#limits.maxFields
+    if (this.#capturing && this.#key === 'fields' && this.#thirdLevelObjects > max) {
+      this.#fail(`Looker result's fields lists more than ${max} fields, over the ${max}-field limit (MAX_FIELDS).`)
     }
   }
 
