@@ -144,7 +144,7 @@ async function measure(variant: string, entry: string, c: Case, file: string): P
 try {
   buildProject(INGRESS_DIR)
   if (args.baseline !== undefined) baseline = buildBaseline(args.baseline)
-  const files = CASES.map((c, i) => join(tmp, `case-${i}.json`))
+  const files = CASES.map((_, i) => join(tmp, `case-${i}.json`))
   for (const [i, c] of CASES.entries()) await writeCase(files[i]!, c)
   broker = await startLocalKafka({ port: 0, dataDir: join(tmp, 'kafka'), logLevel: 'warn' })
   redis = await startRedis()
