@@ -104,6 +104,34 @@ describe('send bounds', () => {
     expect(looker.rows.received).toBeLessThan(400)
   })
 
+  it('answers a trickling upload at the send deadline with a looker body', async () => {
+    const started = performance.now()
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest(`${ingress.url}/actions/segment_identify/execute`, {
+        method: 'POST',
+        headers: { authorization: AUTH, 'content-type': 'application/json', 'content-length': '100000' },
+      })
+      req.on('response', (response: IncomingMessage) => {
+        const parts: Buffer[] = []
+        response.on('data', (part: Buffer) => parts.push(part))
+        response.on('end', () => {
+          resolve({ status: response.statusCode ?? 0, text: Buffer.concat(parts).toString() })
+          req.destroy()
+        })
+      })
+      req.on('error', reject)
+      req.write('{"type":"query","attachment":{"data":"')
+    })
+    expect(performance.now() - started).toBeGreaterThanOrEqual(DEADLINE_MS - 50)
+    expect(answer.status).toBe(408)
+    expect(JSON.parse(answer.text)).toEqual({
+      looker: {
+        success: false,
+        message: `The execute body did not arrive within the ${DEADLINE_MS} ms send deadline (SEND_DEADLINE_MS).`,
+      },
+    })
+  })
+
   it('refuses a send before reading its body when no send slot is free', async () => {
     let release!: () => void
     const released = new Promise<void>((resolve) => (release = resolve))
