@@ -3,6 +3,15 @@
 // Run: pnpm run deploy:write (or deploy:check, which exits 1 naming every file that is out of date).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler'
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment'
+import { Job } from 'kubernetes-models/batch/v1/Job'
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget'
+import type { IPodSecurityContext } from 'kubernetes-models/v1/PodSecurityContext'
+import type { IResourceRequirements } from 'kubernetes-models/v1/ResourceRequirements'
+import type { ISecurityContext } from 'kubernetes-models/v1/SecurityContext'
+import { Namespace } from 'kubernetes-models/v1/Namespace'
+import { Service } from 'kubernetes-models/v1/Service'
 import { format, resolveConfig } from 'prettier'
 import { stringify } from 'yaml'
 import {
@@ -219,33 +228,34 @@ const PART_OF = { 'app.kubernetes.io/part-of': 'lookstream' }
 const labelsOf = (service: string) => ({ 'app.kubernetes.io/name': service, ...PART_OF })
 const nameOf = (service: string) => `lookstream-${service}`
 
-const RESOURCES = {
+// Built with kubernetes-models' typed constructors: a misspelt or misplaced field fails to compile.
+const RESOURCES: Record<ServiceEntry['kind'], IResourceRequirements> = {
   ingress: { requests: { cpu: '500m', memory: '768Mi' }, limits: { memory: '1536Mi' } },
   destination: { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '768Mi' } },
-} as const
+}
 
-const SECURITY = {
+const SECURITY: { pod: IPodSecurityContext; container: ISecurityContext } = {
   pod: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
   container: {
     allowPrivilegeEscalation: false,
     readOnlyRootFilesystem: true,
     capabilities: { drop: ['ALL'] },
   },
-} as const
+}
 
 /** The Secret every service reads its Kafka and Redis connections from. */
 export const CONNECTIONS_SECRET = 'lookstream-connections'
 
-function deployment(service: ServiceEntry): object {
+function deployment(service: ServiceEntry): unknown {
   const command = imageCommand(service)
   const port = portOf(service)
   const probe = (path: string, extra: object) => ({ httpGet: { path, port: 'http' }, ...extra })
-  const envFrom: object[] = [{ secretRef: { name: CONNECTIONS_SECRET } }]
+  const envFrom: { secretRef?: { name: string }; configMapRef?: { name: string } }[] = [
+    { secretRef: { name: CONNECTIONS_SECRET } },
+  ]
   if (service.settings.some((s) => !s.secret)) envFrom.push({ configMapRef: { name: nameOf(service.name) } })
   if (service.settings.some((s) => s.secret)) envFrom.push({ secretRef: { name: nameOf(service.name) } })
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
+  return new Deployment({
     metadata: { name: nameOf(service.name), labels: labelsOf(service.name) },
     spec: {
       // Destinations leave the count to their autoscaler.
@@ -285,34 +295,28 @@ function deployment(service: ServiceEntry): object {
         },
       },
     },
-  }
+  }).toJSON()
 }
 
-function serviceObject(service: ServiceEntry): object {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
+function serviceObject(service: ServiceEntry): unknown {
+  return new Service({
     metadata: { name: nameOf(service.name), labels: labelsOf(service.name) },
     spec: { selector: labelsOf(service.name), ports: [{ name: 'http', port: portOf(service), targetPort: 'http' }] },
-  }
+  }).toJSON()
 }
 
-function pdb(service: ServiceEntry): object {
-  return {
-    apiVersion: 'policy/v1',
-    kind: 'PodDisruptionBudget',
+function pdb(service: ServiceEntry): unknown {
+  return new PodDisruptionBudget({
     metadata: { name: nameOf(service.name), labels: labelsOf(service.name) },
     spec: { maxUnavailable: 1, selector: { matchLabels: labelsOf(service.name) } },
-  }
+  }).toJSON()
 }
 
 /** Lag (messages) per replica the autoscaler aims for; see docs/kubernetes.md. */
 export const LAG_PER_REPLICA = 50_000
 
-function hpa(service: ServiceEntry): object {
-  return {
-    apiVersion: 'autoscaling/v2',
-    kind: 'HorizontalPodAutoscaler',
+function hpa(service: ServiceEntry): unknown {
+  return new HorizontalPodAutoscaler({
     metadata: { name: nameOf(service.name), labels: labelsOf(service.name) },
     spec: {
       scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: nameOf(service.name) },
@@ -337,13 +341,11 @@ function hpa(service: ServiceEntry): object {
         scaleDown: { stabilizationWindowSeconds: 600, policies: [{ type: 'Pods', value: 1, periodSeconds: 300 }] },
       },
     },
-  }
+  }).toJSON()
 }
 
-function topicsJob(): object {
-  return {
-    apiVersion: 'batch/v1',
-    kind: 'Job',
+function topicsJob(): unknown {
+  return new Job({
     metadata: { name: 'lookstream-topics', labels: labelsOf('topics') },
     spec: {
       backoffLimit: 4,
@@ -370,7 +372,7 @@ function topicsJob(): object {
         },
       },
     },
-  }
+  }).toJSON()
 }
 
 /** Secrets get a placeholder in the example overlay: never a working credential in the repository. */
@@ -379,14 +381,14 @@ const overlayValue = (setting: Setting): string =>
     ? `replace-with-${setting.name.toLowerCase().replaceAll('_', '-')}`
     : (setting.deployed ?? setting.example)
 
-const documents = (objects: object[]) => objects.map((o) => yaml(o)).join('---\n')
+const documents = (objects: unknown[]) => objects.map((o) => yaml(o)).join('---\n')
 
 export function kubernetesFiles(): Map<string, string> {
   const files = new Map<string, string>()
   const base = 'deploy/kubernetes/base'
   const header = HEADER('Kubernetes base')
   for (const service of services) {
-    const objects = [deployment(service), serviceObject(service), pdb(service)]
+    const objects: unknown[] = [deployment(service), serviceObject(service), pdb(service)]
     if (service.kind === 'destination') objects.push(hpa(service))
     files.set(`${base}/${service.name}.yaml`, header + documents(objects))
   }
@@ -422,7 +424,7 @@ export function kubernetesFiles(): Map<string, string> {
   }
   files.set(
     `${overlay}/namespace.yaml`,
-    overlayHeader + yaml({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'lookstream' } }),
+    overlayHeader + yaml(new Namespace({ metadata: { name: 'lookstream' } }).toJSON()),
   )
   files.set(
     `${overlay}/kustomization.yaml`,

@@ -117,10 +117,20 @@ export function buildDeployTree(out: string, options: BuildOptions = {}): { fold
     })
   }
 
+  // Offline from the store the workspace installed into (pnpm would pick another one on another filesystem).
+  const store = execFileSync('pnpm', ['store', 'path'], { cwd: ROOT, encoding: 'utf8' }).trim()
   const filters = folders.flatMap((dir) => ['--filter', readPackage(dir).name])
   run(
     'pnpm',
-    ['install', '--prod', '--frozen-lockfile', '--offline', '--config.confirmModulesPurge=false', ...filters],
+    [
+      'install',
+      '--prod',
+      '--frozen-lockfile',
+      '--offline',
+      `--store-dir=${store}`,
+      '--config.confirmModulesPurge=false',
+      ...filters,
+    ],
     out,
   )
 
