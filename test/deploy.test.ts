@@ -532,4 +532,44 @@ describe('deploy/prometheus', () => {
   it('fires each alert exactly as its unit tests expect', async () => {
     expect(await promtool('test', 'rules', 'alerts.test.yml')).toContain('SUCCESS')
   })
+
+  const rules = (
+    parse(read('deploy/prometheus/alerts.yml')) as {
+      groups: { rules: { alert: string; annotations: Record<string, string> }[] }[]
+    }
+  ).groups.flatMap((g) => g.rules)
+  const cases = (
+    parse(read('deploy/prometheus/alerts.test.yml')) as {
+      tests: { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }[]
+    }
+  ).tests.flatMap((t) => t.alert_rule_test)
+
+  it('every alert has a unit test that fires it and one that keeps it quiet', () => {
+    expect(rules.length).toBeGreaterThan(0)
+    for (const { alert } of rules) {
+      const mine = cases.filter((c) => c.alertname === alert)
+      expect(
+        mine.some((c) => c.exp_alerts.length > 0),
+        `${alert} fires`,
+      ).toBe(true)
+      expect(
+        mine.some((c) => c.exp_alerts.length === 0),
+        `${alert} stays quiet`,
+      ).toBe(true)
+    }
+    expect(cases.filter((c) => !rules.some((r) => r.alert === c.alertname))).toEqual([])
+  })
+
+  it('every alert links its own runbook in docs/runbooks/, and every runbook belongs to an alert', () => {
+    const linked = rules.map((r) => r.annotations.runbook_url)
+    for (const [i, url] of linked.entries()) {
+      expect(url, rules[i]!.alert).toMatch(/^docs\/runbooks\/[a-z-]+\.md$/)
+      expect(read(url!), url).toContain(`# ${rules[i]!.alert}`)
+    }
+    expect(new Set(linked).size).toBe(linked.length)
+    const pages = readdirSync(join(ROOT, 'docs/runbooks')).filter((f) => f !== 'README.md')
+    expect(pages.map((f) => `docs/runbooks/${f}`).sort()).toEqual([...linked].sort())
+    const index = read('docs/runbooks/README.md')
+    for (const { alert } of rules) expect(index, alert).toContain(alert)
+  })
 })
