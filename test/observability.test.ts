@@ -233,6 +233,53 @@ describe('observability: deploy/ against a live Prometheus scraping the running 
     expect(refused).toEqual([])
   })
 
+  it('the panels the traffic feeds show data, and the per-service panels show every service', async () => {
+    const fed = [
+      'lookstream-ingress / Sends by outcome',
+      'lookstream-ingress / Rows/s by outcome',
+      'lookstream-ingress / Rejected rows by reason',
+      'lookstream-ingress / Produce latency p99',
+      'lookstream-ingress / Action Hub requests/s by status',
+      'lookstream-delivery / $destination',
+      'lookstream-delivery / Delivered/s',
+      'lookstream-delivery / Requests/s by status',
+      'lookstream-delivery / Request latency p99',
+      'lookstream-delivery / Items per request p50',
+      'lookstream-kafka / Consumer lag (canonical topics)',
+    ]
+    const series = async (where: string) => {
+      const queries = dashboardQueries.filter((q) => q.where === where)
+      expect(queries.length, where).toBeGreaterThan(0)
+      const answers = await Promise.all(queries.map((q) => prometheus!.query(forPrometheus(q.expr))))
+      return answers.map((a) => a.data?.result.map((r) => r.metric) ?? [])
+    }
+    const empty = await waitFor(
+      async () => {
+        const missing: string[] = []
+        for (const where of fed) if ((await series(where)).some((result) => result.length === 0)) missing.push(where)
+        return missing.length === 0 ? missing : false
+      },
+      { timeoutMs: 30_000, intervalMs: 500, message: 'every panel fed by the send to show data' },
+    )
+    expect(empty).toEqual([])
+
+    const destinations = services
+      .filter((s) => s.kind === 'destination')
+      .map((s) => s.name)
+      .sort()
+    const labelsOf = (results: Record<string, string>[][], label: string) =>
+      results.map((r) => [...new Set(r.map((m) => m[label]!))].sort())
+    expect(labelsOf(await series('lookstream-runtime / Targets up'), 'service')).toEqual([SERVICE_NAMES])
+    expect(labelsOf(await series('lookstream-runtime / Heap used against its cap'), 'service')).toEqual([
+      SERVICE_NAMES,
+      SERVICE_NAMES,
+    ])
+    expect(labelsOf(await series('lookstream-runtime / Event-loop lag p99'), 'service')).toEqual([SERVICE_NAMES])
+    expect(labelsOf(await series('lookstream-runtime / Redis available (destinations)'), 'destination')).toEqual([
+      destinations,
+    ])
+  })
+
   it('every alert expression is accepted by /api/v1/query', async () => {
     expect(alertQueries.length).toBeGreaterThan(0)
     const refused: string[] = []
