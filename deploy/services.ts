@@ -69,6 +69,32 @@ export const services: ServiceEntry[] = [
       },
     ],
   },
+  {
+    name: 'mparticle',
+    kind: 'destination',
+    simulator: 'mparticle',
+    settings: [
+      {
+        name: 'MPARTICLE_API_KEY',
+        secret: true,
+        example: 'mparticle-key',
+        help: 'API key of the default mParticle connection (the simulator accepts mparticle-key)',
+      },
+      {
+        name: 'MPARTICLE_API_SECRET',
+        secret: true,
+        example: 'mparticle-secret',
+        help: 'API secret of the default mParticle connection (the simulator accepts mparticle-secret)',
+      },
+      {
+        name: 'MPARTICLE_API_URL',
+        secret: false,
+        example: 'http://simulators:9104/v2',
+        help: "Events API base URL: the simulator here; the workspace's pod (https://s2s.us1.mparticle.com/v2, …) for real",
+        deployed: 'https://s2s.us1.mparticle.com/v2',
+      },
+    ],
+  },
 ]
 
 /** Ports inside the containers and pods. Destination services all listen on the runtime's default. */
