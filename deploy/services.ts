@@ -38,8 +38,8 @@ export const services: ServiceEntry[] = [
       {
         name: 'ACTION_HUB_SECRET',
         secret: true,
-        example: 'change-me-to-32-random-bytes-of-hex',
-        help: 'signs and checks the Action Hub tokens Looker sends (at least 16 characters)',
+        example: 'replace-with-the-output-of-openssl-rand-hex-32',
+        help: 'signs and checks the Action Hub tokens Looker sends (at least 16 characters): openssl rand -hex 32',
       },
       {
         name: 'LOOKER_HOSTS',
