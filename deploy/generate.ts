@@ -290,8 +290,11 @@ function deployment(service: ServiceEntry): unknown {
               startupProbe: probe('/healthz', { periodSeconds: 2, failureThreshold: 30 }),
               livenessProbe: probe('/healthz', { periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 }),
               readinessProbe: probe('/readyz', { periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 }),
+              // The root filesystem is read-only; /tmp is the one writable place (Node's and libraries' temp files).
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
             },
           ],
+          volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }],
         },
       },
     },
