@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { trackPid } from './child-registry.ts'
 
-// The contract of @lookstream/local-kafka's startLocalKafka (see the team brief). It is loaded
+// The contract of @lookstream/local-kafka's startLocalKafka (docs/adr/0002-local-kafka-broker.md). It is loaded
 // dynamically so that the harness keeps working for everything else while the broker is absent.
 export interface LocalKafkaOptions {
   port?: number
