@@ -267,6 +267,7 @@ const components: Component[] = [
   service({
     name: 'braze',
     entry: 'services/braze/src/main.ts',
+    asStarted: 'services/braze',
     port: ['BRAZE_PORT', 8082],
     env: (ctx) => {
       // A real endpoint: BRAZE_API_KEY, BRAZE_ALLOWED_HOSTS and the rest are inherited from this environment.
