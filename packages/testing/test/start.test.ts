@@ -37,7 +37,7 @@ function componentPids(proc: ManagedProcess): Record<string, number> {
 }
 
 describe('npm start (scripts/start.ts)', () => {
-  it('starts local-kafka, redis-server, the Segment and Braze simulators, ingress, segment and braze, prints their addresses, the Action Hub URL and token, and on SIGTERM stops them all and exits 0', async () => {
+  it('starts local-kafka, redis-server, the Segment, Braze and mParticle simulators, ingress, segment, braze and mparticle, prints their addresses, the Action Hub URL and token, and on SIGTERM stops them all and exits 0', async () => {
     const proc = await startPipeline({})
     const lines = proc.lines()
     expect(lines).toContainEqual(expect.stringMatching(/^kafka\s+127\.0\.0\.1:\d+\s+\(local-kafka, pid \d+, data in /))
@@ -50,6 +50,8 @@ describe('npm start (scripts/start.ts)', () => {
       'braze-simulator',
       'ingress',
       'kafka',
+      'mparticle',
+      'mparticle-simulator',
       'redis',
       'segment',
       'segment-simulator',
@@ -81,7 +83,16 @@ describe('npm start (scripts/start.ts)', () => {
     // redis-server never reads its stdin, so it cannot notice; it is stopped here by PID.
     onTestFinished(() => void (isAlive(pids.redis as number) && process.kill(pids.redis as number, 'SIGKILL')))
     proc.kill('SIGKILL')
-    for (const name of ['kafka', 'segment-simulator', 'braze-simulator', 'ingress', 'segment', 'braze']) {
+    for (const name of [
+      'kafka',
+      'segment-simulator',
+      'braze-simulator',
+      'mparticle-simulator',
+      'ingress',
+      'segment',
+      'braze',
+      'mparticle',
+    ]) {
       await waitFor(() => !isAlive(pids[name] as number), { timeoutMs: 20_000, message: `${name} to stop` })
     }
   })
