@@ -129,11 +129,12 @@ describe('braze service under failures', () => {
 
   it('two replicas share one workspace limit: the combined rate is the configured one (±5 %), 0 simulator 429s under its limit', async () => {
     const run = newRunId()
-    // Scaled down from 3,000 per 3 s: the service 57 per 3 s (19 requests/s), Braze (the simulator) 60 per 3 s.
-    stack.simulator.rateLimits.requests!.setLimit({ limit: 60, windowMs: 3000 })
-    const configured = 57 / 3
+    // Scaled down from 3,000 per 3 s: the service 15 per 3 s (5 requests/s), Braze (the simulator) 16 per 3 s. At
+    // a few requests a second a grant that comes a few milliseconds late (a loaded machine) costs under 5 %.
+    stack.simulator.rateLimits.requests!.setLimit({ limit: 16, windowMs: 3000 })
+    const configured = 15 / 3
     const env = brazeEnv(stack, {
-      BRAZE_RATE_LIMIT_REQUESTS: '57',
+      BRAZE_RATE_LIMIT_REQUESTS: '15',
       BRAZE_RATE_LIMIT_WINDOW_SECONDS: '3',
       BRAZE_MAX_OBJECTS_PER_REQUEST: '2',
     })
@@ -144,7 +145,7 @@ describe('braze service under failures', () => {
       async () => (await fetch(`${a.address.url}/readyz`)).ok && (await fetch(`${b.address.url}/readyz`)).ok,
       { timeoutMs: 30_000, message: 'both replicas assigned partitions' },
     )
-    const total = 400
+    const total = 140
     await produceMessages(
       stack,
       Array.from({ length: total }, (_, i) => identify(run, i)),
@@ -173,7 +174,7 @@ describe('braze service under failures', () => {
     expect(rate).toBeLessThanOrEqual(configured * 1.05)
     let busiest = 0
     for (const start of times) busiest = Math.max(busiest, times.filter((t) => t >= start && t < start + 3000).length)
-    expect(busiest).toBeLessThanOrEqual(57 + 1)
+    expect(busiest).toBeLessThanOrEqual(15 + 1)
     for (let i = 0; i < total; i++) expect(profileOf(stack, i)).toEqual(expectedProfile(i))
   }, 120_000)
 })
