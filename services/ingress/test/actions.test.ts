@@ -255,6 +255,9 @@ describe('braze', () => {
     expect(action('braze').validateForm!({ braze_key: 'external_id', braze_update_existing_only: 'maybe' })).toEqual({
       braze_update_existing_only: 'Update Existing Users Only must be yes or no.',
     })
+    expect(action('braze').validateForm!({ braze_key: 'external_id', braze_segment: 'x'.repeat(256) })).toEqual({
+      braze_segment: 'Export Label must be at most 255 characters (a Braze array value).',
+    })
   })
 
   it('refuses a pivoted query with the reason, and a pivoted cell row by row', () => {

@@ -77,6 +77,10 @@ export const braze: Action = {
     const errors: Record<string, string> = {}
     const key = form.braze_key
     if (key !== 'external_id' && key !== 'braze_id') errors.braze_key = 'Unique Key must be external_id or braze_id.'
+    const label = form.braze_segment
+    if (label !== undefined && label.length > 255) {
+      errors.braze_segment = 'Export Label must be at most 255 characters (a Braze array value).'
+    }
     const updateOnly = form.braze_update_existing_only
     if (updateOnly !== undefined && updateOnly !== 'yes' && updateOnly !== 'no') {
       errors.braze_update_existing_only = 'Update Existing Users Only must be yes or no.'
