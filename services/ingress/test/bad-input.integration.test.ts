@@ -1,4 +1,4 @@
-import { HEADERS, TOPICS } from '@lookstream/events'
+import { HEADERS, TOPICS, sendRecordKey } from '@lookstream/events'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { AUTH, createTopics, post, startIngress, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
@@ -66,7 +66,7 @@ async function execute(
   const looker = answer.json.looker as unknown as Looker
   sendIds.push(looker.send_id)
   expect(answer.text).not.toContain(CANARY)
-  const record = await ingress.redis.hgetall(`lookstream:send:${looker.send_id}`)
+  const record = await ingress.redis.hgetall(sendRecordKey(String(looker.send_id)))
   expect(record.send_id).toBe(looker.send_id)
   expect(JSON.stringify(record)).not.toContain(CANARY)
   expect(ingress.logs.join('')).not.toContain(CANARY)

@@ -1,4 +1,4 @@
-import { HEADERS, TOPICS } from '@lookstream/events'
+import { HEADERS, TOPICS, sendRecordKey } from '@lookstream/events'
 import fc from 'fast-check'
 import { afterAll, beforeAll, expect, inject, it } from 'vitest'
 import { createTopics, post, startIngress, type Ingress } from './support/ingress-harness.ts'
@@ -54,7 +54,9 @@ it('generated Looks arrive exactly on Kafka, with no row bytes anywhere else', {
         expect(reason.reason.startsWith(`${BROKEN_REASON[row.broken!]}${offsets[index]}`)).toBe(true)
       })
       expect(answer.text).not.toContain(CANARY)
-      expect(JSON.stringify(await ingress.redis.hgetall(`lookstream:send:${looker.send_id}`))).not.toContain(CANARY)
+      const record = await ingress.redis.hgetall(sendRecordKey(String(looker.send_id)))
+      expect(record.send_id).toBe(looker.send_id)
+      expect(JSON.stringify(record)).not.toContain(CANARY)
 
       const held = (await readTopic(kafka.brokers, TOPICS.identify))
         .filter((record) => record.headers[HEADERS.sendId] === looker.send_id)
