@@ -112,6 +112,8 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
   const metrics = createIngressMetrics(service.registry)
   const lookerHosts = parseLookerHosts(config.LOOKER_HOSTS)
   let active = 0
+  // Spool directories of pushed attachments still being removed (shutdown waits for them).
+  const spoolRemovals = new Set<Promise<void>>()
 
   const baseUrl = (request: FastifyRequest) => config.PUBLIC_URL ?? `${request.protocol}://${request.host}`
 
@@ -266,7 +268,10 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
             }
             await streamExecute(action, parsed.request, reply, deadline)
           } finally {
-            await body.cleanup()
+            // Looker may have its answer already; shutdown waits for the spool to be removed all the same.
+            const removed = body.cleanup()
+            spoolRemovals.add(removed)
+            await removed.finally(() => spoolRemovals.delete(removed))
           }
         },
       )
@@ -381,7 +386,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
   app.addHook('onClose', async () => {
     closing = true
     closed.abort()
-    await Promise.all(undelivered)
+    await Promise.all([...undelivered, ...spoolRemovals])
   })
 
   async function streamExecute(
