@@ -45,3 +45,4 @@ export {
   type TopicPolicy,
 } from './topic-management.ts'
 export { runTopicsCommand } from './topics-command.ts'
+export { compressionType, PRODUCER_COMPRESSIONS, type ProducerCompression } from './compression.ts'

@@ -45,6 +45,7 @@ const producer = await createProducer(kafka, {
   maxInFlightMessages: config.PRODUCER_MAX_IN_FLIGHT_MESSAGES,
   maxInFlightBytes: config.PRODUCER_MAX_IN_FLIGHT_BYTES,
   maxBatchMessages: config.PRODUCER_MAX_BATCH_MESSAGES,
+  compression: config.PRODUCER_COMPRESSION,
 })
 const redis = createRedis(redisConnection, { maxRetriesPerRequest: 2, connectionName: 'lookstream-ingress' })
 redis.on('error', (err: unknown) => logger.warn({ err }, 'redis error'))
