@@ -1,4 +1,4 @@
-import { CompressionCodecs, CompressionTypes } from 'kafkajs'
+import kafkajs, { CompressionTypes } from 'kafkajs'
 import { promisify } from 'node:util'
 import { zstdCompress, zstdDecompress } from 'node:zlib'
 
@@ -6,6 +6,8 @@ import { zstdCompress, zstdDecompress } from 'node:zlib'
 export const PRODUCER_COMPRESSIONS = ['none', 'gzip', 'zstd'] as const
 export type ProducerCompression = (typeof PRODUCER_COMPRESSIONS)[number]
 
+// kafkajs is CommonJS and Node's ESM loader does not see CompressionCodecs among its named exports.
+const { CompressionCodecs } = kafkajs
 const compress = promisify(zstdCompress)
 const decompress = promisify(zstdDecompress)
 

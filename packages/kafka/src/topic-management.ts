@@ -1,7 +1,10 @@
 import { StartupError } from '@lookstream/config'
 import { DESTINATIONS, MESSAGE_TOPICS, TOPICS, dlqTopic, retryTopic, type DestinationId } from '@lookstream/events'
-import { ConfigResourceTypes, type Admin } from 'kafkajs'
+import kafkajs, { type Admin } from 'kafkajs'
 import { type KafkaClient } from './create-kafka.ts'
+
+// kafkajs is CommonJS and Node's ESM loader does not see ConfigResourceTypes among its named exports.
+const { ConfigResourceTypes } = kafkajs
 
 /** How lookstream's topics should be set up. */
 export interface TopicPolicy {
