@@ -15,6 +15,8 @@ export interface CreateRedisOptions {
   failFast?: boolean
   /** Retries of one command across reconnects (ioredis' maxRetriesPerRequest); default 2. */
   maxRetriesPerRequest?: number
+  /** Fails a command that has no answer after this many milliseconds (ioredis' commandTimeout); default none. */
+  commandTimeout?: number
 }
 
 function tlsOptions(tls: TlsMaterial): ConnectionOptions {
@@ -39,6 +41,7 @@ export function createRedis(connection: RedisConnection, options: CreateRedisOpt
     connectTimeout: 5000,
   }
   if (options.connectionName !== undefined) common.connectionName = options.connectionName
+  if (options.commandTimeout !== undefined) common.commandTimeout = options.commandTimeout
   if (connection.username !== undefined) common.username = connection.username
   if (connection.password !== undefined) common.password = connection.password
   if (connection.tls !== null) common.tls = tlsOptions(connection.tls)

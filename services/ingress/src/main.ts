@@ -7,7 +7,9 @@ import { buildApp } from './app.ts'
 import { IngressConfig } from './config.ts'
 import { createDestinationDirectory } from './destinations/directory.ts'
 import { parseLookerHosts } from './looker/looker-hosts.ts'
+import { ingressReadiness } from './readiness.ts'
 import { createSendStore } from './sends/send-store.ts'
+import type { Redis } from 'ioredis'
 
 // Composition root: config → clients → app → listen. Clients close in onClose, after in-flight sends.
 const config = loadConfigOrExit(IngressConfig)
@@ -47,10 +49,17 @@ const producer = await createProducer(kafka, {
   maxBatchMessages: config.PRODUCER_MAX_BATCH_MESSAGES,
   compression: config.PRODUCER_COMPRESSION,
 })
-const redis = createRedis(redisConnection, { maxRetriesPerRequest: 2, connectionName: 'lookstream-ingress' })
+// Every command is bounded: with Redis stopped, a send still runs (and says its record is incomplete) and
+// GET /sends answers 503 within REDIS_COMMAND_TIMEOUT_MS instead of hanging for the outage.
+const redis = createRedis(redisConnection, {
+  maxRetriesPerRequest: 2,
+  connectionName: 'lookstream-ingress',
+  commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+})
 redis.on('error', (err: unknown) => logger.warn({ err }, 'redis error'))
 // An unreachable Redis only fails the send-status calls (readiness reports it); refused credentials stop here.
 await orExitAsync(checkRedisAtStart(redis, redisConnection))
+const readiness = ingressReadiness(redis as Redis, kafka)
 
 const service = buildApp(config, {
   producer,
@@ -60,9 +69,10 @@ const service = buildApp(config, {
     timeoutMs: config.DESTINATION_REGISTRY_TIMEOUT_MS,
   }),
   logger,
-  readiness: { redis: async () => (await redis.ping()) === 'PONG' },
+  readiness: readiness.checks,
 })
 service.app.addHook('onClose', async () => {
+  await readiness.close()
   await producer.close()
   await redis.quit()
 })
