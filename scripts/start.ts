@@ -187,6 +187,8 @@ export function service(line: ServiceLine): Component {
 
 /** Local-only credentials shared by the Segment simulator and the segment service started here. */
 const LOCAL_SEGMENT_WRITE_KEY = 'local-segment-write-key'
+/** The Heap simulator's environment, the heap service's default connection here. */
+const LOCAL_HEAP_APP_ID = '1234567890'
 
 /**
  * The Action Hub secret: ACTION_HUB_SECRET, else one generated on first start and kept in
@@ -230,6 +232,16 @@ const components: Component[] = [
     readyPath: null,
   }),
   service({
+    name: 'heap-simulator',
+    entry: 'packages/simulators/src/cli.ts',
+    port: ['HEAP_SIMULATOR_PORT', 4012],
+    skip: (ctx) => (ctx.env.HEAP_API_URL ? 'HEAP_API_URL is set: the heap service calls it' : undefined),
+    env: () => ({}),
+    args: (p) => ['--heap-port', String(p), '--heap-app-id', LOCAL_HEAP_APP_ID],
+    listenLine: /^heap simulator listening on (http:\/\/\S+)$/,
+    readyPath: null,
+  }),
+  service({
     name: 'ingress',
     entry: 'services/ingress/src/main.ts',
     asStarted: 'services/ingress',
@@ -250,6 +262,17 @@ const components: Component[] = [
       ...base(ctx),
       SEGMENT_WRITE_KEY: ctx.env.SEGMENT_WRITE_KEY ?? LOCAL_SEGMENT_WRITE_KEY,
       SEGMENT_API_URL: ctx.env.SEGMENT_API_URL ?? address(ctx, 'segment-simulator'),
+    }),
+  }),
+  service({
+    name: 'heap',
+    entry: 'services/heap/src/main.ts',
+    asStarted: 'services/heap',
+    port: ['HEAP_PORT', 8082],
+    env: (ctx) => ({
+      ...base(ctx),
+      HEAP_APP_ID: ctx.env.HEAP_APP_ID ?? LOCAL_HEAP_APP_ID,
+      HEAP_API_URL: ctx.env.HEAP_API_URL ?? address(ctx, 'heap-simulator'),
     }),
   }),
 ]
