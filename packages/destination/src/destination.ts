@@ -94,6 +94,11 @@ interface DestinationBase<Config extends TSchema, Conn extends Connection> {
   connections(config: Static<Config>): ReadonlyMap<string, Conn>
   /** Hosts outbound requests may go to; any other URL is refused before a socket is opened. */
   allowedHosts(config: Static<Config>): readonly string[]
+  /**
+   * Settings of a connection announced in the destination registry, so the ingress can refuse a send this
+   * connection would reject before producing anything (Heap: its environments). Never a secret.
+   */
+  publicSettings?(connection: Conn): Record<string, string | string[]>
 }
 
 /** A destination reached over HTTP in batches: everything but these pure functions belongs to the runtime. */

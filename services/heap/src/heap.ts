@@ -247,6 +247,9 @@ export const heap: HttpDestination<typeof HeapConfig, HeapConnection, HeapItem> 
     return [...HEAP_API_HOSTS, hostOf(config.HEAP_API_URL)]
   },
 
+  // The ingress refuses a send naming an environment the connection does not allow before producing a row.
+  publicSettings: (connection) => ({ environment: connection.appId, environments: [...connection.appIds] }),
+
   toItem: toHeapItem,
 
   batchKey(item) {

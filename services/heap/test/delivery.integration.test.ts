@@ -1,5 +1,6 @@
 import { HEADERS, messageIdOf, newRunId, produceMessages, readTopic } from '@lookstream/delivery-testing'
 import { runDestination, sendRecordKey, type RunningDestination } from '@lookstream/destination'
+import { liveDestinations } from '@lookstream/events'
 import { waitFor } from '@lookstream/testing'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -92,6 +93,14 @@ describe('heap service: Kafka → runtime → Heap simulator', () => {
       message: 'the replayed messages were skipped',
     })
     expect(stack.simulator.state.counters.itemsReceived).toBe(1800)
+  })
+
+  it('announces each connection’s environments in the destination registry, for the ingress to check sends', async () => {
+    await start()
+    const live = await liveDestinations(redis)
+    expect(live.get('heap')?.settings).toEqual({
+      default: { environment: APP_ID, environments: [APP_ID, OTHER_APP_ID] },
+    })
   })
 
   it('sends to the environment a send names when the connection allows it, and dead-letters one it does not allow', async () => {

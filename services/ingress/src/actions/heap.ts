@@ -59,7 +59,8 @@ export const heap: Action = {
     {
       name: 'env_id',
       label: 'Environment ID',
-      description: "Heap environment (app_id) to update; leave empty for the connection's own environment.",
+      description:
+        "Heap environment (app_id) to update; empty: the connection's own. A connection accepts only the environments its lookstream operator allowed.",
       type: 'string',
       required: false,
     },
@@ -97,6 +98,14 @@ export const heap: Action = {
     if (form.long_values !== 'reject' && form.long_values !== 'truncate') {
       errors.long_values = 'Long Values must be reject or truncate.'
     }
+    return errors
+  },
+  checkSettings(form, connection, settings) {
+    const envId = form.env_id ?? ''
+    const allowed = settings.environments
+    const errors: Record<string, string> = {}
+    if (envId === '' || !Array.isArray(allowed) || allowed.includes(envId)) return errors
+    errors.env_id = `Heap environment ${envId} is not allowed on connection "${connection}" (allowed: ${allowed.join(', ')}).`
     return errors
   },
   prepare(fields, context) {
