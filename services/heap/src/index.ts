@@ -7,6 +7,7 @@ export {
   classifyHeapResponse,
   heap,
   redactReason,
+  requestItemsFor,
   toHeapItem,
   type HeapConnection,
   type HeapEndpoint,

@@ -2,7 +2,7 @@ import { loadConfig } from '@lookstream/config'
 import { PermanentError, type EncodedItem } from '@lookstream/destination'
 import { type CanonicalMessage } from '@lookstream/events'
 import { describe, expect, it } from 'vitest'
-import { heap, TARGET, toHeapProperties, type HeapConnection, type HeapItem } from '../src/index.ts'
+import { heap, requestItemsFor, TARGET, toHeapProperties, type HeapConnection, type HeapItem } from '../src/index.ts'
 
 const connection: HeapConnection = {
   name: 'default',
@@ -11,6 +11,7 @@ const connection: HeapConnection = {
   itemRatePerSecond: 245,
   appId: '111',
   appIds: new Set(['111', '222']),
+  maxBatchItems: 150,
 }
 
 function identify(traits: Record<string, unknown>, heapOptions: Record<string, unknown> = {}): CanonicalMessage {
@@ -150,14 +151,15 @@ describe('heap.toItem', () => {
       identity: 'cust_123',
       properties: { Plan: 'annual', 'Lifetime Value': 150 },
     })
-    expect(result[TARGET]).toEqual({ endpoint: 'user', appId: '111' })
-    expect(heap.batchKey!(result)).toBe('user:111')
+    expect(result[TARGET]).toEqual({ endpoint: 'user', appId: '111', maxBatchItems: 150 })
+    expect(heap.batchKey!(result)).toBe('user:111:150')
+    expect(heap.limitsFor!('user:111:150').maxBatchItems).toBe(150)
   })
 
   it('maps group to an account update and takes the environment a send names when the connection allows it', () => {
     const result = item(group({ Tier: 'gold' }, { envId: '222' }))
     expect(JSON.parse(JSON.stringify(result))).toEqual({ account_id: 'acme', properties: { Tier: 'gold' } })
-    expect(heap.batchKey!(result)).toBe('account:222')
+    expect(heap.batchKey!(result)).toBe('account:222:150')
   })
 
   it('refuses an environment the connection does not allow, naming it and the allowed ones', () => {
@@ -278,6 +280,12 @@ describe('heap connections and config', () => {
     // 15,000 items and 1,000 per identity per minute, paced at 98 %.
     expect(main.itemRatePerSecond).toBeCloseTo(245)
     expect(main.rateLimitRps).toBeCloseTo((1000 / 60) * 0.98)
+    // A request's items land at once: at 15,000/min a request carries 150, so a minute never holds more than
+    // 14,700 paced items plus one request, with another request's worth of margin.
+    expect(main.maxBatchItems).toBe(150)
+    expect(requestItemsFor(15_000)).toBe(150)
+    expect(requestItemsFor(100_000)).toBe(1000)
+    expect(requestItemsFor(10)).toBe(1)
     const eu = connections.get('eu')!
     expect(eu).toMatchObject({ endpoint: 'https://c.eu.heap-api.com', appId: '444' })
     expect(eu.itemRatePerSecond).toBeCloseTo(98)
