@@ -28,6 +28,11 @@ export interface Connection {
    */
   itemRatePerSecond?: number
   /**
+   * Items the item schedule may run ahead by (default 1: strictly spaced). A request granted late (a busy event
+   * loop, a slow Redis answer) then does not push every later one back: the next may go that much early.
+   */
+  itemBurst?: number
+  /**
    * The rate-limit scope: connections naming the same account share one budget (Braze: one per workspace,
    * whatever the number of connections pointing at it). Defaults to the connection's name.
    */

@@ -280,11 +280,12 @@ describe('heap connections and config', () => {
     // 15,000 items and 1,000 per identity per minute, paced at 98 %.
     expect(main.itemRatePerSecond).toBeCloseTo(245)
     expect(main.rateLimitRps).toBeCloseTo((1000 / 60) * 0.98)
-    // A request's items land at once: at 15,000/min a request carries 150, so a minute never holds more than
-    // 14,700 paced items plus one request, with another request's worth of margin.
-    expect(main.maxBatchItems).toBe(150)
-    expect(requestItemsFor(15_000)).toBe(150)
-    expect(requestItemsFor(100_000)).toBe(1000)
+    // A request's items land at once: at 15,000/min a request carries 100, so a minute never holds more than
+    // 14,700 paced items plus one request and one request of catch-up, with another request's worth of margin.
+    expect(main.maxBatchItems).toBe(100)
+    expect(main.itemBurst).toBe(101)
+    expect(requestItemsFor(15_000)).toBe(100)
+    expect(requestItemsFor(150_000)).toBe(1000)
     expect(requestItemsFor(10)).toBe(1)
     const eu = connections.get('eu')!
     expect(eu).toMatchObject({ endpoint: 'https://c.eu.heap-api.com', appId: '444' })
