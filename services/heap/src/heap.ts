@@ -30,8 +30,6 @@ export const TARGET = Symbol('heap target')
 export interface HeapTarget {
   endpoint: HeapEndpoint
   appId: string
-  /** The connection's items per request, carried to the batch key (limits are chosen per batch key). */
-  maxBatchItems: number
 }
 
 /** One element of `users[]` (add_user_properties) or `accounts[]` (add_account_properties). */
@@ -104,7 +102,7 @@ export function toHeapItem(message: CanonicalMessage, connection: HeapConnection
   }
   const result = toHeapProperties(message.traits, { kind: endpoint, longValues: options.longValues ?? 'reject' })
   if (!result.ok) return new PermanentError(result.reason, 'LS_DEST_UNSUPPORTED_VALUE')
-  const target: HeapTarget = { endpoint, appId, maxBatchItems: connection.maxBatchItems }
+  const target: HeapTarget = { endpoint, appId }
   if (message.type === 'identify') {
     const identity = message.userId
     if (identity === undefined || identity === '') {
@@ -273,12 +271,7 @@ export const heap: HttpDestination<typeof HeapConfig, HeapConnection, HeapItem> 
 
   batchKey(item) {
     const target = item[TARGET]
-    return `${target.endpoint}:${target.appId}:${target.maxBatchItems}`
-  },
-
-  limitsFor(batchKey) {
-    const maxBatchItems = Number(batchKey.slice(batchKey.lastIndexOf(':') + 1))
-    return { ...heap.limits, maxBatchItems: Number.isInteger(maxBatchItems) && maxBatchItems > 0 ? maxBatchItems : 1 }
+    return `${target.endpoint}:${target.appId}`
   },
 
   buildRequest(items, connection) {

@@ -11,7 +11,7 @@ const connection: HeapConnection = {
   itemRatePerSecond: 245,
   appId: '111',
   appIds: new Set(['111', '222']),
-  maxBatchItems: 150,
+  maxBatchItems: 100,
 }
 
 function identify(traits: Record<string, unknown>, heapOptions: Record<string, unknown> = {}): CanonicalMessage {
@@ -151,15 +151,14 @@ describe('heap.toItem', () => {
       identity: 'cust_123',
       properties: { Plan: 'annual', 'Lifetime Value': 150 },
     })
-    expect(result[TARGET]).toEqual({ endpoint: 'user', appId: '111', maxBatchItems: 150 })
-    expect(heap.batchKey!(result)).toBe('user:111:150')
-    expect(heap.limitsFor!('user:111:150').maxBatchItems).toBe(150)
+    expect(result[TARGET]).toEqual({ endpoint: 'user', appId: '111' })
+    expect(heap.batchKey!(result)).toBe('user:111')
   })
 
   it('maps group to an account update and takes the environment a send names when the connection allows it', () => {
     const result = item(group({ Tier: 'gold' }, { envId: '222' }))
     expect(JSON.parse(JSON.stringify(result))).toEqual({ account_id: 'acme', properties: { Tier: 'gold' } })
-    expect(heap.batchKey!(result)).toBe('account:222:150')
+    expect(heap.batchKey!(result)).toBe('account:222')
   })
 
   it('refuses an environment the connection does not allow, naming it and the allowed ones', () => {
