@@ -1,6 +1,6 @@
 import { allFields, type JsonDetailField } from '../looker/json-detail-reader.ts'
 import { type Action, type MappedMessage } from './action.ts'
-import { cellValue, identityValue, isPivotedCell, isRow, MISSING } from './cell-value.ts'
+import { cellValue, fieldPicker, identityValue, isPivotedCell, isRow, MISSING, setOwn } from './cell-value.ts'
 import { connectionField, streamingFormats } from './segment-mapping.ts'
 
 // No tags: the join-key column is named in the form by its label (as Looker shows it, e.g. "Users Email");
@@ -138,6 +138,7 @@ export const heap: Action = {
     }
     const envId = context.form.env_id ?? ''
     const truncate = context.form.long_values === 'truncate'
+    const pickPropertyFields = fieldPicker(propertyFields, (p) => p.field.name)
     const integrations = {
       All: false,
       Heap: {
@@ -154,23 +155,23 @@ export const heap: Action = {
         if (!isRow(row)) return { ok: false, reason: 'row is not a JSON object' }
         const key = identityValue(cellValue(row, joinField))
         if (key === undefined) return { ok: false, reason: `join key ${labelOf(joinField)} is empty` }
-        if (typeof key === 'object') return { ok: false, reason: `join key ${labelOf(joinField)} holds a ${key.bad}` }
+        if (typeof key === 'object') return { ok: false, reason: `join key ${labelOf(joinField)} holds ${key.bad}` }
         const traits: Record<string, unknown> = {}
-        for (const { field, label } of propertyFields) {
+        for (const { field, label } of pickPropertyFields(row)) {
           const value = cellValue(row, field)
           if (isPivotedCell(row[field.name]) && value !== null && typeof value === 'object') {
             for (const [pivotKey, inner] of Object.entries(value)) {
               if (inner === null || inner === undefined || inner === MISSING) continue
               const length = truncate ? undefined : tooLong(inner)
               if (length !== undefined) return { ok: false, reason: longReason(`${label} | ${pivotKey}`, length) }
-              traits[`${label} | ${pivotKey}`] = inner
+              setOwn(traits, `${label} | ${pivotKey}`, inner)
             }
             continue
           }
           if (value === null || value === MISSING) continue
           const length = truncate ? undefined : tooLong(value)
           if (length !== undefined) return { ok: false, reason: longReason(label, length) }
-          traits[label] = value
+          setOwn(traits, label, value)
         }
         const message: MappedMessage = isAccount
           ? { type: 'group', groupId: key, anonymousId: `heap-account:${key}`, traits, integrations }
