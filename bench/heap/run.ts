@@ -13,7 +13,7 @@
 //   service's peak RSS.
 // local-kafka (on disk), redis-server and the services are their own processes (the services as their `pnpm start`
 // runs them: compiled, with its Node flags); the simulators and the producer run in this process.
-import { headersFor, type CanonicalMessage } from '@lookstream/events'
+import { headersFor, sendRecordKey, type CanonicalMessage } from '@lookstream/events'
 import { startHeapSimulator, startSegmentSimulator, type Simulator } from '@lookstream/simulators'
 import { buildProject, readStartCommand, spawnService, type SpawnedService } from '@lookstream/testing'
 import { Redis } from 'ioredis'
@@ -117,7 +117,7 @@ async function pace(replicas: number): Promise<void> {
     const client = new Redis(redis.url)
     stops.push(() => Promise.resolve(client.disconnect()))
     // The ingress's send record: the service adds its delivered counts to it.
-    await client.hset(`lookstream:send:${sendId}`, { send_id: sendId, accepted: String(ROWS) })
+    await client.hset(sendRecordKey(sendId), { send_id: sendId, accepted: String(ROWS) })
     log(`pace, ${replicas} replica(s): producing ${ROWS} user updates`)
     await produceAll(
       (message) =>
@@ -150,7 +150,7 @@ async function pace(replicas: number): Promise<void> {
       }
       if (now() - lastProgress >= 30_000) {
         lastProgress = now()
-        const delivered = (await client.hget(`lookstream:send:${sendId}`, 'delivered')) ?? '0'
+        const delivered = (await client.hget(sendRecordKey(sendId), 'delivered')) ?? '0'
         const line = `${Math.round((now() - readyAt) / 1000)} s: simulator ${simulator.state.counters.accepted}, send record delivered ${delivered}`
         progress.push(line)
         log(`  ${line}`)

@@ -1,4 +1,4 @@
-import { HEADERS, headersFor, type CanonicalMessage } from '@lookstream/events'
+import { HEADERS, headersFor, sendRecordKey, type CanonicalMessage } from '@lookstream/events'
 import { startSegmentSimulator, type Simulator } from '@lookstream/simulators'
 import { startRedis, waitFor } from '@lookstream/testing'
 import { Redis } from 'ioredis'
@@ -169,14 +169,14 @@ describe('processRecords', () => {
     simulator.reset()
     const run = `p${Date.now()}`
     const sendId = `send-${run}`
-    await redis.hset(`lookstream:send:${sendId}`, { send_id: sendId })
+    await redis.hset(sendRecordKey(sendId), { send_id: sendId })
     const records = Array.from({ length: 30 }, (_, i) => {
       const value = message(`${run}-${i}`, `u-${i}`)
       return record(value, headersFor(value, { producer: 'test', sendId }))
     })
     // Ten requests of three at five a second: about two seconds for the batch.
     const processing = processRecords(records, deps([], 3_600_000, { maxBatchItems: 3, rateLimitRps: 5 }))
-    const delivered = async () => Number((await redis.hget(`lookstream:send:${sendId}`, 'delivered')) ?? 0)
+    const delivered = async () => Number((await redis.hget(sendRecordKey(sendId), 'delivered')) ?? 0)
     await waitFor(async () => (await delivered()) > 0, { timeoutMs: 5000, message: 'a first progress write' })
     expect(simulator.state.acceptedIds.size).toBeLessThan(30)
     expect(await processing).toEqual(records.map(() => true))
