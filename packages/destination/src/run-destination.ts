@@ -389,6 +389,16 @@ export async function runDestination<Config extends TObject, Conn extends Connec
       version: options.version ?? process.env.LOOKSTREAM_VERSION ?? RUNTIME_VERSION,
       connections: [...connections.keys()],
       startedAt: new Date().toISOString(),
+      ...(destination.publicSettings === undefined
+        ? {}
+        : {
+            settings: Object.fromEntries(
+              [...connections].map(([connectionName, connection]) => [
+                connectionName,
+                destination.publicSettings!(connection),
+              ]),
+            ),
+          }),
     },
     config.DELIVERY_REGISTRY_HEARTBEAT_MS,
   )

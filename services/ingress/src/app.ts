@@ -253,18 +253,36 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                 )
             }
             // Nothing is produced for a destination nobody consumes: Looker is told why instead of "success".
-            const unavailable = unavailableReason(
-              await deps.destinations.view(),
-              action.destination,
-              action.label,
-              parsed.request.connection,
-            )
+            const view = await deps.destinations.view()
+            const unavailable = unavailableReason(view, action.destination, action.label, parsed.request.connection)
             if (unavailable !== undefined) {
               metrics.sends.inc({ action: action.name, outcome: 'refused' })
               return await reply
                 .code(503)
                 .type('application/json')
                 .send(lookerBody({ success: false, message: `Nothing was sent: ${unavailable}.` }))
+            }
+            // What the connection would refuse for every row (e.g. a Heap environment it does not allow) ends the
+            // send here, named, instead of dead-lettering every row (docs/adr/0014).
+            const settings = view.known
+              ? view.live.get(action.destination)?.settings[parsed.request.connection]
+              : undefined
+            const refused =
+              settings === undefined || action.checkSettings === undefined
+                ? {}
+                : action.checkSettings(parsed.request.form, parsed.request.connection, settings)
+            if (Object.keys(refused).length > 0) {
+              metrics.sends.inc({ action: action.name, outcome: 'refused' })
+              return await reply
+                .code(200)
+                .type('application/json')
+                .send(
+                  lookerBody({
+                    success: false,
+                    message: `Nothing was sent: ${Object.values(refused).join(' ')}`,
+                    validation_errors: refused,
+                  }),
+                )
             }
             await streamExecute(action, parsed.request, reply, deadline)
           } finally {
