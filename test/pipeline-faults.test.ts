@@ -36,7 +36,7 @@ const DLQ_CLI = fileURLToPath(new URL('../packages/destination/src/cli/dlq.ts', 
 
 async function dlqCommand(...args: string[]): Promise<string> {
   const { stdout } = await run(process.execPath, ['--conditions=@lookstream/source', DLQ_CLI, ...args], {
-    env: { PATH: process.env.PATH, KAFKA_BROKERS: pipeline.kafka.brokers },
+    env: { PATH: process.env.PATH, KAFKA_BROKERS: pipeline.kafka.brokers, REDIS_URL: pipeline.redis.url },
     timeout: 90_000,
   })
   return stdout
