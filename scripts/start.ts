@@ -193,6 +193,8 @@ export function service(line: ServiceLine): Component {
 
 /** Local-only credentials shared by the simulators and the services started here. */
 const LOCAL_SEGMENT_WRITE_KEY = 'local-segment-write-key'
+/** Local-only REST API key shared by the Braze simulator and the braze service started here. */
+const LOCAL_BRAZE_API_KEY = 'local-braze-api-key'
 const LOCAL_MPARTICLE_KEY = 'local-mparticle-key'
 const LOCAL_MPARTICLE_SECRET = 'local-mparticle-secret'
 
@@ -238,6 +240,16 @@ const components: Component[] = [
     readyPath: null,
   }),
   service({
+    name: 'braze-simulator',
+    entry: 'packages/simulators/src/cli.ts',
+    port: ['BRAZE_SIMULATOR_PORT', 4011],
+    skip: (ctx) => (ctx.env.BRAZE_REST_ENDPOINT ? 'BRAZE_REST_ENDPOINT is set: the braze service calls it' : undefined),
+    env: () => ({}),
+    args: (p) => ['--braze-port', String(p), '--braze-api-key', LOCAL_BRAZE_API_KEY],
+    listenLine: /^braze simulator listening on (http:\/\/\S+)$/,
+    readyPath: null,
+  }),
+  service({
     name: 'ingress',
     entry: 'services/ingress/src/main.ts',
     asStarted: 'services/ingress',
@@ -259,6 +271,27 @@ const components: Component[] = [
       SEGMENT_WRITE_KEY: ctx.env.SEGMENT_WRITE_KEY ?? LOCAL_SEGMENT_WRITE_KEY,
       SEGMENT_API_URL: ctx.env.SEGMENT_API_URL ?? address(ctx, 'segment-simulator'),
     }),
+  }),
+  service({
+    name: 'braze',
+    entry: 'services/braze/src/main.ts',
+    asStarted: 'services/braze',
+    port: ['BRAZE_PORT', 8082],
+    env: (ctx) => {
+      // Braze takes 75 objects per request: more requests in flight than the runtime's default keep it busy.
+      const inFlight = { DELIVERY_MAX_IN_FLIGHT_REQUESTS: ctx.env.DELIVERY_MAX_IN_FLIGHT_REQUESTS ?? '16' }
+      // A real endpoint: BRAZE_API_KEY, BRAZE_ALLOWED_HOSTS and the rest are inherited from this environment.
+      if (ctx.env.BRAZE_REST_ENDPOINT) return { ...base(ctx), ...inFlight }
+      const simulator = address(ctx, 'braze-simulator')
+      return {
+        ...base(ctx),
+        ...inFlight,
+        BRAZE_API_KEY: LOCAL_BRAZE_API_KEY,
+        BRAZE_REST_ENDPOINT: simulator,
+        // The simulator is not a Braze instance host: allow exactly it.
+        BRAZE_ALLOWED_HOSTS: new URL(simulator).host,
+      }
+    },
   }),
   service({
     name: 'mparticle-simulator',

@@ -38,7 +38,7 @@ function componentPids(proc: ManagedProcess): Record<string, number> {
 }
 
 describe('npm start (scripts/start.ts)', () => {
-  it('starts local-kafka, redis-server, the Segment simulator, ingress and segment, prints their addresses, the Action Hub URL and token, and on SIGTERM stops them all and exits 0', async () => {
+  it('starts local-kafka, redis-server, the Segment, Braze and mParticle simulators, ingress, segment, braze and mparticle, prints their addresses, the Action Hub URL and token, and on SIGTERM stops them all and exits 0', async () => {
     const proc = await startPipeline({})
     const lines = proc.lines()
     expect(lines).toContainEqual(expect.stringMatching(/^kafka\s+127\.0\.0\.1:\d+\s+\(local-kafka, pid \d+, data in /))
@@ -47,6 +47,8 @@ describe('npm start (scripts/start.ts)', () => {
     )
     const pids = componentPids(proc)
     expect(Object.keys(pids).sort()).toEqual([
+      'braze',
+      'braze-simulator',
       'ingress',
       'kafka',
       'mparticle',
@@ -86,6 +88,23 @@ describe('npm start (scripts/start.ts)', () => {
       if (name === 'redis') continue
       await waitFor(() => !isAlive(pid), { timeoutMs: 20_000, message: `${name} to stop` })
     }
+  }, 300_000)
+
+  it('with BRAZE_REST_ENDPOINT set, starts no Braze simulator and points the braze service at that endpoint', async () => {
+    // Nothing is sent (no Look runs), so the endpoint only has to pass the service's configuration checks.
+    const proc = await startPipeline({
+      LOOKSTREAM_COMPONENTS: 'kafka,redis,braze-simulator,braze',
+      BRAZE_REST_ENDPOINT: 'http://127.0.0.1:9',
+      BRAZE_API_KEY: 'operator-braze-key',
+      BRAZE_ALLOWED_HOSTS: '127.0.0.1:9',
+    })
+    expect(proc.lines()).toContainEqual(
+      expect.stringMatching(/^braze-simulator\s+skipped: BRAZE_REST_ENDPOINT is set: the braze service calls it$/),
+    )
+    expect(Object.keys(componentPids(proc)).sort()).toEqual(['braze', 'kafka', 'redis'])
+    expect(proc.lines().join('\n')).not.toContain('operator-braze-key')
+    proc.kill('SIGTERM')
+    expect(await proc.exited, proc.lines().join('\n')).toEqual({ code: 0, signal: null })
   }, 300_000)
 
   it('uses KAFKA_BROKERS and REDIS_URL from the environment instead of starting its own', async () => {

@@ -156,6 +156,8 @@ describe('action list, definitions and forms', () => {
           ],
         }),
         expect.objectContaining({ name: 'braze_segment', default: 'LOOKER_EXPORT' }),
+        expect.objectContaining({ name: 'braze_update_existing_only', type: 'select', default: 'yes' }),
+        expect.objectContaining({ name: 'braze_null_values', type: 'select', default: 'skip' }),
       ],
     })
     const track = await post(`${ingress.url}/actions/segment_track/form`, {})
