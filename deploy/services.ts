@@ -70,6 +70,33 @@ export const services: ServiceEntry[] = [
     ],
   },
   {
+    name: 'braze',
+    kind: 'destination',
+    simulator: 'braze',
+    settings: [
+      {
+        name: 'BRAZE_API_KEY',
+        secret: true,
+        example: 'braze-api-key',
+        help: 'REST API key of the default Braze connection, with users.track (the simulator accepts braze-api-key)',
+      },
+      {
+        name: 'BRAZE_REST_ENDPOINT',
+        secret: false,
+        example: 'http://simulators:9102',
+        help: "REST endpoint: the simulator here; the instance's (https://rest.iad-01.braze.com, …) for real",
+        deployed: 'https://rest.iad-01.braze.com',
+      },
+      {
+        name: 'BRAZE_ALLOWED_HOSTS',
+        secret: false,
+        example: 'simulators:9102',
+        help: 'hosts allowed besides the Braze instances: the simulator here; empty for real',
+        deployed: '',
+      },
+    ],
+  },
+  {
     name: 'mparticle',
     kind: 'destination',
     simulator: 'mparticle',

@@ -231,7 +231,10 @@ describe('Dockerfile and pnpm run deploy:tree', () => {
         }
         for (const setting of service.settings) {
           // The example values name the compose simulators host: here the simulator runs on loopback.
-          env[setting.name] = setting.example.replace(/^http:\/\/simulators:\d+/, () => urls.get(service.simulator!)!)
+          env[setting.name] = setting.example.replace(
+            /\bsimulators:\d+/,
+            () => new URL(urls.get(service.simulator!)!).host,
+          )
         }
         const spawned = await spawnService(join(tree, command.argv.at(-1)!), env, {
           compiled: true,

@@ -145,7 +145,10 @@ beforeAll(async () => {
         LOG_LEVEL: 'warn',
       }
       for (const setting of service.settings) {
-        env[setting.name] = setting.example.replace(/^http:\/\/simulators:\d+/, () => urls.get(service.simulator!)!)
+        env[setting.name] = setting.example.replace(
+          /\bsimulators:\d+/,
+          () => new URL(urls.get(service.simulator!)!).host,
+        )
       }
       const spawned = await spawnService(join(ROOT, 'services', service.name, 'src/main.ts'), env, {
         readyTimeoutMs: 60_000,
