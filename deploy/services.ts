@@ -97,6 +97,33 @@ export const services: ServiceEntry[] = [
     ],
   },
   {
+    name: 'heap',
+    kind: 'destination',
+    simulator: 'heap',
+    settings: [
+      {
+        name: 'HEAP_APP_ID',
+        secret: false,
+        example: '1234567890',
+        help: 'environment id (app_id) of the default Heap connection (the simulator accepts 1234567890)',
+      },
+      {
+        name: 'HEAP_API_URL',
+        secret: false,
+        example: 'http://simulators:9103',
+        help: 'Heap API base URL: the simulator here; https://heapanalytics.com (US) or https://c.eu.heap-api.com (EU) for real',
+        deployed: 'https://heapanalytics.com',
+      },
+      {
+        name: 'HEAP_ALLOWED_HOSTS',
+        secret: false,
+        example: 'simulators:9103',
+        help: 'hosts requests may go to: the simulator here; empty for the Heap API hosts',
+        deployed: '',
+      },
+    ],
+  },
+  {
     name: 'mparticle',
     kind: 'destination',
     simulator: 'mparticle',
