@@ -16,10 +16,15 @@ import { parseLookerHosts } from './looker/looker-hosts.ts'
 import { lookerVersionFrom } from './looker/looker-version.ts'
 import { isAuthorized } from './looker/token.ts'
 import { type SendStore } from './sends/send-store.ts'
+import { type HistoryStore } from './history/history-store.ts'
+import { rejectedRowHooks, sendPageUrl } from './history/ingress-hooks.ts'
+import { registerHistory } from './history/routes.ts'
 
 export interface IngressDeps {
   producer: MessageProducer
   sends: SendStore
+  /** The failed rows kept for the send history page (needs SEND_HISTORY_SECRET). */
+  history?: HistoryStore
   /** Readiness checks for /readyz (Kafka, Redis). */
   readiness?: Parameters<typeof createService>[0]['readiness']
   logger?: Parameters<typeof createService>[0]['logger']
@@ -44,7 +49,12 @@ function lookerBody(outcome: { success: boolean; message: string } & Record<stri
   return JSON.stringify({ looker: outcome })
 }
 
-function describeOutcome(action: Action, connection: string, outcome: SendOutcome): string {
+function describeOutcome(
+  action: Action,
+  connection: string,
+  outcome: SendOutcome,
+  send: { id: string; pageUrl: string | undefined },
+): string {
   const reasons = outcome.reasons.map((r) => `row ${r.row}: ${r.reason}`).join('; ')
   const rows = `${outcome.accepted} of ${outcome.received} rows accepted (acknowledged by Kafka), ${outcome.rejected} rejected`
   const where = `${action.label} (connection ${connection})`
@@ -52,9 +62,11 @@ function describeOutcome(action: Action, connection: string, outcome: SendOutcom
     outcome.failure === undefined
       ? `Sent to ${where}: ${rows}.`
       : `Send to ${where} failed: ${outcome.failure.replace(/\.$/, '')}. ${rows}.`
+  // The URL is followed by a space, never by punctuation a mail client would take into the link.
+  const pointer = `Send id ${send.id}.${send.pageUrl === undefined ? '' : ` Rows and reasons: ${send.pageUrl}`}`
   return reasons === ''
-    ? head
-    : `${head} First rejected rows: ${reasons}${outcome.rejected > outcome.reasons.length ? '; …' : ''}.`
+    ? `${head} ${pointer}`
+    : `${head} ${pointer} First rejected rows: ${reasons}${outcome.rejected > outcome.reasons.length ? '; …' : ''}.`
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -82,6 +94,16 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
   let active = 0
 
   const baseUrl = (request: FastifyRequest) => config.PUBLIC_URL ?? `${request.protocol}://${request.host}`
+
+  if (config.VIEWER_TOKEN !== undefined) {
+    registerHistory(app, {
+      viewerToken: config.VIEWER_TOKEN,
+      actionHubSecret: config.ACTION_HUB_SECRET,
+      sends: deps.sends,
+      history: deps.history,
+      secureCookies: config.PUBLIC_URL?.startsWith('https:') ?? false,
+    })
+  }
 
   app.get('/status', { logLevel: 'warn' }, () => ({ status: 'ok', app: 'lookstream-ingress', version: VERSION }))
 
@@ -159,7 +181,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
         active++
         metrics.sendsInProgress.inc()
         try {
-          await streamExecute(action, parsed.request, reply)
+          await streamExecute(action, parsed.request, reply, baseUrl(request))
         } finally {
           active--
           metrics.sendsInProgress.dec()
@@ -232,7 +254,12 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     await (timeoutMs === undefined ? sent : withTimeout(sent, timeoutMs))
   }
 
-  async function streamExecute(action: Action, request: ExecuteRequest, reply: FastifyReply): Promise<void> {
+  async function streamExecute(
+    action: Action,
+    request: ExecuteRequest,
+    reply: FastifyReply,
+    publicBase: string,
+  ): Promise<void> {
     const sendId = randomUUID()
     const receivedAt = new Date()
     const sendLog = log.child({ sendId, action: action.name, connection: request.connection })
@@ -262,6 +289,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       ...(request.webhookId ? { webhookId: request.webhookId } : {}),
       startedAt: receivedAt.toISOString(),
     }
+    const recorder = deps.history?.recorder(sendId, (err) => sendLog.warn({ err }, 'could not record failed rows'))
     let outcome: SendOutcome
     try {
       await deps.sends
@@ -306,6 +334,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                 maxRowBytes: config.MAX_ROW_BYTES,
                 maxTrackedDistinctRows: config.MAX_TRACKED_DISTINCT_ROWS,
                 maxFieldBytes: config.MAX_FIELD_BYTES,
+                ...rejectedRowHooks(recorder, action.destination),
                 onProgress: (counts: SendCounts, reasons: readonly RejectReason[]) => {
                   deps.sends
                     .progress(sendId, { ...counts, rejectReasons: reasons })
@@ -327,9 +356,13 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
         ranAt: undefined,
       }
     }
+    await recorder?.close()
     const finishedAt = new Date()
     const succeeded = outcome.success && outcome.rejected === 0
-    const message = describeOutcome(action, request.connection, outcome)
+    const message = describeOutcome(action, request.connection, outcome, {
+      id: sendId,
+      pageUrl: config.VIEWER_TOKEN === undefined ? undefined : sendPageUrl(publicBase, sendId),
+    })
     const status = outcome.success ? 'succeeded' : 'failed'
     metrics.sends.inc({
       action: action.name,

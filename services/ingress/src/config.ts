@@ -32,6 +32,26 @@ export const IngressConfig = Type.Object({
   PRODUCER_MAX_IN_FLIGHT_MESSAGES: Type.Integer({ default: 1000, minimum: 1 }),
   PRODUCER_MAX_IN_FLIGHT_BYTES: Type.Integer({ default: 4 * MiB, minimum: 1024 }),
   PRODUCER_MAX_BATCH_MESSAGES: Type.Integer({ default: 500, minimum: 1 }),
+  VIEWER_TOKEN: Type.Optional(
+    Type.String({
+      minLength: 32,
+      maxLength: 512,
+      pattern: '^[\\x21-\\x7e]+$',
+      description: 'read-only token of the send history page (/history); the page is off without it',
+    }),
+  ),
+  SEND_HISTORY_SECRET: Type.Optional(
+    Type.String({
+      minLength: 16,
+      description: 'seals the failed rows kept for the send history (shared with the destination services)',
+    }),
+  ),
+  SEND_HISTORY_MAX_FAILURES: Type.Integer({ default: 10_000, minimum: 0, description: 'failed rows kept per send' }),
+  SEND_HISTORY_MAX_FAILURE_BYTES: Type.Integer({
+    default: 4 * MiB,
+    minimum: 0,
+    description: 'bytes of failed rows kept per send in Redis',
+  }),
   SEND_TTL_SECONDS: Type.Integer({ default: 30 * 24 * 3600, minimum: 60, description: 'how long send records live' }),
 })
 

@@ -7,6 +7,8 @@ import { buildApp } from './app.ts'
 import { IngressConfig } from './config.ts'
 import { parseLookerHosts } from './looker/looker-hosts.ts'
 import { createSendStore } from './sends/send-store.ts'
+import { createHistoryStore } from './history/history-store.ts'
+import { deriveHistoryKey } from '@lookstream/send-history'
 
 // Composition root: config → clients → app → listen. Clients close in onClose, after in-flight sends.
 const config = loadConfigOrExit(IngressConfig)
@@ -37,6 +39,16 @@ redis.on('error', (err: unknown) => logger.warn({ err }, 'redis error'))
 const service = buildApp(config, {
   producer,
   sends: createSendStore(redis, config.SEND_TTL_SECONDS),
+  ...(config.SEND_HISTORY_SECRET === undefined
+    ? {}
+    : {
+        history: createHistoryStore({
+          redis,
+          key: deriveHistoryKey(config.SEND_HISTORY_SECRET),
+          limits: { maxEntries: config.SEND_HISTORY_MAX_FAILURES, maxBytes: config.SEND_HISTORY_MAX_FAILURE_BYTES },
+          ttlSeconds: config.SEND_TTL_SECONDS,
+        }),
+      }),
   logger,
   readiness: { redis: async () => (await redis.ping()) === 'PONG' },
 })

@@ -11,7 +11,12 @@ import {
 } from '@lookstream/events'
 import { type Action, type MappedMessage, type RowMapper, type SendContext } from '../actions/action.ts'
 import { type IngressMetrics } from '../ingress-metrics.ts'
-import { JsonDetailError, JsonDetailScanner, readJsonDetail } from '../looker/json-detail-reader.ts'
+import {
+  JsonDetailError,
+  JsonDetailScanner,
+  readJsonDetail,
+  type JsonDetailFields,
+} from '../looker/json-detail-reader.ts'
 import { fingerprintOf, OccurrenceCounter } from './occurrence-counter.ts'
 
 /** The part of @lookstream/kafka's producer a send needs: send() resolves once Kafka acknowledged. */
@@ -48,6 +53,10 @@ export interface SendInput {
   maxTrackedDistinctRows?: number
   onProgress?: (counts: SendCounts, reasons: readonly RejectReason[]) => void
   progressEveryMs?: number
+  /** Each rejected row, with its cells when they were read (the send history keeps its identity). */
+  onRejected?: (row: number, reason: string, code: string, cells: unknown) => void
+  /** The Look's fields, once, before any row. */
+  onFields?: (fields: JsonDetailFields) => void
 }
 
 export interface SendOutcome extends SendCounts {
@@ -69,7 +78,7 @@ const ROW_REASON_CLASSES: [RegExp, string][] = [
   [/^\//, 'invalid_message'],
 ]
 
-function reasonClass(reason: string): string {
+export function reasonClass(reason: string): string {
   return ROW_REASON_CLASSES.find(([pattern]) => pattern.test(reason))?.[1] ?? 'other'
 }
 
@@ -125,10 +134,12 @@ export async function runSend(
   let bytesCounted = 0
   const progressEveryMs = input.progressEveryMs ?? 1000
 
-  const reject = (row: number, reason: string) => {
+  const reject = (row: number, reason: string, cells?: unknown) => {
     counts.rejected++
+    const code = reasonClass(reason)
+    input.onRejected?.(row, reason, code, cells)
     if (reasons.length < MAX_REJECT_REASONS) reasons.push({ row, reason: reason.slice(0, 1024) })
-    metrics.rows.inc({ action: action.name, outcome: 'rejected', reason: reasonClass(reason) })
+    metrics.rows.inc({ action: action.name, outcome: 'rejected', reason: code })
   }
 
   const settle = () => {
@@ -222,6 +233,7 @@ export async function runSend(
         if (item.kind === 'header') {
           ranAt = item.ranAt
           timestamp = timestampFrom(ranAt, input.receivedAt)
+          input.onFields?.(item.fields)
           const prepared = action.prepare(item.fields, context)
           if (!prepared.ok) throw new SendFailure(prepared.reason)
           mapRow = prepared.mapRow
@@ -240,12 +252,12 @@ export async function runSend(
         }
         const tooBig = checkFieldSizes(item.value, input.maxFieldBytes)
         if (tooBig !== undefined) {
-          reject(item.row, tooBig)
+          reject(item.row, tooBig, item.value)
           continue
         }
         const result = mapRow!(item.value)
-        if (!result.ok) reject(item.row, result.reason)
-        else if (result.messages.length === 0) reject(item.row, 'row maps to no message')
+        if (!result.ok) reject(item.row, result.reason, item.value)
+        else if (result.messages.length === 0) reject(item.row, 'row maps to no message', item.value)
         else produce(item.row, result.messages)
         if (produceError !== undefined) break reading
         if (!producer.isWritable()) await producer.whenWritable()

@@ -11,6 +11,8 @@ import { buildApp } from '../../src/app.ts'
 import { IngressConfig } from '../../src/config.ts'
 import { tokenFromNonce } from '../../src/looker/token.ts'
 import { createSendStore } from '../../src/sends/send-store.ts'
+import { createHistoryStore } from '../../src/history/history-store.ts'
+import { deriveHistoryKey } from '@lookstream/send-history'
 
 export const SECRET = 'integration-secret-0123456789abcdef'
 export const TOKEN = tokenFromNonce(SECRET, 'c0ffee')
@@ -81,7 +83,18 @@ export async function startIngress(options: {
   })
   const producer = await createProducer(kafka, { timeoutMs: 5000 })
   const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 })
-  const service = buildApp(config, { producer, sends: createSendStore(redis, 3600), logger })
+  const history =
+    config.SEND_HISTORY_SECRET === undefined
+      ? {}
+      : {
+          history: createHistoryStore({
+            redis,
+            key: deriveHistoryKey(config.SEND_HISTORY_SECRET),
+            limits: { maxEntries: config.SEND_HISTORY_MAX_FAILURES, maxBytes: config.SEND_HISTORY_MAX_FAILURE_BYTES },
+            ttlSeconds: 3600,
+          }),
+        }
+  const service = buildApp(config, { producer, sends: createSendStore(redis, 3600), logger, ...history })
   const address = await service.listen()
   return {
     url: address.url,

@@ -1,0 +1,31 @@
+import { type DestinationId } from '@lookstream/events'
+import { type JsonDetailFields } from '../looker/json-detail-reader.ts'
+import { type FailureRecorder } from './failure-recorder.ts'
+import { rowIdentityReader, type RowIdentity } from './row-identity.ts'
+
+/** runSend hooks that keep each rejected row (number, reason class, reason, identity) in the send history. */
+export function rejectedRowHooks(recorder: FailureRecorder | undefined, destination: DestinationId) {
+  if (recorder === undefined) return {}
+  let identityOf: RowIdentity | undefined
+  return {
+    onFields(fields: JsonDetailFields) {
+      identityOf = rowIdentityReader(fields)
+    },
+    onRejected(row: number, reason: string, code: string, cells: unknown) {
+      recorder.add({
+        destination,
+        row,
+        stage: 'rejected',
+        code,
+        reason,
+        identity: cells === undefined ? undefined : identityOf?.(cells),
+        at: new Date(),
+      })
+    },
+  }
+}
+
+/** Where a send's rows and reasons are shown, for Looker's verdict message. */
+export function sendPageUrl(baseUrl: string, sendId: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}/history/sends/${encodeURIComponent(sendId)}`
+}
