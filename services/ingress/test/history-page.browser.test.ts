@@ -207,7 +207,7 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
       page.waitForEvent('download'),
       page.getByRole('link', { name: 'Download these rows as CSV' }).click(),
     ])
-    const csv = readFileSync((await download.path()), 'utf8')
+    const csv = readFileSync(await download.path(), 'utf8')
       .trim()
       .split('\n')
     expect(csv[0]).toBe('row,stage,destination,code,reason,identity,message_id,at')
