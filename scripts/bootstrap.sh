@@ -2,7 +2,7 @@
 # Makes this checkout runnable on a machine that has only Node (any version) and npm:
 #   - Node 24 LTS from the npm registry's `node` package into .tools/ when the machine's Node is older,
 #   - pnpm at the pinned version into .tools/ (corepack cannot verify signatures here),
-#   - the Debian packages the tests need (redis-server, kcat) when running as root,
+#   - the Debian packages the tests need (redis-server, kcat, prometheus, chromium) when running as root,
 #   - node_modules from the lockfile.
 # Source it (`. scripts/bootstrap.sh`) so that PATH keeps .tools/bin first for the caller.
 set -euo pipefail
@@ -38,6 +38,8 @@ if [ "${LOOKSTREAM_SKIP_APT:-}" != "1" ]; then
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v kcat >/dev/null 2>&1 || missing+=(kcat)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  # The send history page's browser test drives Debian's chromium (playwright-core, no browser download).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
       say "installing Debian packages: ${missing[*]}"
