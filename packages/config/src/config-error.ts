@@ -6,7 +6,7 @@ export interface ConfigProblem {
 }
 
 export class ConfigError extends Error {
-  readonly code = 'LOOKSTREAM_CONFIG_INVALID'
+  readonly code = 'LS_CONFIG_INVALID'
   readonly problems: readonly ConfigProblem[]
 
   constructor(problems: readonly ConfigProblem[]) {

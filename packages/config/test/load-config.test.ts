@@ -88,7 +88,7 @@ describe('loadConfig', () => {
 describe('loadConfig error reporting', () => {
   it('lists every missing required key in one error', () => {
     const err = problemsOf({})
-    expect(err.code).toBe('LOOKSTREAM_CONFIG_INVALID')
+    expect(err.code).toBe('LS_CONFIG_INVALID')
     expect(err.problems.map((p) => p.key)).toEqual(['PORT', 'ACTION_HUB_SECRET'])
     expect(err.message).toContain('PORT: expected an integer between 0 and 65535, got nothing (not set)')
     expect(err.message).toContain(
@@ -200,7 +200,7 @@ describe('loadConfigOrExit', () => {
     }
     expect(() => loadConfigOrExit(Schema, {}, io)).toThrow('exited')
     expect(exitCode).toBe(1)
-    expect(written).toMatch(/^LOOKSTREAM_CONFIG_INVALID: invalid configuration: 2 settings to fix\n {2}PORT: /)
+    expect(written).toMatch(/^LS_CONFIG_INVALID: invalid configuration: 2 settings to fix\n {2}PORT: /)
   })
 
   it('returns the config when it is valid', () => {

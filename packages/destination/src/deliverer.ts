@@ -3,8 +3,16 @@ import type { Logger } from 'pino'
 import type { TSchema } from 'typebox'
 import { backoffDelay, type BackoffPolicy } from './backoff.ts'
 import type { Dedupe } from './dedupe.ts'
-import type { Connection, EncodedItem, HttpDestination, HttpRequest, HttpResponse, ItemOutcome } from './destination.ts'
-import { DestinationError, RetryableError, type ErrorClass } from './errors.ts'
+import type {
+  BatchLimits,
+  Connection,
+  EncodedItem,
+  HttpDestination,
+  HttpRequest,
+  HttpResponse,
+  ItemOutcome,
+} from './destination.ts'
+import { DestinationError, RetryableError, type DestinationErrorCode, type ErrorClass } from './errors.ts'
 import type { DestinationMetrics } from './metrics.ts'
 import { bisect } from './pack-batches.ts'
 import { RateLimiter, type RateLimitOptions } from './rate-limiter.ts'
@@ -13,8 +21,8 @@ import type { RedisGate } from './redis-gate.ts'
 /** What finally happened to one message in this process. */
 export type FinalOutcome =
   | { kind: 'delivered' }
-  | { kind: 'retry-later'; reason: string }
-  | { kind: 'dead-letter'; reason: string; errorClass: ErrorClass; code: string }
+  | { kind: 'retry-later'; reason: string; code: DestinationErrorCode }
+  | { kind: 'dead-letter'; reason: string; errorClass: ErrorClass; code: DestinationErrorCode }
   /** Shutdown interrupted the wait for a retry: the offset stays uncommitted and the message comes back. */
   | { kind: 'abandoned' }
 
@@ -32,8 +40,10 @@ export interface DeliveryPolicy {
   backoff: BackoffPolicy
   /** Probe interval while a connection's credentials are refused. */
   authBackoff: BackoffPolicy
+  /** Concurrent requests per connection and batch key. */
   maxInFlightPerConnection: number
-  lingerMs: number
+  /** Overrides the destination's linger for every batch key. */
+  lingerMs?: number
 }
 
 export interface HttpClient {
@@ -54,11 +64,14 @@ export interface DelivererDeps<Conn extends Connection, Item> {
 }
 
 interface AttemptResult<Item> {
-  retry: { job: DeliveryJob<Item>; reason: string; retryAfterMs: number | undefined }[]
+  retry: { job: DeliveryJob<Item>; reason: string; code: DestinationErrorCode; retryAfterMs: number | undefined }[]
   auth: { job: DeliveryJob<Item>; reason: string }[]
 }
 
-/** Per connection: a queue packed into batches by count and bytes after a short linger, a bounded in-flight window. */
+/**
+ * Per (connection, batch key): a queue packed into batches by count and bytes after a short linger, a bounded
+ * in-flight window.
+ */
 class Lane<Conn extends Connection, Item> {
   readonly #queue: DeliveryJob<Item>[] = []
   #queuedBytes = 0
@@ -69,11 +82,13 @@ class Lane<Conn extends Connection, Item> {
   #flushAll = false
   readonly #deliverer: Deliverer<Conn, Item>
   readonly connection: Conn
+  readonly limits: BatchLimits
   readonly #idle: (() => void)[] = []
 
-  constructor(deliverer: Deliverer<Conn, Item>, connection: Conn) {
+  constructor(deliverer: Deliverer<Conn, Item>, connection: Conn, limits: BatchLimits) {
     this.#deliverer = deliverer
     this.connection = connection
+    this.limits = limits
   }
 
   get busy(): boolean {
@@ -117,12 +132,12 @@ class Lane<Conn extends Connection, Item> {
   }
 
   #full(): boolean {
-    const { maxBatchItems, maxBatchBytes } = this.#deliverer.limits
+    const { maxBatchItems, maxBatchBytes } = this.limits
     return this.#queue.length >= maxBatchItems || this.#queuedBytes >= maxBatchBytes
   }
 
   drain(): void {
-    const linger = this.#deliverer.policy.lingerMs
+    const linger = this.#deliverer.policy.lingerMs ?? this.limits.lingerMs
     while (
       !this.#paused &&
       this.#queue.length > 0 &&
@@ -152,7 +167,7 @@ class Lane<Conn extends Connection, Item> {
   }
 
   #take(): DeliveryJob<Item>[] {
-    const { maxBatchItems, maxBatchBytes } = this.#deliverer.limits
+    const { maxBatchItems, maxBatchBytes } = this.limits
     let count = 0
     let bytes = 0
     while (count < this.#queue.length && count < maxBatchItems) {
@@ -177,13 +192,14 @@ class Lane<Conn extends Connection, Item> {
 export class Deliverer<Conn extends Connection, Item> {
   readonly #deps: DelivererDeps<Conn, Item>
   readonly #lanes = new Map<string, Lane<Conn, Item>>()
-  readonly limits: { maxBatchItems: number; maxBatchBytes: number }
   readonly policy: DeliveryPolicy
+  /** Caps the destination's items per request (DELIVERY_MAX_BATCH_ITEMS); never raises them. */
+  readonly #maxBatchItems: number
 
-  constructor(deps: DelivererDeps<Conn, Item>) {
+  constructor(deps: DelivererDeps<Conn, Item>, options: { maxBatchItems?: number } = {}) {
     this.#deps = deps
-    this.limits = deps.destination.limits
     this.policy = deps.policy
+    this.#maxBatchItems = options.maxBatchItems ?? Infinity
     // A paused connection (401/403) or a long Retry-After would otherwise hold queued jobs past the shutdown.
     deps.signal.addEventListener('abort', () => {
       for (const lane of this.#lanes.values()) lane.abandonQueued()
@@ -194,18 +210,48 @@ export class Deliverer<Conn extends Connection, Item> {
     this.submitAll(connection, [job])
   }
 
-  /** Queues jobs for one connection together: the lane packs its batches once they are all queued. */
+  /**
+   * Queues jobs for one connection together: each lane (connection and batch key) packs its batches once they
+   * are all queued.
+   */
   submitAll(connection: Conn, jobs: readonly DeliveryJob<Item>[]): void {
     if (this.#deps.signal.aborted) {
       for (const job of jobs) job.resolve({ kind: 'abandoned' })
       return
     }
-    let lane = this.#lanes.get(connection.name)
-    if (lane === undefined) {
-      lane = new Lane(this, connection)
-      this.#lanes.set(connection.name, lane)
+    const { destination } = this.#deps
+    if (destination.batchKey === undefined) {
+      this.#lane(connection, '').add(jobs)
+      return
     }
-    lane.add(jobs)
+    // Runs of one key go to their lane together (a send's items mostly share one key).
+    let run: DeliveryJob<Item>[] = []
+    let runKey: string | undefined
+    for (const job of jobs) {
+      const key = destination.batchKey(job.encoded.item)
+      if (runKey !== undefined && key !== runKey) {
+        this.#lane(connection, runKey).add(run)
+        run = []
+      }
+      runKey = key
+      run.push(job)
+    }
+    if (runKey !== undefined) this.#lane(connection, runKey).add(run)
+  }
+
+  #lane(connection: Conn, batchKey: string): Lane<Conn, Item> {
+    const id = `${connection.name}\u0000${batchKey}`
+    let lane = this.#lanes.get(id)
+    if (lane === undefined) {
+      const { destination } = this.#deps
+      const limits = destination.limitsFor?.(batchKey) ?? destination.limits
+      lane = new Lane(this, connection, {
+        ...limits,
+        maxBatchItems: Math.max(1, Math.min(limits.maxBatchItems, this.#maxBatchItems)),
+      })
+      this.#lanes.set(id, lane)
+    }
+    return lane
   }
 
   /** Sends everything queued now and resolves once no request is in flight. */
@@ -214,8 +260,14 @@ export class Deliverer<Conn extends Connection, Item> {
     await Promise.all([...this.#lanes.values()].map((lane) => lane.whenIdle()))
   }
 
-  #rateLimit(connection: Conn): RateLimitOptions {
-    return { rps: connection.rateLimitRps }
+  /** The shared budgets a request of this connection draws on: requests, and items where the API counts them. */
+  #budgets(connection: Conn): { key: string; options: RateLimitOptions; perItem: boolean }[] {
+    const key = RateLimiter.key(this.#deps.destination.name, connection.rateLimitScope ?? connection.name)
+    const budgets = [{ key, options: { rps: connection.rateLimitRps }, perItem: false }]
+    if (connection.itemRatePerSecond !== undefined) {
+      budgets.push({ key: `${key}:items`, options: { rps: connection.itemRatePerSecond }, perItem: true })
+    }
+    return budgets
   }
 
   async deliver(jobs: DeliveryJob<Item>[], lane: Lane<Conn, Item>): Promise<void> {
@@ -254,7 +306,7 @@ export class Deliverer<Conn extends Connection, Item> {
             waitMs = Math.max(waitMs, backoffDelay(round, this.policy.backoff), entry.retryAfterMs ?? 0)
           } else {
             metrics.retries.inc({ destination: destination.name, stage: 'topic' })
-            entry.job.resolve({ kind: 'retry-later', reason: entry.reason })
+            entry.job.resolve({ kind: 'retry-later', reason: entry.reason, code: entry.code })
           }
         }
         pending = next
@@ -271,7 +323,7 @@ export class Deliverer<Conn extends Connection, Item> {
         // Not a classified failure: a bug (in a classifier, a builder, here). Parking keeps the data.
         log.error({ err, connection: connection.name }, 'unexpected error while delivering; parking the batch')
         const reason = `unexpected error: ${err instanceof Error ? err.message : String(err)}`
-        for (const job of pending) job.resolve({ kind: 'retry-later', reason })
+        for (const job of pending) job.resolve({ kind: 'retry-later', reason, code: 'LS_DEST_INTERNAL' })
       }
     } finally {
       if (authRound > 0) {
@@ -284,8 +336,12 @@ export class Deliverer<Conn extends Connection, Item> {
   /** One request for these jobs (more when the destination asks to bisect); resolves final outcomes. */
   async #attempt(jobs: DeliveryJob<Item>[], connection: Conn): Promise<AttemptResult<Item>> {
     const { destination, http, rateLimiter, redis, metrics, signal } = this.#deps
-    const key = RateLimiter.key(destination.name, connection.name)
-    const waited = await redis.run(() => rateLimiter.acquire(key, this.#rateLimit(connection), signal), signal)
+    const budgets = this.#budgets(connection)
+    let waited = 0
+    for (const budget of budgets) {
+      const cost = budget.perItem ? jobs.length : 1
+      waited += await redis.run(() => rateLimiter.acquire(budget.key, budget.options, signal, cost), signal)
+    }
     metrics.rateLimitWait.observe({ destination: destination.name, connection: connection.name }, waited / 1000)
 
     const encoded = jobs.map((job) => job.encoded)
@@ -302,10 +358,12 @@ export class Deliverer<Conn extends Connection, Item> {
         { destination: destination.name, status: String(response.status) },
         (performance.now() - started) / 1000,
       )
-      const classification = destination.classify(response, encoded)
+      const classification = destination.classify(response, encoded, request)
       if (response.status === 429) {
         const wait = outcomesRetryAfter(classification) ?? backoffDelay(1, this.policy.backoff)
-        await redis.run(() => rateLimiter.penalize(key, this.#rateLimit(connection), wait), signal)
+        for (const budget of budgets) {
+          await redis.run(() => rateLimiter.penalize(budget.key, budget.options, wait), signal)
+        }
       }
       if (classification.kind === 'split') {
         if (jobs.length > 1) {
@@ -314,7 +372,9 @@ export class Deliverer<Conn extends Connection, Item> {
           const b = await this.#attempt(right, connection)
           return { retry: [...a.retry, ...b.retry], auth: [...a.auth, ...b.auth] }
         }
-        outcomes = [{ kind: 'permanent', reason: classification.reason, status: response.status }]
+        outcomes = [
+          { kind: 'permanent', reason: classification.reason, status: response.status, code: 'LS_DEST_REJECTED' },
+        ]
       } else {
         outcomes = classification.outcomes
       }
@@ -326,8 +386,8 @@ export class Deliverer<Conn extends Connection, Item> {
       )
       outcomes = jobs.map(() =>
         err instanceof RetryableError
-          ? { kind: 'retryable', reason: err.message }
-          : { kind: 'permanent', reason: err.message },
+          ? { kind: 'retryable', reason: err.message, code: err.code }
+          : { kind: 'permanent', reason: err.message, code: err.code },
       )
     }
     return this.#settle(jobs, outcomes, connection)
@@ -346,7 +406,12 @@ export class Deliverer<Conn extends Connection, Item> {
           break
         case 'retryable':
           metrics.failed.inc({ destination: destination.name, class: 'retryable' })
-          result.retry.push({ job, reason: outcome.reason, retryAfterMs: outcome.retryAfterMs })
+          result.retry.push({
+            job,
+            reason: outcome.reason,
+            code: outcome.code ?? 'LS_DEST_RETRYABLE',
+            retryAfterMs: outcome.retryAfterMs,
+          })
           break
         case 'auth':
           metrics.failed.inc({ destination: destination.name, class: 'auth' })
@@ -358,7 +423,7 @@ export class Deliverer<Conn extends Connection, Item> {
             kind: 'dead-letter',
             reason: outcome.reason,
             errorClass: 'permanent',
-            code: 'LS_DEST_PERMANENT',
+            code: outcome.code ?? 'LS_DEST_REJECTED',
           })
           break
       }

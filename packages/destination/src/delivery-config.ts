@@ -56,6 +56,12 @@ export const DeliveryEnv = Type.Object({
     default: 6,
     description: 'partitions of topics this service creates when missing (retry, DLQ)',
   }),
+  DELIVERY_REGISTRY_HEARTBEAT_MS: Type.Integer({
+    minimum: 100,
+    maximum: 60_000,
+    default: 5000,
+    description: 'how often this replica renews its entry in the destination registry (it expires after 3 missed)',
+  }),
   KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 30_000 }),
   KAFKA_HEARTBEAT_INTERVAL_MS: Type.Integer({ minimum: 100, default: 3000 }),
   KAFKA_FETCH_MAX_WAIT_MS: Type.Integer({

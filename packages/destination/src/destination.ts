@@ -1,8 +1,11 @@
 import type { Static, TSchema } from 'typebox'
-import type { PermanentError } from './errors.ts'
+import type { DestinationErrorCode, PermanentError } from './errors.ts'
 import type { CanonicalMessage } from '@lookstream/events'
 
-/** Count and byte limits of one request; the runtime packs items up to them and lingers briefly to fill them. */
+/**
+ * Count and byte limits of one request; the runtime packs items up to them and lingers briefly to fill them.
+ * Items of different batch keys never share a request, and each key may have its own limits.
+ */
 export interface BatchLimits {
   maxBatchItems: number
   /** Sum of the encoded items' bytes (plus separators); keep a margin for the envelope under the API limit. */
@@ -19,6 +22,16 @@ export interface Connection {
   endpoint: string
   /** Requests per second allowed for this connection, shared by every replica. */
   rateLimitRps: number
+  /**
+   * Items per second allowed for this connection, shared by every replica, for APIs that count events rather
+   * than requests (Heap: items per minute per app). A request is charged its item count.
+   */
+  itemRatePerSecond?: number
+  /**
+   * The rate-limit scope: connections naming the same account share one budget (Braze: one per workspace,
+   * whatever the number of connections pointing at it). Defaults to the connection's name.
+   */
+  rateLimitScope?: string
 }
 
 /** An item mapped once and encoded once: the runtime sizes batches by `bytes` and builders splice `json`. */
@@ -35,17 +48,34 @@ export interface HttpRequest {
   body: string
 }
 
+/**
+ * Where each item of a request went in its body, for APIs that answer per-item errors by position in one of
+ * several arrays (Braze: `errors[].input_array` + `index`): `layout.attributes[3]` is the index, in the items
+ * handed to `buildRequest`, of the fourth element of the body's `attributes` array.
+ */
+export type RequestLayout = Readonly<Record<string, readonly number[]>>
+
+/** A request as the builder laid it out; the same object is handed to `classify` with the response. */
+export interface BuiltRequest extends HttpRequest {
+  layout?: RequestLayout
+}
+
 export interface HttpResponse {
   status: number
   headers: Record<string, string | string[] | undefined>
   body: string
 }
 
+/**
+ * What the destination did with one item. Every failure carries an error code from docs/errors.md (a vendor's
+ * reason is mapped to the nearest `LS_DEST_*` code; the vendor's own words stay in `reason`). The runtime
+ * defaults them to LS_DEST_RETRYABLE, LS_DEST_REJECTED and LS_DEST_AUTH.
+ */
 export type ItemOutcome =
   | { kind: 'delivered' }
-  | { kind: 'retryable'; reason: string; status?: number; retryAfterMs?: number }
-  | { kind: 'permanent'; reason: string; status?: number }
-  | { kind: 'auth'; reason: string; status?: number }
+  | { kind: 'retryable'; reason: string; status?: number; retryAfterMs?: number; code?: DestinationErrorCode }
+  | { kind: 'permanent'; reason: string; status?: number; code?: DestinationErrorCode }
+  | { kind: 'auth'; reason: string; status?: number; code?: DestinationErrorCode }
 
 /**
  * The classifier's answer: one outcome per item (same order as sent), or a request to bisect the batch
@@ -73,13 +103,24 @@ export interface HttpDestination<
   Item = unknown,
 > extends DestinationBase<Config, Conn> {
   kind: 'http'
+  /** The limits of a request; `limitsFor` overrides them per batch key. */
   limits: BatchLimits
   /** Pure mapping of one canonical message to one request item, or the reason it can never be sent. */
   toItem(message: CanonicalMessage, connection: Conn): Item | PermanentError
-  /** Pure: the request that carries these items. */
-  buildRequest(items: readonly EncodedItem<Item>[], connection: Conn, now: Date): HttpRequest
-  /** Pure: the outcome of every item of the request (network errors and timeouts never reach it). */
-  classify(response: HttpResponse, items: readonly EncodedItem<Item>[]): Classification
+  /**
+   * Pure: which requests an item may share (Heap: its endpoint; a per-send option that changes the request's
+   * envelope). Items of one connection and key are packed together; absent, every item of a connection may.
+   */
+  batchKey?(item: Item): string
+  /** Pure: the limits of the requests of one batch key (absent: `limits`). */
+  limitsFor?(batchKey: string): BatchLimits
+  /** Pure: the request that carries these items (all of one connection and batch key). */
+  buildRequest(items: readonly EncodedItem<Item>[], connection: Conn, now: Date): BuiltRequest
+  /**
+   * Pure: the outcome of every item of the request, in the order the items were handed to `buildRequest`
+   * (network errors and timeouts never reach it). `request` is what `buildRequest` returned, layout included.
+   */
+  classify(response: HttpResponse, items: readonly EncodedItem<Item>[], request: BuiltRequest): Classification
 }
 
 /**

@@ -1,7 +1,19 @@
-// Every error the delivery runtime raises or routes carries a code from this closed list.
+import { LookstreamError } from '@lookstream/service'
+
+// Every error the delivery runtime raises or routes carries a code from this closed list (docs/errors.md says
+// what each means and what to do about it). Destinations map a vendor's reason to the nearest code and keep the
+// vendor's own words in the reason.
 export type DestinationErrorCode =
   | 'LS_DEST_RETRYABLE'
   | 'LS_DEST_PERMANENT'
+  | 'LS_DEST_REJECTED'
+  | 'LS_DEST_RATE_LIMITED'
+  | 'LS_DEST_TIMEOUT'
+  | 'LS_DEST_NETWORK'
+  | 'LS_DEST_INTERNAL'
+  | 'LS_DEST_UNSUPPORTED_VALUE'
+  | 'LS_DEST_MISSING_IDENTITY'
+  | 'LS_DEST_UNSUPPORTED_MESSAGE'
   | 'LS_DEST_AUTH'
   | 'LS_DEST_ITEM_TOO_LARGE'
   | 'LS_DEST_INVALID_MESSAGE'
@@ -19,14 +31,13 @@ export type RetryableStatus = 408 | 423 | 425 | 429 | ServerErrorStatus
 
 export type ErrorClass = 'retryable' | 'permanent' | 'auth'
 
-export class DestinationError extends Error {
-  readonly code: DestinationErrorCode
+export class DestinationError extends LookstreamError {
+  declare readonly code: DestinationErrorCode
   readonly status: number | undefined
 
   constructor(message: string, code: DestinationErrorCode, status?: number, options?: ErrorOptions) {
-    super(message, options)
+    super(code, message, { cause: options?.cause })
     this.name = 'DestinationError'
-    this.code = code
     this.status = status
   }
 }
@@ -35,8 +46,13 @@ export class DestinationError extends Error {
 export class RetryableError extends DestinationError {
   readonly retryAfterMs: number | undefined
 
-  constructor(message: string, status?: RetryableStatus, retryAfterMs?: number, options?: ErrorOptions) {
-    super(message, 'LS_DEST_RETRYABLE', status, options)
+  constructor(
+    message: string,
+    status?: RetryableStatus,
+    retryAfterMs?: number,
+    options?: ErrorOptions & { code?: DestinationErrorCode },
+  ) {
+    super(message, options?.code ?? 'LS_DEST_RETRYABLE', status, options)
     this.name = 'RetryableError'
     this.retryAfterMs = retryAfterMs
   }

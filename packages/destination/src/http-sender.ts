@@ -77,7 +77,10 @@ export class HttpSender {
         err instanceof undiciErrors.BodyTimeoutError ||
         err instanceof undiciErrors.ConnectTimeoutError
       const reason = timedOut ? `timeout after ${this.#timeoutMs} ms` : `network error: ${(err as Error).message}`
-      throw new RetryableError(reason, undefined, undefined, { cause: err })
+      throw new RetryableError(reason, undefined, undefined, {
+        cause: err,
+        code: timedOut ? 'LS_DEST_TIMEOUT' : 'LS_DEST_NETWORK',
+      })
     }
   }
 

@@ -1,8 +1,12 @@
 export { backoffDelay, retryAfterMs, type BackoffPolicy } from './backoff.ts'
 export { DEFAULT_DEDUPE_TTL_SECONDS, Dedupe, dedupeKey } from './dedupe.ts'
 export { Deliverer, type DeliveryJob, type DeliveryPolicy, type FinalOutcome, type HttpClient } from './deliverer.ts'
+export { connectionsEnv, readNamedConnections } from './connections.ts'
+export { main } from './main.ts'
 export type {
   BatchLimits,
+  BuiltRequest,
+  RequestLayout,
   Classification,
   Connection,
   Destination,

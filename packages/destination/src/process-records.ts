@@ -6,7 +6,7 @@ import { backoffDelay, type BackoffPolicy } from './backoff.ts'
 import type { Dedupe } from './dedupe.ts'
 import type { Deliverer, DeliveryJob, FinalOutcome } from './deliverer.ts'
 import type { Connection, HttpDestination } from './destination.ts'
-import { PermanentError } from './errors.ts'
+import { PermanentError, type DestinationErrorCode } from './errors.ts'
 import { failureHeaders, historyOf, type DeliveryHistory, type FailureInfo } from './failure-headers.ts'
 import type { DestinationMetrics } from './metrics.ts'
 import type { RedisGate } from './redis-gate.ts'
@@ -49,7 +49,7 @@ interface Failure {
   kind: 'dead-letter'
   reason: string
   errorClass: 'permanent' | 'retryable' | 'auth'
-  code: string
+  code: DestinationErrorCode
 }
 
 /**
@@ -116,7 +116,11 @@ export async function processRecords<Conn extends Connection, Item>(
     } catch (err) {
       // A mapping bug, not the message's fault: park it, so a fixed release delivers it from the retry topic.
       deps.log.error({ err, offset: record.offset, topic: record.topic }, 'toItem threw; parking the message')
-      settled[index] = { kind: 'retry-later', reason: `mapping failed: ${(err as Error).message}` }
+      settled[index] = {
+        kind: 'retry-later',
+        reason: `mapping failed: ${(err as Error).message}`,
+        code: 'LS_DEST_INTERNAL',
+      }
       continue
     }
     if (item instanceof PermanentError) {
@@ -267,7 +271,7 @@ export async function processRecords<Conn extends Connection, Item>(
           headers: failureHeaders(record, history, {
             error: outcome.reason,
             errorClass: 'retryable',
-            code: 'LS_DEST_RETRYABLE',
+            code: outcome.code,
             attempts,
             firstAttemptAt,
             lastAttemptAt: now,
@@ -311,6 +315,6 @@ export async function processRecords<Conn extends Connection, Item>(
   }
 }
 
-function deadLetter(reason: string, code: string): Failure {
+function deadLetter(reason: string, code: DestinationErrorCode): Failure {
   return { kind: 'dead-letter', reason, errorClass: 'permanent', code }
 }

@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-// GCRA over Redis time, so every replica shares one schedule per (destination, connection). The allowed rate
+// GCRA over Redis time, so every replica shares one schedule per (destination, connection). A grant may cost
+// more than one unit (an API that counts items: the request is charged its item count, and the next one waits
+// until the schedule has paid for it). The allowed rate
 // lives beside the schedule: a 429 lowers it (at most once a second, so one burst of 429s from parallel
 // requests halves it once) and blocks the connection until the destination's Retry-After; it then recovers
 // linearly towards the configured rate.
@@ -36,14 +38,15 @@ end
 if blocked > now then
   return {math.ceil(blocked - now), tostring(rate)}
 end
+local cost = tonumber(ARGV[6]) or 1
 local interval = 1000 / rate
 local tolerance = (burst - 1) * interval
 local start = math.max(tat, now)
 if start - now > tolerance then
   return {math.max(1, math.ceil(start - now - tolerance)), tostring(rate)}
 end
-redis.call('HSET', key, 'tat', start + interval, 'rate', rate, 'updated', now)
-redis.call('PEXPIRE', key, math.ceil(start + interval - now) + 3600000)
+redis.call('HSET', key, 'tat', start + interval * cost, 'rate', rate, 'updated', now)
+redis.call('PEXPIRE', key, math.ceil(start + interval * cost - now) + 3600000)
 return {0, tostring(rate)}
 `
 
@@ -87,16 +90,16 @@ export class RateLimiter {
   }
 
   /** One attempt: 0 when the request may go now, else the milliseconds to wait before asking again. */
-  async tryAcquire(key: string, options: RateLimitOptions): Promise<Acquisition> {
-    const [waitMs, rate] = await this.#run(key, 'acquire', ...this.#args(options))
+  async tryAcquire(key: string, options: RateLimitOptions, cost = 1): Promise<Acquisition> {
+    const [waitMs, rate] = await this.#run(key, 'acquire', ...this.#args(options), cost)
     return { waitMs: Number(waitMs), rate: Number(rate) }
   }
 
   /** Waits (never fails) until a request may go; resolves with the total time waited. */
-  async acquire(key: string, options: RateLimitOptions, signal?: AbortSignal): Promise<number> {
+  async acquire(key: string, options: RateLimitOptions, signal?: AbortSignal, cost = 1): Promise<number> {
     let waited = 0
     for (;;) {
-      const { waitMs } = await this.tryAcquire(key, options)
+      const { waitMs } = await this.tryAcquire(key, options, cost)
       if (waitMs === 0) return waited
       signal?.throwIfAborted()
       await sleep(waitMs, undefined, { signal })

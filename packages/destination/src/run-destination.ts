@@ -1,5 +1,12 @@
 import { HttpEnv, KafkaEnv, LogEnv, RedisEnv, loadConfig, loadConfigOrExit, type Env } from '@lookstream/config'
-import { HEADERS, MESSAGE_TOPICS, dlqTopic, retryTopic, type DestinationId } from '@lookstream/events'
+import {
+  HEADERS,
+  MESSAGE_TOPICS,
+  RegistryHeartbeat,
+  dlqTopic,
+  retryTopic,
+  type DestinationId,
+} from '@lookstream/events'
 import {
   createKafka,
   createProducer,
@@ -11,7 +18,9 @@ import {
 } from '@lookstream/kafka'
 import { createLogger, createService, type ListenAddress, type Service } from '@lookstream/service'
 import { Redis } from 'ioredis'
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
+import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Type, type Static, type TObject } from 'typebox'
 import { backoffDelay } from './backoff.ts'
@@ -37,7 +46,11 @@ export type RuntimeConfig = Static<typeof RuntimeConfig>
 export interface RunDestinationOptions {
   /** Environment to read; process.env (exiting 1 with every config problem listed) when omitted. */
   env?: Env
+  /** Announced in the destination registry (default: LOOKSTREAM_VERSION, else the runtime's version). */
+  version?: string
 }
+
+const RUNTIME_VERSION = '0.1.0'
 
 export interface RunningDestination {
   service: Service
@@ -137,27 +150,26 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     throw err
   }
 
-  const limits = {
-    ...destination.limits,
-    maxBatchItems: Math.min(destination.limits.maxBatchItems, config.DELIVERY_MAX_BATCH_ITEMS ?? Infinity),
-  }
-  const deliverer = new Deliverer<Conn, Item>({
-    destination: { ...destination, limits },
-    http: sender,
-    rateLimiter: new RateLimiter(redis),
-    dedupe: new Dedupe(redis, name, config.DELIVERY_DEDUPE_TTL_SECONDS),
-    redis: gate,
-    metrics,
-    log,
-    policy: {
-      quickAttempts: config.DELIVERY_QUICK_ATTEMPTS,
-      backoff: { baseMs: config.DELIVERY_BACKOFF_BASE_MS, maxMs: config.DELIVERY_BACKOFF_MAX_MS },
-      authBackoff: { baseMs: config.DELIVERY_BACKOFF_BASE_MS, maxMs: config.DELIVERY_AUTH_PROBE_MAX_MS },
-      maxInFlightPerConnection: config.DELIVERY_MAX_IN_FLIGHT_REQUESTS,
-      lingerMs: config.DELIVERY_LINGER_MS ?? destination.limits.lingerMs,
+  const deliverer = new Deliverer<Conn, Item>(
+    {
+      destination,
+      http: sender,
+      rateLimiter: new RateLimiter(redis),
+      dedupe: new Dedupe(redis, name, config.DELIVERY_DEDUPE_TTL_SECONDS),
+      redis: gate,
+      metrics,
+      log,
+      policy: {
+        quickAttempts: config.DELIVERY_QUICK_ATTEMPTS,
+        backoff: { baseMs: config.DELIVERY_BACKOFF_BASE_MS, maxMs: config.DELIVERY_BACKOFF_MAX_MS },
+        authBackoff: { baseMs: config.DELIVERY_BACKOFF_BASE_MS, maxMs: config.DELIVERY_AUTH_PROBE_MAX_MS },
+        maxInFlightPerConnection: config.DELIVERY_MAX_IN_FLIGHT_REQUESTS,
+        ...(config.DELIVERY_LINGER_MS === undefined ? {} : { lingerMs: config.DELIVERY_LINGER_MS }),
+      },
+      signal: controller.signal,
     },
-    signal: controller.signal,
-  })
+    { maxBatchItems: config.DELIVERY_MAX_BATCH_ITEMS },
+  )
 
   const deps: ProcessorDeps<Conn, Item> = {
     destination,
@@ -336,6 +348,31 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     await producer.close()
     await sender.close()
     redis.disconnect()
+  })
+
+  // Registered once it can deliver: the ingress offers this destination, with these connection names, only
+  // while a replica beats (docs/adr/0011-destination-registry.md).
+  const heartbeat = new RegistryHeartbeat(
+    redis,
+    {
+      destination: name,
+      instance: `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+      version: options.version ?? process.env.LOOKSTREAM_VERSION ?? RUNTIME_VERSION,
+      connections: [...connections.keys()],
+      startedAt: new Date().toISOString(),
+    },
+    config.DELIVERY_REGISTRY_HEARTBEAT_MS,
+  )
+  const beat = () =>
+    heartbeat.beat().catch((err: unknown) => {
+      // Redis being down is reported by the gate and /readyz; the entry simply expires if it lasts.
+      log.debug({ err }, 'registry heartbeat failed')
+    })
+  await beat()
+  const beating = setInterval(() => void beat(), config.DELIVERY_REGISTRY_HEARTBEAT_MS)
+  beating.unref()
+  service.app.addHook('onClose', () => {
+    clearInterval(beating)
   })
 
   const address = await service.listen()

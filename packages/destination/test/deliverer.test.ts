@@ -198,8 +198,8 @@ describe('Deliverer against the Segment simulator and real Redis', () => {
     simulator.faults.configure({ script: [{ type: 'status', status: 503, count: 2 }] })
     const outcomes = await submit(items(2))
     expect(outcomes).toEqual([
-      { kind: 'retry-later', reason: 'HTTP 503' },
-      { kind: 'retry-later', reason: 'HTTP 503' },
+      { kind: 'retry-later', reason: 'HTTP 503', code: 'LS_DEST_RETRYABLE' },
+      { kind: 'retry-later', reason: 'HTTP 503', code: 'LS_DEST_RETRYABLE' },
     ])
     expect(simulator.state.acceptedIds.size).toBe(0)
   })
@@ -273,8 +273,8 @@ describe('Deliverer against the Segment simulator and real Redis', () => {
     })
     const outcomes = await submit(items(2))
     expect(outcomes).toEqual([
-      { kind: 'retry-later', reason: 'unexpected error: unexpected body' },
-      { kind: 'retry-later', reason: 'unexpected error: unexpected body' },
+      { kind: 'retry-later', reason: 'unexpected error: unexpected body', code: 'LS_DEST_INTERNAL' },
+      { kind: 'retry-later', reason: 'unexpected error: unexpected body', code: 'LS_DEST_INTERNAL' },
     ])
   })
 

@@ -67,3 +67,11 @@ export {
   validateSendEvent,
   type ValidationResult,
 } from './validate.ts'
+export {
+  REGISTRY_KEY,
+  RegistryHeartbeat,
+  liveDestinations,
+  type LiveDestination,
+  type RegistryEntry,
+  type RegistryRedis,
+} from './registry.ts'

@@ -1,6 +1,6 @@
-// The error base class for lookstream packages: a stable `code` (one prefix per package, e.g.
-// LOOKSTREAM_INGRESS_*), the HTTP status it maps to, and the chained cause. Fastify uses
-// `statusCode` when such an error escapes a route.
+// The error base class for lookstream packages: a stable `code` from the one project-wide namespace
+// (`LS_<AREA>_<WHAT>`, listed in docs/errors.md), the HTTP status it maps to, and the chained cause. Fastify
+// uses `statusCode` when such an error escapes a route.
 export interface LookstreamErrorOptions {
   statusCode?: number
   cause?: unknown

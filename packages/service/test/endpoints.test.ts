@@ -90,11 +90,11 @@ describe('createService endpoints', () => {
   it('answers a LookstreamError with its status code and code', async () => {
     const service = build()
     service.app.get('/fail', () => {
-      throw new LookstreamError('LOOKSTREAM_TEST_TOO_BIG', 'too big', { statusCode: 413, cause: new Error('x') })
+      throw new LookstreamError('LS_TEST_TOO_BIG', 'too big', { statusCode: 413, cause: new Error('x') })
     })
     const res = await service.app.inject({ method: 'GET', url: '/fail' })
     expect(res.statusCode).toBe(413)
-    expect(res.json()).toMatchObject({ code: 'LOOKSTREAM_TEST_TOO_BIG', message: 'too big' })
+    expect(res.json()).toMatchObject({ code: 'LS_TEST_TOO_BIG', message: 'too big' })
   })
 
   it('rejects bodies over the body limit with 413', async () => {

@@ -144,7 +144,7 @@ describe('graceful shutdown of a service process', () => {
     const running = start({ PORT: 'eighty', LOG_LEVEL: 'loud' })
     const exit = await running.exited
     expect(exit.code).toBe(1)
-    expect(running.stderr()).toContain('LOOKSTREAM_CONFIG_INVALID: invalid configuration: 2 settings to fix')
+    expect(running.stderr()).toContain('LS_CONFIG_INVALID: invalid configuration: 2 settings to fix')
     expect(running.stderr()).toContain('PORT: expected an integer between 0 and 65535, got "eighty"')
     expect(running.logs.some((l) => String(l.msg).startsWith('Server listening'))).toBe(false)
   })

@@ -40,7 +40,7 @@ export interface ManagedProcess {
 }
 
 export class ProcessStartError extends Error {
-  readonly code = 'LOOKSTREAM_TESTING_START_FAILED'
+  readonly code = 'LS_TESTING_START_FAILED'
 }
 
 function describeExit(exit: ProcessExit): string {

@@ -1,4 +1,4 @@
-import { Connection } from '@lookstream/events'
+import { connectionsEnv } from '@lookstream/destination'
 import { Type, type Static } from 'typebox'
 
 /** Segment's public Tracking API hosts: US, and the EU (Dublin) hosts as Segment's sources name them. */
@@ -24,10 +24,10 @@ export const SegmentConfig = Type.Object({
     default: 'https://api.segment.io',
     description: 'API base URL of the `default` connection (EU workspaces: https://events.eu1.segmentapis.com)',
   }),
-  SEGMENT_CONNECTIONS: Type.Optional(
-    Type.Record(Connection, SegmentConnectionConfig, {
-      description: 'more connections as JSON: {"name": {"writeKey": "…", "apiUrl": "…", "rateLimitRps": 100}}',
-    }),
+  ...connectionsEnv(
+    'SEGMENT',
+    SegmentConnectionConfig,
+    '{"name": {"writeKey": "…", "apiUrl": "…", "rateLimitRps": 100}}',
   ),
   SEGMENT_RATE_LIMIT_RPS: Type.Number({
     default: 200,

@@ -1,6 +1,7 @@
 import { type CanonicalMessage } from '@lookstream/events'
 import {
   PermanentError,
+  readNamedConnections,
   retryAfterMs,
   type Classification,
   type Connection,
@@ -9,7 +10,7 @@ import {
   type HttpRequest,
   type HttpResponse,
 } from '@lookstream/destination'
-import { SEGMENT_API_HOSTS, SegmentConfig } from './config.ts'
+import { SEGMENT_API_HOSTS, SegmentConfig, SegmentConnectionConfig } from './config.ts'
 
 export interface SegmentConnection extends Connection {
   endpoint: string
@@ -73,12 +74,13 @@ export function classifySegmentResponse(response: HttpResponse): Classification 
   if (status === 400 || status === 413) return { kind: 'split', reason }
   if (status === 401 || status === 403) return { kind: 'items', outcomes: [{ kind: 'auth', reason, status }] }
   if (status === 408 || status === 429 || status >= 500) {
+    const code = status === 429 ? 'LS_DEST_RATE_LIMITED' : 'LS_DEST_RETRYABLE'
     return {
       kind: 'items',
-      outcomes: [{ kind: 'retryable', reason, status, retryAfterMs: retryAfterMs(response.headers) }],
+      outcomes: [{ kind: 'retryable', reason, status, code, retryAfterMs: retryAfterMs(response.headers) }],
     }
   }
-  return { kind: 'items', outcomes: [{ kind: 'permanent', reason, status }] }
+  return { kind: 'items', outcomes: [{ kind: 'permanent', reason, status, code: 'LS_DEST_REJECTED' }] }
 }
 
 function hostOf(url: string): string {
@@ -106,7 +108,7 @@ export const segment: HttpDestination<typeof SegmentConfig, SegmentConnection, S
     if (config.SEGMENT_WRITE_KEY !== undefined) {
       add('default', config.SEGMENT_WRITE_KEY, config.SEGMENT_API_URL, config.SEGMENT_RATE_LIMIT_RPS)
     }
-    for (const [name, connection] of Object.entries(config.SEGMENT_CONNECTIONS ?? {})) {
+    for (const [name, connection] of readNamedConnections('SEGMENT', SegmentConnectionConfig, config)) {
       add(
         name,
         connection.writeKey,

@@ -3,27 +3,17 @@ import { waitFor } from '@lookstream/testing'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { segment } from '../src/segment.ts'
-import {
-  HEADERS,
-  identify,
-  messageIdOf,
-  newRunId,
-  produceMessages,
-  produceRaw,
-  readTopic,
-  serviceEnv,
-  startDeliveryStack,
-  type DeliveryStack,
-} from './delivery-stack.ts'
+import { HEADERS, messageIdOf, newRunId, produceMessages, produceRaw, readTopic } from '@lookstream/delivery-testing'
+import { identify, segmentEnv, startSegmentStack, type SegmentStack } from './segment-stack.ts'
 
-let stack: DeliveryStack
+let stack: SegmentStack
 let redis: Redis
 let running: RunningDestination | undefined
 
 beforeAll(async () => {
   // Events over 4 KB make the simulator reject the whole batch with 400 (Segment's rule at 32 KB), while the
   // service still lets them through its own 32 KB check: the bisect path is exercised end to end.
-  stack = await startDeliveryStack({ maxItemBytes: 4096 })
+  stack = await startSegmentStack({ maxItemBytes: 4096 })
   redis = new Redis(stack.redis.url)
 }, 60_000)
 
@@ -39,7 +29,7 @@ afterAll(async () => {
 })
 
 async function start(extra: Record<string, string> = {}): Promise<RunningDestination> {
-  running = await runDestination(segment, { env: serviceEnv(stack, extra) })
+  running = await runDestination(segment, { env: segmentEnv(stack, extra) })
   return running
 }
 

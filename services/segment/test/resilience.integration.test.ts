@@ -3,23 +3,17 @@ import { spawnService, startRedis, waitFor, type SpawnedService } from '@lookstr
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { segment } from '../src/segment.ts'
-import {
-  identify,
-  newRunId,
-  produceMessages,
-  serviceEnv,
-  startDeliveryStack,
-  type DeliveryStack,
-} from './delivery-stack.ts'
+import { newRunId, produceMessages } from '@lookstream/delivery-testing'
+import { identify, segmentEnv, startSegmentStack, type SegmentStack } from './segment-stack.ts'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
-let stack: DeliveryStack
+let stack: SegmentStack
 const running: RunningDestination[] = []
 const spawned: SpawnedService[] = []
 
 beforeAll(async () => {
-  stack = await startDeliveryStack()
+  stack = await startSegmentStack()
 }, 60_000)
 
 afterEach(async () => {
@@ -46,7 +40,7 @@ describe('segment service under failures', () => {
     const run = newRunId()
     const total = 1500
     const service = await runDestination(segment, {
-      env: serviceEnv(stack, { SEGMENT_RATE_LIMIT_RPS: '50', DELIVERY_MAX_BATCH_ITEMS: '15' }),
+      env: segmentEnv(stack, { SEGMENT_RATE_LIMIT_RPS: '50', DELIVERY_MAX_BATCH_ITEMS: '15' }),
     })
     running.push(service)
     await produceMessages(
@@ -76,7 +70,7 @@ describe('segment service under failures', () => {
   it('kill -9 of the service mid-send, then a restart: every message accepted exactly once (0 lost)', async () => {
     const run = newRunId()
     const total = 2000
-    const env = serviceEnv(stack, {
+    const env = segmentEnv(stack, {
       SEGMENT_RATE_LIMIT_RPS: '40',
       DELIVERY_MAX_BATCH_ITEMS: '20',
       // spawnService reads the address from Fastify's info-level "Server listening" line.
@@ -106,7 +100,7 @@ describe('segment service under failures', () => {
   it('SIGTERM mid-send: in-flight batches finish and offsets are committed, so a restart re-reads nothing delivered', async () => {
     const run = newRunId()
     const total = 1500
-    const env = serviceEnv(stack, {
+    const env = segmentEnv(stack, {
       SEGMENT_RATE_LIMIT_RPS: '40',
       DELIVERY_MAX_BATCH_ITEMS: '20',
       LOG_LEVEL: 'info',
@@ -134,7 +128,7 @@ describe('segment service under failures', () => {
   it('two replicas share the partitions and one rate limit: combined request rate stays within it', async () => {
     const run = newRunId()
     const rps = 10
-    const env = serviceEnv(stack, { SEGMENT_RATE_LIMIT_RPS: String(rps), DELIVERY_MAX_BATCH_ITEMS: '5' })
+    const env = segmentEnv(stack, { SEGMENT_RATE_LIMIT_RPS: String(rps), DELIVERY_MAX_BATCH_ITEMS: '5' })
     const a = await runDestination(segment, { env })
     const b = await runDestination(segment, { env })
     running.push(a, b)

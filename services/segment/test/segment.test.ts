@@ -102,21 +102,22 @@ describe('segment.classify', () => {
     encode({ type: 'identify', messageId: 'a', userId: 'u', timestamp: 't' }),
     encode({ type: 'identify', messageId: 'b', userId: 'u', timestamp: 't' }),
   ]
+  const sent = segment.buildRequest(items, connection, new Date())
 
   it('treats 200 as every item delivered', () => {
-    expect(segment.classify(response(200), items)).toEqual({
+    expect(segment.classify(response(200), items, sent)).toEqual({
       kind: 'items',
       outcomes: [{ kind: 'delivered' }, { kind: 'delivered' }],
     })
   })
 
   it('asks to bisect a batch rejected with 400 or 413', () => {
-    expect(segment.classify(response(400, {}, 'bad'), items)).toEqual({ kind: 'split', reason: 'HTTP 400: bad' })
-    expect(segment.classify(response(413), items).kind).toBe('split')
+    expect(segment.classify(response(400, {}, 'bad'), items, sent)).toEqual({ kind: 'split', reason: 'HTTP 400: bad' })
+    expect(segment.classify(response(413), items, sent).kind).toBe('split')
   })
 
   it('classifies 429 as retryable with the Retry-After, 5xx and 408 as retryable', () => {
-    const limited = segment.classify(response(429, { 'retry-after': '2' }), items)
+    const limited = segment.classify(response(429, { 'retry-after': '2' }), items, sent)
     expect(limited).toMatchObject({
       kind: 'items',
       outcomes: [
@@ -124,18 +125,22 @@ describe('segment.classify', () => {
         { kind: 'retryable', retryAfterMs: 2000, status: 429 },
       ],
     })
-    expect(segment.classify(response(503), items)).toMatchObject({
+    expect(segment.classify(response(503), items, sent)).toMatchObject({
       outcomes: [{ kind: 'retryable', status: 503 }, { kind: 'retryable' }],
     })
-    expect(segment.classify(response(408), items)).toMatchObject({
+    expect(segment.classify(response(408), items, sent)).toMatchObject({
       outcomes: [{ kind: 'retryable', status: 408 }, { kind: 'retryable' }],
     })
   })
 
   it('classifies 401/403 as auth (pause, not DLQ) and other 4xx as permanent', () => {
-    expect(segment.classify(response(401), items)).toMatchObject({ outcomes: [{ kind: 'auth' }, { kind: 'auth' }] })
-    expect(segment.classify(response(403), items)).toMatchObject({ outcomes: [{ kind: 'auth' }, { kind: 'auth' }] })
-    expect(segment.classify(response(404), items)).toMatchObject({
+    expect(segment.classify(response(401), items, sent)).toMatchObject({
+      outcomes: [{ kind: 'auth' }, { kind: 'auth' }],
+    })
+    expect(segment.classify(response(403), items, sent)).toMatchObject({
+      outcomes: [{ kind: 'auth' }, { kind: 'auth' }],
+    })
+    expect(segment.classify(response(404), items, sent)).toMatchObject({
       outcomes: [{ kind: 'permanent' }, { kind: 'permanent' }],
     })
   })

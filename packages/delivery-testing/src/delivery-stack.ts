@@ -1,4 +1,4 @@
-import { HEADERS, headersFor, type CanonicalMessage } from '@lookstream/events'
+import { HEADERS, MESSAGE_TOPICS, headersFor, type CanonicalMessage } from '@lookstream/events'
 import {
   createKafka,
   createProducer,
@@ -8,7 +8,7 @@ import {
   type KafkaClient,
   type LookstreamProducer,
 } from '@lookstream/kafka'
-import { startSegmentSimulator, type Simulator, type SegmentSimulatorOptions } from '@lookstream/simulators'
+import { type Simulator } from '@lookstream/simulators'
 import {
   loadLocalKafka,
   startLocalKafkaTracked,
@@ -20,34 +20,39 @@ import {
 import { randomUUID } from 'node:crypto'
 import { pino } from 'pino'
 
-// One broker, one redis-server and one Segment simulator per test file: the canonical topic names and the
-// consumer group `lookstream.segment` are fixed by contract, so files must not share a broker.
-export interface DeliveryStack {
+// What every destination service's tests stand on: one broker, one redis-server and the destination's simulator
+// per test file. The canonical topic names and the consumer group `lookstream.<destination>` are fixed by
+// contract, so test files must not share a broker.
+export interface DeliveryStack<Sim extends Simulator = Simulator> {
   kafka: LocalKafka
   redis: RedisProcess
-  simulator: Simulator
+  simulator: Sim
   client: KafkaClient
   producer: LookstreamProducer
-  writeKey: string
   stop(): Promise<void>
 }
 
-export const WRITE_KEY = 'segment-test-write-key'
+export interface DeliveryStackOptions<Sim extends Simulator> {
+  /** Starts the destination's simulator (on 127.0.0.1, a free port). */
+  simulator: () => Promise<Sim>
+  /** Partitions of the canonical topics (default 4). */
+  partitions?: number
+}
+
 const silent = pino({ level: 'silent' })
 
-export async function startDeliveryStack(simulatorOptions: SegmentSimulatorOptions = {}): Promise<DeliveryStack> {
+export async function startDeliveryStack<Sim extends Simulator>(
+  options: DeliveryStackOptions<Sim>,
+): Promise<DeliveryStack<Sim>> {
   const loaded = await loadLocalKafka()
   if ('unavailable' in loaded) throw new Error(loaded.unavailable)
   const kafka = await startLocalKafkaTracked(loaded.start, { inMemory: true, initialRebalanceDelayMs: 0 })
   const redis = await startRedis()
-  const simulator = await startSegmentSimulator({ writeKeys: [WRITE_KEY], rateLimit: null, ...simulatorOptions })
-  const client = createKafka({ brokers: kafka.brokers, clientId: 'segment-test', logger: silent })
+  const simulator = await options.simulator()
+  const client = createKafka({ brokers: kafka.brokers, clientId: 'delivery-test', logger: silent })
   await ensureTopics(
     client,
-    ['lookstream.identify.v1', 'lookstream.track.v1', 'lookstream.group.v1'].map((topic) => ({
-      topic,
-      numPartitions: 4,
-    })),
+    MESSAGE_TOPICS.map((topic) => ({ topic, numPartitions: options.partitions ?? 4 })),
   )
   const producer = await createProducer(client)
   return {
@@ -56,7 +61,6 @@ export async function startDeliveryStack(simulatorOptions: SegmentSimulatorOptio
     simulator,
     client,
     producer,
-    writeKey: WRITE_KEY,
     async stop() {
       await producer.close().catch(() => undefined)
       await simulator.close()
@@ -66,39 +70,51 @@ export async function startDeliveryStack(simulatorOptions: SegmentSimulatorOptio
   }
 }
 
-/** Environment for runDestination / the service process against this stack. */
-export function serviceEnv(stack: DeliveryStack, extra: Record<string, string> = {}): Record<string, string> {
+/**
+ * Environment for runDestination / a destination service process against this stack: the runtime's settings,
+ * tuned for tests (short backoffs and retry delays), plus the destination's own (`destinationEnv`).
+ */
+export function serviceEnv(
+  stack: DeliveryStack,
+  destinationEnv: Record<string, string>,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     KAFKA_BROKERS: stack.kafka.brokers,
     REDIS_URL: stack.redis.url,
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'warn',
-    SEGMENT_WRITE_KEY: stack.writeKey,
-    SEGMENT_API_URL: stack.simulator.url,
-    SEGMENT_RATE_LIMIT_RPS: '500',
     DELIVERY_TOPIC_PARTITIONS: '4',
     DELIVERY_BACKOFF_BASE_MS: '50',
     DELIVERY_BACKOFF_MAX_MS: '500',
     DELIVERY_REQUEST_TIMEOUT_MS: '1000',
     DELIVERY_RETRY_DELAY_MS: '500',
     DELIVERY_RETRY_MAX_DELAY_MS: '1000',
+    DELIVERY_REGISTRY_HEARTBEAT_MS: '500',
     KAFKA_SESSION_TIMEOUT_MS: '6000',
     KAFKA_HEARTBEAT_INTERVAL_MS: '500',
     SHUTDOWN_TIMEOUT_MS: '10000',
+    ...destinationEnv,
     ...extra,
   }
 }
 
-export function identify(runId: string, index: number, traits: Record<string, unknown> = {}): CanonicalMessage {
+/** An identify message as the ingress writes it, for `integrations` (e.g. `{ All: false, Braze: {...} }`). */
+export function identify(
+  runId: string,
+  index: number,
+  integrations: Record<string, unknown>,
+  traits: Record<string, unknown> = {},
+): CanonicalMessage {
   return {
     type: 'identify',
     messageId: `${runId}-${index}`,
     userId: `user-${index}`,
     traits: { plan: index % 2 === 0 ? 'annual' : 'monthly', index, ...traits },
-    context: { lookstream: { sendId: `send-${runId}`, row: index, action: 'segment_identify' } },
+    context: { lookstream: { sendId: `send-${runId}`, row: index, action: 'test' } },
     timestamp: '2026-11-22T06:00:00.000Z',
-    integrations: { All: false, Segment: { connection: 'default' } },
+    integrations: { All: false, ...integrations },
   }
 }
 
@@ -106,6 +122,7 @@ export function newRunId(): string {
   return randomUUID().slice(0, 8)
 }
 
+/** Produces canonical messages to their topics with the headers the ingress sets, keyed by user. */
 export async function produceMessages(
   stack: DeliveryStack,
   messages: readonly CanonicalMessage[],
