@@ -19,5 +19,5 @@ export {
   type RowFailure,
   type StoredFailure,
 } from './failures.ts'
-export { checkSendId, failureCountsKey, failuresKey, sendRecordKey } from './keys.ts'
+export { checkSendId, dryRunKey, failureCountsKey, failuresKey, sendRecordKey } from './keys.ts'
 export { MIN_SECRET_LENGTH, deriveHistoryKey, open, seal, type HistoryKey } from './seal.ts'

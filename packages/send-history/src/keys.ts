@@ -23,3 +23,8 @@ export function failuresKey(sendId: string): string {
 export function failureCountsKey(sendId: string): string {
   return `lookstream:send:{${checkSendId(sendId)}}:failure-counts`
 }
+
+/** A dry run's report (sealed: its sample payloads are row values). */
+export function dryRunKey(sendId: string): string {
+  return `lookstream:send:{${checkSendId(sendId)}}:dry-run`
+}

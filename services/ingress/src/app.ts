@@ -17,7 +17,10 @@ import { lookerVersionFrom } from './looker/looker-version.ts'
 import { isAuthorized } from './looker/token.ts'
 import { type SendStore } from './sends/send-store.ts'
 import { type HistoryStore } from './history/history-store.ts'
-import { rejectedRowHooks, sendPageUrl } from './history/ingress-hooks.ts'
+import { rejectedRowHooks, sendPageUrl, sendPointer } from './history/ingress-hooks.ts'
+import { describeDryRun, DryRunProducer } from './history/dry-run.ts'
+import { destinationCheck } from './history/destination-checks.ts'
+import { sendOptionsOf } from './history/send-options.ts'
 import { registerHistory } from './history/routes.ts'
 
 export interface IngressDeps {
@@ -49,12 +52,7 @@ function lookerBody(outcome: { success: boolean; message: string } & Record<stri
   return JSON.stringify({ looker: outcome })
 }
 
-function describeOutcome(
-  action: Action,
-  connection: string,
-  outcome: SendOutcome,
-  send: { id: string; pageUrl: string | undefined },
-): string {
+function describeOutcome(action: Action, connection: string, outcome: SendOutcome, pointer: string): string {
   const reasons = outcome.reasons.map((r) => `row ${r.row}: ${r.reason}`).join('; ')
   const rows = `${outcome.accepted} of ${outcome.received} rows accepted (acknowledged by Kafka), ${outcome.rejected} rejected`
   const where = `${action.label} (connection ${connection})`
@@ -62,8 +60,6 @@ function describeOutcome(
     outcome.failure === undefined
       ? `Sent to ${where}: ${rows}.`
       : `Send to ${where} failed: ${outcome.failure.replace(/\.$/, '')}. ${rows}.`
-  // The URL is followed by a space, never by punctuation a mail client would take into the link.
-  const pointer = `Send id ${send.id}.${send.pageUrl === undefined ? '' : ` Rows and reasons: ${send.pageUrl}`}`
   return reasons === ''
     ? `${head} ${pointer}`
     : `${head} ${pointer} First rejected rows: ${reasons}${outcome.rejected > outcome.reasons.length ? '; …' : ''}.`
@@ -290,6 +286,10 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       startedAt: receivedAt.toISOString(),
     }
     const recorder = deps.history?.recorder(sendId, (err) => sendLog.warn({ err }, 'could not record failed rows'))
+    const dryRun =
+      sendOptionsOf(request.form).run === 'dry_run'
+        ? new DryRunProducer(destinationCheck(action.destination), action.destination, recorder)
+        : undefined
     let outcome: SendOutcome
     try {
       await deps.sends
@@ -302,12 +302,21 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
           lookId: request.lookId,
           scheduledPlanId: request.scheduledPlanId,
           webhookId: request.webhookId,
+          mode: dryRun ? 'dry_run' : 'send',
         })
         .catch((err: unknown) => sendLog.error({ err }, 'could not record the send start in Redis'))
       sendLog.info({ source: request.source.kind }, 'send started')
       let startFailure: string | undefined
       try {
-        await announce({ ...eventBase, phase: 'started', at: receivedAt.toISOString(), status: 'running', counts: {} })
+        // A dry run produces nothing on Kafka, not even its announcements.
+        if (!dryRun)
+          await announce({
+            ...eventBase,
+            phase: 'started',
+            at: receivedAt.toISOString(),
+            status: 'running',
+            counts: {},
+          })
       } catch (err) {
         startFailure = `Kafka did not acknowledge the send announcement (${err instanceof Error ? err.message : String(err)}); no row was sent`
       }
@@ -341,7 +350,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                     .catch((err: unknown) => sendLog.warn({ err }, 'could not record send progress'))
                 },
               },
-              deps.producer,
+              dryRun ?? deps.producer,
               metrics,
             )
     } catch (err) {
@@ -357,12 +366,24 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       }
     }
     await recorder?.close()
+    const dryRunReport = dryRun?.result()
+    if (dryRunReport) {
+      await deps.history
+        ?.saveDryRun(sendId, dryRunReport)
+        .catch((err: unknown) => sendLog.warn({ err }, 'could not record the dry run report'))
+    }
     const finishedAt = new Date()
-    const succeeded = outcome.success && outcome.rejected === 0
-    const message = describeOutcome(action, request.connection, outcome, {
-      id: sendId,
-      pageUrl: config.VIEWER_TOKEN === undefined ? undefined : sendPageUrl(publicBase, sendId),
-    })
+    const succeeded = outcome.success && outcome.rejected === 0 && (dryRunReport?.refusedRows ?? 0) === 0
+    const pointer = sendPointer(sendId, config.VIEWER_TOKEN === undefined ? undefined : sendPageUrl(publicBase, sendId))
+    const message = dryRunReport
+      ? describeDryRun(
+          `${action.label} (connection ${request.connection})`,
+          action.label,
+          outcome,
+          dryRunReport,
+          pointer,
+        )
+      : describeOutcome(action, request.connection, outcome, pointer)
     const status = outcome.success ? 'succeeded' : 'failed'
     metrics.sends.inc({
       action: action.name,
@@ -371,25 +392,29 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     await deps.sends
       .finish(sendId, { ...outcome, rejectReasons: outcome.reasons, status, message, finishedAt })
       .catch((err: unknown) => sendLog.error({ err }, 'could not record the send result in Redis'))
-    await announce(
-      {
-        ...eventBase,
-        phase: 'finished',
-        at: finishedAt.toISOString(),
-        status,
-        counts: {
-          received: outcome.received,
-          accepted: outcome.accepted,
-          rejected: outcome.rejected,
-          produced: outcome.accepted,
-        },
-        ...(outcome.ranAt ? { ranAt: outcome.ranAt.slice(0, 64) } : {}),
-        finishedAt: finishedAt.toISOString(),
-        durationMs: finishedAt.getTime() - receivedAt.getTime(),
-        rejectReasons: outcome.reasons,
-        ...(outcome.failure ? { error: outcome.failure.slice(0, 2048) } : {}),
-      },
-      FINISH_EVENT_TIMEOUT_MS,
+    await (
+      dryRun
+        ? Promise.resolve()
+        : announce(
+            {
+              ...eventBase,
+              phase: 'finished',
+              at: finishedAt.toISOString(),
+              status,
+              counts: {
+                received: outcome.received,
+                accepted: outcome.accepted,
+                rejected: outcome.rejected,
+                produced: outcome.accepted,
+              },
+              ...(outcome.ranAt ? { ranAt: outcome.ranAt.slice(0, 64) } : {}),
+              finishedAt: finishedAt.toISOString(),
+              durationMs: finishedAt.getTime() - receivedAt.getTime(),
+              rejectReasons: outcome.reasons,
+              ...(outcome.failure ? { error: outcome.failure.slice(0, 2048) } : {}),
+            },
+            FINISH_EVENT_TIMEOUT_MS,
+          )
     ).catch((err: unknown) => sendLog.warn({ err }, 'could not announce the send result on Kafka'))
     sendLog.info(
       {
@@ -409,6 +434,17 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
         send_id: sendId,
         rows: { received: outcome.received, accepted: outcome.accepted, rejected: outcome.rejected },
         rejected_rows: outcome.reasons,
+        ...(dryRunReport
+          ? {
+              dry_run: {
+                messages: dryRunReport.messages,
+                refused_rows: dryRunReport.refusedRows,
+                checks: dryRunReport.checks,
+                problems: dryRunReport.problems,
+                sample_payloads: dryRunReport.samples,
+              },
+            }
+          : {}),
       }),
       true,
     )

@@ -1,5 +1,8 @@
 import {
   allRowFailures,
+  dryRunKey,
+  open,
+  seal,
   readFailureSummary,
   type FailureLimits,
   type FailureSummary,
@@ -7,6 +10,7 @@ import {
   type StoredFailure,
 } from '@lookstream/send-history'
 import type { Redis } from 'ioredis'
+import { type DryRunReport } from './dry-run.ts'
 import { FailureRecorder } from './failure-recorder.ts'
 
 /** The send history's failed rows in Redis (see @lookstream/send-history), for the ingress. */
@@ -14,6 +18,9 @@ export interface HistoryStore {
   recorder(sendId: string, onError: (err: unknown) => void): FailureRecorder
   summary(sendId: string): Promise<FailureSummary>
   failures(sendId: string): AsyncGenerator<StoredFailure[]>
+  saveDryRun(sendId: string, report: DryRunReport): Promise<void>
+  /** Undefined for a send that was not a dry run (or whose report expired or is sealed under another key). */
+  dryRun(sendId: string): Promise<DryRunReport | undefined>
 }
 
 export function createHistoryStore(options: {
@@ -27,5 +34,13 @@ export function createHistoryStore(options: {
     recorder: (sendId, onError) => new FailureRecorder(sendId, { redis, key, limits, ttlSeconds, onError }),
     summary: (sendId) => readFailureSummary(redis, sendId),
     failures: (sendId) => allRowFailures(redis, sendId, key),
+    async saveDryRun(sendId, report) {
+      await redis.set(dryRunKey(sendId), seal(key, JSON.stringify(report)), 'EX', ttlSeconds)
+    },
+    async dryRun(sendId) {
+      const sealed = await redis.get(dryRunKey(sendId))
+      const text = sealed === null ? undefined : open(key, sealed)
+      return text === undefined ? undefined : (JSON.parse(text) as DryRunReport)
+    },
   }
 }

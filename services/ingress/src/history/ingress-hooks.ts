@@ -29,3 +29,9 @@ export function rejectedRowHooks(recorder: FailureRecorder | undefined, destinat
 export function sendPageUrl(baseUrl: string, sendId: string): string {
   return `${baseUrl.replace(/\/+$/, '')}/history/sends/${encodeURIComponent(sendId)}`
 }
+
+/** "Send id …" and the page's URL, for Looker's verdict. The URL is followed by a space, never by punctuation a
+ * mail client would take into the link. */
+export function sendPointer(sendId: string, pageUrl: string | undefined): string {
+  return `Send id ${sendId}.${pageUrl === undefined ? '' : ` Rows and reasons: ${pageUrl}`}`
+}

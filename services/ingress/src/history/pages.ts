@@ -1,5 +1,6 @@
 import { FAILURE_STAGES, type FailureSummary, type StoredFailure } from '@lookstream/send-history'
 import { type SendRecord } from '../sends/send-store.ts'
+import { type DryRunReport } from './dry-run.ts'
 import { type FailureFilter, filterQuery } from './failure-filter.ts'
 import { formatCount, formatDuration, html, type Html } from './html.ts'
 
@@ -87,7 +88,8 @@ function lookAndPlan(send: SendRecord): Html {
 function statusCell(send: SendRecord): Html {
   // Looker is told such a send did not succeed (some rows were rejected); the record says it ran to the end.
   const status = send.status === 'succeeded' && send.rejected > 0 ? 'partial' : send.status
-  return html`<span class="status-${status}">${status}</span>`
+  return html`<span class="status-${status}">${status}</span
+    >${send.mode === 'dry_run' ? html` <span class="muted">(dry run)</span>` : ''}`
 }
 
 function deliveryProgress(send: SendRecord): Html {
@@ -103,6 +105,7 @@ function deliveryProgress(send: SendRecord): Html {
 }
 
 function isLive(send: SendRecord): boolean {
+  if (send.mode === 'dry_run') return send.status === 'running'
   return (
     send.status === 'running' ||
     (send.status !== 'failed' && (send.delivered ?? 0) + (send.deadLettered ?? 0) < send.accepted)
@@ -218,6 +221,7 @@ export interface SendPageInput {
   page: number
   pageSize: number
   detailsKept: boolean
+  dryRun: DryRunReport | undefined
   now?: number
 }
 
@@ -285,6 +289,7 @@ export function sendPage(input: SendPageInput): string {
         ${summary ? summaryList('Failed rows by code', summary.byCode) : ''}
       </dl>
     </section>
+    ${send.mode === 'dry_run' ? dryRunSection(input.dryRun) : ''}
     <section aria-labelledby="failures-title">
       <h2 id="failures-title">Rows that did not make it</h2>
       ${
@@ -361,6 +366,31 @@ export function sendPage(input: SendPageInput): string {
       }
     </section>`
   return layout(`Send ${send.sendId}`, body, { signedIn: true })
+}
+
+function dryRunSection(report: DryRunReport | undefined): Html {
+  if (!report) {
+    return html`<section aria-labelledby="dry-run-title">
+      <h2 id="dry-run-title">Dry run</h2>
+      <p>
+        Nothing was sent. The report is not readable (expired, or sealed under another
+        <code>SEND_HISTORY_SECRET</code>).
+      </p>
+    </section>`
+  }
+  return html`<section aria-labelledby="dry-run-title">
+    <h2 id="dry-run-title">Dry run: nothing was sent</h2>
+    <dl class="facts">
+      <dt>Checked</dt>
+      <dd>${report.checks.join(', ')}</dd>
+      <dt>Messages that would be produced</dt>
+      <dd>${formatCount(report.messages)}</dd>
+      <dt>Accepted rows the destination would refuse</dt>
+      <dd>${formatCount(report.refusedRows)}</dd>
+    </dl>
+    <h3>Sample payloads</h3>
+    ${report.samples.length === 0 ? html`<p>No row would be sent.</p>` : report.samples.map((sample, i) => html`<pre tabindex="0" aria-label="Sample payload ${i + 1}">${sample}</pre>`)}
+  </section>`
 }
 
 export function messagePage(title: string, message: string, signedIn: boolean): string {

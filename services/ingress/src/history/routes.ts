@@ -171,6 +171,7 @@ export function registerHistory(app: FastifyInstance, options: HistoryRoutesOpti
             page,
             pageSize: PAGE_SIZE,
             detailsKept: options.history !== undefined,
+            dryRun: send.mode === 'dry_run' ? await options.history?.dryRun(send.sendId) : undefined,
           }),
         )
       })

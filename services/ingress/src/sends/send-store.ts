@@ -16,6 +16,8 @@ export interface SendStart {
   lookId?: string | undefined
   scheduledPlanId?: string | undefined
   webhookId?: string | undefined
+  /** 'dry_run': nothing was produced (the send history shows the dry run's report). */
+  mode?: 'send' | 'dry_run'
   startedAt: Date
 }
 
@@ -27,6 +29,7 @@ export interface SendRecord {
   lookId?: string
   scheduledPlanId?: string
   webhookId?: string
+  mode?: 'send' | 'dry_run'
   status: 'running' | 'succeeded' | 'failed'
   received: number
   accepted: number
@@ -87,6 +90,7 @@ function toRecord(hash: Record<string, string>): SendRecord | undefined {
     lookId: optional('look_id'),
     scheduledPlanId: optional('scheduled_plan_id'),
     webhookId: optional('webhook_id'),
+    mode: optional('mode'),
     message: optional('message'),
     finishedAt: optional('finished_at'),
     delivered: number('delivered'),
@@ -113,6 +117,7 @@ export function createSendStore(redis: Redis, ttlSeconds: number): SendStore {
           look_id: send.lookId ?? '',
           scheduled_plan_id: send.scheduledPlanId ?? '',
           webhook_id: send.webhookId ?? '',
+          mode: send.mode ?? 'send',
           status: 'running',
           started_at: send.startedAt.toISOString(),
           ...counts({ received: 0, accepted: 0, rejected: 0, rejectReasons: [] }),
