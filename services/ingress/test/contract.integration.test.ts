@@ -209,7 +209,8 @@ describe('execute validation and limits', () => {
     )
     expect(answer.json.looker).toEqual({
       success: false,
-      message: expect.any(String),
+      message:
+        'Run must be one of send, dry_run; got "maybe". Rows to send must be one of all, changed, all_remember; got "some".',
       validation_errors: {
         lookstream_run: 'Run must be one of send, dry_run; got "maybe".',
         lookstream_rows: 'Rows to send must be one of all, changed, all_remember; got "some".',
