@@ -52,6 +52,18 @@ export const IngressConfig = Type.Object({
     minimum: 0,
     description: 'bytes of failed rows kept per send in Redis',
   }),
+  DESTINATION_REGISTRY_CACHE_MS: Type.Integer({
+    default: 1000,
+    minimum: 0,
+    maximum: 60_000,
+    description: 'how long a read of the destination registry (which destinations and connections run) is reused',
+  }),
+  DESTINATION_REGISTRY_TIMEOUT_MS: Type.Integer({
+    default: 2000,
+    minimum: 10,
+    maximum: 60_000,
+    description: 'longest a list, form or execute waits for the destination registry in Redis',
+  }),
   SEND_TTL_SECONDS: Type.Integer({ default: 30 * 24 * 3600, minimum: 60, description: 'how long send records live' }),
 })
 

@@ -5,6 +5,7 @@ import { createLogger } from '@lookstream/service'
 import { Redis } from 'ioredis'
 import { buildApp } from './app.ts'
 import { IngressConfig } from './config.ts'
+import { createDestinationDirectory } from './destinations/directory.ts'
 import { parseLookerHosts } from './looker/looker-hosts.ts'
 import { createSendStore } from './sends/send-store.ts'
 import { createHistoryStore } from './history/history-store.ts'
@@ -49,6 +50,10 @@ const service = buildApp(config, {
           ttlSeconds: config.SEND_TTL_SECONDS,
         }),
       }),
+  destinations: createDestinationDirectory(redis, {
+    cacheMs: config.DESTINATION_REGISTRY_CACHE_MS,
+    timeoutMs: config.DESTINATION_REGISTRY_TIMEOUT_MS,
+  }),
   logger,
   readiness: { redis: async () => (await redis.ping()) === 'PONG' },
 })
