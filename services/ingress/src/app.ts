@@ -18,7 +18,8 @@ import { lookerVersionFrom } from './looker/looker-version.ts'
 import { isAuthorized } from './looker/token.ts'
 import { type SendStore } from './sends/send-store.ts'
 import { type HistoryStore } from './history/history-store.ts'
-import { rejectedRowHooks, sendPageUrl, sendPointer } from './history/ingress-hooks.ts'
+import { sendHistoryHooks, sendPageUrl, sendPointer } from './history/ingress-hooks.ts'
+import { describeChangedRows, openChangedRows, type ChangedRows } from './history/changed-rows.ts'
 import { describeDryRun, DryRunProducer } from './history/dry-run.ts'
 import { destinationCheck } from './history/destination-checks.ts'
 import { sendOptionsOf } from './history/send-options.ts'
@@ -314,8 +315,10 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       startedAt: receivedAt.toISOString(),
     }
     const recorder = deps.history?.recorder(sendId, (err) => sendLog.warn({ err }, 'could not record failed rows'))
+    const sendOptions = sendOptionsOf(request.form)
+    let changed: ChangedRows | undefined
     const dryRun =
-      sendOptionsOf(request.form).run === 'dry_run'
+      sendOptions.run === 'dry_run'
         ? new DryRunProducer(destinationCheck(action.destination), action.destination, recorder)
         : undefined
     let outcome: SendOutcome
@@ -334,10 +337,16 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
         })
         .catch((err: unknown) => sendLog.error({ err }, 'could not record the send start in Redis'))
       sendLog.info({ source: request.source.kind }, 'send started')
-      let startFailure: string | undefined
+      const opened = await openChangedRows(
+        deps.history,
+        { action: action.name, connection: request.connection, planId: request.scheduledPlanId },
+        sendOptions.rows,
+      )
+      changed = opened.changed
+      let startFailure: string | undefined = opened.failure
       try {
         // A dry run produces nothing on Kafka, not even its announcements.
-        if (!dryRun)
+        if (!dryRun && startFailure === undefined)
           await announce({
             ...eventBase,
             phase: 'started',
@@ -371,10 +380,14 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                 maxRowBytes: config.MAX_ROW_BYTES,
                 maxTrackedDistinctRows: config.MAX_TRACKED_DISTINCT_ROWS,
                 maxFieldBytes: config.MAX_FIELD_BYTES,
-                ...rejectedRowHooks(recorder, action.destination),
+                ...sendHistoryHooks(recorder, action.destination, changed),
                 onProgress: (counts: SendCounts, reasons: readonly RejectReason[]) => {
                   deps.sends
-                    .progress(sendId, { ...counts, rejectReasons: reasons })
+                    .progress(sendId, {
+                      ...counts,
+                      rejectReasons: reasons,
+                      ...(changed ? { skippedUnchanged: changed.counts.skipped } : {}),
+                    })
                     .catch((err: unknown) => sendLog.warn({ err }, 'could not record send progress'))
                 },
               },
@@ -400,6 +413,16 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
         ?.saveDryRun(sendId, dryRunReport)
         .catch((err: unknown) => sendLog.warn({ err }, 'could not record the dry run report'))
     }
+    let remembered = false
+    if (changed && !dryRun && outcome.success) {
+      remembered = await changed.commit(sendId).then(
+        () => true,
+        (err: unknown) => {
+          sendLog.warn({ err }, 'could not remember the rows for the next changed-only run')
+          return false
+        },
+      )
+    }
     const finishedAt = new Date()
     const succeeded = outcome.success && outcome.rejected === 0 && (dryRunReport?.refusedRows ?? 0) === 0
     const pointer = sendPointer(sendId, config.VIEWER_TOKEN === undefined ? undefined : sendPageUrl(publicBase, sendId))
@@ -412,13 +435,21 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
           pointer,
         )
       : describeOutcome(action, request.connection, outcome, pointer)
+    const verdict = changed ? `${message} ${describeChangedRows(changed, remembered)}` : message
     const status = outcome.success ? 'succeeded' : 'failed'
     metrics.sends.inc({
       action: action.name,
       outcome: !outcome.success ? 'failed' : succeeded ? 'succeeded' : 'partial',
     })
     await deps.sends
-      .finish(sendId, { ...outcome, rejectReasons: outcome.reasons, status, message, finishedAt })
+      .finish(sendId, {
+        ...outcome,
+        rejectReasons: outcome.reasons,
+        status,
+        message: verdict,
+        finishedAt,
+        ...(changed ? { skippedUnchanged: changed.counts.skipped } : {}),
+      })
       .catch((err: unknown) => sendLog.error({ err }, 'could not record the send result in Redis'))
     await (
       dryRun
@@ -458,9 +489,19 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     write(
       lookerBody({
         success: succeeded,
-        message,
+        message: verdict,
         send_id: sendId,
-        rows: { received: outcome.received, accepted: outcome.accepted, rejected: outcome.rejected },
+        rows: {
+          received: outcome.received,
+          accepted: outcome.accepted,
+          rejected: outcome.rejected,
+          ...(changed
+            ? {
+                skipped_unchanged: changed.counts.skipped,
+                resent_after_failure: changed.counts.resentAfterFailure,
+              }
+            : {}),
+        },
         rejected_rows: outcome.reasons,
         ...(dryRunReport
           ? {

@@ -52,6 +52,11 @@ export const IngressConfig = Type.Object({
     minimum: 0,
     description: 'bytes of failed rows kept per send in Redis',
   }),
+  CHANGED_ROWS_MAX_ROWS: Type.Integer({
+    default: 1_000_000,
+    minimum: 0,
+    description: 'rows remembered per scheduled plan for "changed rows only" (16 bytes each in Redis)',
+  }),
   DESTINATION_REGISTRY_CACHE_MS: Type.Integer({
     default: 1000,
     minimum: 0,

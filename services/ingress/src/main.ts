@@ -47,6 +47,7 @@ const service = buildApp(config, {
           redis,
           key: deriveHistoryKey(config.SEND_HISTORY_SECRET),
           limits: { maxEntries: config.SEND_HISTORY_MAX_FAILURES, maxBytes: config.SEND_HISTORY_MAX_FAILURE_BYTES },
+          maxRememberedRows: config.CHANGED_ROWS_MAX_ROWS,
           ttlSeconds: config.SEND_TTL_SECONDS,
         }),
       }),

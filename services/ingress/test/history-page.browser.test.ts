@@ -135,14 +135,16 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
     await expect.poll(() => page.url()).toBe(`${ingress.url}/history`)
     const row = page.locator('#sends tbody tr', { has: page.locator(`a[href="/history/sends/${sendId}"]`) })
     const cells = await row.locator('td').allInnerTexts()
-    // Started, Send, Look/schedule, Action, Connection, Status, Received, Accepted, Rejected, Delivered,
+    // Started, Send, Look/schedule, Action, Connection, Status, Received, Skipped unchanged, Accepted, Rejected,
+    // Delivered,
     // Failed (retried), Dead-lettered, Failed rows, Duration
-    expect(cells.slice(2, 13).map((c) => c.trim())).toEqual([
+    expect(cells.slice(2, 14).map((c) => c.trim())).toEqual([
       'Look 42, schedule 77',
       'segment_identify',
       'default',
       'partial',
       '6',
+      '—',
       '4',
       '2',
       '2',

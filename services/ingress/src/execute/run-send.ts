@@ -57,6 +57,10 @@ export interface SendInput {
   onRejected?: (row: number, reason: string, code: string, cells: unknown) => void
   /** The Look's fields, once, before any row. */
   onFields?: (fields: JsonDetailFields) => void
+  /** True to leave a mapped row out of the send (unchanged since the schedule's last run); it is not counted. */
+  skipRow?: (row: number, messages: readonly MappedMessage[]) => boolean
+  /** Each row whose messages Kafka all acknowledged. */
+  onAccepted?: (row: number) => void
 }
 
 export interface SendOutcome extends SendCounts {
@@ -204,6 +208,7 @@ export async function runSend(
           metrics.produceLatency.observe((performance.now() - started) / 1000)
           if (--left === 0 && !failed) {
             counts.accepted++
+            input.onAccepted?.(row)
             acceptedNotCounted++
           }
           settle()
@@ -258,7 +263,7 @@ export async function runSend(
         const result = mapRow!(item.value)
         if (!result.ok) reject(item.row, result.reason, item.value)
         else if (result.messages.length === 0) reject(item.row, 'row maps to no message', item.value)
-        else produce(item.row, result.messages)
+        else if (input.skipRow?.(item.row, result.messages) !== true) produce(item.row, result.messages)
         if (produceError !== undefined) break reading
         if (!producer.isWritable()) await producer.whenWritable()
       }

@@ -10,6 +10,7 @@ import {
   type StoredFailure,
 } from '@lookstream/send-history'
 import type { Redis } from 'ioredis'
+import { ChangedRows, type ChangedRowsScope } from './changed-rows.ts'
 import { type DryRunReport } from './dry-run.ts'
 import { FailureRecorder } from './failure-recorder.ts'
 
@@ -21,6 +22,8 @@ export interface HistoryStore {
   saveDryRun(sendId: string, report: DryRunReport): Promise<void>
   /** Undefined for a send that was not a dry run (or whose report expired or is sealed under another key). */
   dryRun(sendId: string): Promise<DryRunReport | undefined>
+  /** The remembered rows of a scheduled plan, for "changed rows only". */
+  changedRows(scope: ChangedRowsScope, mode: 'changed' | 'all_remember'): Promise<ChangedRows>
 }
 
 export function createHistoryStore(options: {
@@ -28,8 +31,10 @@ export function createHistoryStore(options: {
   key: HistoryKey
   limits: FailureLimits
   ttlSeconds: number
+  /** Rows remembered per scheduled plan (16 bytes each in Redis). */
+  maxRememberedRows: number
 }): HistoryStore {
-  const { redis, key, limits, ttlSeconds } = options
+  const { redis, key, limits, ttlSeconds, maxRememberedRows } = options
   return {
     recorder: (sendId, onError) => new FailureRecorder(sendId, { redis, key, limits, ttlSeconds, onError }),
     summary: (sendId) => readFailureSummary(redis, sendId),
@@ -37,6 +42,8 @@ export function createHistoryStore(options: {
     async saveDryRun(sendId, report) {
       await redis.set(dryRunKey(sendId), seal(key, JSON.stringify(report)), 'EX', ttlSeconds)
     },
+    changedRows: (scope, mode) =>
+      ChangedRows.open({ redis, scope, mode, historyKey: key, maxRows: maxRememberedRows, ttlSeconds }),
     async dryRun(sendId) {
       const sealed = await redis.get(dryRunKey(sendId))
       const text = sealed === null ? undefined : open(key, sealed)

@@ -1,18 +1,33 @@
 import { type DestinationId } from '@lookstream/events'
 import { type JsonDetailFields } from '../looker/json-detail-reader.ts'
+import { type MappedMessage } from '../actions/action.ts'
+import { type ChangedRows } from './changed-rows.ts'
 import { type FailureRecorder } from './failure-recorder.ts'
 import { rowIdentityReader, type RowIdentity } from './row-identity.ts'
 
-/** runSend hooks that keep each rejected row (number, reason class, reason, identity) in the send history. */
-export function rejectedRowHooks(recorder: FailureRecorder | undefined, destination: DestinationId) {
-  if (recorder === undefined) return {}
+/**
+ * runSend hooks of the send history: each rejected row (number, reason class, reason, identity) is kept, and
+ * with "changed rows only" unchanged rows are skipped and accepted rows remembered.
+ */
+export function sendHistoryHooks(
+  recorder: FailureRecorder | undefined,
+  destination: DestinationId,
+  changed: ChangedRows | undefined,
+) {
   let identityOf: RowIdentity | undefined
   return {
+    ...(changed === undefined
+      ? {}
+      : {
+          skipRow: (row: number, messages: readonly MappedMessage[]) => changed.skipRow(row, messages),
+          onAccepted: (row: number) => changed.onAccepted(row),
+        }),
     onFields(fields: JsonDetailFields) {
-      identityOf = rowIdentityReader(fields)
+      if (recorder !== undefined) identityOf = rowIdentityReader(fields)
     },
     onRejected(row: number, reason: string, code: string, cells: unknown) {
-      recorder.add({
+      changed?.onRejected(row)
+      recorder?.add({
         destination,
         row,
         stage: 'rejected',

@@ -133,6 +133,7 @@ export function sendListPage(
       <td>${send.connection}</td>
       <td>${statusCell(send)}</td>
       <td class="num">${formatCount(send.received)}</td>
+      <td class="num">${send.skippedUnchanged === undefined ? '—' : formatCount(send.skippedUnchanged)}</td>
       <td class="num">${formatCount(send.accepted)}</td>
       <td class="num">${formatCount(send.rejected)}</td>
       <td class="num">${formatCount(send.delivered ?? 0)} ${deliveryProgress(send)}</td>
@@ -163,6 +164,7 @@ export function sendListPage(
                   <th scope="col">Connection</th>
                   <th scope="col">Status</th>
                   <th scope="col" class="num">Received</th>
+                  <th scope="col" class="num">Skipped unchanged</th>
                   <th scope="col" class="num">Accepted</th>
                   <th scope="col" class="num">Rejected</th>
                   <th scope="col" class="num">Delivered</th>
@@ -274,6 +276,14 @@ export function sendPage(input: SendPageInput): string {
           ${formatCount(send.received)} received, ${formatCount(send.accepted)} accepted, ${formatCount(send.rejected)}
           rejected
         </dd>
+        ${
+          send.skippedUnchanged === undefined
+            ? ''
+            : html`<dt>Skipped as unchanged</dt>
+                <dd>
+                  ${formatCount(send.skippedUnchanged)} rows unchanged since the schedule's last run (changed rows only)
+                </dd>`
+        }
         <dt>At ${send.destination}</dt>
         <dd>
           ${formatCount(send.delivered ?? 0)} delivered, ${formatCount(send.failed ?? 0)} failed and retried,

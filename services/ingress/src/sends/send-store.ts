@@ -41,6 +41,7 @@ export interface SendRecord {
   delivered?: number
   failed?: number
   deadLettered?: number
+  skippedUnchanged?: number
 }
 
 export interface SendProgress {
@@ -48,6 +49,8 @@ export interface SendProgress {
   accepted: number
   rejected: number
   rejectReasons: readonly RejectReason[]
+  /** Rows left out as unchanged since the schedule's last run ("changed rows only"). */
+  skippedUnchanged?: number
 }
 
 export interface SendStore {
@@ -67,6 +70,7 @@ function counts(progress: SendProgress): Record<string, string> {
     accepted: String(progress.accepted),
     rejected: String(progress.rejected),
     reject_reasons: JSON.stringify(progress.rejectReasons),
+    ...(progress.skippedUnchanged === undefined ? {} : { skipped_unchanged: String(progress.skippedUnchanged) }),
   }
 }
 
@@ -96,6 +100,7 @@ function toRecord(hash: Record<string, string>): SendRecord | undefined {
     delivered: number('delivered'),
     failed: number('failed'),
     deadLettered: number('dead_lettered'),
+    skippedUnchanged: number('skipped_unchanged'),
   }
   for (const [name, value] of Object.entries(extras)) {
     if (value !== undefined) (record as unknown as Record<string, unknown>)[name] = value

@@ -95,6 +95,7 @@ export async function startIngress(options: {
             redis,
             key: deriveHistoryKey(config.SEND_HISTORY_SECRET),
             limits: { maxEntries: config.SEND_HISTORY_MAX_FAILURES, maxBytes: config.SEND_HISTORY_MAX_FAILURE_BYTES },
+            maxRememberedRows: config.CHANGED_ROWS_MAX_ROWS,
             ttlSeconds: 3600,
           }),
         }
