@@ -156,7 +156,10 @@ export function encodeFailure(key: HistoryKey, failure: RowFailure): string {
   return JSON.stringify(entry)
 }
 
-function counterFields(failure: RowFailure): string[] {
+/** What a failure that is only counted (past the limits) still contributes: its counts by stage, destination, code. */
+export type CountedFailure = Pick<RowFailure, 'stage' | 'destination' | 'code'>
+
+function counterFields(failure: CountedFailure): string[] {
   return [
     `stage:${failure.stage}`,
     `destination:${failure.destination.slice(0, 64)}`,
@@ -180,27 +183,30 @@ export async function recordRowFailures(
   redis: Redis,
   sendId: string,
   entries: readonly RowFailure[],
-  options: RecordOptions & { countOnly?: number },
+  options: RecordOptions & { countOnly?: readonly CountedFailure[] },
 ): Promise<RecordResult> {
   const listKey = failuresKey(sendId)
   const countsKey = failureCountsKey(sendId)
   const limits = { ...DEFAULT_FAILURE_LIMITS, ...definedLimits(options) }
-  const countOnly = options.countOnly ?? 0
-  if (entries.length === 0 && countOnly === 0) return { stored: 0, counted: 0, noRecord: false }
+  const countOnly = options.countOnly ?? []
+  if (entries.length === 0 && countOnly.length === 0) return { stored: 0, counted: 0, noRecord: false }
   const ttlMs = await ttlMsFor(redis, sendId, options.ttlSeconds)
   if (ttlMs === undefined) return { stored: 0, counted: 0, noRecord: true }
   let stored = 0
-  for (let start = 0; start < entries.length || (start === 0 && countOnly > 0); start += ENTRIES_PER_CALL) {
+  for (let start = 0; start < entries.length || (start === 0 && countOnly.length > 0); start += ENTRIES_PER_CALL) {
     const chunk = entries.slice(start, start + ENTRIES_PER_CALL)
+    const counted = start === 0 ? countOnly : []
     const counts = new Map<string, number>()
-    for (const entry of chunk) for (const field of counterFields(entry)) counts.set(field, (counts.get(field) ?? 0) + 1)
+    for (const entry of [...chunk, ...counted]) {
+      for (const field of counterFields(entry)) counts.set(field, (counts.get(field) ?? 0) + 1)
+    }
     const args: (string | number)[] = [limits.maxEntries, limits.maxBytes, ttlMs, counts.size]
     for (const [field, increment] of counts) args.push(field, increment)
     for (const entry of chunk) args.push(encodeFailure(options.key, entry))
-    if (start === 0) for (let n = 0; n < countOnly; n++) args.push('')
+    for (let n = 0; n < counted.length; n++) args.push('')
     stored += Number(await redis.eval(RECORD, 2, listKey, countsKey, ...args))
   }
-  return { stored, counted: entries.length + countOnly, noRecord: false }
+  return { stored, counted: entries.length + countOnly.length, noRecord: false }
 }
 
 function definedLimits(options: Partial<FailureLimits>): Partial<FailureLimits> {

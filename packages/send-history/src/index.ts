@@ -11,6 +11,7 @@ export {
   readFailureSummary,
   readRowFailures,
   recordRowFailures,
+  type CountedFailure,
   type FailureLimits,
   type FailureStage,
   type FailureSummary,

@@ -98,10 +98,17 @@ describe('recordRowFailures', () => {
     const batch = (from: number) => Array.from({ length: 40 }, (_, i) => failure(from + i))
     for (let call = 0; call < 5; call++)
       await recordRowFailures(redis, sendId, batch(call * 40), { key, maxEntries: 50 })
-    await recordRowFailures(redis, sendId, [], { key, maxEntries: 50, countOnly: 1000 })
+    const counted = Array.from({ length: 1000 }, () => ({
+      stage: 'failed' as const,
+      destination: 'segment',
+      code: 'http_422',
+    }))
+    await recordRowFailures(redis, sendId, [], { key, maxEntries: 50, countOnly: counted })
     const summary = await readFailureSummary(redis, sendId)
     expect(summary.total).toBe(1200)
     expect(summary.stored).toBe(50)
+    expect(summary.byStage).toEqual({ 'dead-lettered': 200, failed: 1000 })
+    expect(summary.byCode).toEqual({ http_400: 200, http_422: 1000 })
     expect(await redis.llen(failuresKey(sendId))).toBe(50)
     const rows = (await readRowFailures(redis, sendId, key, { limit: 100 })).map((f) => f.row)
     expect(rows).toEqual(Array.from({ length: 50 }, (_, i) => i))

@@ -1,4 +1,10 @@
-import { recordRowFailures, type FailureLimits, type HistoryKey, type RowFailure } from '@lookstream/send-history'
+import {
+  recordRowFailures,
+  type CountedFailure,
+  type FailureLimits,
+  type HistoryKey,
+  type RowFailure,
+} from '@lookstream/send-history'
 import type { Redis } from 'ioredis'
 
 // Collects a send's rejected rows and writes them to the send history in batches, off the row loop.
@@ -16,7 +22,7 @@ export interface FailureRecorderOptions {
 
 export class FailureRecorder {
   private pending: RowFailure[] = []
-  private countOnly = 0
+  private countOnly: CountedFailure[] = []
   private queued = 0
   private writing: Promise<void> = Promise.resolve()
 
@@ -33,18 +39,18 @@ export class FailureRecorder {
       this.pending.push(failure)
       this.queued++
     } else {
-      this.countOnly++
+      this.countOnly.push({ stage: failure.stage, destination: failure.destination, code: failure.code })
     }
-    if (this.pending.length + this.countOnly >= FLUSH_EVERY) this.flush()
+    if (this.pending.length + this.countOnly.length >= FLUSH_EVERY) this.flush()
   }
 
   /** Starts writing what is pending; writes happen one after another, in order. */
   flush(): void {
-    if (this.pending.length === 0 && this.countOnly === 0) return
+    if (this.pending.length === 0 && this.countOnly.length === 0) return
     const entries = this.pending
     const countOnly = this.countOnly
     this.pending = []
-    this.countOnly = 0
+    this.countOnly = []
     const { redis, key, limits, ttlSeconds, onError } = this.options
     this.writing = this.writing.then(() =>
       recordRowFailures(redis, this.sendId, entries, { key, ...limits, ttlSeconds, countOnly }).then(
