@@ -54,7 +54,7 @@ async function screenshot(page: Page, name: string) {
 }
 
 async function signIn(page: Page, token: string) {
-  await page.goto(`${ingress.url}/history`)
+  await page.goto(`${ingress.url}/history/login`)
   await page.getByLabel('Viewer token').fill(token)
   await page.getByRole('button', { name: 'Sign in' }).click()
 }
@@ -220,6 +220,55 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
     expect(csv[1]).toContain('"HTTP 400: {""message"":""traits.tier is not allowed for m-4""}",userId=m-4,msg-4,')
     await page.close()
   })
+
+  it('shows a running send and updates it in place when it finishes (live progress, no reload)', async () => {
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    const rows = Array.from({ length: 3000 }, (_, i) =>
+      JSON.stringify({ 'members.mail': v(`p${i}@example.net`), 'members.uid': v(`p-${i}`), 'members.tier': v('gold') }),
+    )
+    const head = `{"ran_at":"${RAN_AT}","fields":${JSON.stringify(look.fields)},"data":[`
+    const url = stub.route('/live-look', {
+      kind: 'custom',
+      async handle(response) {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.write(`${head}${rows.slice(0, 1500).join(',')},`)
+        await released
+        response.end(`${rows.slice(1500).join(',')}]}`)
+      },
+    })
+    const sending = post(`${ingress.url}/actions/segment_identify/execute`, {
+      type: 'query',
+      scheduled_plan: { scheduled_plan_id: 78, url: 'https://looker.example.com/looks/43', download_url: url },
+    })
+    const page = await context.newPage()
+    try {
+      await signIn(page, VIEWER_TOKEN)
+      const row = page.locator('#sends tbody tr', { hasText: 'schedule 78' })
+      const status = row.locator('td').nth(5)
+      // The send record appears once the execute started; reload until it does.
+      await expect
+        .poll(
+          async () => {
+            await page.reload()
+            return (await row.count()) === 1 ? status.innerText() : 'absent'
+          },
+          { timeout: 15_000 },
+        )
+        .toBe('running')
+      await screenshot(page, 'send-history-running.png')
+      await page.evaluate('window.__notReloaded = true')
+      release()
+      expect((await sending).status).toBe(200)
+      await expect.poll(() => status.innerText(), { timeout: 15_000 }).toBe('succeeded')
+      expect(await row.locator('td').nth(6).innerText()).toBe('3,000')
+      expect(await page.evaluate('window.__notReloaded === true')).toBe(true)
+      expect(await page.locator('#live-status').innerText()).toMatch(/^Updated at /)
+    } finally {
+      release()
+      await page.close()
+    }
+  }, 60_000)
 
   it('reads without JavaScript, every form control has a label, and the keyboard reaches the content', async () => {
     const browser =
