@@ -112,6 +112,30 @@ describe('send history page over HTTP', () => {
     expect(before.status).toBe(400)
   })
 
+  it('shows a dry run as such, with its sample payloads escaped', async () => {
+    const look = {
+      fields: {
+        dimensions: [
+          { name: 'u.id', tags: ['user_id'] },
+          { name: 'u.note', tags: [] },
+        ],
+      },
+      data: [{ 'u.id': { value: 'dry-1' }, 'u.note': { value: '<i>note</i>' } }],
+    }
+    const answer = await post(`${ingress.url}/actions/segment_identify/execute`, {
+      type: 'query',
+      scheduled_plan: { download_url: stub.route('/http-dry-look', { kind: 'body', body: JSON.stringify(look) }) },
+      form_params: { lookstream_run: 'dry_run' },
+    })
+    const dryId = (answer.json.looker as { send_id: string }).send_id
+    const page = await get(`/history/sends/${dryId}`)
+    expect(page.text).toContain('Dry run: nothing was sent')
+    expect(page.text).toContain('(dry run)')
+    expect(page.text).toContain('&quot;userId&quot;:&quot;dry-1&quot;')
+    expect(page.text).toContain('&lt;i&gt;note&lt;/i&gt;')
+    expect(await ingress.redis.get(`lookstream:send:{${dryId}}:dry-run`)).not.toContain('dry-1')
+  })
+
   it('will not take a viewer token that is an Action Hub token or the Action Hub secret', () => {
     expect(() => new ViewerAuth(TOKEN, SECRET)).toThrow(
       'VIEWER_TOKEN must differ from ACTION_HUB_SECRET and from every Action Hub token',
