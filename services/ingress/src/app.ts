@@ -64,9 +64,10 @@ function describeOutcome(action: Action, connection: string, outcome: SendOutcom
     outcome.failure === undefined
       ? `Sent to ${where}: ${rows}.`
       : `Send to ${where} failed: ${outcome.failure.replace(/\.$/, '')}. ${rows}.`
+  const notes = (outcome.notes ?? []).map((note) => ` Note: ${note}`).join('')
   return reasons === ''
-    ? `${head} ${pointer}`
-    : `${head} ${pointer} First rejected rows: ${reasons}${outcome.rejected > outcome.reasons.length ? '; …' : ''}.`
+    ? `${head} ${pointer}${notes}`
+    : `${head} ${pointer} First rejected rows: ${reasons}${outcome.rejected > outcome.reasons.length ? '; …' : ''}.${notes}`
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

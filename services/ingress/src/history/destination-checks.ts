@@ -1,5 +1,6 @@
 import { type DestinationId, type CanonicalMessage } from '@lookstream/events'
 import { PermanentError, type BatchLimits } from '@lookstream/destination'
+import { mparticle } from '@lookstream/mparticle'
 import { segment } from '@lookstream/segment'
 
 // The checks a destination service applies to a message before sending it, taken from the service's own
@@ -42,6 +43,7 @@ function runtimeCheck<Item>(label: string, destination: RuntimeDestination<Item>
 
 const CHECKS: Partial<Record<DestinationId, DestinationCheck>> = {
   segment: runtimeCheck("Segment's rules (services/segment)", segment),
+  mparticle: runtimeCheck("mParticle's rules (services/mparticle)", mparticle),
 }
 
 export function destinationCheck(destination: DestinationId): DestinationCheck | undefined {

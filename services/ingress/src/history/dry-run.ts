@@ -137,6 +137,7 @@ export function describeDryRun(
     .slice(0, 20)
   const first =
     problems.length === 0 ? '' : ` First problems: ${problems.map((p) => `row ${p.row}: ${p.reason}`).join('; ')}.`
+  const notes = (outcome.notes ?? []).map((note) => ` Note: ${note}`).join('')
   const sample = report.samples[0] === undefined ? '' : ` Sample payload: ${report.samples[0]}`
-  return `${head} ${pointer}${first}${sample}`
+  return `${head} ${pointer}${first}${notes}${sample}`
 }
