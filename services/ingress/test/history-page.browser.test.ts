@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { startRedis, type RedisProcess } from '@lookstream/testing'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { AUTH, createTopics, post, startIngress, TOKEN, type Ingress } from './support/ingress-harness.ts'
@@ -43,6 +44,8 @@ const look = {
 
 let stub: LookerStub
 let ingress: Ingress
+// A Redis of its own: the page lists every send in it, and the screenshots should show this test's sends only.
+let redisProcess: RedisProcess
 let userDataDir: string
 let context: BrowserContext
 let sendId: string
@@ -66,7 +69,7 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
     await createTopics(brokers)
     ingress = await startIngress({
       brokers,
-      redisUrl: inject('redisUrl'),
+      redisUrl: (redisProcess = await startRedis()).url,
       lookerHosts: stub.origin,
       env: { VIEWER_TOKEN, SEND_HISTORY_SECRET: HISTORY_SECRET },
     })
@@ -115,6 +118,7 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
         '--no-first-run',
       ],
       acceptDownloads: true,
+      viewport: { width: 1600, height: 900 },
     })
   }, 120_000)
 
@@ -123,6 +127,7 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true })
     await ingress?.close()
     await stub?.close()
+    await redisProcess?.stop()
   })
 
   it("names the send and the page's URL in Looker's verdict", () => {
