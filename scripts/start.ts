@@ -4,7 +4,8 @@
 // exits 1 with the reason.
 //
 // Environment:
-//   KAFKA_BROKERS, REDIS_URL   use that external Kafka / Redis instead of starting one
+//   KAFKA_BROKERS, REDIS_URL   use that external Kafka / Redis instead of starting one; the services also
+//                              get every KAFKA_* and REDIS_* security setting set here (docs/operations.md)
 //   LOCAL_KAFKA_PORT           port of the local-kafka started here (default 9092)
 //   LOCAL_KAFKA_DATA_DIR       its data directory (default .data/kafka)
 //   LOCAL_REDIS_PORT           port of the redis-server started here (default 6379; data in memory)
@@ -68,6 +69,11 @@ function port(ctx: Context, variable: string, fallback: number): number {
     return n
   }
   return ctx.ephemeral ? 0 : fallback
+}
+
+/** An address as printed: a URL's user and password (REDIS_URL may carry them) replaced by `***`. */
+export function withoutCredentials(address: string): string {
+  return address.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@')
 }
 
 function external(address: string, variable: string): Running {
@@ -387,7 +393,7 @@ async function main(): Promise<void> {
     }
     running.push({ name: component.name, component: started })
     ctx.addresses[component.name] = started.address
-    console.log(`${component.name.padEnd(width)}  ${started.address}  (${started.detail})`)
+    console.log(`${component.name.padEnd(width)}  ${withoutCredentials(started.address)}  (${started.detail})`)
     void started.exited.then((reason) => shutdown(1, `${component.name} stopped unexpectedly: ${reason}`))
   }
   if (stopping) return

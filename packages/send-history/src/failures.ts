@@ -1,4 +1,7 @@
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis as SingleRedis } from 'ioredis'
+
+/** A single Redis or a Redis Cluster client (every key a call touches shares the send's hash tag). */
+export type Redis = SingleRedis | Cluster
 import { failureCountsKey, failuresKey, sendRecordKey } from './keys.ts'
 import { open, seal, type HistoryKey } from './seal.ts'
 

@@ -16,6 +16,7 @@ export {
   type FailureStage,
   type FailureSummary,
   type RecordOptions,
+  type Redis,
   type RecordResult,
   type RowFailure,
   type StoredFailure,

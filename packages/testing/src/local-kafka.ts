@@ -11,6 +11,10 @@ export interface LocalKafkaOptions {
   initialRebalanceDelayMs?: number
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent'
   onStderr?: (chunk: string) => void
+  /** TLS listener with these PEM files (SSL, or SASL_SSL with sasl). */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string }
+  /** Require SASL with these users (name → password). */
+  sasl?: { users?: Record<string, string>; mechanisms?: readonly string[] }
 }
 
 export interface LocalKafka {

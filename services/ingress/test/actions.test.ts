@@ -174,7 +174,7 @@ describe('segment actions', () => {
 
   it('rejects an identity that is an object', () => {
     const [result] = mapAll('segment_identify', fields, [{ ...row, 'acct.uid': cell({ a: 1 }) }])
-    expect(result).toEqual({ ok: false, reason: 'user_id field acct.uid holds a object' })
+    expect(result).toEqual({ ok: false, reason: 'user_id field acct.uid holds an object' })
   })
 })
 

@@ -1,4 +1,4 @@
-import { HEADERS, TOPICS } from '@lookstream/events'
+import { HEADERS, sendRecordKey, TOPICS } from '@lookstream/events'
 import { deriveHistoryKey, recordRowFailures } from '@lookstream/send-history'
 import { randomInt } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -135,7 +135,7 @@ describe('changed rows only, on a daily schedule', () => {
     })
     expect(await sentUserIds(answer.send_id)).toEqual([...changedIds, 'u-new'].sort())
     expect(answer.message).toContain(`${USERS - changedIds.length} unchanged rows skipped`)
-    const record = await ingress.redis.hgetall(`lookstream:send:${answer.send_id}`)
+    const record = await ingress.redis.hgetall(sendRecordKey(answer.send_id))
     expect(record.skipped_unchanged).toBe(String(USERS - changedIds.length))
   })
 

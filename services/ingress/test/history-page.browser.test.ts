@@ -183,7 +183,7 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
         'Rejected at the ingress',
         'segment',
         'bad_identity',
-        'user_id field members.uid holds a object',
+        'user_id field members.uid holds an object',
         'members.mail = odd@example.net',
       ],
       [

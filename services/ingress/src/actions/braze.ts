@@ -1,6 +1,6 @@
 import { allFields } from '../looker/json-detail-reader.ts'
 import { type Action, type MappedMessage } from './action.ts'
-import { cellValue, hasTag, identityValue, isRow, MISSING } from './cell-value.ts'
+import { cellValue, fieldPicker, hasTag, identityValue, isRow, MISSING, setOwn } from './cell-value.ts'
 import { connectionField, streamingFormats } from './segment-mapping.ts'
 
 // Tags: `braze_id` marks the identifier column; its value is sent under the key chosen in the form
@@ -60,6 +60,7 @@ export const braze: Action = {
         if (name !== undefined) attributes.push({ name, field })
       }
     }
+    const pickAttributes = fieldPicker(attributes, (a) => a.field.name)
     const integrations = {
       All: false,
       Braze: {
@@ -75,11 +76,11 @@ export const braze: Action = {
         if (!isRow(row)) return { ok: false, reason: 'row is not a JSON object' }
         const id = identityValue(cellValue(row, idField))
         if (id === undefined) return { ok: false, reason: `row has no braze_id value (field ${idField.name})` }
-        if (typeof id === 'object') return { ok: false, reason: `braze_id field ${idField.name} holds a ${id.bad}` }
+        if (typeof id === 'object') return { ok: false, reason: `braze_id field ${idField.name} holds ${id.bad}` }
         const traits: Record<string, unknown> = {}
-        for (const { name, field } of attributes) {
+        for (const { name, field } of pickAttributes(row)) {
           const value = cellValue(row, field)
-          if (value !== MISSING) traits[name] = value
+          if (value !== MISSING) setOwn(traits, name, value)
         }
         const message: MappedMessage = { type: 'identify', userId: id, traits, integrations }
         return { ok: true, messages: [message] }

@@ -1,6 +1,6 @@
 import { allFields } from '../looker/json-detail-reader.ts'
 import { type Action } from './action.ts'
-import { cellValue, hasTag, identityValue, isRow, MISSING } from './cell-value.ts'
+import { cellValue, hasTag, identityValue, isRow, MISSING, setOwn } from './cell-value.ts'
 import { connectionField, streamingFormats } from './segment-mapping.ts'
 
 // Recurly Engage imports a CSV whose first column is user_id and whose other columns become traits. Each
@@ -29,11 +29,11 @@ export const recurlyEngage: Action = {
         const userId = identityValue(cellValue(row, idField))
         if (userId === undefined) return { ok: false, reason: `row has no user_id value (field ${idField.name})` }
         if (typeof userId === 'object')
-          return { ok: false, reason: `user_id field ${idField.name} holds a ${userId.bad}` }
+          return { ok: false, reason: `user_id field ${idField.name} holds ${userId.bad}` }
         const traits: Record<string, unknown> = {}
         for (const field of traitFields) {
           const value = cellValue(row, field)
-          traits[field.name] = value === MISSING ? null : value
+          setOwn(traits, field.name, value === MISSING ? null : value)
         }
         return { ok: true, messages: [{ type: 'identify', userId, traits, integrations }] }
       },

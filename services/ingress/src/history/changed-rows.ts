@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { allRowFailures, readFailureSummary, type HistoryKey } from '@lookstream/send-history'
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '@lookstream/redis'
 import { type MappedMessage } from '../actions/action.ts'
 import { FingerprintTable } from './fingerprint-table.ts'
 

@@ -5,7 +5,7 @@ import {
   type HistoryKey,
   type RowFailure,
 } from '@lookstream/send-history'
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '@lookstream/redis'
 
 // Collects a send's rejected rows and writes them to the send history in batches, off the row loop.
 // Past the per-send entry limit only counts are sent (the details would be dropped by Redis anyway).

@@ -9,7 +9,7 @@ import {
   type HistoryKey,
   type StoredFailure,
 } from '@lookstream/send-history'
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '@lookstream/redis'
 import { ChangedRows, type ChangedRowsScope } from './changed-rows.ts'
 import { type DryRunReport } from './dry-run.ts'
 import { FailureRecorder } from './failure-recorder.ts'
