@@ -2,7 +2,8 @@
 # Makes this checkout runnable on a machine that has only Node (any version) and npm:
 #   - Node 24 LTS from the npm registry's `node` package into .tools/ when the machine's Node is older,
 #   - pnpm at the pinned version into .tools/ (corepack cannot verify signatures here),
-#   - the Debian packages the tests need (redis-server, kcat, prometheus, openssl for test certificates, GNU patch)
+#   - the Debian packages the tests need (redis-server, kcat, prometheus, openssl for test certificates, GNU patch,
+#     chromium for the send history page's browser test)
 #     when running as root, with their daemons kept from starting (this script stops no process: it starts none),
 #   - node_modules from the lockfile.
 # Source it (`. scripts/bootstrap.sh`) so that PATH keeps .tools/bin first for the caller.
@@ -42,6 +43,8 @@ if [ "${LOOKSTREAM_SKIP_APT:-}" != "1" ]; then
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   # GNU patch rebuilds the published kafkajs for the patch's differential test.
   command -v patch >/dev/null 2>&1 || missing+=(patch)
+  # The send history page's browser test drives Debian's chromium (playwright-core, no browser download).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
       say "installing Debian packages: ${missing[*]}"

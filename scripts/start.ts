@@ -214,6 +214,21 @@ function actionHubSecret(ctx: Context): string {
   return readFileSync(file, 'utf8').trim()
 }
 
+/**
+ * The send history page's viewer token and the secret sealing its row details: from the environment, else
+ * generated once and kept in .data/ (git-ignored) like the Action Hub secret.
+ */
+function localSecret(ctx: Context, name: 'VIEWER_TOKEN' | 'SEND_HISTORY_SECRET'): string {
+  const given = ctx.env[name]
+  if (given) return given
+  const file = join(ctx.root, '.data', name.toLowerCase().replace(/_/g, '-'))
+  if (!existsSync(file)) {
+    mkdirSync(join(ctx.root, '.data'), { recursive: true })
+    writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600 })
+  }
+  return readFileSync(file, 'utf8').trim()
+}
+
 /** The address of a component started earlier (the table's order guarantees it). */
 function address(ctx: Context, name: string): string {
   const value = ctx.addresses[name]
@@ -269,6 +284,8 @@ const components: Component[] = [
     env: (ctx) => ({
       ...base(ctx),
       ACTION_HUB_SECRET: actionHubSecret(ctx),
+      VIEWER_TOKEN: localSecret(ctx, 'VIEWER_TOKEN'),
+      SEND_HISTORY_SECRET: localSecret(ctx, 'SEND_HISTORY_SECRET'),
       // The sample Look (npm run sample) is served from 127.0.0.1:8099.
       LOOKER_HOSTS: ctx.env.LOOKER_HOSTS ?? 'http://127.0.0.1:8099',
     }),
@@ -354,6 +371,7 @@ function printNextSteps(ctx: Context): void {
   console.log('')
   console.log(`Action Hub URL:   ${ingress}`)
   console.log(`Action Hub token: ${generateToken(actionHubSecret(ctx))}`)
+  console.log(`Send history:     ${ingress}/history (viewer token: ${localSecret(ctx, 'VIEWER_TOKEN')})`)
   console.log('Send a sample Look and watch its rows arrive in the Segment simulator:')
   console.log('  npm run sample')
 }

@@ -27,10 +27,19 @@ import { parseLookerHosts } from './looker/looker-hosts.ts'
 import { lookerVersionFrom } from './looker/looker-version.ts'
 import { isAuthorized } from './looker/token.ts'
 import { type SendStore } from './sends/send-store.ts'
+import { type HistoryStore } from './history/history-store.ts'
+import { sendHistoryHooks, sendPageUrl, sendPointer } from './history/ingress-hooks.ts'
+import { describeChangedRows, openChangedRows, type ChangedRows } from './history/changed-rows.ts'
+import { describeDryRun, DryRunProducer } from './history/dry-run.ts'
+import { destinationCheck } from './history/destination-checks.ts'
+import { sendOptionsOf } from './history/send-options.ts'
+import { registerHistory } from './history/routes.ts'
 
 export interface IngressDeps {
   producer: MessageProducer
   sends: SendStore
+  /** The failed rows kept for the send history page (needs SEND_HISTORY_SECRET). */
+  history?: HistoryStore
   /** The running destination services and their connections (the destination registry). */
   destinations: DestinationDirectory
   /** Readiness checks for /readyz (Kafka, Redis). */
@@ -72,9 +81,16 @@ function lookerBody(outcome: { success: boolean; message: string } & Record<stri
   return JSON.stringify({ looker: outcome })
 }
 
-function describeOutcome(action: Action, connection: string, outcome: SendOutcome): string {
+function describeOutcome(
+  action: Action,
+  connection: string,
+  outcome: SendOutcome,
+  pointer: string,
+  /** Rows left out as unchanged ("changed rows only"): read, neither accepted nor rejected. */
+  skipped = 0,
+): string {
   const reasons = outcome.reasons.map((r) => `row ${r.row}: ${r.reason}`).join('; ')
-  const unsent = outcome.received - outcome.accepted - outcome.rejected
+  const unsent = outcome.received - outcome.accepted - outcome.rejected - skipped
   const rows =
     `${outcome.accepted} of ${outcome.received} rows accepted (acknowledged by Kafka), ${outcome.rejected} rejected` +
     (unsent > 0 ? `, ${unsent} not acknowledged` : '')
@@ -85,8 +101,8 @@ function describeOutcome(action: Action, connection: string, outcome: SendOutcom
       : `Send to ${where} failed: ${outcome.failure.replace(/\.$/, '')}. ${rows}.`
   const notes = (outcome.notes ?? []).map((note) => ` Note: ${note}`).join('')
   return reasons === ''
-    ? `${head}${notes}`
-    : `${head} First rejected rows: ${reasons}${outcome.rejected > outcome.reasons.length ? '; …' : ''}.${notes}`
+    ? `${head} ${pointer}${notes}`
+    : `${head} ${pointer} First rejected rows: ${reasons}${outcome.rejected > outcome.reasons.length ? '; …' : ''}.${notes}`
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -116,6 +132,16 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
   const spoolRemovals = new Set<Promise<void>>()
 
   const baseUrl = (request: FastifyRequest) => config.PUBLIC_URL ?? `${request.protocol}://${request.host}`
+
+  if (config.VIEWER_TOKEN !== undefined) {
+    registerHistory(app, {
+      viewerToken: config.VIEWER_TOKEN,
+      actionHubSecret: config.ACTION_HUB_SECRET,
+      sends: deps.sends,
+      history: deps.history,
+      secureCookies: config.PUBLIC_URL?.startsWith('https:') ?? false,
+    })
+  }
 
   app.get('/status', { logLevel: 'warn' }, () => ({ status: 'ok', app: 'lookstream-ingress', version: VERSION }))
 
@@ -284,7 +310,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                   }),
                 )
             }
-            await streamExecute(action, parsed.request, reply, deadline)
+            await streamExecute(action, parsed.request, reply, deadline, baseUrl(request))
           } finally {
             // Looker may have its answer already; shutdown waits for the spool to be removed all the same.
             const removed = body.cleanup()
@@ -412,6 +438,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     request: ExecuteRequest,
     reply: FastifyReply,
     deadline: AbortSignal,
+    publicBase: string,
   ): Promise<void> {
     const sendId = randomUUID()
     const receivedAt = new Date()
@@ -442,6 +469,13 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       ...(request.webhookId ? { webhookId: request.webhookId } : {}),
       startedAt: receivedAt.toISOString(),
     }
+    const recorder = deps.history?.recorder(sendId, (err) => sendLog.warn({ err }, 'could not record failed rows'))
+    const sendOptions = sendOptionsOf(request.form)
+    let changed: ChangedRows | undefined
+    const dryRun =
+      sendOptions.run === 'dry_run'
+        ? new DryRunProducer(destinationCheck(action.destination), action.destination, recorder)
+        : undefined
     let outcome: SendOutcome
     // Redis failures do not stop a send (its rows go to Kafka all the same); Looker is told the record is incomplete.
     let recordFailure: string | undefined
@@ -456,15 +490,30 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
           lookId: request.lookId,
           scheduledPlanId: request.scheduledPlanId,
           webhookId: request.webhookId,
+          mode: dryRun ? 'dry_run' : 'send',
         })
         .catch((err: unknown) => {
           recordFailure = errorText(err)
           sendLog.error({ err }, 'could not record the send start in Redis')
         })
       sendLog.info({ source: request.source.kind }, 'send started')
-      let startFailure: string | undefined
+      const opened = await openChangedRows(
+        deps.history,
+        { action: action.name, connection: request.connection, planId: request.scheduledPlanId },
+        sendOptions.rows,
+      )
+      changed = opened.changed
+      let startFailure: string | undefined = opened.failure
       try {
-        await announce({ ...eventBase, phase: 'started', at: receivedAt.toISOString(), status: 'running', counts: {} })
+        // A dry run produces nothing on Kafka, not even its announcements.
+        if (!dryRun && startFailure === undefined)
+          await announce({
+            ...eventBase,
+            phase: 'started',
+            at: receivedAt.toISOString(),
+            status: 'running',
+            counts: {},
+          })
       } catch (err) {
         startFailure = `Kafka did not acknowledge the send announcement (${err instanceof Error ? err.message : String(err)}); no row was sent`
       }
@@ -496,13 +545,18 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                 maxResultBytes: config.MAX_RESULT_BYTES,
                 deadline: { signal: deadline, ms: config.SEND_DEADLINE_MS },
                 onInternalError: (err, where) => sendLog.error({ err, where }, 'mapping failed (internal error)'),
+                ...sendHistoryHooks(recorder, action.destination, changed),
                 onProgress: (counts: SendCounts, reasons: readonly RejectReason[]) => {
                   deps.sends
-                    .progress(sendId, { ...counts, rejectReasons: reasons })
+                    .progress(sendId, {
+                      ...counts,
+                      rejectReasons: reasons,
+                      ...(changed ? { skippedUnchanged: changed.counts.skipped } : {}),
+                    })
                     .catch((err: unknown) => sendLog.warn({ err }, 'could not record send progress'))
                 },
               },
-              deps.producer,
+              dryRun ?? deps.producer,
               metrics,
             )
     } catch (err) {
@@ -517,16 +571,50 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
         ranAt: undefined,
       }
     }
+    await recorder?.close()
+    const dryRunReport = dryRun?.result()
+    if (dryRunReport) {
+      await deps.history
+        ?.saveDryRun(sendId, dryRunReport)
+        .catch((err: unknown) => sendLog.warn({ err }, 'could not record the dry run report'))
+    }
+    let remembered = false
+    if (changed && !dryRun && outcome.success) {
+      remembered = await changed.commit(sendId).then(
+        () => true,
+        (err: unknown) => {
+          sendLog.warn({ err }, 'could not remember the rows for the next changed-only run')
+          return false
+        },
+      )
+    }
     const finishedAt = new Date()
-    const succeeded = outcome.success && outcome.rejected === 0
-    let message = describeOutcome(action, request.connection, outcome)
+    const succeeded = outcome.success && outcome.rejected === 0 && (dryRunReport?.refusedRows ?? 0) === 0
+    const pointer = sendPointer(sendId, config.VIEWER_TOKEN === undefined ? undefined : sendPageUrl(publicBase, sendId))
+    let message = dryRunReport
+      ? describeDryRun(
+          `${action.label} (connection ${request.connection})`,
+          action.label,
+          outcome,
+          dryRunReport,
+          pointer,
+        )
+      : describeOutcome(action, request.connection, outcome, pointer, changed?.counts.skipped ?? 0)
+    if (changed) message += ` ${describeChangedRows(changed, remembered)}`
     const status = outcome.success ? 'succeeded' : 'failed'
     metrics.sends.inc({
       action: action.name,
       outcome: !outcome.success ? 'failed' : succeeded ? 'succeeded' : 'partial',
     })
     await deps.sends
-      .finish(sendId, { ...outcome, rejectReasons: outcome.reasons, status, message, finishedAt })
+      .finish(sendId, {
+        ...outcome,
+        rejectReasons: outcome.reasons,
+        status,
+        message,
+        finishedAt,
+        ...(changed ? { skippedUnchanged: changed.counts.skipped } : {}),
+      })
       .catch((err: unknown) => {
         recordFailure ??= errorText(err)
         sendLog.error({ err }, 'could not record the send result in Redis')
@@ -552,12 +640,14 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       ...(outcome.failure ? { error: outcome.failure.slice(0, 2048) } : {}),
     }
     // Every started send gets its finished event: when Kafka does not take it now, it is retried until it does.
-    await announce(finishedEvent, FINISH_EVENT_TIMEOUT_MS).catch((err: unknown) => {
-      sendLog.warn({ err }, 'could not announce the send result on Kafka; retrying in the background')
-      const delivery = deliverFinished(finishedEvent, sendLog)
-      undelivered.add(delivery)
-      void delivery.finally(() => undelivered.delete(delivery))
-    })
+    // A dry run produces nothing on Kafka.
+    if (!dryRun)
+      await announce(finishedEvent, FINISH_EVENT_TIMEOUT_MS).catch((err: unknown) => {
+        sendLog.warn({ err }, 'could not announce the send result on Kafka; retrying in the background')
+        const delivery = deliverFinished(finishedEvent, sendLog)
+        undelivered.add(delivery)
+        void delivery.finally(() => undelivered.delete(delivery))
+      })
     sendLog.info(
       {
         status,
@@ -574,8 +664,29 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
         success: succeeded,
         message,
         send_id: sendId,
-        rows: { received: outcome.received, accepted: outcome.accepted, rejected: outcome.rejected },
+        rows: {
+          received: outcome.received,
+          accepted: outcome.accepted,
+          rejected: outcome.rejected,
+          ...(changed
+            ? {
+                skipped_unchanged: changed.counts.skipped,
+                resent_after_failure: changed.counts.resentAfterFailure,
+              }
+            : {}),
+        },
         rejected_rows: outcome.reasons,
+        ...(dryRunReport
+          ? {
+              dry_run: {
+                messages: dryRunReport.messages,
+                refused_rows: dryRunReport.refusedRows,
+                checks: dryRunReport.checks,
+                problems: dryRunReport.problems,
+                sample_payloads: dryRunReport.samples,
+              },
+            }
+          : {}),
       }),
       true,
     )

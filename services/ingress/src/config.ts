@@ -59,6 +59,31 @@ export const IngressConfig = Type.Object({
     default: 'none',
     description: 'record batch compression (bench/README.md compares them)',
   }),
+  VIEWER_TOKEN: Type.Optional(
+    Type.String({
+      minLength: 32,
+      maxLength: 512,
+      pattern: '^[\\x21-\\x7e]+$',
+      description: 'read-only token of the send history page (/history); the page is off without it',
+    }),
+  ),
+  SEND_HISTORY_SECRET: Type.Optional(
+    Type.String({
+      minLength: 16,
+      description: 'seals the failed rows kept for the send history (shared with the destination services)',
+    }),
+  ),
+  SEND_HISTORY_MAX_FAILURES: Type.Integer({ default: 10_000, minimum: 0, description: 'failed rows kept per send' }),
+  SEND_HISTORY_MAX_FAILURE_BYTES: Type.Integer({
+    default: 4 * MiB,
+    minimum: 0,
+    description: 'bytes of failed rows kept per send in Redis',
+  }),
+  CHANGED_ROWS_MAX_ROWS: Type.Integer({
+    default: 1_000_000,
+    minimum: 0,
+    description: 'rows remembered per scheduled plan for "changed rows only" (16 bytes each in Redis)',
+  }),
   DESTINATION_REGISTRY_CACHE_MS: Type.Integer({
     default: 1000,
     minimum: 0,

@@ -9,6 +9,8 @@ import { createDestinationDirectory } from './destinations/directory.ts'
 import { parseLookerHosts } from './looker/looker-hosts.ts'
 import { ingressReadiness } from './readiness.ts'
 import { createSendStore } from './sends/send-store.ts'
+import { createHistoryStore } from './history/history-store.ts'
+import { deriveHistoryKey } from '@lookstream/send-history'
 import type { Redis } from 'ioredis'
 
 // Composition root: config → clients → app → listen. Clients close in onClose, after in-flight sends.
@@ -64,6 +66,17 @@ const readiness = ingressReadiness(redis as Redis, kafka)
 const service = buildApp(config, {
   producer,
   sends: createSendStore(redis, config.SEND_TTL_SECONDS),
+  ...(config.SEND_HISTORY_SECRET === undefined
+    ? {}
+    : {
+        history: createHistoryStore({
+          redis,
+          key: deriveHistoryKey(config.SEND_HISTORY_SECRET),
+          limits: { maxEntries: config.SEND_HISTORY_MAX_FAILURES, maxBytes: config.SEND_HISTORY_MAX_FAILURE_BYTES },
+          maxRememberedRows: config.CHANGED_ROWS_MAX_ROWS,
+          ttlSeconds: config.SEND_TTL_SECONDS,
+        }),
+      }),
   destinations: createDestinationDirectory(redis, {
     cacheMs: config.DESTINATION_REGISTRY_CACHE_MS,
     timeoutMs: config.DESTINATION_REGISTRY_TIMEOUT_MS,

@@ -4,6 +4,7 @@ import { AUTH, createTopics, post, startIngress, type Ingress } from './support/
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 import { readTopic, type TopicRecord } from './support/read-topic.ts'
 import { request } from 'undici'
+import { withoutSendPointer } from './support/verdict.ts'
 
 // The bad-input corpus: every hostile or merely unusual Looker result, each answered with an exact result or an
 // exact error. Row values carry CANARY; it may appear in the canonical messages of accepted rows, and nowhere
@@ -63,7 +64,7 @@ async function execute(
     form_params: form,
   })
   expect(answer.status).toBe(200)
-  const looker = answer.json.looker as unknown as Looker
+  const looker = withoutSendPointer(answer.json.looker as unknown as Looker)
   sendIds.push(looker.send_id)
   expect(answer.text).not.toContain(CANARY)
   const record = await ingress.redis.hgetall(sendRecordKey(String(looker.send_id)))
@@ -235,7 +236,7 @@ describe('no row bytes in any message', () => {
       type: 'query',
       scheduled_plan: { scheduled_plan_id: 8, download_url: url },
     })
-    const looker = answer.json.looker as unknown as Looker
+    const looker = withoutSendPointer(answer.json.looker as unknown as Looker)
     sendIds.push(looker.send_id)
     expect(answer.text).not.toContain(CANARY)
     expect(looker).toMatchObject({
@@ -292,7 +293,7 @@ describe('precise messages', () => {
       headers: { authorization: AUTH, 'content-type': 'application/json' },
       body,
     })
-    const looker = ((await response.body.json()) as { looker: Looker }).looker
+    const looker = withoutSendPointer(((await response.body.json()) as { looker: Looker }).looker)
     sendIds.push(looker.send_id)
     expect(response.statusCode).toBe(200)
     expect(looker).toMatchObject({ success: true, message: sent('Segment Identify', 1, 1, 0) })
@@ -321,7 +322,7 @@ describe('precise messages', () => {
       scheduled_plan: { scheduled_plan_id: 10 },
       attachment: { mimetype: 'application/json;base64', data: `eyJm*${CANARY}` },
     })
-    const looker = answer.json.looker as unknown as Looker
+    const looker = withoutSendPointer(answer.json.looker as unknown as Looker)
     sendIds.push(looker.send_id)
     expect(answer.text).not.toContain(CANARY)
     expect(looker).toMatchObject({

@@ -158,12 +158,16 @@ describe('action list, definitions and forms', () => {
         expect.objectContaining({ name: 'braze_segment', default: 'LOOKER_EXPORT' }),
         expect.objectContaining({ name: 'braze_update_existing_only', type: 'select', default: 'yes' }),
         expect.objectContaining({ name: 'braze_null_values', type: 'select', default: 'skip' }),
+        expect.objectContaining({ name: 'lookstream_run', type: 'select', default: 'send', required: false }),
+        expect.objectContaining({ name: 'lookstream_rows', type: 'select', default: 'all', required: false }),
       ],
     })
     const track = await post(`${ingress.url}/actions/segment_track/form`, {})
     expect((track.json.fields as { name: string; required: boolean }[]).map((f) => [f.name, f.required])).toEqual([
       ['connection', false],
       ['event', true],
+      ['lookstream_run', false],
+      ['lookstream_rows', false],
     ])
     const missing = await post(`${ingress.url}/actions/nope/form`, {})
     expect(missing.status).toBe(404)
@@ -206,6 +210,22 @@ describe('execute validation and limits', () => {
       success: false,
       message: 'Event name is required.',
       validation_errors: { event: 'Event name is required.' },
+    })
+  })
+
+  it('refuses unknown per-send option values by field', async () => {
+    const answer = await post(
+      `${ingress.url}/actions/segment_identify/execute`,
+      pushed(renderLook(look, 'json_detail'), { lookstream_run: 'maybe', lookstream_rows: 'some' }),
+    )
+    expect(answer.json.looker).toEqual({
+      success: false,
+      message:
+        'Run must be one of send, dry_run; got "maybe". Rows to send must be one of all, changed, all_remember; got "some".',
+      validation_errors: {
+        lookstream_run: 'Run must be one of send, dry_run; got "maybe".',
+        lookstream_rows: 'Rows to send must be one of all, changed, all_remember; got "some".',
+      },
     })
   })
 

@@ -6,7 +6,9 @@ import { recurlyEngage } from './recurly-engage.ts'
 import { segmentGroup } from './segment-group.ts'
 import { segmentIdentify } from './segment-identify.ts'
 import { segmentTrack } from './segment-track.ts'
+import { withSendOptions } from '../history/send-options.ts'
 
+// Every action's form ends with the per-send options (dry run, changed rows only).
 export const actions: readonly Action[] = [
   segmentIdentify,
   segmentTrack,
@@ -15,7 +17,7 @@ export const actions: readonly Action[] = [
   heap,
   mparticle,
   recurlyEngage,
-]
+].map(withSendOptions)
 
 export function findAction(name: string): Action | undefined {
   return actions.find((action) => action.name === name)

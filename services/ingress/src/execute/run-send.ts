@@ -13,7 +13,12 @@ import {
 } from '@lookstream/events'
 import { type Action, type MappedMessage, type RowMapper, type SendContext } from '../actions/action.ts'
 import { type IngressMetrics } from '../ingress-metrics.ts'
-import { JsonDetailError, JsonDetailScanner, readJsonDetail } from '../looker/json-detail-reader.ts'
+import {
+  JsonDetailError,
+  JsonDetailScanner,
+  readJsonDetail,
+  type JsonDetailFields,
+} from '../looker/json-detail-reader.ts'
 import { fingerprintOf, OccurrenceCounter } from './occurrence-counter.ts'
 
 /** The part of @lookstream/kafka's producer a send needs: send() resolves once Kafka acknowledged. */
@@ -60,6 +65,14 @@ export interface SendInput {
   maxTrackedDistinctRows?: number
   onProgress?: (counts: SendCounts, reasons: readonly RejectReason[]) => void
   progressEveryMs?: number
+  /** Each rejected row, with its cells when they were read (the send history keeps its identity). */
+  onRejected?: (row: number, reason: string, code: string, cells: unknown) => void
+  /** The Look's fields, once, before any row. */
+  onFields?: (fields: JsonDetailFields) => void
+  /** True to leave a mapped row out of the send (unchanged since the schedule's last run); it is not counted. */
+  skipRow?: (row: number, messages: readonly MappedMessage[]) => boolean
+  /** Each row whose messages Kafka all acknowledged. */
+  onAccepted?: (row: number) => void
 }
 
 export interface SendOutcome extends SendCounts {
@@ -88,7 +101,7 @@ const ROW_REASON_CLASSES: [RegExp, string][] = [
   [/^\//, 'invalid_message'],
 ]
 
-function reasonClass(reason: string): string {
+export function reasonClass(reason: string): string {
   return ROW_REASON_CLASSES.find(([pattern]) => pattern.test(reason))?.[1] ?? 'other'
 }
 
@@ -152,10 +165,12 @@ export async function runSend(
   let bytesCounted = 0
   const progressEveryMs = input.progressEveryMs ?? 1000
 
-  const reject = (row: number, reason: string) => {
+  const reject = (row: number, reason: string, cells?: unknown) => {
     counts.rejected++
+    const code = reasonClass(reason)
+    input.onRejected?.(row, reason, code, cells)
     if (reasons.length < MAX_REJECT_REASONS) reasons.push({ row, reason: reason.slice(0, 1024) })
-    metrics.rows.inc({ action: action.name, outcome: 'rejected', reason: reasonClass(reason) })
+    metrics.rows.inc({ action: action.name, outcome: 'rejected', reason: code })
   }
 
   const settle = () => {
@@ -225,6 +240,7 @@ export async function runSend(
           metrics.produceLatency.observe((performance.now() - started) / 1000)
           if (--left === 0 && !failed) {
             counts.accepted++
+            input.onAccepted?.(row)
             acceptedNotCounted++
           }
           settle()
@@ -266,6 +282,7 @@ export async function runSend(
         if (item.kind === 'header') {
           ranAt = item.ranAt
           timestamp = timestampFrom(ranAt, input.receivedAt)
+          input.onFields?.(item.fields)
           let prepared: ReturnType<Action['prepare']>
           try {
             prepared = action.prepare(item.fields, context)
@@ -291,7 +308,7 @@ export async function runSend(
         }
         const tooBig = checkFieldSizes(item.value, input.maxFieldBytes)
         if (tooBig !== undefined) {
-          reject(item.row, tooBig)
+          reject(item.row, tooBig, item.value)
           continue
         }
         let result: ReturnType<RowMapper>
@@ -301,9 +318,9 @@ export async function runSend(
           input.onInternalError?.(err, `row ${item.row}`)
           result = { ok: false, reason: 'row could not be mapped (internal error)' }
         }
-        if (!result.ok) reject(item.row, result.reason)
-        else if (result.messages.length === 0) reject(item.row, 'row maps to no message')
-        else produce(item.row, result.messages)
+        if (!result.ok) reject(item.row, result.reason, item.value)
+        else if (result.messages.length === 0) reject(item.row, 'row maps to no message', item.value)
+        else if (input.skipRow?.(item.row, result.messages) !== true) produce(item.row, result.messages)
         if (produceError !== undefined) break reading
         if (!producer.isWritable()) {
           await producer.whenWritable()

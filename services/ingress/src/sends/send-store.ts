@@ -17,6 +17,8 @@ export interface SendStart {
   lookId?: string | undefined
   scheduledPlanId?: string | undefined
   webhookId?: string | undefined
+  /** 'dry_run': nothing was produced (the send history shows the dry run's report). */
+  mode?: 'send' | 'dry_run'
   startedAt: Date
 }
 
@@ -28,6 +30,7 @@ export interface SendRecord {
   lookId?: string
   scheduledPlanId?: string
   webhookId?: string
+  mode?: 'send' | 'dry_run'
   status: 'running' | 'succeeded' | 'failed'
   received: number
   accepted: number
@@ -39,6 +42,7 @@ export interface SendRecord {
   delivered?: number
   failed?: number
   deadLettered?: number
+  skippedUnchanged?: number
 }
 
 export interface SendProgress {
@@ -46,6 +50,8 @@ export interface SendProgress {
   accepted: number
   rejected: number
   rejectReasons: readonly RejectReason[]
+  /** Rows left out as unchanged since the schedule's last run ("changed rows only"). */
+  skippedUnchanged?: number
 }
 
 export interface SendStore {
@@ -65,6 +71,7 @@ function counts(progress: SendProgress): Record<string, string> {
     accepted: String(progress.accepted),
     rejected: String(progress.rejected),
     reject_reasons: JSON.stringify(progress.rejectReasons),
+    ...(progress.skippedUnchanged === undefined ? {} : { skipped_unchanged: String(progress.skippedUnchanged) }),
   }
 }
 
@@ -88,11 +95,13 @@ function toRecord(hash: Record<string, string>): SendRecord | undefined {
     lookId: optional('look_id'),
     scheduledPlanId: optional('scheduled_plan_id'),
     webhookId: optional('webhook_id'),
+    mode: optional('mode'),
     message: optional('message'),
     finishedAt: optional('finished_at'),
     delivered: number('delivered'),
     failed: number('failed'),
     deadLettered: number('dead_lettered'),
+    skippedUnchanged: number('skipped_unchanged'),
   }
   for (const [name, value] of Object.entries(extras)) {
     if (value !== undefined) (record as unknown as Record<string, unknown>)[name] = value
@@ -114,6 +123,7 @@ export function createSendStore(redis: RedisClient, ttlSeconds: number): SendSto
           look_id: send.lookId ?? '',
           scheduled_plan_id: send.scheduledPlanId ?? '',
           webhook_id: send.webhookId ?? '',
+          mode: send.mode ?? 'send',
           status: 'running',
           started_at: send.startedAt.toISOString(),
           ...counts({ received: 0, accepted: 0, rejected: 0, rejectReasons: [] }),

@@ -14,6 +14,8 @@ import { createDestinationDirectory } from '../../src/destinations/directory.ts'
 import { tokenFromNonce } from '../../src/looker/token.ts'
 import { ingressReadiness } from '../../src/readiness.ts'
 import { createSendStore } from '../../src/sends/send-store.ts'
+import { createHistoryStore } from '../../src/history/history-store.ts'
+import { deriveHistoryKey } from '@lookstream/send-history'
 
 export const SECRET = 'integration-secret-0123456789abcdef'
 export const TOKEN = tokenFromNonce(SECRET, 'c0ffee')
@@ -89,6 +91,18 @@ export async function startIngress(options: {
     maxRetriesPerRequest: 1,
     commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
   })
+  const history =
+    config.SEND_HISTORY_SECRET === undefined
+      ? {}
+      : {
+          history: createHistoryStore({
+            redis,
+            key: deriveHistoryKey(config.SEND_HISTORY_SECRET),
+            limits: { maxEntries: config.SEND_HISTORY_MAX_FAILURES, maxBytes: config.SEND_HISTORY_MAX_FAILURE_BYTES },
+            maxRememberedRows: config.CHANGED_ROWS_MAX_ROWS,
+            ttlSeconds: 3600,
+          }),
+        }
   // Every destination is registered, as if its service ran, unless the test brings its own registry view.
   if (options.registered !== false) await registerAllDestinations(redis)
   const readiness = ingressReadiness(redis, kafka)
@@ -97,6 +111,7 @@ export async function startIngress(options: {
     sends: createSendStore(redis, 3600),
     destinations: createDestinationDirectory(redis, { cacheMs: 0, timeoutMs: 2000 }),
     logger,
+    ...history,
     readiness: readiness.checks,
   })
   const address = await service.listen()
