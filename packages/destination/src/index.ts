@@ -11,7 +11,10 @@ export type {
   Connection,
   Destination,
   EncodedItem,
+  FileConnection,
   FileDestination,
+  FileRow,
+  FileSend,
   FileSink,
   HttpDestination,
   HttpRequest,
@@ -50,3 +53,6 @@ export {
   type RunningDestination,
 } from './run-destination.ts'
 export { addSendCounts, sendRecordKey, type SendCountDelta } from './send-counts.ts'
+export { FileEnv } from './file/file-config.ts'
+export { FileRuntimeConfig, runFileDestination } from './file/run-file-destination.ts'
+export { ChunkWriter, chunkKey, parseChunkKey, readFrames } from './file/staged-chunk.ts'
