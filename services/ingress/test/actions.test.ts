@@ -428,7 +428,7 @@ describe('recurly_engage', () => {
         },
       ],
     })
-    expect(Object.keys((result as { messages: [{ traits: object }] }).messages[0].traits)).toEqual([
+    expect(Object.keys((result as unknown as { messages: [{ traits: object }] }).messages[0].traits)).toEqual([
       'Users Plan',
       'Users MRR',
       'r.extra',
