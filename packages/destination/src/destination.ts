@@ -166,7 +166,7 @@ export interface FileDestination<Config extends TSchema = TSchema, Conn extends 
 /**
  * Durable storage for one connection: staged objects (private to the runtime, written whole or not at all) and
  * published files (visible only once complete, exactly once per name). The contract tests in
- * @lookstream/delivery-testing (fileSinkContract) hold every implementation to it.
+ * @lookstream/delivery-testing/file-sink-contract hold every implementation to it.
  */
 export interface FileSink {
   /** Writes a staged object whole (a reader never sees part of it); replaces an existing one. */

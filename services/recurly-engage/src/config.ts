@@ -38,7 +38,7 @@ export const RecurlyEngageConfig = Type.Object({
   ),
   RECURLY_ENGAGE_S3_PREFIX: Type.String({
     ...Prefix,
-    default: '',
+    default: 'ingest/',
     description: 'upload location of the `default` connection (the "ingest" folder Recurly Engage shows)',
   }),
   RECURLY_ENGAGE_S3_REGION: Type.String({ ...Region, default: 'us-east-1' }),
