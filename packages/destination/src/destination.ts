@@ -147,8 +147,10 @@ export interface FileSend {
  * send from every partition, stages them durably through the connection's sink, and publishes the whole file
  * atomically once every accepted row is staged (docs/adr/0012-file-destination-gathering.md).
  */
-export interface FileDestination<Config extends TSchema = TSchema, Conn extends FileConnection = FileConnection>
-  extends DestinationBase<Config, Conn> {
+export interface FileDestination<
+  Config extends TSchema = TSchema,
+  Conn extends FileConnection = FileConnection,
+> extends DestinationBase<Config, Conn> {
   kind: 'file'
   /** Pure: the row of one message, or the reason it can never be one. Rows of one send share their columns. */
   toRow(message: CanonicalMessage, connection: Conn): FileRow | PermanentError

@@ -24,16 +24,21 @@ export const ID_COLUMN = 'user_id'
 const CSV_OPTIONS = {
   record_delimiter: '\r\n',
   eof: true,
+  // A lone LF or CR in a cell is quoted too (csv-stringify quotes only the record delimiter's sequence).
+  quoted_match: /[\r\n]/,
   cast: { boolean: (value: boolean) => (value ? 'true' : 'false') },
 } as const
 
 export function csvLine(cells: readonly unknown[]): string {
-  return stringify([cells as unknown[]], CSV_OPTIONS)
+  return stringify([cells], CSV_OPTIONS)
 }
 
 /** `traits_YYYYMMDDTHHmmssZ.csv` from the send's start (UTC). */
 export function fileName(startedAt: Date): string {
-  const stamp = startedAt.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')
+  const stamp = startedAt
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z')
   return `traits_${stamp}.csv`
 }
 
@@ -49,7 +54,10 @@ function cellProblem(value: unknown): string | undefined {
 
 export function toRecurlyRow(message: CanonicalMessage): FileRow | PermanentError {
   if (message.type !== 'identify') {
-    return new PermanentError(`Recurly Engage takes identify messages, not ${message.type}`, 'LS_DEST_UNSUPPORTED_MESSAGE')
+    return new PermanentError(
+      `Recurly Engage takes identify messages, not ${message.type}`,
+      'LS_DEST_UNSUPPORTED_MESSAGE',
+    )
   }
   if (message.userId === undefined) {
     return new PermanentError('identify has no userId (the user_id column)', 'LS_DEST_MISSING_IDENTITY')
@@ -65,7 +73,10 @@ export function toRecurlyRow(message: CanonicalMessage): FileRow | PermanentErro
     const value = traits[key]
     const problem = cellProblem(value)
     if (problem !== undefined) {
-      return new PermanentError(`trait "${key}" holds ${problem}; a CSV cell takes text, numbers and booleans`, 'LS_DEST_UNSUPPORTED_VALUE')
+      return new PermanentError(
+        `trait "${key}" holds ${problem}; a CSV cell takes text, numbers and booleans`,
+        'LS_DEST_UNSUPPORTED_VALUE',
+      )
     }
     columns.push(key)
     cells.push(value)
@@ -158,7 +169,11 @@ export const recurlyEngage: FileDestination<typeof RecurlyEngageConfig, RecurlyE
   encodeHeader: (columns) => csvLine(columns),
   objectNames(send: FileSend) {
     const name = fileName(send.startedAt)
-    return [name, name.replace(/\.csv$/, `_${send.sendId.slice(0, 8)}.csv`), name.replace(/\.csv$/, `_${send.sendId}.csv`)]
+    return [
+      name,
+      name.replace(/\.csv$/, `_${send.sendId.slice(0, 8)}.csv`),
+      name.replace(/\.csv$/, `_${send.sendId}.csv`),
+    ]
   },
   openSink: (connection) => new S3Sink(connection.sink),
 }

@@ -91,7 +91,9 @@ export class S3Sink implements FileSink {
   }
 
   async readStaged(key: string): Promise<NodeJS.ReadableStream> {
-    const response = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: this.staged(key) }))
+    const response = await this.client.send(
+      new GetObjectCommand({ Bucket: this.options.bucket, Key: this.staged(key) }),
+    )
     if (!(response.Body instanceof Readable)) throw new Error('S3 answered GetObject without a body stream')
     return response.Body
   }

@@ -13,7 +13,7 @@ function identify(userId: string | undefined, traits: Record<string, unknown>): 
     traits,
     timestamp: '2026-11-22T06:00:00.000Z',
     integrations: { All: false, 'Recurly Engage': { connection: 'default' } },
-  } as CanonicalMessage
+  }
 }
 
 function row(message: CanonicalMessage): FileRow {
@@ -54,6 +54,10 @@ describe('recurly-engage rows', () => {
       'user_id,Users Name,Users Note,Users Plan,Users LTV,Users Active,Users Empty,Users Lead,Users Emoji\r\n',
     )
     expect(recurlyEngage.encodeHeader(['user_id', 'a,b', 'say "hi"'])).toBe('user_id,"a,b","say ""hi"""\r\n')
+  })
+
+  it('quotes a cell holding a lone LF or CR', () => {
+    expect(row(identify('u1', { a: 'x\ny', b: 'x\ry', c: 'plain' })).line).toBe('u1,"x\ny","x\ry",plain\r\n')
   })
 
   it('writes formula-like text unchanged (no escaping that would alter values)', () => {

@@ -51,7 +51,9 @@ export async function listKeys(client: S3Client, bucket: string, prefix = ''): P
   const keys: string[] = []
   let token: string | undefined
   do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }))
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    )
     for (const object of page.Contents ?? []) if (object.Key !== undefined) keys.push(object.Key)
     token = page.NextContinuationToken
   } while (token !== undefined)

@@ -25,7 +25,15 @@ export async function listChunks(sink: FileSink, sendId: string): Promise<ChunkN
   }
   // Sources in a stable order; within one, by first offset (a re-written chunk after its original).
   return chunks.sort((a, b) =>
-    a.source === b.source ? (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0) : a.source < b.source ? -1 : 1,
+    a.source === b.source
+      ? a.firstOffset < b.firstOffset
+        ? -1
+        : a.firstOffset > b.firstOffset
+          ? 1
+          : 0
+      : a.source < b.source
+        ? -1
+        : 1,
   )
 }
 

@@ -1,12 +1,5 @@
 import { HttpEnv, KafkaEnv, LogEnv, RedisEnv, loadConfig, loadConfigOrExit } from '@lookstream/config'
-import {
-  HEADERS,
-  MESSAGE_TOPICS,
-  RegistryHeartbeat,
-  TOPICS,
-  dlqTopic,
-  type DestinationId,
-} from '@lookstream/events'
+import { HEADERS, MESSAGE_TOPICS, RegistryHeartbeat, TOPICS, dlqTopic, type DestinationId } from '@lookstream/events'
 import {
   createKafka,
   createProducer,
@@ -148,7 +141,8 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       } catch (err) {
         if (signal.aborted) throw new Stopped(operation)
         fileMetrics.writeErrors.inc({ ...labels, operation })
-        if (attempt === 1 || attempt % 10 === 0) log.warn({ err, operation, attempt }, 'storage operation failed; retrying')
+        if (attempt === 1 || attempt % 10 === 0)
+          log.warn({ err, operation, attempt }, 'storage operation failed; retrying')
         await sleep(
           backoffDelay(attempt, { baseMs: config.DELIVERY_BACKOFF_BASE_MS, maxMs: config.DELIVERY_BACKOFF_MAX_MS }),
           undefined,
@@ -426,9 +420,12 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     const token = randomUUID()
     const leaseMs = config.DELIVERY_FILE_LOCK_MS
     if (!(await states.lock(sendId, token, leaseMs))) return
-    const renewing = setInterval(() => {
-      states.renew(sendId, token, leaseMs).catch(() => undefined)
-    }, Math.floor(leaseMs / 3))
+    const renewing = setInterval(
+      () => {
+        states.renew(sendId, token, leaseMs).catch(() => undefined)
+      },
+      Math.floor(leaseMs / 3),
+    )
     try {
       await compose(sendId)
     } finally {
@@ -512,16 +509,17 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       await close(sendId, 'empty', { rows: 0, deadLettered: 0, reason: 'the send has no rows; no file is written' })
       return cleanup(sendId, sink)
     }
-    const names = destination.objectNames(
-      { sendId, startedAt: new Date(state.startedAt ?? Date.now()) },
-      connection as Conn,
-    )
+    const names = destination.objectNames({ sendId, startedAt: new Date(state.startedAt ?? Date.now()) }, connection)
     let target: string | undefined
     for (const candidate of names) {
       const holder = await sink.publishedBy(candidate)
       if (holder === sendId) {
         // Published before a crash kept it from being recorded: the file is complete (publishing is atomic).
-        await close(sendId, 'published', { location: sink.locationOf(candidate), rows: state.accepted, deadLettered: 0 })
+        await close(sendId, 'published', {
+          location: sink.locationOf(candidate),
+          rows: state.accepted,
+          deadLettered: 0,
+        })
         metrics.delivered.inc({ destination: name, connection: connection.name }, state.accepted)
         return cleanup(sendId, sink)
       }
@@ -662,6 +660,9 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   void sweep().catch((err: unknown) => log.debug({ err }, 'first sweep failed'))
 
   const address = await service.listen()
-  log.info({ url: address.url, topics, groupId: `lookstream.${name}`, connections: [...connections.keys()] }, 'delivering files')
+  log.info(
+    { url: address.url, topics, groupId: `lookstream.${name}`, connections: [...connections.keys()] },
+    'delivering files',
+  )
   return { service, address, config: config as unknown as RunningDestination['config'], close: () => service.close() }
 }

@@ -14,7 +14,13 @@ export function sendPrefix(sendId: string): string {
   return `${sendId}/`
 }
 
-export function chunkKey(sendId: string, topic: string, partition: number, firstOffset: string, writer: string): string {
+export function chunkKey(
+  sendId: string,
+  topic: string,
+  partition: number,
+  firstOffset: string,
+  writer: string,
+): string {
   return `${sendId}/${topic}~${partition}/${firstOffset.padStart(20, '0')}-${writer}.rows`
 }
 
@@ -70,7 +76,8 @@ export async function* readFrames(stream: AsyncIterable<Buffer | Uint8Array | st
   let pending: Buffer = Buffer.alloc(0)
   let need: { offset: bigint | undefined; length: number } | undefined
   for await (const piece of stream) {
-    const chunk = typeof piece === 'string' ? Buffer.from(piece) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength)
+    const chunk =
+      typeof piece === 'string' ? Buffer.from(piece) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength)
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
     let at = 0
     for (;;) {
