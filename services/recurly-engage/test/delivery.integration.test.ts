@@ -40,7 +40,7 @@ function traits(i: number): Record<string, unknown> {
 
 function expectedRecord(i: number): string[] {
   const t = traits(i)
-  const cell = (v: unknown) => (v === null ? '' : String(v as string | number | boolean))
+  const cell = (v: unknown) => (v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v))
   return [`user-${i}`, cell(t['Users Name']), cell(t['Users Plan']), cell(t['Users LTV']), cell(t['Users Active'])]
 }
 

@@ -214,7 +214,8 @@ export async function bucketState(stack: EngageStack): Promise<BucketState> {
 export async function readCsv(stack: EngageStack, key: string): Promise<{ bytes: Buffer; records: string[][] }> {
   const bytes = await readObject(stack.s3, stack.bucket, key)
   if (bytes === undefined) throw new Error(`no object ${key}`)
-  return { bytes, records: parse<string[]>(bytes, { relax_column_count: false }) }
+  const records: string[][] = parse(bytes)
+  return { bytes, records }
 }
 
 export async function sendRecord(stack: EngageStack, sendId: string): Promise<Record<string, string>> {
