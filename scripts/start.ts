@@ -125,7 +125,8 @@ interface ServiceLine {
   /**
    * Run the service as its package's `pnpm start` does instead (this package directory, relative to the
    * root): compiled first with `tsc -b`, then its dist/ entry with the start script's Node flags and
-   * environment. For the ingress, whose memory target depends on both (bench/README.md).
+   * environment. For the ingress and the destination services, whose memory bounds depend on both
+   * (bench/README.md).
    */
   asStarted?: string
   /** The variable that overrides its port, and the default port. */
@@ -243,6 +244,7 @@ const components: Component[] = [
   service({
     name: 'segment',
     entry: 'services/segment/src/main.ts',
+    asStarted: 'services/segment',
     port: ['SEGMENT_PORT', 8081],
     env: (ctx) => ({
       ...base(ctx),

@@ -1,6 +1,8 @@
 // The segment service alone, between Kafka and the Segment simulator:
 //   node --conditions=@lookstream/source bench/e2e/segment-service.ts [--messages 100000] [--rate 2000] [--seconds 20]
-//   [--cpu-prof DIR]  (--seconds 0: the backlog only; --cpu-prof: V8 CPU profile of the service, written as it exits)
+//   [--cpu-prof DIR] [--source] [--env NAME=VALUE]… [--node-arg FLAG]…
+//   (--seconds 0: the backlog only; --cpu-prof: V8 CPU profile of the service, written as it exits; --source: run it
+//   from its TypeScript sources instead of as `pnpm start` does, compiled with its start script's flags)
 // 1. backlog: --messages identify messages are on lookstream.identify.v1 (6 partitions) before the service starts;
 //    from the service being ready to the last event accepted by the simulator, in events/s;
 // 2. steady: messages produced at --rate per second for --seconds while the service runs; per event, the
@@ -8,13 +10,13 @@
 // local-kafka (on disk), redis-server and the service are their own processes; the simulator (no rate limit) and
 // the producer run in this process. The service runs at SEGMENT_RATE_LIMIT_RPS=1000 with its default batching.
 import { startSegmentSimulator } from '@lookstream/simulators'
-import { spawnService } from '@lookstream/testing'
+import { buildProject, readStartCommand, spawnService } from '@lookstream/testing'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { cpuSeconds } from '../ingress/proc-stats.ts'
+import { cpuSeconds, peakRssBytes } from '../ingress/proc-stats.ts'
 import { identify, identifyProducer, startKafkaAndRedis, stopsFor } from './identify-backlog.ts'
 
 const { values: args } = parseArgs({
@@ -23,12 +25,21 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '2000' },
     seconds: { type: 'string', default: '20' },
     'cpu-prof': { type: 'string' },
+    /** Run the service as its `pnpm start` does (compiled, with its start script's Node flags and environment). */
+    source: { type: 'boolean', default: false },
+    /** More environment for the service, e.g. --env DELIVERY_MAX_IN_FLIGHT_MESSAGES=5000 (repeatable). */
+    env: { type: 'string', multiple: true, default: [] },
+    /** Node flags for the service, e.g. --node-arg=--max-old-space-size=128 (repeatable). */
+    'node-arg': { type: 'string', multiple: true, default: [] },
   },
 })
+const EXTRA_ENV = Object.fromEntries(
+  args.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+)
 const MESSAGES = Number(args.messages)
 const RATE = Number(args.rate)
 const STEADY = Math.round(RATE * Number(args.seconds))
-const SEGMENT_MAIN = new URL('../../services/segment/src/main.ts', import.meta.url).pathname
+const SEGMENT_DIR = new URL('../../services/segment/', import.meta.url).pathname
 const WRITE_KEY = 'bench-write-key'
 
 const log = (text: string) => process.stderr.write(`${new Date().toISOString()} ${text}\n`)
@@ -55,9 +66,12 @@ try {
   log(`backlog: producing ${MESSAGES} identify messages`)
   const backlogRun = 'backlog'
   await produce(backlogRun, MESSAGES)
+  const start = args.source ? undefined : readStartCommand(SEGMENT_DIR)
+  if (start !== undefined) buildProject(SEGMENT_DIR)
   const service = await spawnService(
-    SEGMENT_MAIN,
+    start?.entry ?? join(SEGMENT_DIR, 'src/main.ts'),
     {
+      ...start?.env,
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',
@@ -66,11 +80,17 @@ try {
       SEGMENT_WRITE_KEY: WRITE_KEY,
       SEGMENT_API_URL: simulator.url,
       SEGMENT_RATE_LIMIT_RPS: '1000',
+      ...EXTRA_ENV,
     },
     {
       readyTimeoutMs: 60_000,
+      compiled: start !== undefined,
       // spawnService passes only PATH/HOME/TMPDIR/LANG, so NODE_OPTIONS would not reach the service.
-      nodeArgs: args['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`],
+      nodeArgs: [
+        ...(start?.nodeArgs ?? []),
+        ...args['node-arg'],
+        ...(args['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(args['cpu-prof'])}`]),
+      ],
     },
   )
   stops.push(() => service.stop('SIGTERM', 20_000))
@@ -86,7 +106,8 @@ try {
   const requests = simulator.state.counters.requests
   log(
     `backlog: ${MESSAGES} events in ${backlogSeconds.toFixed(2)} s = ${Math.round(MESSAGES / backlogSeconds)} events/s, ` +
-      `${requests} requests (${Math.round(MESSAGES / requests)} events each), service CPU ${Math.round((100 * backlogCpu) / backlogSeconds)}%`,
+      `${requests} requests (${Math.round(MESSAGES / requests)} events each), service CPU ${Math.round((100 * backlogCpu) / backlogSeconds)}%, ` +
+      `service peak RSS ${(peakRssBytes(service.pid) / 1048576).toFixed(1)} MiB`,
   )
 
   // --seconds 0 (or --rate 0) measures the backlog only.

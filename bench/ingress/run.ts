@@ -5,6 +5,8 @@
 //        [--batch 1000,5000] [--cpu-prof <dir>] [--ingress-node-options=<flags>]
 //        [--ingress-only] [--ingress-env NAME=VALUE] [--no-stock] [--keep]
 // Prints a Markdown table and a JSON summary. See bench/README.md (ingress section) for what each figure means.
+import { Redis } from 'ioredis'
+import { RegistryHeartbeat } from '@lookstream/events'
 import { spawn } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
@@ -102,6 +104,18 @@ function token(): string {
 
 const tmp = mkdtempSync(join(tmpdir(), 'bench-ingress-'))
 let broker: LocalKafka | undefined
+// The ingress accepts a send only for a registered destination; this bench measures the ingress alone, so it
+// registers the segment destination the way a running segment service does (for the bench's duration).
+async function registerSegment(url: string): Promise<void> {
+  const client = new Redis(url)
+  try {
+    const entry = { destination: 'segment', instance: 'bench', version: 'bench', connections: ['default'] }
+    await new RegistryHeartbeat(client, { ...entry, startedAt: new Date().toISOString() }, 3_600_000).beat()
+  } finally {
+    client.disconnect()
+  }
+}
+
 let redis: RedisProcess | undefined
 let stub: LookerStub | undefined
 let ingress: SpawnedService | undefined
@@ -333,6 +347,7 @@ try {
   }
   broker = await startLocalKafka({ port: 0, dataDir: join(tmp, 'kafka'), logLevel: 'warn' })
   redis = await startRedis()
+  await registerSegment(redis.url)
   stub = await startLookerStub()
   const kafka = new Kafka({ brokers: [broker.brokers], clientId: 'bench-ingress', logLevel: logLevel.ERROR })
   const admin = kafka.admin()

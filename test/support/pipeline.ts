@@ -151,6 +151,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       DELIVERY_REQUEST_TIMEOUT_MS: '2000',
       DELIVERY_RETRY_DELAY_MS: '500',
       DELIVERY_RETRY_MAX_DELAY_MS: '1000',
+      DELIVERY_REGISTRY_HEARTBEAT_MS: '500',
       KAFKA_SESSION_TIMEOUT_MS: '6000',
       KAFKA_HEARTBEAT_INTERVAL_MS: '500',
       SHUTDOWN_TIMEOUT_MS: '15000',

@@ -11,6 +11,7 @@ import { failureHeaders, historyOf, type DeliveryHistory, type FailureInfo } fro
 import type { DestinationMetrics } from './metrics.ts'
 import type { RedisGate } from './redis-gate.ts'
 import { routeRecord, type InboundRecord } from './route-record.ts'
+import type { ThrottledLog } from './throttled-log.ts'
 import { addSendCounts, type SendCountDelta } from './send-counts.ts'
 
 export interface OutboundRecord {
@@ -36,6 +37,8 @@ export interface ProcessorDeps<Conn extends Connection, Item> {
   redisClient: Redis
   metrics: DestinationMetrics
   log: Logger
+  /** Dead-lettering and parking, logged at most once per interval per connection and code. */
+  events: ThrottledLog
   retryTopic: string
   dlqTopic: string
   retry: RetryPolicy
@@ -71,6 +74,7 @@ export async function processRecords<Conn extends Connection, Item>(
   const settled: (Settled | undefined)[] = new Array<Settled | undefined>(records.length)
   const histories: (DeliveryHistory | undefined)[] = new Array<DeliveryHistory | undefined>(records.length)
   const sendIds: (string | undefined)[] = new Array<string | undefined>(records.length)
+  const connectionNames: (string | undefined)[] = new Array<string | undefined>(records.length)
   const jobs: (DeliveryJob<Item> | undefined)[] = new Array<DeliveryJob<Item> | undefined>(records.length)
   const candidates: number[] = []
   const candidateIds: string[] = []
@@ -105,6 +109,7 @@ export async function processRecords<Conn extends Connection, Item>(
       settled[index] = deadLetter(route.reason, 'LS_DEST_INVALID_MESSAGE')
       continue
     }
+    connectionNames[index] = route.connection
     const connection = connections.get(route.connection)
     if (connection === undefined) {
       settled[index] = deadLetter(`unknown connection "${route.connection}"`, 'LS_DEST_UNKNOWN_CONNECTION')
@@ -261,6 +266,7 @@ export async function processRecords<Conn extends Connection, Item>(
         )
         metrics.deadLettered.inc({ destination: name, reason: 'LS_DEST_RETRY_WINDOW_EXCEEDED' })
         count(index, 'deadLettered')
+        report(index, 'dead-letter', 'LS_DEST_RETRY_WINDOW_EXCEEDED', outcome.reason)
       } else {
         const cycle = Math.max(1, Math.ceil(attempts / Math.max(1, deps.quickAttempts)))
         const retryAt = now + backoffDelay(cycle, deps.retry.delay)
@@ -279,6 +285,7 @@ export async function processRecords<Conn extends Connection, Item>(
           }),
         })
         if (history.attempts === 0) count(index, 'failed')
+        report(index, 'park', outcome.code, outcome.reason)
       }
       continue
     }
@@ -294,6 +301,7 @@ export async function processRecords<Conn extends Connection, Item>(
     )
     metrics.deadLettered.inc({ destination: name, reason: outcome.code })
     count(index, 'deadLettered')
+    report(index, 'dead-letter', outcome.code, outcome.reason)
   }
 
   if (out.length > 0) await deps.produce(out)
@@ -304,6 +312,16 @@ export async function processRecords<Conn extends Connection, Item>(
       if (!signal.aborted) throw err
     })
   return done
+
+  // Rate-limited per (what, connection, code): the reason is the runtime's or the vendor's words, never row values.
+  function report(index: number, what: 'park' | 'dead-letter', code: string, reason: string): void {
+    const connection = connectionNames[index]
+    deps.events.warn(
+      `${what}\u0000${connection ?? ''}\u0000${code}`,
+      { destination: name, connection, sendId: sendIds[index], code, reason },
+      what === 'park' ? 'parked in the retry topic' : 'dead-lettered',
+    )
+  }
 
   function dlqRecord(record: InboundRecord, history: DeliveryHistory, failure: FailureInfo): OutboundRecord {
     return {

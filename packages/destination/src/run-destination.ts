@@ -33,6 +33,7 @@ import { createDestinationMetrics } from './metrics.ts'
 import { processRecords, type OutboundRecord, type ProcessorDeps } from './process-records.ts'
 import { RateLimiter } from './rate-limiter.ts'
 import { RedisGate } from './redis-gate.ts'
+import { ThrottledLog } from './throttled-log.ts'
 
 export const RuntimeConfig = Type.Object({
   ...KafkaEnv.properties,
@@ -180,6 +181,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     redisClient: redis,
     metrics,
     log,
+    events: new ThrottledLog(log),
     retryTopic: retry,
     dlqTopic: dlq,
     retry: {

@@ -7,6 +7,7 @@ import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Dedupe } from '../src/dedupe.ts'
 import { Deliverer } from '../src/deliverer.ts'
+import { ThrottledLog } from '../src/throttled-log.ts'
 import type { Connection, HttpDestination } from '../src/destination.ts'
 import { PermanentError } from '../src/errors.ts'
 import { RUNTIME_HEADERS } from '../src/failure-headers.ts'
@@ -135,6 +136,7 @@ function deps(produced: OutboundRecord[], windowMs = 3_600_000, { shuttingDown =
     redisClient: redis,
     metrics,
     log,
+    events: new ThrottledLog(log),
     retryTopic: 'lookstream.retry.segment',
     dlqTopic: 'lookstream.dlq.segment',
     retry: { delay: { baseMs: 1000, maxMs: 5000 }, windowMs },

@@ -8,6 +8,7 @@ import { request as httpRequest } from 'undici'
 import { actions, findAction } from './actions/index.ts'
 import { type Action } from './actions/action.ts'
 import { type IngressConfig } from './config.ts'
+import { unavailableReason, type DestinationDirectory } from './destinations/directory.ts'
 import { parseExecuteRequest, type ExecuteRequest } from './execute/execute-request.ts'
 import { runSend, type MessageProducer, type SendCounts, type SendOutcome } from './execute/run-send.ts'
 import { createIngressMetrics } from './ingress-metrics.ts'
@@ -20,6 +21,8 @@ import { type SendStore } from './sends/send-store.ts'
 export interface IngressDeps {
   producer: MessageProducer
   sends: SendStore
+  /** The running destination services and their connections (the destination registry). */
+  destinations: DestinationDirectory
   /** Readiness checks for /readyz (Kafka, Redis). */
   readiness?: Parameters<typeof createService>[0]['readiness']
   logger?: Parameters<typeof createService>[0]['logger']
@@ -52,9 +55,10 @@ function describeOutcome(action: Action, connection: string, outcome: SendOutcom
     outcome.failure === undefined
       ? `Sent to ${where}: ${rows}.`
       : `Send to ${where} failed: ${outcome.failure.replace(/\.$/, '')}. ${rows}.`
+  const notes = (outcome.notes ?? []).map((note) => ` Note: ${note}`).join('')
   return reasons === ''
-    ? head
-    : `${head} First rejected rows: ${reasons}${outcome.rejected > outcome.reasons.length ? '; …' : ''}.`
+    ? `${head}${notes}`
+    : `${head} First rejected rows: ${reasons}${outcome.rejected > outcome.reasons.length ? '; …' : ''}.${notes}`
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -95,26 +99,37 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       }
     })
 
-    hub.post('/', (request, reply) => {
+    hub.post('/', async (request, reply) => {
       const version = lookerVersionFrom(request.headers['user-agent'])
+      const view = await deps.destinations.view()
       return reply.send({
         label: config.ACTION_HUB_LABEL,
-        integrations: actions.map((a) => actionJson(a, baseUrl(request), version)),
+        integrations: actions.map((a) =>
+          actionJson(a, baseUrl(request), version, unavailableReason(view, a.destination, a.label)),
+        ),
       })
     })
 
     const ActionParams = Type.Object({ name: Type.String({ maxLength: 128 }) })
 
-    hub.post('/actions/:name', { schema: { params: ActionParams } }, (request, reply) => {
+    hub.post('/actions/:name', { schema: { params: ActionParams } }, async (request, reply) => {
       const action = findAction(request.params.name)
       if (!action) return notFound(reply, request.params.name)
-      return reply.send(actionJson(action, baseUrl(request), lookerVersionFrom(request.headers['user-agent'])))
+      const view = await deps.destinations.view()
+      const unavailable = unavailableReason(view, action.destination, action.label)
+      return reply.send(
+        actionJson(action, baseUrl(request), lookerVersionFrom(request.headers['user-agent']), unavailable),
+      )
     })
 
-    hub.post('/actions/:name/form', { schema: { params: ActionParams } }, (request, reply) => {
+    hub.post('/actions/:name/form', { schema: { params: ActionParams } }, async (request, reply) => {
       const action = findAction(request.params.name)
       if (!action) return notFound(reply, request.params.name)
-      return reply.send(formJson(action))
+      const view = await deps.destinations.view()
+      const unavailable = unavailableReason(view, action.destination, action.label)
+      // Looker shows a form's `error` in the send dialog instead of the fields.
+      if (unavailable !== undefined) return reply.send({ error: `${action.label} is unavailable: ${unavailable}.` })
+      return reply.send(formJson(action, view.known ? view.live.get(action.destination)?.connections : undefined))
     })
 
     hub.post(
@@ -142,6 +157,20 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                 ...(parsed.validationErrors ? { validation_errors: parsed.validationErrors } : {}),
               }),
             )
+        }
+        // Nothing is produced for a destination nobody consumes: Looker is told why instead of "success".
+        const unavailable = unavailableReason(
+          await deps.destinations.view(),
+          action.destination,
+          action.label,
+          parsed.request.connection,
+        )
+        if (unavailable !== undefined) {
+          metrics.sends.inc({ action: action.name, outcome: 'refused' })
+          return reply
+            .code(503)
+            .type('application/json')
+            .send(lookerBody({ success: false, message: `Nothing was sent: ${unavailable}.` }))
         }
         if (active >= config.MAX_CONCURRENT_SENDS) {
           metrics.sends.inc({ action: action.name, outcome: 'refused' })

@@ -32,6 +32,18 @@ export const IngressConfig = Type.Object({
   PRODUCER_MAX_IN_FLIGHT_MESSAGES: Type.Integer({ default: 1000, minimum: 1 }),
   PRODUCER_MAX_IN_FLIGHT_BYTES: Type.Integer({ default: 4 * MiB, minimum: 1024 }),
   PRODUCER_MAX_BATCH_MESSAGES: Type.Integer({ default: 500, minimum: 1 }),
+  DESTINATION_REGISTRY_CACHE_MS: Type.Integer({
+    default: 1000,
+    minimum: 0,
+    maximum: 60_000,
+    description: 'how long a read of the destination registry (which destinations and connections run) is reused',
+  }),
+  DESTINATION_REGISTRY_TIMEOUT_MS: Type.Integer({
+    default: 2000,
+    minimum: 10,
+    maximum: 60_000,
+    description: 'longest a list, form or execute waits for the destination registry in Redis',
+  }),
   SEND_TTL_SECONDS: Type.Integer({ default: 30 * 24 * 3600, minimum: 60, description: 'how long send records live' }),
 })
 

@@ -5,6 +5,7 @@ import { createLogger } from '@lookstream/service'
 import { Redis } from 'ioredis'
 import { buildApp } from './app.ts'
 import { IngressConfig } from './config.ts'
+import { createDestinationDirectory } from './destinations/directory.ts'
 import { parseLookerHosts } from './looker/looker-hosts.ts'
 import { createSendStore } from './sends/send-store.ts'
 
@@ -37,6 +38,10 @@ redis.on('error', (err: unknown) => logger.warn({ err }, 'redis error'))
 const service = buildApp(config, {
   producer,
   sends: createSendStore(redis, config.SEND_TTL_SECONDS),
+  destinations: createDestinationDirectory(redis, {
+    cacheMs: config.DESTINATION_REGISTRY_CACHE_MS,
+    timeoutMs: config.DESTINATION_REGISTRY_TIMEOUT_MS,
+  }),
   logger,
   readiness: { redis: async () => (await redis.ping()) === 'PONG' },
 })

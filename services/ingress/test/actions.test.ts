@@ -381,19 +381,26 @@ describe('mparticle', () => {
       ok: false,
       reason: expect.stringContaining('Query requires at least one field tagged with an mParticle identity') as unknown,
     })
+    const skipping = action('mparticle').prepare(
+      {
+        dimensions: [
+          { name: 'u.id', tags: ['mp_email'] },
+          { name: 'u.shoe', tags: ['mp_device_info'] },
+          { name: 'u.brand', tags: ['mp_device_info'] },
+        ],
+      },
+      ctx,
+    )
+    expect(skipping).toMatchObject({
+      ok: true,
+      notes: ["not sent: u.shoe (tagged mp_device_info, but not one of mParticle's predefined device_info fields)."],
+    })
+    if (!skipping.ok) throw new Error('prepared')
     expect(
-      action('mparticle').prepare(
-        {
-          dimensions: [
-            { name: 'u.id', tags: ['mp_email'] },
-            { name: 'u.shoe', tags: ['mp_device_info'] },
-          ],
-        },
-        ctx,
-      ),
-    ).toEqual({
-      ok: false,
-      reason: 'Field u.shoe is tagged mp_device_info but "shoe" is not an mParticle device_info key.',
+      skipping.mapRow({ 'u.id': { value: 'a@b.c' }, 'u.shoe': { value: '44' }, 'u.brand': { value: 'Acme' } }),
+    ).toMatchObject({
+      ok: true,
+      messages: [{ context: { identities: { email: 'a@b.c' }, device: { brand: 'Acme' } } }],
     })
     const [result] = mapAll(
       'mparticle',

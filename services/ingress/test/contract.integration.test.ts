@@ -136,7 +136,16 @@ describe('action list, definitions and forms', () => {
     const braze = await post(`${ingress.url}/actions/braze/form`, {})
     expect(braze.json).toEqual({
       fields: [
-        expect.objectContaining({ name: 'connection', type: 'string', default: 'default', required: false }),
+        expect.objectContaining({
+          name: 'connection',
+          type: 'select',
+          default: 'default',
+          required: false,
+          options: [
+            { name: 'default', label: 'default' },
+            { name: 'eu', label: 'eu' },
+          ],
+        }),
         expect.objectContaining({
           name: 'braze_key',
           type: 'select',

@@ -51,8 +51,11 @@ export interface SendContext {
 
 export type RowMapper = (row: unknown) => MapResult
 
-/** Either a mapper for this send's fields, or the reason the send cannot run (e.g. a missing tag). */
-export type PrepareResult = { ok: true; mapRow: RowMapper } | { ok: false; reason: string }
+/**
+ * Either a mapper for this send's fields (with `notes` on what of the Look is deliberately not sent, for the
+ * verdict), or the reason the send cannot run (e.g. a missing tag).
+ */
+export type PrepareResult = { ok: true; mapRow: RowMapper; notes?: string[] } | { ok: false; reason: string }
 
 export interface Action {
   name: string

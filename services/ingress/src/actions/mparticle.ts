@@ -17,7 +17,7 @@ import { connectionField, streamingFormats } from './segment-mapping.ts'
 //                session_id, session_uuid, timestamp_unixtime_ms and the custom event type go in
 //                context.mParticle.
 // context.device = mp_device_info fields by the part of the name after the first "."; a name that is not an
-// mParticle device_info key fails the send up front (the reference dropped it silently).
+// mParticle device_info key is not sent, and the send's verdict names it (the reference dropped it silently).
 // integrations.mParticle = { connection, environment, dataType, eventType }. Environment: anything but
 // "production" is "development", as in the reference.
 
@@ -131,6 +131,7 @@ export const mparticle: Action = {
     const device: { key: string; field: JsonDetailField }[] = []
     const eventData: { key: string; field: JsonDetailField }[] = []
     let eventNameField: JsonDetailField | undefined
+    const skippedDevice: string[] = []
     for (const field of list) {
       const tag = mpTag(field)
       const identity = tag === undefined ? undefined : IDENTITIES[tag]
@@ -144,13 +145,10 @@ export const mparticle: Action = {
       }
       if (tag === 'mp_device_info') {
         const key = field.name.slice(field.name.indexOf('.') + 1)
-        if (!DEVICE_INFO_KEYS.has(key)) {
-          return {
-            ok: false,
-            reason: `Field ${field.name} is tagged mp_device_info but "${key}" is not an mParticle device_info key.`,
-          }
-        }
-        device.push({ key, field })
+        // As mParticle's own action does: only predefined device_info keys are sent; the others are skipped, and
+        // the verdict says which.
+        if (DEVICE_INFO_KEYS.has(key)) device.push({ key, field })
+        else skippedDevice.push(field.name)
         continue
       }
       if (!isEvents) userAttributes.push(field)
@@ -183,8 +181,15 @@ export const mparticle: Action = {
       }
       return out
     }
+    const notes =
+      skippedDevice.length === 0
+        ? []
+        : [
+            `not sent: ${skippedDevice.join(', ')} (tagged mp_device_info, but not one of mParticle's predefined device_info fields).`,
+          ]
     return {
       ok: true,
+      notes,
       mapRow(row) {
         if (!isRow(row)) return { ok: false, reason: 'row is not a JSON object' }
         const ids: Record<string, string> = {}

@@ -56,6 +56,8 @@ export interface SendOutcome extends SendCounts {
   failure?: string
   reasons: RejectReason[]
   ranAt: string | undefined
+  /** What of the Look the action deliberately does not send (e.g. mParticle device_info it has no key for). */
+  notes?: string[]
 }
 
 export class SendFailure extends Error {}
@@ -117,6 +119,7 @@ export async function runSend(
   let ranAt: string | undefined
   let timestamp = input.receivedAt.toISOString()
   let failure: string | undefined
+  let notes: string[] | undefined
   let produceError: unknown
   let outstanding = 0
   let opened = false
@@ -225,6 +228,7 @@ export async function runSend(
           const prepared = action.prepare(item.fields, context)
           if (!prepared.ok) throw new SendFailure(prepared.reason)
           mapRow = prepared.mapRow
+          if (prepared.notes !== undefined && prepared.notes.length > 0) notes = prepared.notes
           idOf = messageIdHasher({
             destination,
             connection: context.connection,
@@ -271,5 +275,12 @@ export async function runSend(
     const cause = produceError instanceof Error ? produceError.message : JSON.stringify(produceError)
     failure = `Kafka did not acknowledge a message (${cause}); the send stopped after row ${counts.received}`
   }
-  return { ...counts, success: failure === undefined, ...(failure === undefined ? {} : { failure }), reasons, ranAt }
+  return {
+    ...counts,
+    success: failure === undefined,
+    ...(failure === undefined ? {} : { failure }),
+    reasons,
+    ranAt,
+    ...(notes === undefined ? {} : { notes }),
+  }
 }

@@ -1,13 +1,16 @@
 import { type Action } from '../actions/action.ts'
 import { type LookerVersion } from './looker-version.ts'
 
-/** An action as Looker's action list expects it (snake_case, reference ActionDefinition fields). */
-export function actionJson(action: Action, baseUrl: string, version: LookerVersion | undefined) {
+/**
+ * An action as Looker's action list expects it (snake_case, reference ActionDefinition fields). `unavailable`
+ * (why its destination cannot deliver now) marks it in the label and description; its form then says why.
+ */
+export function actionJson(action: Action, baseUrl: string, version: LookerVersion | undefined, unavailable?: string) {
   const base = baseUrl.replace(/\/+$/, '')
   return {
     name: action.name,
-    label: action.label,
-    description: action.description,
+    label: unavailable === undefined ? action.label : `${action.label} (unavailable)`,
+    description: unavailable === undefined ? action.description : `Unavailable: ${unavailable}.`,
     url: `${base}/actions/${action.name}/execute`,
     form_url: `${base}/actions/${action.name}/form`,
     icon_data_uri: null,
@@ -24,9 +27,23 @@ export function actionJson(action: Action, baseUrl: string, version: LookerVersi
   }
 }
 
-export function formJson(action: Action) {
+/**
+ * The action's form. `connections` (the registered connections of its destination) turn the connection field
+ * into a select of them, `default` first when it exists.
+ */
+export function formJson(action: Action, connections?: readonly string[]) {
+  const fields = action.form.map((field) => {
+    if (field.name !== 'connection' || connections === undefined) return field
+    const names = [...connections].sort((a, b) => (a === 'default' ? -1 : b === 'default' ? 1 : a.localeCompare(b)))
+    return {
+      ...field,
+      type: 'select' as const,
+      default: names[0] ?? field.default,
+      options: names.map((name) => ({ name, label: name })),
+    }
+  })
   return {
-    fields: action.form.map((field) => ({
+    fields: fields.map((field) => ({
       name: field.name,
       label: field.label,
       ...(field.description === undefined ? {} : { description: field.description }),

@@ -1,14 +1,16 @@
 import type {} from '@lookstream/testing' // inject('kafkaBrokers' | 'redisUrl') types
 import { loadConfig } from '@lookstream/config'
-import { TOPICS } from '@lookstream/events'
+import { RegistryHeartbeat, TOPICS } from '@lookstream/events'
 import { createKafka, createProducer, ensureTopics, type LookstreamProducer } from '@lookstream/kafka'
 import { startLocalKafka, type LocalKafka } from '@lookstream/local-kafka'
 import { createLogger, type Service } from '@lookstream/service'
 import { Redis } from 'ioredis'
 import { Writable } from 'node:stream'
 import { request } from 'undici'
+import { actions } from '../../src/actions/index.ts'
 import { buildApp } from '../../src/app.ts'
 import { IngressConfig } from '../../src/config.ts'
+import { createDestinationDirectory } from '../../src/destinations/directory.ts'
 import { tokenFromNonce } from '../../src/looker/token.ts'
 import { createSendStore } from '../../src/sends/send-store.ts'
 
@@ -52,6 +54,8 @@ export async function startIngress(options: {
   lookerHosts: string
   env?: Record<string, string>
   kafkaRetries?: number
+  /** false: register no destination (the test registers what it needs). */
+  registered?: boolean
 }): Promise<Ingress> {
   const config = loadConfig(IngressConfig, {
     ACTION_HUB_SECRET: SECRET,
@@ -81,7 +85,14 @@ export async function startIngress(options: {
   })
   const producer = await createProducer(kafka, { timeoutMs: 5000 })
   const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 })
-  const service = buildApp(config, { producer, sends: createSendStore(redis, 3600), logger })
+  // Every destination is registered, as if its service ran, unless the test brings its own registry view.
+  if (options.registered !== false) await registerAllDestinations(redis)
+  const service = buildApp(config, {
+    producer,
+    sends: createSendStore(redis, 3600),
+    destinations: createDestinationDirectory(redis, { cacheMs: 0, timeoutMs: 2000 }),
+    logger,
+  })
   const address = await service.listen()
   return {
     url: address.url,
@@ -95,6 +106,23 @@ export async function startIngress(options: {
       redis.disconnect()
     },
   }
+}
+
+/**
+ * Registers every destination with the `default` and `eu` connections for an hour, the way a running destination service
+ * does (packages/events/src/registry.ts), so the ingress offers and accepts every action.
+ */
+export async function registerAllDestinations(redis: Redis, connections: string[] = ['default', 'eu']): Promise<void> {
+  const destinations = [...new Set(actions.map((action) => action.destination))]
+  await Promise.all(
+    destinations.map((destination) =>
+      new RegistryHeartbeat(
+        redis,
+        { destination, instance: 'ingress-test', version: 'test', connections, startedAt: new Date().toISOString() },
+        1_200_000,
+      ).beat(),
+    ),
+  )
 }
 
 export interface LookerAnswer {

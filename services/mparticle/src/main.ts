@@ -1,0 +1,4 @@
+import { main } from '@lookstream/destination'
+import { mparticle } from './mparticle.ts'
+
+await main(mparticle)
