@@ -2,7 +2,8 @@ import { type RejectReason } from '@lookstream/events'
 import { type Redis } from 'ioredis'
 
 // One hash per send, `lookstream:send:<id>`, and a sorted set `lookstream:sends` of ids by start time for
-// listing. Destination services HINCRBY `delivered`, `failed` and `dead_lettered` on the same hash.
+// listing. Destination services HINCRBY `delivered`, `failed` and `dead_lettered` on the same hash; a file
+// destination sets `file` (where the send's file is) or `file_error` (why there is none).
 // Both expire after SEND_TTL_SECONDS; stale ids in the index are skipped and trimmed when listed.
 
 const INDEX = 'lookstream:sends'
@@ -38,6 +39,10 @@ export interface SendRecord {
   delivered?: number
   failed?: number
   deadLettered?: number
+  /** Where a file destination (Recurly Engage) published the send's file. */
+  file?: string
+  /** Why a file destination wrote no file for the send. */
+  fileError?: string
 }
 
 export interface SendProgress {
@@ -92,6 +97,8 @@ function toRecord(hash: Record<string, string>): SendRecord | undefined {
     delivered: number('delivered'),
     failed: number('failed'),
     deadLettered: number('dead_lettered'),
+    file: optional('file'),
+    fileError: optional('file_error'),
   }
   for (const [name, value] of Object.entries(extras)) {
     if (value !== undefined) (record as unknown as Record<string, unknown>)[name] = value
