@@ -21,7 +21,7 @@ import {
 } from '@lookstream/testing'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
@@ -150,6 +150,13 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
       }
     }
     const visible = now()
+    for (const line of service.logs()) {
+      if (typeof line.msg === 'string' && line.msg !== 'request completed' && line.msg !== 'incoming request') {
+        log(
+          `service: ${String(line.msg)} ${JSON.stringify({ ...line, msg: undefined, pid: undefined, hostname: undefined })}`,
+        )
+      }
+    }
     const cpu = cpuSeconds(service.pid) - cpuStart
     const peak = peakRssBytes(service.pid)
     // Read back: every row once (no value in this bench holds a line break).
@@ -169,6 +176,8 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
       'last row → file visible (s)': ((visible - lastRow) / 1000).toFixed(2),
       'service peak RSS (MiB)': (peak / 1048576).toFixed(1),
       'service CPU (s)': cpu.toFixed(1),
+      'rows per service CPU-second': Math.round(rows / cpu),
+      'load average (1 min)': loadavg()[0]!.toFixed(1),
       'file (MiB)': (size / 1048576).toFixed(1),
     }
     log(JSON.stringify(result))

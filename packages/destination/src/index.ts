@@ -56,3 +56,4 @@ export { addSendCounts, sendRecordKey, type SendCountDelta } from './send-counts
 export { FileEnv } from './file/file-config.ts'
 export { FileRuntimeConfig, runFileDestination } from './file/run-file-destination.ts'
 export { ChunkWriter, chunkKey, parseChunkKey, readFrames } from './file/staged-chunk.ts'
+export { HeaderMismatch, RowCountMismatch, composeBody, listChunks } from './file/compose.ts'

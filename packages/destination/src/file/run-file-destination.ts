@@ -365,6 +365,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
             error: typeof event.error === 'string' ? event.error.slice(0, 500) : undefined,
           }),
         )
+        log.info({ sendId, status: state.status, accepted, staged: state.staged }, 'send finished at the ingress')
         if (isReady(state)) triggerCompose(sendId)
       }
       markDone(record)
@@ -541,8 +542,9 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       fileMetrics.unfinishedAborted.inc(labels, aborted)
       log.info({ sendId, aborted }, 'aborted the unfinished upload of an interrupted publish')
     }
-    const chunks = await listChunks(sink, sendId)
     const started = Date.now()
+    const chunks = await listChunks(sink, sendId)
+    log.info({ sendId, chunks: chunks.length, rows: state.accepted }, 'composing the file')
     let failure: unknown
     const body = composeBody(sink, chunks, state.accepted)
     body.once('error', (err) => {
