@@ -410,7 +410,10 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
           await composeLeased(sendId)
         }
       } catch (err) {
-        if (!(err instanceof Stopped)) log.warn({ err, sendId }, 'composing the file failed; the sweep retries it')
+        // A shutdown cuts composing short (Redis and the sink go away): the lease lapses and another run retries.
+        if (!(err instanceof Stopped) && !signal.aborted) {
+          log.warn({ err, sendId }, 'composing the file failed; the sweep retries it')
+        }
       } finally {
         composing.delete(sendId)
       }
