@@ -3,7 +3,7 @@
 // script runs it (compiled, with its Node flags). The rows are produced as the ingress would (keyed by user over
 // 6 partitions, send-id header) while the service consumes them; the send's `finished` event follows the last
 // row's acknowledgement. Reported per size: rows/s from the first row produced to the file visible, the
-// producer's own rate, the time from the last row acknowledged to the file visible (HEAD answers 200), the
+// producer's own rate, the time from the last row acknowledged to the file visible (its upload completed), the
 // service's peak RSS (VmHWM) and CPU; the file is then read back and its rows counted.
 //
 //   node --conditions=@lookstream/source bench/recurly-engage/run.ts --rows 500000,1000000
@@ -25,6 +25,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { startKafkaAndRedis, stopsFor } from '../e2e/identify-backlog.ts'
 import { cpuSeconds, peakRssBytes } from '../ingress/proc-stats.ts'
@@ -140,15 +141,16 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
     })
     log(`${rows} rows: produced in ${((lastRow - first) / 1000).toFixed(1)} s; waiting for the file`)
     const s3c = s3Client(s3.endpoint)
-    for (;;) {
-      try {
-        await s3c.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))
-        break
-      } catch {
-        if (now() - lastRow > 1_800_000) throw new Error('no file after 30 min')
-        await sleep(50)
-      }
+    // Visible = the upload completed (the service records the send as published right after
+    // CompleteMultipartUpload / PutObject returned). s3rver, unlike S3, writes an object's file in place, so a HEAD
+    // can answer 200 while it is still writing it: polling HEAD would measure s3rver, not the file's publication.
+    const state = new Redis(redis.url)
+    stops.push(() => state.quit())
+    while ((await state.hget(`lookstream:file:recurly-engage:send:${sendId}`, 'outcome')) !== 'published') {
+      if (now() - lastRow > 1_800_000) throw new Error('no file after 30 min')
+      await sleep(50)
     }
+    await s3c.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))
     const visible = now()
     for (const line of service.logs()) {
       if (typeof line.msg === 'string' && line.msg !== 'request completed' && line.msg !== 'incoming request') {

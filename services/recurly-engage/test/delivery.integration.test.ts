@@ -12,6 +12,7 @@ import {
   readCsv,
   sendRecord,
   startEngageStack,
+  waitForFile,
   type EngageStack,
 } from './engage-stack.ts'
 import { readObject } from './s3-helpers.ts'
@@ -68,7 +69,7 @@ describe('recurly-engage: one complete CSV per send', () => {
     await waitFor(async () => (await bucketState(stack)).staged.length > 0, { timeoutMs: 20_000 })
     expect(await readObject(stack.s3, stack.bucket, key)).toBeUndefined()
     await finishSend(stack, send, rows)
-    await waitFor(() => readObject(stack.s3, stack.bucket, key), { timeoutMs: 30_000, message: 'the file' })
+    expect(await waitForFile(stack, send)).toBe(key)
     const { records } = await readCsv(stack, key)
     expect(records[0]).toEqual(HEADER)
     expect(records.length - 1).toBe(rows)
@@ -99,7 +100,8 @@ describe('recurly-engage: one complete CSV per send', () => {
     await produceRows(stack, send, 0, 4, 2)
     await finishSend(stack, send, 4)
     const key = expectedName(send)
-    const bytes = await waitFor(() => readObject(stack.s3, stack.bucket, key), { timeoutMs: 30_000 })
+    expect(await waitForFile(stack, send)).toBe(key)
+    const bytes = (await readObject(stack.s3, stack.bucket, key))!
     expect(bytes.toString('utf8')).toBe(
       'user_id,Users Name,Users Note\r\n' +
         'user-0,"a, ""b""","x\ny"\r\n' +
@@ -154,11 +156,11 @@ describe('recurly-engage: one complete CSV per send', () => {
     await produceRows(stack, first)
     await finishSend(stack, first, 3)
     const key = expectedName(first)
-    await waitFor(() => readObject(stack.s3, stack.bucket, key), { timeoutMs: 20_000 })
+    expect(await waitForFile(stack, first)).toBe(key)
     await produceRows(stack, second)
     await finishSend(stack, second, 2)
     const secondKey = key.replace(/\.csv$/, `_${second.sendId.slice(0, 8)}.csv`)
-    await waitFor(() => readObject(stack.s3, stack.bucket, secondKey), { timeoutMs: 20_000 })
+    expect(await waitForFile(stack, second)).toBe(secondKey)
     expect((await readCsv(stack, key)).records.length).toBe(4)
     expect((await readCsv(stack, secondKey)).records.length).toBe(3)
   })

@@ -5,6 +5,7 @@ import {
   HARNESS_S3_CREDENTIALS,
   loadLocalKafka,
   s3Client,
+  waitFor,
   startLocalKafkaTracked,
   startRedis,
   type LocalKafka,
@@ -220,4 +221,16 @@ export async function readCsv(stack: EngageStack, key: string): Promise<{ bytes:
 
 export async function sendRecord(stack: EngageStack, sendId: string): Promise<Record<string, string>> {
   return stack.redisClient.hgetall(`lookstream:send:${sendId}`)
+}
+
+/**
+ * Waits until the service recorded the send's file, and returns its key. Read the object only then: s3rver (unlike
+ * S3) writes an object's file in place, so it can be seen before the upload that writes it has completed.
+ */
+export async function waitForFile(stack: EngageStack, send: TestSend, timeoutMs = 30_000): Promise<string> {
+  const location = await waitFor(async () => (await sendRecord(stack, send.sendId)).file, {
+    timeoutMs,
+    message: 'the send record names its file',
+  })
+  return location.replace(`s3://${stack.bucket}/`, '')
 }

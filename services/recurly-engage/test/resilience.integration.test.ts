@@ -11,6 +11,7 @@ import {
   readCsv,
   sendRecord,
   startEngageStack,
+  waitForFile,
   type EngageStack,
   type TestSend,
 } from './engage-stack.ts'
@@ -60,14 +61,13 @@ describe('recurly-engage: kill -9 and S3 faults', () => {
 
   async function expectOneCompleteFile(send: TestSend, rows: number): Promise<void> {
     const key = expectedName(send)
-    await waitFor(() => readObject(stack.s3, stack.bucket, key), { timeoutMs: 90_000, message: 'the file' })
+    expect(await waitForFile(stack, send, 90_000)).toBe(key)
     const { records } = await readCsv(stack, key)
     expect(records[0]).toEqual(['user_id', 'Users Row', 'Users Padding'])
     expect(records.length - 1).toBe(rows)
     const users = new Set(records.slice(1).map((record) => record[0]))
     expect(users.size).toBe(rows)
     for (const record of records.slice(1)) expect(record).toEqual([`user-${record[1]}`, record[1], PADDING])
-    await waitFor(async () => (await sendRecord(stack, send.sendId)).file, { timeoutMs: 30_000 })
     await waitFor(async () => (await bucketState(stack)).staged.length === 0, { timeoutMs: 30_000 })
     const state = await bucketState(stack)
     // Only this send's file (other tests' files have other start times): no duplicate under another name.
