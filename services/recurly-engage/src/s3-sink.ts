@@ -23,7 +23,7 @@ export interface S3SinkOptions {
   forcePathStyle: boolean
   credentials?: { accessKeyId: string; secretAccessKey: string } | undefined
   requestTimeoutMs: number
-  /** Part size of multipart publishes (S3's minimum is 5 MiB); the file is buffered one part at a time. */
+  /** Part size of multipart publishes (default and S3's minimum: 5 MiB); at most three parts are in memory. */
   partSize?: number
 }
 
@@ -122,7 +122,7 @@ export class S3Sink implements FileSink {
         ContentType: 'text/csv; charset=utf-8',
         Metadata: { [SEND_ID_METADATA]: sendId },
       },
-      partSize: this.options.partSize ?? 8 * MIB,
+      partSize: this.options.partSize ?? 5 * MIB,
       queueSize: 2,
       leavePartsOnError: false,
     })

@@ -5,7 +5,7 @@ export const FileEnv = Type.Object({
   DELIVERY_FILE_CHUNK_BYTES: Type.Integer({
     minimum: 1024,
     maximum: 64 * 1024 * 1024,
-    default: 4 * 1024 * 1024,
+    default: 2 * 1024 * 1024,
     description: 'a staged chunk is written once its rows reach this many bytes',
   }),
   DELIVERY_FILE_LINGER_MS: Type.Integer({
@@ -16,7 +16,7 @@ export const FileEnv = Type.Object({
   }),
   DELIVERY_FILE_MAX_BUFFERED_BYTES: Type.Integer({
     minimum: 1024,
-    default: 32 * 1024 * 1024,
+    default: 16 * 1024 * 1024,
     description: 'rows held in memory before being staged; above it partitions pause',
   }),
   DELIVERY_FILE_MAX_CONCURRENT_WRITES: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
