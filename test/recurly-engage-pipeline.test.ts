@@ -172,11 +172,18 @@ describe('recurly_engage through the pipeline: one CSV per send in S3', () => {
     )
     expect(record.fileError).toMatch(/^the send failed at the ingress \(.+\); no file is written$/)
     expect(record.file).toBeUndefined()
-    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }))
     const stamp = String(record.startedAt)
       .replace(/[-:]/g, '')
       .replace(/\.\d{3}Z$/, 'Z')
-    expect((listed.Contents ?? []).filter((o) => o.Key?.includes(stamp))).toEqual([])
-    expect((listed.Contents ?? []).filter((o) => o.Key?.startsWith('lookstream-staging/'))).toEqual([])
+    // The send's staged rows are deleted right after the send is closed.
+    await waitFor(
+      async () => {
+        const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }))
+        const keys = (listed.Contents ?? []).map((o) => o.Key ?? '')
+        expect(keys.filter((key) => key.includes(stamp))).toEqual([])
+        return keys.every((key) => !key.startsWith(`lookstream-staging/${sendId}/`))
+      },
+      { timeoutMs: 30_000, message: "the send's staged rows deleted" },
+    )
   })
 })
