@@ -10,7 +10,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ['*.js', '*.ts', 'scripts/*.ts', 'packages/*/bin/*.js', 'deploy/grafana/*.ts'],
+          allowDefaultProject: ['*.js', '*.ts', 'scripts/*.ts', 'packages/*/bin/*.js'],
         },
         tsconfigRootDir: import.meta.dirname,
       },

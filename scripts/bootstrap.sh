@@ -2,7 +2,8 @@
 # Makes this checkout runnable on a machine that has only Node (any version) and npm:
 #   - Node 24 LTS from the npm registry's `node` package into .tools/ when the machine's Node is older,
 #   - pnpm at the pinned version into .tools/ (corepack cannot verify signatures here),
-#   - the Debian packages the tests need (redis-server, kcat) when running as root,
+#   - the Debian packages the tests need (redis-server, kcat, prometheus) when running as root, with their
+#     daemons kept from starting (this script stops no process: it starts none),
 #   - node_modules from the lockfile.
 # Source it (`. scripts/bootstrap.sh`) so that PATH keeps .tools/bin first for the caller.
 set -euo pipefail
@@ -41,10 +42,19 @@ if [ "${LOOKSTREAM_SKIP_APT:-}" != "1" ]; then
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
       say "installing Debian packages: ${missing[*]}"
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-      # Debian starts nothing here (no systemd), but make sure no packaged daemon keeps running.
-      pkill -x prometheus 2>/dev/null || true
+      # The packaged daemons (prometheus, redis-server) must not start: the tests start their own. Debian's
+      # policy-rc.d hook answers "101: action forbidden" to every service start during the install. An
+      # existing policy-rc.d is the machine's own and is left as it is.
+      policy=/usr/sbin/policy-rc.d
+      own_policy=0
+      if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+      fi
+      install_status=0
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; } || install_status=$?
+      if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi
+      [ "$install_status" = 0 ] || exit "$install_status"
     else
       say "missing Debian packages: ${missing[*]}"
       say "install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}"

@@ -4,7 +4,8 @@
 // exits 1 with the reason.
 //
 // Environment:
-//   KAFKA_BROKERS, REDIS_URL   use that external Kafka / Redis instead of starting one
+//   KAFKA_BROKERS, REDIS_URL   use that external Kafka / Redis instead of starting one; the services also
+//                              get every KAFKA_* and REDIS_* security setting set here (docs/operations.md)
 //   LOCAL_KAFKA_PORT           port of the local-kafka started here (default 9092)
 //   LOCAL_KAFKA_DATA_DIR       its data directory (default .data/kafka)
 //   LOCAL_REDIS_PORT           port of the redis-server started here (default 6379; data in memory)
@@ -73,6 +74,11 @@ function port(ctx: Context, variable: string, fallback: number): number {
     return n
   }
   return ctx.ephemeral ? 0 : fallback
+}
+
+/** An address as printed: a URL's user and password (REDIS_URL may carry them) replaced by `***`. */
+export function withoutCredentials(address: string): string {
+  return address.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@')
 }
 
 function external(address: string, variable: string): Running {
@@ -215,6 +221,8 @@ export function service(line: ServiceLine): Component {
 
 /** Local-only credentials shared by the simulators and the services started here. */
 const LOCAL_SEGMENT_WRITE_KEY = 'local-segment-write-key'
+/** Local-only REST API key shared by the Braze simulator and the braze service started here. */
+const LOCAL_BRAZE_API_KEY = 'local-braze-api-key'
 const LOCAL_MPARTICLE_KEY = 'local-mparticle-key'
 const LOCAL_MPARTICLE_SECRET = 'local-mparticle-secret'
 
@@ -260,6 +268,16 @@ const components: Component[] = [
     readyPath: null,
   }),
   service({
+    name: 'braze-simulator',
+    entry: 'packages/simulators/src/cli.ts',
+    port: ['BRAZE_SIMULATOR_PORT', 4011],
+    skip: (ctx) => (ctx.env.BRAZE_REST_ENDPOINT ? 'BRAZE_REST_ENDPOINT is set: the braze service calls it' : undefined),
+    env: () => ({}),
+    args: (p) => ['--braze-port', String(p), '--braze-api-key', LOCAL_BRAZE_API_KEY],
+    listenLine: /^braze simulator listening on (http:\/\/\S+)$/,
+    readyPath: null,
+  }),
+  service({
     name: 'ingress',
     entry: 'services/ingress/src/main.ts',
     asStarted: 'services/ingress',
@@ -281,6 +299,27 @@ const components: Component[] = [
       SEGMENT_WRITE_KEY: ctx.env.SEGMENT_WRITE_KEY ?? LOCAL_SEGMENT_WRITE_KEY,
       SEGMENT_API_URL: ctx.env.SEGMENT_API_URL ?? address(ctx, 'segment-simulator'),
     }),
+  }),
+  service({
+    name: 'braze',
+    entry: 'services/braze/src/main.ts',
+    asStarted: 'services/braze',
+    port: ['BRAZE_PORT', 8082],
+    env: (ctx) => {
+      // Braze takes 75 objects per request: more requests in flight than the runtime's default keep it busy.
+      const inFlight = { DELIVERY_MAX_IN_FLIGHT_REQUESTS: ctx.env.DELIVERY_MAX_IN_FLIGHT_REQUESTS ?? '16' }
+      // A real endpoint: BRAZE_API_KEY, BRAZE_ALLOWED_HOSTS and the rest are inherited from this environment.
+      if (ctx.env.BRAZE_REST_ENDPOINT) return { ...base(ctx), ...inFlight }
+      const simulator = address(ctx, 'braze-simulator')
+      return {
+        ...base(ctx),
+        ...inFlight,
+        BRAZE_API_KEY: LOCAL_BRAZE_API_KEY,
+        BRAZE_REST_ENDPOINT: simulator,
+        // The simulator is not a Braze instance host: allow exactly it.
+        BRAZE_ALLOWED_HOSTS: new URL(simulator).host,
+      }
+    },
   }),
   service({
     name: 'mparticle-simulator',
@@ -416,7 +455,7 @@ async function main(): Promise<void> {
     }
     running.push({ name: component.name, component: started })
     ctx.addresses[component.name] = started.address
-    console.log(`${component.name.padEnd(width)}  ${started.address}  (${started.detail})`)
+    console.log(`${component.name.padEnd(width)}  ${withoutCredentials(started.address)}  (${started.detail})`)
     void started.exited.then((reason) => shutdown(1, `${component.name} stopped unexpectedly: ${reason}`))
   }
   if (stopping) return

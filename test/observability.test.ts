@@ -1,13 +1,16 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { waitFor } from '@lookstream/testing'
+import { freePort, spawnService, waitFor, type SpawnedService } from '@lookstream/testing'
+import { join } from 'node:path'
+import { ROOT, SIMULATORS_ENTRY, services } from '../deploy/services.ts'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { identifyLook } from './support/looks.ts'
 import { startPipeline, waitForAccepted, type Pipeline } from './support/pipeline.ts'
 import { startPrometheus, type Prometheus, type TargetMetadata } from './support/prometheus.ts'
 
-// Every Grafana query and alert expression in deploy/ against a live Prometheus scraping the real services
-// (ingress and segment service as processes, local-kafka, redis-server, the Segment simulator).
+// Every Grafana query and alert expression in deploy/ against a live Prometheus scraping every service of
+// deploy/services.ts as a process (local-kafka, redis-server; the ingress and segment service of the pipeline
+// with the Segment simulator, every other destination against the simulators CLI with its example settings).
 
 const JOB = 'lookstream'
 const ALERTS_FILE = fileURLToPath(new URL('../deploy/prometheus/alerts.yml', import.meta.url))
@@ -17,6 +20,7 @@ const DASHBOARD_JSON_DIR = new URL('../deploy/grafana/dashboards/', import.meta.
 interface DashboardSource {
   uid: string
   title: string
+  variables?: { name: string; label: string; metric: string }[]
   panels: { title: string; exprs: { expr: string }[] }[]
 }
 
@@ -61,12 +65,16 @@ function alertExprs(yaml: string): Query[] {
   return out
 }
 
-/** Grafana's range variable, for a plain /api/v1/query. */
+/** Grafana's range variables, and the dashboard's own variables as "All" (`.+`), for a plain /api/v1/query. */
 function forPrometheus(expr: string): string {
-  return expr.replaceAll('$__rate_interval', '1m').replaceAll('$__interval', '1m')
+  return expr
+    .replaceAll('$__rate_interval', '1m')
+    .replaceAll('$__interval', '1m')
+    .replace(/\$([a-z_]+)/g, '.+')
 }
 
-const METRIC = /lookstream_[a-z_]+/g
+/** lookstream's own metrics and Node's default ones (event loop, heap, process). */
+const METRIC = /\b(?:lookstream|nodejs|process)_[a-z0-9_]+/g
 
 function metricNames(queries: readonly Query[]): Map<string, string[]> {
   const names = new Map<string, string[]>()
@@ -86,26 +94,67 @@ function exportedAs(name: string, types: ReadonlyMap<string, string>): string | 
 
 let pipeline: Pipeline
 let prometheus: Prometheus | undefined
+const extra: SpawnedService[] = []
+const SERVICE_NAMES = services.map((s) => s.name).sort()
 let dashboardQueries: Query[]
 let alertQueries: Query[]
 
 beforeAll(async () => {
   const { dashboards } = (await import(DASHBOARDS_TS)) as { dashboards: DashboardSource[] }
-  dashboardQueries = dashboards.flatMap((d) =>
-    d.panels.flatMap((p) => p.exprs.map((e) => ({ where: `${d.uid} / ${p.title}`, expr: e.expr }))),
-  )
+  dashboardQueries = dashboards.flatMap((d) => [
+    // A variable's values come from label_values(metric, label): the same series as this query.
+    ...(d.variables ?? []).map((v) => ({
+      where: `${d.uid} / $${v.name}`,
+      expr: `count by (${v.label}) (${v.metric})`,
+    })),
+    ...d.panels.flatMap((p) => p.exprs.map((e) => ({ where: `${d.uid} / ${p.title}`, expr: e.expr }))),
+  ])
   alertQueries = alertExprs(readFileSync(ALERTS_FILE, 'utf8'))
 
   pipeline = await startPipeline()
   await pipeline.startSegment()
-  prometheus = await startPrometheus({
-    job: JOB,
-    targets: [
-      { url: pipeline.ingress.url, service: 'ingress' },
-      { url: pipeline.segments[0]!.url, service: 'segment' },
-    ],
-    ruleFiles: [ALERTS_FILE],
-  })
+  const targets = [
+    { url: pipeline.ingress.url, service: 'ingress' },
+    { url: pipeline.segments[0]!.url, service: 'segment' },
+  ]
+  const others = services.filter((s) => s.kind === 'destination' && s.name !== 'segment')
+  if (others.length > 0) {
+    const simulators = await spawnService(
+      join(ROOT, SIMULATORS_ENTRY.replace(/dist\/src\/(.+)\.js$/, 'src/$1.ts')),
+      {},
+      {
+        args: ['--segment-port', '0', '--braze-port', '0', '--heap-port', '0', '--mparticle-port', '0'],
+        listenLine: /^mparticle simulator listening on (http:\/\/\S+)$/,
+        readyPath: null,
+      },
+    )
+    extra.push(simulators)
+    const urls = new Map(
+      simulators.process
+        .lines()
+        .map((line) => /^(\w+) simulator listening on (http:\/\/\S+)$/.exec(line))
+        .filter((m) => m !== null)
+        .map((m) => [m[1]!, m[2]!]),
+    )
+    for (const service of others) {
+      const env: Record<string, string> = {
+        KAFKA_BROKERS: pipeline.kafka.brokers,
+        REDIS_URL: pipeline.redis.url,
+        HOST: '127.0.0.1',
+        PORT: String(await freePort()),
+        LOG_LEVEL: 'warn',
+      }
+      for (const setting of service.settings) {
+        env[setting.name] = setting.example.replace(/^http:\/\/simulators:\d+/, () => urls.get(service.simulator!)!)
+      }
+      const spawned = await spawnService(join(ROOT, 'services', service.name, 'src/main.ts'), env, {
+        readyTimeoutMs: 60_000,
+      })
+      extra.push(spawned)
+      targets.push({ url: spawned.url, service: service.name })
+    }
+  }
+  prometheus = await startPrometheus({ job: JOB, targets, ruleFiles: [ALERTS_FILE] })
 
   // A little traffic so that the counters have series: 4 rows delivered, 1 rejected (no user_id, no email).
   const look = identifyLook({ prefix: 'obs', rows: 5, rejectRows: [2] })
@@ -119,20 +168,21 @@ afterAll(async () => {
   try {
     await prometheus?.stop()
   } finally {
+    for (const service of extra.reverse()) await service.stop('SIGTERM', 15_000).catch(() => undefined)
     await pipeline?.stop()
   }
-}, 60_000)
+}, 90_000)
 
 describe('observability: deploy/ against a live Prometheus scraping the running services', () => {
-  it('every target of job lookstream is up (ingress and segment service)', async () => {
+  it('every service of deploy/services.ts is a target of job lookstream, and up', async () => {
     const targets = await waitFor(
       async () => {
         const active = (await prometheus!.targets()).filter((t) => t.scrapePool === JOB)
-        return active.length === 2 && active.every((t) => t.health === 'up') ? active : false
+        return active.length === SERVICE_NAMES.length && active.every((t) => t.health === 'up') ? active : false
       },
-      { timeoutMs: 30_000, intervalMs: 250, message: `both ${JOB} targets up` },
+      { timeoutMs: 30_000, intervalMs: 250, message: `all ${JOB} targets up` },
     )
-    expect(targets.map((t) => t.labels.service).sort()).toEqual(['ingress', 'segment'])
+    expect(targets.map((t) => t.labels.service).sort()).toEqual(SERVICE_NAMES)
     for (const t of targets) expect(t.lastError, t.scrapeUrl).toBe('')
   })
 
@@ -156,9 +206,17 @@ describe('observability: deploy/ against a live Prometheus scraping the running 
       .filter((uid, i, all) => all.indexOf(uid) === i)
       .flatMap((uid) => {
         const json = JSON.parse(readFileSync(new URL(`${uid}.json`, DASHBOARD_JSON_DIR), 'utf8')) as {
+          templating: { list: { name: string; definition: string }[] }
           panels: { title: string; targets: { expr: string }[] }[]
         }
-        return json.panels.flatMap((p) => p.targets.map((t) => ({ where: `${uid} / ${p.title}`, expr: t.expr })))
+        const variables = json.templating.list.map((v) => {
+          const [, metric, label] = /^label_values\((\w+), (\w+)\)$/.exec(v.definition) ?? []
+          return { where: `${uid} / $${v.name}`, expr: `count by (${label}) (${metric})` }
+        })
+        return [
+          ...variables,
+          ...json.panels.flatMap((p) => p.targets.map((t) => ({ where: `${uid} / ${p.title}`, expr: t.expr }))),
+        ]
       })
     expect(fromJson).toEqual(dashboardQueries)
   })
@@ -173,6 +231,53 @@ describe('observability: deploy/ against a live Prometheus scraping the running 
       if (answer.status !== 'success') refused.push(`${q.where}: HTTP ${answer.httpStatus} ${answer.error}`)
     }
     expect(refused).toEqual([])
+  })
+
+  it('the panels the traffic feeds show data, and the per-service panels show every service', async () => {
+    const fed = [
+      'lookstream-ingress / Sends by outcome',
+      'lookstream-ingress / Rows/s by outcome',
+      'lookstream-ingress / Rejected rows by reason',
+      'lookstream-ingress / Produce latency p99',
+      'lookstream-ingress / Action Hub requests/s by status',
+      'lookstream-delivery / $destination',
+      'lookstream-delivery / Delivered/s',
+      'lookstream-delivery / Requests/s by status',
+      'lookstream-delivery / Request latency p99',
+      'lookstream-delivery / Items per request p50',
+      'lookstream-kafka / Consumer lag (canonical topics)',
+    ]
+    const series = async (where: string) => {
+      const queries = dashboardQueries.filter((q) => q.where === where)
+      expect(queries.length, where).toBeGreaterThan(0)
+      const answers = await Promise.all(queries.map((q) => prometheus!.query(forPrometheus(q.expr))))
+      return answers.map((a) => a.data?.result.map((r) => r.metric) ?? [])
+    }
+    const empty = await waitFor(
+      async () => {
+        const missing: string[] = []
+        for (const where of fed) if ((await series(where)).some((result) => result.length === 0)) missing.push(where)
+        return missing.length === 0 ? missing : false
+      },
+      { timeoutMs: 30_000, intervalMs: 500, message: 'every panel fed by the send to show data' },
+    )
+    expect(empty).toEqual([])
+
+    const destinations = services
+      .filter((s) => s.kind === 'destination')
+      .map((s) => s.name)
+      .sort()
+    const labelsOf = (results: Record<string, string>[][], label: string) =>
+      results.map((r) => [...new Set(r.map((m) => m[label]!))].sort())
+    expect(labelsOf(await series('lookstream-runtime / Targets up'), 'service')).toEqual([SERVICE_NAMES])
+    expect(labelsOf(await series('lookstream-runtime / Heap used against its cap'), 'service')).toEqual([
+      SERVICE_NAMES,
+      SERVICE_NAMES,
+    ])
+    expect(labelsOf(await series('lookstream-runtime / Event-loop lag p99'), 'service')).toEqual([SERVICE_NAMES])
+    expect(labelsOf(await series('lookstream-runtime / Redis available (destinations)'), 'destination')).toEqual([
+      destinations,
+    ])
   })
 
   it('every alert expression is accepted by /api/v1/query', async () => {
@@ -201,14 +306,14 @@ describe('observability: deploy/ against a live Prometheus scraping the running 
     const names = metricNames([...dashboardQueries, ...alertQueries])
     expect(names.size).toBeGreaterThan(0)
     // prom-client writes HELP and TYPE for a labelled counter before its first increment, and Prometheus keeps
-    // the metadata of every family in the last scrape: wait until both targets have been scraped.
+    // the metadata of every family in the last scrape: wait until every target has been scraped.
     const metadata = await waitFor(
       async () => {
         const all = await prometheus!.targetMetadata(`{job="${JOB}"}`)
-        const services = new Set(all.map((m: TargetMetadata) => m.target.service))
-        return services.has('ingress') && services.has('segment') ? all : false
+        const scraped = new Set(all.map((m: TargetMetadata) => m.target.service))
+        return SERVICE_NAMES.every((name) => scraped.has(name)) ? all : false
       },
-      { timeoutMs: 30_000, intervalMs: 250, message: 'metadata from both services' },
+      { timeoutMs: 30_000, intervalMs: 250, message: 'metadata from every service' },
     )
     const types = new Map(metadata.map((m) => [m.metric, m.type]))
     const missing = [...names]

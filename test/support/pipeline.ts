@@ -1,7 +1,10 @@
 import { createHmac, randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startSegmentSimulator, type SegmentSimulatorOptions, type Simulator } from '@lookstream/simulators'
 import {
+  createTestCertificates,
   loadLocalKafka,
   readTopicWithKcat,
   spawnService,
@@ -32,7 +35,16 @@ export interface PipelineOptions {
   simulator?: SegmentSimulatorOptions
   ingressEnv?: Record<string, string>
   logLevel?: string
+  /**
+   * Production-like transports: local-kafka with SASL_SSL (SCRAM-SHA-512) and redis-server with TLS and an ACL
+   * user; the services get the matching settings, with the passwords in mounted files.
+   */
+  secure?: boolean
 }
+
+/** Users of the secured pipeline (securityEnv holds the settings that use them). */
+export const SECURE_KAFKA_USER = 'lookstream-services'
+export const SECURE_REDIS_USER = 'lookstream-redis'
 
 export interface ExecuteOptions {
   look: StreamedLook | string
@@ -81,6 +93,8 @@ export interface Pipeline {
   stopSegments(): Promise<void>
   execute(options: ExecuteOptions): Promise<ExecuteResult>
   getSend(sendId: string): Promise<Record<string, unknown>>
+  /** The Kafka and Redis settings the services get (plain defaults unless the pipeline is secure). */
+  securityEnv: Record<string, string>
   /** Every record on a topic so far, read with kcat (librdkafka: a client independent of the services'). */
   readTopic(topic: string): Promise<TopicRecord[]>
   stop(): Promise<void>
@@ -101,9 +115,45 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   try {
     const loaded = await loadLocalKafka()
     if ('unavailable' in loaded) throw new Error(loaded.unavailable)
-    const kafka = await startLocalKafkaTracked(loaded.start, { inMemory: true, initialRebalanceDelayMs: 0 })
+    const certs = options.secure ? createTestCertificates() : undefined
+    if (certs) stops.push(() => Promise.resolve(certs.remove()))
+    const kafkaPassword = randomBytes(18).toString('base64url')
+    const redisPassword = randomBytes(18).toString('base64url')
+    const kafka = await startLocalKafkaTracked(loaded.start, {
+      inMemory: true,
+      initialRebalanceDelayMs: 0,
+      ...(certs
+        ? {
+            tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile },
+            sasl: { users: { [SECURE_KAFKA_USER]: kafkaPassword } },
+          }
+        : {}),
+    })
     stops.push(() => kafka.stop())
-    const redis = await startRedis()
+    const redisOptions = certs
+      ? {
+          tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile },
+          users: { [SECURE_REDIS_USER]: redisPassword },
+        }
+      : {}
+    const redis = await startRedis(redisOptions)
+    let securityEnv: Record<string, string> = {}
+    if (certs) {
+      const kafkaPasswordFile = join(certs.dir, 'kafka-password')
+      const redisPasswordFile = join(certs.dir, 'redis-password')
+      writeFileSync(kafkaPasswordFile, `${kafkaPassword}\n`, { mode: 0o600 })
+      writeFileSync(redisPasswordFile, `${redisPassword}\n`, { mode: 0o600 })
+      securityEnv = {
+        KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+        KAFKA_SSL_CA_FILE: certs.caFile,
+        KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+        KAFKA_SASL_USERNAME: SECURE_KAFKA_USER,
+        KAFKA_SASL_PASSWORD_FILE: kafkaPasswordFile,
+        REDIS_TLS_CA_FILE: certs.caFile,
+        REDIS_USERNAME: SECURE_REDIS_USER,
+        REDIS_PASSWORD_FILE: redisPasswordFile,
+      }
+    }
     let liveRedis = redis
     stops.push(() => liveRedis.stop())
     const simulator = await startSegmentSimulator({
@@ -127,6 +177,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
         ACTION_HUB_SECRET: secret,
         KAFKA_BROKERS: kafka.brokers,
         REDIS_URL: redis.url,
+        ...securityEnv,
         LOOKER_HOSTS: looker.origin,
         ...options.ingressEnv,
       },
@@ -143,6 +194,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       LOG_LEVEL: logLevel,
       KAFKA_BROKERS: kafka.brokers,
       REDIS_URL: redis.url,
+      ...securityEnv,
       SEGMENT_WRITE_KEY: WRITE_KEY,
       SEGMENT_API_URL: simulator.url,
       SEGMENT_RATE_LIMIT_RPS: '500',
@@ -167,13 +219,14 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       segments,
       token,
       segmentEnv,
+      securityEnv,
       async withRedisDown(whileDown) {
         const { port } = pipeline.redis
         await pipeline.redis.stop()
         try {
           await whileDown()
         } finally {
-          liveRedis = await startRedis({ port })
+          liveRedis = await startRedis({ port, ...redisOptions })
           pipeline.redis = liveRedis
         }
       },

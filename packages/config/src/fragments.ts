@@ -5,6 +5,11 @@ import { Type } from 'typebox'
 
 const HOST_PORT = '[^\\s,:]+:\\d{1,5}'
 
+export const KAFKA_SECURITY_PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'] as const
+export type KafkaSecurityProtocol = (typeof KAFKA_SECURITY_PROTOCOLS)[number]
+export const KAFKA_SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const
+export type KafkaSaslMechanism = (typeof KAFKA_SASL_MECHANISMS)[number]
+
 export const KafkaEnv = Type.Object({
   KAFKA_BROKERS: Type.String({
     default: '127.0.0.1:9092',
@@ -12,7 +17,32 @@ export const KafkaEnv = Type.Object({
     description: 'comma-separated host:port list',
   }),
   KAFKA_CLIENT_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  KAFKA_SECURITY_PROTOCOL: Type.Union(
+    KAFKA_SECURITY_PROTOCOLS.map((p) => Type.Literal(p)),
+    { default: 'PLAINTEXT', description: 'as Kafka names it: TLS with SSL, credentials with SASL_' },
+  ),
+  KAFKA_SSL_CA_FILE: Type.Optional(
+    Type.String({ minLength: 1, description: 'PEM file of the CA(s) that signed the brokers (default: system CAs)' }),
+  ),
+  KAFKA_SSL_CERT_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM client certificate (mutual TLS)' })),
+  KAFKA_SSL_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of that certificate' })),
+  KAFKA_SSL_SERVERNAME: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 253, description: 'TLS server name to check instead of the broker host' }),
+  ),
+  KAFKA_SASL_MECHANISM: Type.Optional(
+    Type.Union(
+      KAFKA_SASL_MECHANISMS.map((m) => Type.Literal(m)),
+      { description: 'required with SASL_SSL or SASL_PLAINTEXT' },
+    ),
+  ),
+  KAFKA_SASL_USERNAME: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  KAFKA_SASL_USERNAME_FILE: Type.Optional(Type.String({ minLength: 1, description: 'file holding the username' })),
+  KAFKA_SASL_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  KAFKA_SASL_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1, description: 'file holding the password' })),
 })
+
+export const REDIS_MODES = ['standalone', 'cluster', 'sentinel'] as const
+export type RedisMode = (typeof REDIS_MODES)[number]
 
 export const RedisEnv = Type.Object({
   REDIS_URL: Type.String({
@@ -20,6 +50,35 @@ export const RedisEnv = Type.Object({
     pattern: '^rediss?://',
     description: 'a redis:// or rediss:// URL',
   }),
+  REDIS_MODE: Type.Union(
+    REDIS_MODES.map((m) => Type.Literal(m)),
+    { default: 'standalone', description: 'standalone, cluster (Redis Cluster) or sentinel' },
+  ),
+  REDIS_CLUSTER_NODES: Type.Optional(
+    Type.String({
+      pattern: `^${HOST_PORT}(,${HOST_PORT})*$`,
+      description: 'cluster seed nodes, host:port list (default: the REDIS_URL host)',
+    }),
+  ),
+  REDIS_SENTINELS: Type.Optional(
+    Type.String({ pattern: `^${HOST_PORT}(,${HOST_PORT})*$`, description: 'sentinel host:port list' }),
+  ),
+  REDIS_SENTINEL_MASTER: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 200, description: 'monitored master name' }),
+  ),
+  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  REDIS_SENTINEL_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_USERNAME: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'ACL user' })),
+  REDIS_USERNAME_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  REDIS_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1, description: 'file holding the password' })),
+  REDIS_TLS_CA_FILE: Type.Optional(
+    Type.String({ minLength: 1, description: 'PEM CA for rediss:// (default: system CAs)' }),
+  ),
+  REDIS_TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM client certificate' })),
+  REDIS_TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1, description: 'PEM private key of that certificate' })),
+  REDIS_TLS_SERVERNAME: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
 })
 
 export const HttpEnv = Type.Object({

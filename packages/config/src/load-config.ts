@@ -3,6 +3,7 @@ import { Value } from 'typebox/value'
 import { ConfigError, type ConfigProblem } from './config-error.ts'
 import { describeSchema, type JsonSchema } from './describe-schema.ts'
 import { isSecretName } from './secret-name.ts'
+import { StartupError } from './startup-error.ts'
 
 export type Env = Readonly<Record<string, string | undefined>>
 
@@ -97,17 +98,40 @@ export interface ExitIo {
   exit(code: number): never
 }
 
+const PROCESS_IO: ExitIo = { stderr: process.stderr, exit: (code) => process.exit(code) }
+
 /** For a service's main.ts: load the config, or print every problem and exit 1 before anything connects. */
 export function loadConfigOrExit<T extends TObject>(
   schema: T,
   env: Env = process.env,
-  io: ExitIo = { stderr: process.stderr, exit: (code) => process.exit(code) },
+  io: ExitIo = PROCESS_IO,
 ): Static<T> {
+  return orExit(() => loadConfig(schema, env), io)
+}
+
+/**
+ * Runs a step that checks configuration (loadConfig, resolveKafkaSecurity, resolveRedisSettings): returns its
+ * result, or prints its ConfigError and exits 1. Any other error is thrown on.
+ */
+export function orExit<T>(step: () => T, io: ExitIo = PROCESS_IO): T {
   try {
-    return loadConfig(schema, env)
+    return step()
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    io.stderr.write(`${err.code}: ${err.message}\n`)
-    return io.exit(1)
+    return exitOn(err, io)
   }
+}
+
+/** As orExit, for a start-up step that connects (credentials, TLS, topics): a StartupError exits 1 with its line. */
+export async function orExitAsync<T>(step: Promise<T>, io: ExitIo = PROCESS_IO): Promise<T> {
+  try {
+    return await step
+  } catch (err) {
+    return exitOn(err, io)
+  }
+}
+
+function exitOn(err: unknown, io: ExitIo): never {
+  if (!(err instanceof ConfigError) && !(err instanceof StartupError)) throw err
+  io.stderr.write(`${err.code}: ${err.message}\n`)
+  return io.exit(1)
 }

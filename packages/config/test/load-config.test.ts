@@ -31,7 +31,9 @@ describe('loadConfig', () => {
     const config = loadConfig(Schema, valid)
     expect(config).toEqual({
       KAFKA_BROKERS: '127.0.0.1:9092',
+      KAFKA_SECURITY_PROTOCOL: 'PLAINTEXT',
       REDIS_URL: 'redis://127.0.0.1:6379',
+      REDIS_MODE: 'standalone',
       HOST: '127.0.0.1',
       PORT: 8080,
       SHUTDOWN_TIMEOUT_MS: 10_000,

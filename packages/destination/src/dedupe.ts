@@ -1,41 +1,286 @@
-import type { Redis } from 'ioredis'
+import { createHash } from 'node:crypto'
+import type { Cluster, Redis } from 'ioredis'
 
 export const DEFAULT_DEDUPE_TTL_SECONDS = 7 * 24 * 3600
 
+/** Buckets per window: an id is remembered for between one window and one window plus one bucket. */
+export const DEDUPE_BUCKETS_PER_WINDOW = 7
+
+/** A bucket length stored for a shorter window is kept until the window spans more buckets than this. */
+const MAX_BUCKETS_PER_WINDOW = 4 * DEDUPE_BUCKETS_PER_WINDOW
+
+/**
+ * Average ids per hash before the bucket grows by one hash (linear hashing). The fullest hashes then hold about
+ * twice this, which stays under Redis's default hash-max-listpack-entries (128) by more than 4 standard deviations.
+ */
+export const DEFAULT_DEDUPE_LOAD = 48
+
+/** How long after the first start of this layout keys of the previous layout are still read (see ADR). */
+export const DEFAULT_LEGACY_GRACE_SECONDS = 24 * 3600
+
+/** The previous layout: one key per (destination, messageId). Still read during the rollout window. */
 export function dedupeKey(destination: string, messageId: string): string {
   return `lookstream:dedupe:${destination}:${messageId}`
 }
 
+/** Per-destination settings of the layout: bucket length and when it was first used. No TTL. */
+export function dedupeMetaKey(destination: string): string {
+  return `lookstream:dedupe:{${destination}}`
+}
+
 /**
- * A key per (destination, messageId), written only after the destination accepted the message and
- * checked before sending, so replays, redeliveries after a crash and re-executed sends deliver nothing new.
+ * State of one time bucket (level, split pointer, count); its hashes are `<this key>:<address>`. The hash tag
+ * puts the state and every hash of the bucket on one cluster slot, so each script touches one slot only.
+ */
+export function dedupeBucketKey(destination: string, bucket: number): string {
+  return `lookstream:dedupe:{${destination}:${bucket}}`
+}
+
+// A canonical (lower-case) RFC 9562 UUID of version 4, 5 or 7: bytes 9 to 15 are random or hash output.
+const RANDOM_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[457][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+
+/** Longest messageId (UTF-8 bytes) kept verbatim: the field stays within hash-max-listpack-value (64). */
+const MAX_VERBATIM_BYTES = 59
+
+/**
+ * The hash field that stands for a messageId. Three disjoint forms, told apart by the first byte:
+ * - a canonical UUID v4/v5/v7 → its 16 bytes, the variant byte first (0x80–0xBF). Exact: the lower-case text form
+ *   and the 16 bytes map one to one.
+ * - any other id of at most 59 UTF-8 bytes → 0x00, 4 bytes of its SHA-256, the id itself. Exact (the id is kept).
+ * - a longer id → 0x01 and its whole SHA-256: two ids share a field only through a SHA-256 collision.
+ * Bytes 2–5 of every form are uniformly distributed; the linear-hashing address is taken from them.
+ */
+export function dedupeField(messageId: string): Buffer {
+  if (messageId.length === 36 && RANDOM_UUID.test(messageId)) {
+    const hex = messageId.slice(19, 23) + messageId.slice(24) + messageId.slice(0, 8) + messageId.slice(9, 13)
+    return Buffer.from(hex + messageId.slice(14, 18), 'hex')
+  }
+  const utf8 = Buffer.from(messageId, 'utf8')
+  const digest = createHash('sha256').update(utf8).digest()
+  if (utf8.length <= MAX_VERBATIM_BYTES) {
+    const field = Buffer.allocUnsafe(5 + utf8.length)
+    field[0] = 0x00
+    digest.copy(field, 1, 0, 4)
+    utf8.copy(field, 5)
+    return field
+  }
+  const field = Buffer.allocUnsafe(33)
+  field[0] = 0x01
+  digest.copy(field, 1)
+  return field
+}
+
+export interface DedupeOptions {
+  /** Average ids per hash before a bucket adds a hash. */
+  load?: number
+  /** Keys of the previous layout are read until this long after this layout was first used (per destination). */
+  legacyGraceSeconds?: number
+  /** The clock (epoch ms); tests and benchmarks only. */
+  now?: () => number
+}
+
+interface Layout {
+  bucketMs: number
+  /** Previous-layout keys are read while now is before this (epoch ms). */
+  legacyUntil: number
+}
+
+type RedisClient = Redis | Cluster
+
+/**
+ * Remembers which messageIds a destination accepted, for at least `ttlSeconds`: markDelivered only after the
+ * destination accepted them, wasDelivered before sending. Ids go into time buckets (a window is
+ * DEDUPE_BUCKETS_PER_WINDOW buckets); each bucket is a linear-hashing table of small Redis hashes whose fields are
+ * compact binary forms of the ids (dedupeField), stored as listpacks: ~22 bytes per id instead of ~100 for a key
+ * per id. A bucket's keys all expire one window after the bucket ends. docs/adr/0012-compact-dedupe.md.
  */
 export class Dedupe {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #destination: string
-  readonly #ttlSeconds: number
+  readonly #windowMs: number
+  readonly #load: number
+  readonly #legacyGraceMs: number
+  readonly #now: () => number
+  #layout: Promise<Layout> | undefined
 
-  constructor(redis: Redis, destination: string, ttlSeconds: number = DEFAULT_DEDUPE_TTL_SECONDS) {
+  constructor(
+    redis: RedisClient,
+    destination: string,
+    ttlSeconds: number = DEFAULT_DEDUPE_TTL_SECONDS,
+    options: DedupeOptions = {},
+  ) {
+    if (!(ttlSeconds > 0) || !Number.isFinite(ttlSeconds)) {
+      throw new RangeError(`dedupe ttlSeconds must be a positive number, got ${ttlSeconds}`)
+    }
+    const load = options.load ?? DEFAULT_DEDUPE_LOAD
+    if (!Number.isInteger(load) || load < 1 || load > 64) {
+      throw new RangeError(`dedupe load must be an integer from 1 to 64, got ${load}`)
+    }
     this.#redis = redis
     this.#destination = destination
-    this.#ttlSeconds = ttlSeconds
+    this.#windowMs = Math.ceil(ttlSeconds * 1000)
+    this.#load = load
+    this.#legacyGraceMs = (options.legacyGraceSeconds ?? DEFAULT_LEGACY_GRACE_SECONDS) * 1000
+    this.#now = options.now ?? Date.now
   }
 
-  /** For each id, whether it was already delivered (one round trip). */
+  /** For each id, whether it was already delivered (one script call per bucket of the window, sent together). */
   async wasDelivered(messageIds: readonly string[]): Promise<boolean[]> {
     if (messageIds.length === 0) return []
-    const values = await this.#redis.mget(messageIds.map((id) => dedupeKey(this.#destination, id)))
-    return values.map((value) => value !== null)
+    const now = this.#now()
+    const layout = await this.#getLayout(now)
+    const fields = messageIds.map(dedupeField)
+    const first = Math.floor((now - this.#windowMs) / layout.bucketMs)
+    // One bucket ahead of this clock: another replica whose clock runs ahead may already write there.
+    const last = Math.floor(now / layout.bucketMs) + 1
+    const lookups: Promise<unknown>[] = []
+    for (let bucket = first; bucket <= last; bucket++) {
+      lookups.push(this.#script(LOOKUP, dedupeBucketKey(this.#destination, bucket), fields))
+    }
+    const legacy = now < layout.legacyUntil ? this.#legacyLookup(messageIds) : undefined
+    const [found, legacyFound] = await Promise.all([Promise.all(lookups) as Promise<number[][]>, legacy])
+    const result = new Array<boolean>(messageIds.length).fill(false)
+    for (const positions of found) for (const index of positions) result[index - 1] = true
+    legacyFound?.forEach((hit, index) => hit && (result[index] = true))
+    return result
   }
 
-  async markDelivered(messageIds: readonly string[], deliveredAt: number = Date.now()): Promise<void> {
+  /** Remembers the ids (call only after the destination accepted them): one script call. */
+  async markDelivered(messageIds: readonly string[], deliveredAt: number = this.#now()): Promise<void> {
     if (messageIds.length === 0) return
-    // One script call per batch instead of a pipelined SET per message: ioredis builds a command object and
-    // a promise per pipelined command, which made the dedupe writes the segment service's largest cost.
+    const layout = await this.#getLayout(deliveredAt)
+    const bucket = Math.floor(deliveredAt / layout.bucketMs)
+    const expireAt = (bucket + 1) * layout.bucketMs + this.#windowMs
+    await this.#script(MARK, dedupeBucketKey(this.#destination, bucket), [
+      String(expireAt),
+      String(this.#load),
+      ...messageIds.map(dedupeField),
+    ])
+  }
+
+  async #legacyLookup(messageIds: readonly string[]): Promise<boolean[]> {
     const keys = messageIds.map((id) => dedupeKey(this.#destination, id))
-    await this.#redis.eval(MARK_DELIVERED, keys.length, ...keys, String(deliveredAt), String(this.#ttlSeconds))
+    // MGET needs its keys on one slot: a cluster gets one EXISTS per key (ioredis routes and pipelines them).
+    if (this.#redis.isCluster) return Promise.all(keys.map(async (key) => (await this.#redis.exists(key)) === 1))
+    return (await this.#redis.mget(keys)).map((value) => value !== null)
+  }
+
+  #getLayout(now: number): Promise<Layout> {
+    this.#layout ??= this.#script(LAYOUT, dedupeMetaKey(this.#destination), [
+      String(Math.ceil(this.#windowMs / DEDUPE_BUCKETS_PER_WINDOW)),
+      String(this.#windowMs),
+      String(now),
+    ]).then(
+      (reply) => {
+        const [bucketMs, since] = (reply as string[]).map(Number)
+        if (!(bucketMs! > 0) || !Number.isFinite(since)) {
+          throw new Error(`${dedupeMetaKey(this.#destination)} holds an invalid layout`)
+        }
+        return { bucketMs: bucketMs!, legacyUntil: since! + this.#windowMs + this.#legacyGraceMs }
+      },
+      (err: unknown) => {
+        this.#layout = undefined
+        throw err
+      },
+    )
+    return this.#layout
+  }
+
+  async #script(script: Script, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
+    try {
+      return await this.#redis.evalsha(script.sha, 1, key, ...args)
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
+      return this.#redis.eval(script.source, 1, key, ...args)
+    }
   }
 }
 
-const MARK_DELIVERED = `for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2]) end
-return #KEYS`
+interface Script {
+  source: string
+  sha: string
+}
+
+function script(source: string): Script {
+  return { source, sha: createHash('sha1').update(source).digest('hex') }
+}
+
+// Linear hashing (Litwin 1980): a bucket with level l and split pointer p has 2^l + p hashes; an id whose
+// 32-bit h (field bytes 2–5) gives a = h mod 2^l lives in hash a, or in hash h mod 2^(l+1) when a < p.
+const ADDRESS = `
+local function h(field)
+  local a, b, c, d = string.byte(field, 2, 5)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+local function address(x, level, split)
+  local a = x % 2 ^ level
+  if a < split then a = x % 2 ^ (level + 1) end
+  return a
+end
+`
+
+// ARGV: bucket length for this window, the window, now. The stored bucket length is kept while the window spans
+// 1 to MAX_BUCKETS_PER_WINDOW of it (a changed window keeps finding the ids already remembered); beyond that it is
+// replaced, and the buckets written with the old length expire on their own.
+const LAYOUT = script(`local stored = tonumber(redis.call('HGET', KEYS[1], 'bucket-ms'))
+local window = tonumber(ARGV[2])
+if not stored or stored <= 0 or stored > window or window / stored > ${MAX_BUCKETS_PER_WINDOW} then
+  redis.call('HSET', KEYS[1], 'bucket-ms', ARGV[1])
+end
+redis.call('HSETNX', KEYS[1], 'compact-since', ARGV[3])
+return redis.call('HMGET', KEYS[1], 'bucket-ms', 'compact-since')`)
+
+// Returns the 1-based positions of the fields found in this bucket.
+const LOOKUP = script(`${ADDRESS}
+local state = redis.call('HMGET', KEYS[1], 'l', 'p')
+local found = {}
+if not state[1] then return found end
+local level, split = tonumber(state[1]), tonumber(state[2])
+local prefix = KEYS[1] .. ':'
+for i = 1, #ARGV do
+  if redis.call('HEXISTS', prefix .. address(h(ARGV[i]), level, split), ARGV[i]) == 1 then found[#found + 1] = i end
+end
+return found`)
+
+// ARGV: expire-at (epoch ms), load, fields. Adds the fields, then splits hashes while the average load is exceeded.
+// Every key of the bucket gets the same PEXPIREAT, so the bucket disappears as a whole.
+const MARK = script(`${ADDRESS}
+local expireAt, load = ARGV[1], tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'l', 'p', 'n')
+local level, split, count = tonumber(state[1]) or 0, tonumber(state[2]) or 0, tonumber(state[3]) or 0
+local prefix = KEYS[1] .. ':'
+local touched = {}
+for i = 3, #ARGV do
+  local key = prefix .. address(h(ARGV[i]), level, split)
+  if redis.call('HSETNX', key, ARGV[i], '') == 1 then
+    count = count + 1
+    touched[key] = true
+  end
+end
+while count > load * (2 ^ level + split) do
+  local from = prefix .. split
+  local to = prefix .. (split + 2 ^ level)
+  local moving = {}
+  for _, field in ipairs(redis.call('HKEYS', from)) do
+    if h(field) % 2 ^ (level + 1) ~= split then moving[#moving + 1] = field end
+  end
+  if #moving > 0 then
+    local entries = {}
+    for _, field in ipairs(moving) do
+      entries[#entries + 1] = field
+      entries[#entries + 1] = ''
+    end
+    redis.call('HSET', to, unpack(entries))
+    redis.call('HDEL', from, unpack(moving))
+    touched[to] = true
+  end
+  split = split + 1
+  if split == 2 ^ level then
+    level = level + 1
+    split = 0
+  end
+end
+for key in pairs(touched) do redis.call('PEXPIREAT', key, expireAt) end
+redis.call('HSET', KEYS[1], 'l', level, 'p', split, 'n', count)
+redis.call('PEXPIREAT', KEYS[1], expireAt)
+return count`)

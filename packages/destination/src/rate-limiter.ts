@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '@lookstream/redis'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 // GCRA over Redis time, so every replica shares one schedule per (destination, connection). A grant may cost
@@ -73,13 +73,14 @@ type RateLimitCommand = (key: string, ...args: (string | number)[]) => Promise<[
 export class RateLimiter {
   readonly #run: RateLimitCommand
 
-  constructor(redis: Redis) {
+  constructor(redis: RedisClient) {
     // defineCommand runs EVALSHA and falls back to EVAL once per connection when the script is unknown.
     if (!('lookstreamRateLimit' in redis)) redis.defineCommand('lookstreamRateLimit', { numberOfKeys: 1, lua: SCRIPT })
     const command = (redis as unknown as { lookstreamRateLimit: RateLimitCommand }).lookstreamRateLimit
     this.#run = command.bind(redis)
   }
 
+  // One key per schedule, hash-tagged anyway so that a future second key of the same schedule shares its slot.
   static key(destination: string, connection: string): string {
     return `lookstream:ratelimit:{${destination}:${connection}}`
   }

@@ -1,4 +1,15 @@
-import { HttpEnv, KafkaEnv, LogEnv, RedisEnv, loadConfig, loadConfigOrExit, type Env } from '@lookstream/config'
+import {
+  HttpEnv,
+  KafkaEnv,
+  LogEnv,
+  RedisEnv,
+  loadConfig,
+  loadConfigOrExit,
+  orExit,
+  resolveKafkaSecurity,
+  resolveRedisSettings,
+  type Env,
+} from '@lookstream/config'
 import {
   HEADERS,
   MESSAGE_TOPICS,
@@ -8,6 +19,7 @@ import {
   type DestinationId,
 } from '@lookstream/events'
 import {
+  classifyKafkaStartError,
   createKafka,
   createProducer,
   ensureTopics,
@@ -17,9 +29,9 @@ import {
   type ConsumerRunner,
 } from '@lookstream/kafka'
 import { createLogger, createService, type ListenAddress, type Service } from '@lookstream/service'
-import { Redis } from 'ioredis'
+import { checkRedisAtStart, createRedis } from '@lookstream/redis'
+import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Type, type Static, type TObject } from 'typebox'
@@ -83,6 +95,10 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     options.env === undefined ? loadConfigOrExit(schema) : loadConfig(schema, options.env)
   const config = load(RuntimeConfig)
   const own = load(destination.config)
+  const kafkaSecurity =
+    options.env === undefined ? orExit(() => resolveKafkaSecurity(config)) : resolveKafkaSecurity(config)
+  const redisConnection =
+    options.env === undefined ? orExit(() => resolveRedisSettings(config)) : resolveRedisSettings(config)
   const name = destination.name as DestinationId
 
   const log = createLogger({ name: `lookstream-${name}`, level: config.LOG_LEVEL })
@@ -102,12 +118,14 @@ export async function runDestination<Config extends TObject, Conn extends Connec
 
   const service = createService({ name, config, logger: log })
   const metrics = createDestinationMetrics(service.registry)
-  const redis = new Redis(config.REDIS_URL, {
-    // Fail fast while disconnected: the gate below waits and retries, so nothing piles up in ioredis.
-    enableOfflineQueue: false,
+  // Fail fast while disconnected: the gate below waits and retries, so nothing piles up in ioredis.
+  const redis = createRedis(redisConnection, {
+    failFast: true,
     maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(100 * times, 1000),
+    connectionName: `lookstream-${name}`,
   })
+  // Cluster runs every command these use (each script and pipeline stays on one slot); their types name Redis.
+  const redisCommands = redis as Redis
   redis.on('error', () => {
     // Reported through the gate (one warning per outage), not once per reconnect attempt.
   })
@@ -123,9 +141,13 @@ export async function runDestination<Config extends TObject, Conn extends Connec
   })
 
   // Give the first connection a moment, so a normal start does not begin with an "unreachable" warning; a Redis
-  // that is really down is handled by the gate like any later outage.
-  if (redis.status !== 'ready') {
-    await Promise.race([once(redis, 'ready'), sleep(5000)]).catch(() => undefined)
+  // that is really down is handled by the gate like any later outage. Refused credentials or TLS end the start.
+  try {
+    await checkRedisAtStart(redis, redisConnection)
+  } catch (err) {
+    redis.disconnect()
+    await sender.close()
+    throw err
   }
 
   const controller = new AbortController()
@@ -133,6 +155,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     brokers: config.KAFKA_BROKERS,
     clientId: config.KAFKA_CLIENT_ID ?? `lookstream-${name}`,
     logger: log,
+    security: kafkaSecurity,
   })
   const retry = retryTopic(name)
   const dlq = dlqTopic(name)
@@ -148,7 +171,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     // Nothing may keep the process alive after a failed start: the caller reports and exits.
     redis.disconnect()
     await sender.close()
-    throw err
+    throw classifyKafkaStartError(err, kafkaSecurity) ?? err
   }
 
   const deliverer = new Deliverer<Conn, Item>(
@@ -156,7 +179,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
       destination,
       http: sender,
       rateLimiter: new RateLimiter(redis),
-      dedupe: new Dedupe(redis, name, config.DELIVERY_DEDUPE_TTL_SECONDS),
+      dedupe: new Dedupe(redisCommands, name, config.DELIVERY_DEDUPE_TTL_SECONDS),
       redis: gate,
       metrics,
       log,
@@ -176,9 +199,9 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     destination,
     connections,
     deliverer,
-    dedupe: new Dedupe(redis, name, config.DELIVERY_DEDUPE_TTL_SECONDS),
+    dedupe: new Dedupe(redisCommands, name, config.DELIVERY_DEDUPE_TTL_SECONDS),
     redis: gate,
-    redisClient: redis,
+    redisClient: redisCommands,
     metrics,
     log,
     events: new ThrottledLog(log),

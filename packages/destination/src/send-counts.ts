@@ -1,9 +1,8 @@
-import type { Redis } from 'ioredis'
+import { sendRecordKey } from '@lookstream/events'
+import type { RedisClient } from '@lookstream/redis'
 
 /** The ingress's send record (a Redis hash per send, read by GET /sends/:id). */
-export function sendRecordKey(sendId: string): string {
-  return `lookstream:send:${sendId}`
-}
+export { sendRecordKey }
 
 export interface SendCountDelta {
   delivered: number
@@ -22,8 +21,11 @@ if tonumber(ARGV[3]) > 0 then redis.call('HINCRBY', KEYS[1], 'dead_lettered', AR
 return 1
 `
 
-/** Adds this destination's counts to each send's record: one pipeline per processed Kafka batch. */
-export async function addSendCounts(redis: Redis, deltas: ReadonlyMap<string, SendCountDelta>): Promise<void> {
+/**
+ * Adds this destination's counts to each send's record: one pipeline per processed Kafka batch (every send key
+ * shares one Redis Cluster slot, so the pipeline also runs on a cluster).
+ */
+export async function addSendCounts(redis: RedisClient, deltas: ReadonlyMap<string, SendCountDelta>): Promise<void> {
   if (deltas.size === 0) return
   const pipeline = redis.pipeline()
   for (const [sendId, delta] of deltas) {

@@ -1,9 +1,14 @@
-import { startRedis } from '@lookstream/testing'
-import { Redis } from 'ioredis'
+import { messageIdHasher } from '@lookstream/events'
+import { startRedis, waitFor, type RedisProcess } from '@lookstream/testing'
+import { Cluster, Redis } from 'ioredis'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Dedupe, dedupeKey } from '../src/dedupe.ts'
+import { DEDUPE_BUCKETS_PER_WINDOW, Dedupe, dedupeField, dedupeKey, dedupeMetaKey } from '../src/dedupe.ts'
 
-let redis: Awaited<ReturnType<typeof startRedis>>
+let redis: RedisProcess
 let client: Redis
 
 beforeAll(async () => {
@@ -16,19 +21,273 @@ afterAll(async () => {
   await redis.stop()
 })
 
+const destination = () => `test-${randomUUID()}`
+
+async function keysOf(redisClient: Redis, dest: string): Promise<string[]> {
+  const keys: string[] = []
+  for await (const batch of redisClient.scanStream({ match: `lookstream:dedupe:{${dest}:*`, count: 1000 })) {
+    keys.push(...(batch as string[]))
+  }
+  return keys
+}
+
+describe('dedupeField', () => {
+  it('stores a canonical UUID v4/v5/v7 as its 16 bytes, variant byte first', () => {
+    const id = '6ba7b811-9dad-51d1-80b4-00c04fd430c8'
+    const field = dedupeField(id)
+    expect(field.toString('hex')).toBe('80b400c04fd430c86ba7b8119dad51d1')
+    expect(field[0]! & 0xc0).toBe(0x80)
+  })
+
+  it('keeps every other short id verbatim after a 0x00 tag and 4 hash bytes, a long one as 0x01 + SHA-256', () => {
+    const upper = '6BA7B811-9DAD-51D1-80B4-00C04FD430C8'
+    expect(dedupeField(upper)[0]).toBe(0x00)
+    expect(dedupeField(upper).subarray(5).toString('utf8')).toBe(upper)
+    // A version-1 UUID has a non-random tail, so it is not given the 16-byte form.
+    expect(dedupeField('6ba7b811-9dad-11d1-80b4-00c04fd430c8')[0]).toBe(0x00)
+    const long = 'x'.repeat(60)
+    expect(dedupeField(long)).toHaveLength(33)
+    expect(dedupeField(long)[0]).toBe(0x01)
+    expect(dedupeField('é'.repeat(29))).toHaveLength(5 + 58)
+    expect(dedupeField('é'.repeat(30))).toHaveLength(33)
+  })
+})
+
 describe('Dedupe', () => {
-  it('reports only the ids marked delivered, per destination, with a TTL', async () => {
-    const dedupe = new Dedupe(client, 'segment', 3600)
-    expect(await dedupe.wasDelivered(['a', 'b', 'c'])).toEqual([false, false, false])
-    await dedupe.markDelivered(['a', 'c'])
-    expect(await dedupe.wasDelivered(['a', 'b', 'c'])).toEqual([true, false, true])
-    expect(await new Dedupe(client, 'braze').wasDelivered(['a'])).toEqual([false])
-    const ttl = await client.ttl(dedupeKey('segment', 'a'))
-    expect(ttl).toBeGreaterThan(3500)
-    expect(ttl).toBeLessThanOrEqual(3600)
+  it('reports only the ids marked delivered, per destination', async () => {
+    const dest = destination()
+    const dedupe = new Dedupe(client, dest, 3600)
+    const [a, b, c] = [randomUUID(), 'order-17', 'y'.repeat(99)]
+    expect(await dedupe.wasDelivered([a, b, c])).toEqual([false, false, false])
+    await dedupe.markDelivered([a, c])
+    expect(await dedupe.wasDelivered([a, b, c])).toEqual([true, false, true])
+    await dedupe.markDelivered([b])
+    expect(await dedupe.wasDelivered([a, b, c])).toEqual([true, true, true])
+    expect(await new Dedupe(client, destination(), 3600).wasDelivered([a, b, c])).toEqual([false, false, false])
   })
 
   it('answers an empty list without a round trip', async () => {
-    expect(await new Dedupe(client, 'segment').wasDelivered([])).toEqual([])
+    const unreachable = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false })
+    expect(await new Dedupe(unreachable, 'segment').wasDelivered([])).toEqual([])
+    await new Dedupe(unreachable, 'segment').markDelivered([])
+    unreachable.disconnect()
+  })
+
+  it('is exact: ids that differ only in case, a trailing space or past the verbatim prefix stay distinct', async () => {
+    const dedupe = new Dedupe(client, destination(), 3600)
+    const uuid = randomUUID()
+    const longA = `${'p'.repeat(70)}a`
+    await dedupe.markDelivered([uuid, 'abc', longA])
+    expect(
+      await dedupe.wasDelivered([uuid, uuid.toUpperCase(), 'abc', 'abc ', 'ABC', longA, `${'p'.repeat(70)}b`]),
+    ).toEqual([true, false, true, false, false, true, false])
+  })
+
+  it('grows one small hash at a time: every id found, no unknown id found, every hash a listpack', async () => {
+    const dest = destination()
+    const dedupe = new Dedupe(client, dest, 3600, { load: 8 })
+    const hasher = messageIdHasher({ destination: dest, connection: 'default', sendKey: 'plan-1', ranAt: 'r' })
+    const ids = Array.from({ length: 6000 }, (_, i) => hasher(`user-${i}`, { i }, 0))
+    for (let i = 0; i < ids.length; i += 500) await dedupe.markDelivered(ids.slice(i, i + 500))
+    // Marking again adds nothing.
+    await dedupe.markDelivered(ids.slice(0, 500))
+
+    const found = await dedupe.wasDelivered(ids)
+    expect(found.every(Boolean)).toBe(true)
+    const unknown = Array.from({ length: 6000 }, (_, i) => hasher(`user-${i}`, { i }, 1))
+    expect((await dedupe.wasDelivered(unknown)).some(Boolean)).toBe(false)
+
+    const keys = await keysOf(client, dest)
+    const hashes = keys.filter((key) => /:\d+$/.test(key.slice(key.indexOf('}'))))
+    const state = keys.filter((key) => key.endsWith('}'))
+    expect(state).toHaveLength(1)
+    expect(Number(await client.hget(state[0]!, 'n'))).toBe(6000)
+    // Linear hashing keeps the average at the load: 6000 / 8 = 750 addresses (an address with no id has no key).
+    const [level, split] = (await client.hmget(state[0]!, 'l', 'p')).map(Number)
+    expect(2 ** level! + split!).toBe(750)
+    expect(hashes.length).toBeLessThanOrEqual(750)
+    expect(hashes.length).toBeGreaterThan(740)
+    let total = 0
+    for (const key of hashes) {
+      expect(await client.object('ENCODING', key)).toBe('listpack')
+      const length = await client.hlen(key)
+      expect(length).toBeLessThanOrEqual(128)
+      total += length
+    }
+    expect(total).toBe(6000)
+  })
+
+  it('remembers an id for the window and one bucket at most, whatever the clock says in between', async () => {
+    const windowMs = 7 * 24 * 3600 * 1000
+    const bucketMs = windowMs / DEDUPE_BUCKETS_PER_WINDOW
+    // Times near the real clock: the keys' PEXPIREAT must lie in the future.
+    let now = Math.floor(Date.now() / bucketMs) * bucketMs
+    const dedupe = new Dedupe(client, destination(), windowMs / 1000, { now: () => now })
+    const marked = now + bucketMs - 1 // the last millisecond of its bucket
+    now = marked
+    const id = randomUUID()
+    await dedupe.markDelivered([id])
+    for (const age of [0, 1, bucketMs, windowMs - 1]) {
+      now = marked + age
+      expect(await dedupe.wasDelivered([id]), `age ${age} ms`).toEqual([true])
+    }
+    now = marked + windowMs + 1
+    expect(await dedupe.wasDelivered([id])).toEqual([false])
+    // Marked by a replica whose clock runs a bucket ahead: still found here.
+    const ahead = randomUUID()
+    await dedupe.markDelivered([ahead], now + bucketMs)
+    expect(await dedupe.wasDelivered([ahead])).toEqual([true])
+  })
+
+  it('expires with a short TTL: remembered for at least the TTL, then every key of the bucket is gone', async () => {
+    const dest = destination()
+    const ttlSeconds = 1.5
+    const dedupe = new Dedupe(client, dest, ttlSeconds)
+    const ids = Array.from({ length: 300 }, () => randomUUID())
+    const markedAt = Date.now()
+    await dedupe.markDelivered(ids)
+    expect((await dedupe.wasDelivered(ids)).every(Boolean)).toBe(true)
+    const forgottenAt = await waitFor(
+      async () => ((await dedupe.wasDelivered(ids.slice(0, 1)))[0] === false ? Date.now() : false),
+      { timeoutMs: 10_000, intervalMs: 20, message: 'the id to be forgotten' },
+    )
+    expect(forgottenAt - markedAt).toBeGreaterThanOrEqual(ttlSeconds * 1000)
+    expect((await dedupe.wasDelivered(ids)).some(Boolean)).toBe(false)
+    // Nothing is left behind: the bucket's state and hashes expire together (Redis expires keys actively).
+    await waitFor(async () => (await keysOf(client, dest)).length === 0, {
+      timeoutMs: 15_000,
+      message: 'the bucket keys to expire',
+    })
+    expect(await client.exists(dedupeMetaKey(dest))).toBe(1)
+  }, 40_000)
+
+  it('still honours keys of the previous layout during the rollout window, and stops reading them after it', async () => {
+    const dest = destination()
+    const legacyId = randomUUID()
+    await client.set(dedupeKey(dest, legacyId), String(Date.now()), 'EX', 3600)
+    expect(await new Dedupe(client, dest, 3600).wasDelivered([legacyId, randomUUID()])).toEqual([true, false])
+
+    // The layout has been in use for longer than one window plus the grace: old keys would all have expired.
+    const since = Date.now() - 3600_000 - 61_000
+    const later = destination()
+    await client.hset(dedupeMetaKey(later), 'bucket-ms', String(Math.ceil(3600_000 / 7)), 'compact-since', since)
+    await client.set(dedupeKey(later, legacyId), '1', 'EX', 3600)
+    const afterGrace = new Dedupe(client, later, 3600, { legacyGraceSeconds: 60 })
+    expect(await afterGrace.wasDelivered([legacyId])).toEqual([false])
+  })
+
+  it('keeps the bucket length it was first given when the window changes', async () => {
+    const dest = destination()
+    const id = randomUUID()
+    await new Dedupe(client, dest, 3600).markDelivered([id])
+    expect(await new Dedupe(client, dest, 7200).wasDelivered([id])).toEqual([true])
+    expect(await client.hget(dedupeMetaKey(dest), 'bucket-ms')).toBe(String(Math.ceil(3600_000 / 7)))
+  })
+
+  it('takes a bucket length of its own when the window grew past 28 stored buckets', async () => {
+    const dest = destination()
+    await new Dedupe(client, dest, 60).markDelivered([randomUUID()])
+    expect(await client.hget(dedupeMetaKey(dest), 'bucket-ms')).toBe(String(Math.ceil(60_000 / 7)))
+    await new Dedupe(client, dest, 7 * 24 * 3600).wasDelivered([randomUUID()])
+    expect(await client.hget(dedupeMetaKey(dest), 'bucket-ms')).toBe(String(24 * 3600_000))
+  })
+
+  it('fails rather than answering "not delivered" when Redis does not answer', async () => {
+    const own = await startRedis()
+    const direct = new Redis(own.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false })
+    await waitFor(() => direct.status === 'ready', { message: 'the client to connect' })
+    const dedupe = new Dedupe(direct, destination(), 3600)
+    const id = randomUUID()
+    await dedupe.markDelivered([id])
+    await own.stop()
+    await waitFor(() => direct.status !== 'ready', { message: 'the client to notice' })
+    await expect(dedupe.wasDelivered([id])).rejects.toThrow()
+    await expect(dedupe.markDelivered([randomUUID()])).rejects.toThrow()
+    direct.disconnect()
+  })
+
+  it('refuses a bad TTL or load', () => {
+    expect(() => new Dedupe(client, 'segment', 0)).toThrow(/ttlSeconds must be a positive number/)
+    expect(() => new Dedupe(client, 'segment', 60, { load: 100 })).toThrow(/load must be an integer from 1 to 64/)
+  })
+})
+
+describe('Dedupe on a 3-master Redis Cluster', () => {
+  const nodes: RedisProcess[] = []
+  let dir: string
+  let cluster: Cluster
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'dedupe-cluster-'))
+    for (let i = 0; i < 3; i++) {
+      nodes.push(
+        await startRedis({
+          args: ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${i}.conf`)],
+        }),
+      )
+    }
+    const admins = nodes.map((node) => new Redis(node.url))
+    const ranges = [
+      [0, 5460],
+      [5461, 10922],
+      [10923, 16383],
+    ] as const
+    await Promise.all(admins.map((admin, i) => admin.call('CLUSTER', 'ADDSLOTSRANGE', ...ranges[i]!.map(String))))
+    for (const node of nodes.slice(1)) await admins[0]!.call('CLUSTER', 'MEET', '127.0.0.1', String(node.port))
+    await waitFor(
+      async () => {
+        const infos = await Promise.all(admins.map((admin) => admin.call('CLUSTER', 'INFO') as Promise<string>))
+        return infos.every((info) => info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:3'))
+      },
+      { timeoutMs: 20_000, message: 'the cluster to be ok' },
+    )
+    await Promise.all(admins.map((admin) => admin.quit()))
+    cluster = new Cluster(nodes.map((node) => ({ host: '127.0.0.1', port: node.port })))
+  }, 60_000)
+
+  afterAll(async () => {
+    await cluster?.quit()
+    for (const node of nodes) await node.stop()
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('marks and finds ids across a window whose buckets live on different masters', async () => {
+    const dest = destination()
+    const windowMs = 7 * 24 * 3600 * 1000
+    const start = Date.now() - windowMs
+    let now = start
+    const dedupe = new Dedupe(cluster, dest, windowMs / 1000, { now: () => now })
+    const marked: string[] = []
+    for (let day = 1; day <= 7; day++) {
+      now = start + day * 24 * 3600 * 1000 - 3600_000
+      const ids = Array.from({ length: 400 }, () => randomUUID())
+      marked.push(...ids)
+      await dedupe.markDelivered(ids)
+    }
+    const fresh = Array.from({ length: 400 }, () => randomUUID())
+    const answer = await dedupe.wasDelivered([...marked, ...fresh])
+    expect(answer.slice(0, marked.length).every(Boolean)).toBe(true)
+    expect(answer.slice(marked.length).some(Boolean)).toBe(false)
+
+    // The buckets are spread over the masters, each bucket's keys on one slot.
+    const holders = await Promise.all(
+      nodes.map(async (node) => {
+        const direct = new Redis(node.url)
+        try {
+          return (await keysOf(direct, dest)).length
+        } finally {
+          await direct.quit()
+        }
+      }),
+    )
+    expect(holders.filter((count) => count > 0).length).toBeGreaterThanOrEqual(2)
+  })
+
+  it('reads previous-layout keys one by one on a cluster (no cross-slot MGET)', async () => {
+    const dest = destination()
+    const ids = Array.from({ length: 50 }, () => randomUUID())
+    for (const id of ids.slice(0, 25)) await cluster.set(dedupeKey(dest, id), '1', 'EX', 3600)
+    const answer = await new Dedupe(cluster, dest, 3600).wasDelivered(ids)
+    expect(answer).toEqual(ids.map((_, i) => i < 25))
   })
 })

@@ -26,12 +26,12 @@ describe('addSendCounts', () => {
         ['s-2', { delivered: 1, failed: 0, deadLettered: 0 }],
       ]),
     )
-    expect(await client.hgetall('lookstream:send:s-1')).toEqual({
+    expect(await client.hgetall(sendRecordKey('s-1'))).toEqual({
       send_id: 's-1',
       delivered: '5',
       failed: '1',
       dead_lettered: '2',
     })
-    expect(await client.exists('lookstream:send:s-2')).toBe(0)
+    expect(await client.exists(sendRecordKey('s-2'))).toBe(0)
   })
 })

@@ -75,3 +75,4 @@ export {
   type RegistryEntry,
   type RegistryRedis,
 } from './registry.ts'
+export { SEND_INDEX_KEY, sendRecordKey } from './redis-keys.ts'

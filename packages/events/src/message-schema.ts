@@ -52,6 +52,8 @@ export const BrazeOptions = Type.Object(
     identifierKey: Type.Optional(Type.Union([Type.Literal('external_id'), Type.Literal('braze_id')])),
     exportLabel: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
     updateExistingOnly: Type.Optional(Type.Boolean()),
+    /** Null values: `skip` leaves the attribute as it is at Braze (default), `send` removes it there. */
+    nulls: Type.Optional(Type.Union([Type.Literal('skip'), Type.Literal('send')])),
   },
   { additionalProperties: false },
 )

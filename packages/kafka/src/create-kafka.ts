@@ -1,4 +1,6 @@
-import { Kafka } from 'kafkajs'
+import { type KafkaSecurity } from '@lookstream/config'
+import { Kafka, type KafkaConfig, type SASLOptions } from 'kafkajs'
+import { type ConnectionOptions } from 'node:tls'
 import { pino, type Logger } from 'pino'
 import { kafkaLogLevelFor, pinoLogCreator } from './kafka-log-creator.ts'
 
@@ -15,6 +17,29 @@ export interface CreateKafkaOptions {
   requestTimeoutMs?: number
   /** Retries of one request (kafkajs' exponential backoff); default 8, about 20 s in total. */
   retries?: number
+  /** TLS and SASL, from resolveKafkaSecurity(config); plaintext without credentials when absent. */
+  security?: KafkaSecurity
+}
+
+const SASL_MECHANISMS = { PLAIN: 'plain', 'SCRAM-SHA-256': 'scram-sha-256', 'SCRAM-SHA-512': 'scram-sha-512' } as const
+
+/** The kafkajs `ssl` and `sasl` settings for a resolved KafkaEnv security. */
+export function kafkaSecurityOptions(security: KafkaSecurity | undefined): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+  if (security === undefined) return {}
+  const options: Pick<KafkaConfig, 'ssl' | 'sasl'> = {}
+  if (security.tls !== null) {
+    const tls: ConnectionOptions = { rejectUnauthorized: true }
+    if (security.tls.ca !== undefined) tls.ca = [security.tls.ca]
+    if (security.tls.cert !== undefined) tls.cert = security.tls.cert
+    if (security.tls.key !== undefined) tls.key = security.tls.key
+    if (security.tls.servername !== undefined) tls.servername = security.tls.servername
+    options.ssl = tls
+  }
+  if (security.sasl !== null) {
+    const { mechanism, username, password } = security.sasl
+    options.sasl = { mechanism: SASL_MECHANISMS[mechanism], username, password } as SASLOptions
+  }
+  return options
 }
 
 export function parseBrokers(brokers: string | readonly string[]): string[] {
@@ -34,5 +59,6 @@ export function createKafka(options: CreateKafkaOptions): KafkaClient {
     retry: { initialRetryTime: 100, maxRetryTime: 5000, retries: options.retries ?? 5 },
     logLevel: kafkaLogLevelFor(logger),
     logCreator: pinoLogCreator(logger),
+    ...kafkaSecurityOptions(options.security),
   })
 }

@@ -7,7 +7,13 @@ export {
   type RunConsumerOptions,
   type TopicPartition,
 } from './consumer-runner.ts'
-export { createKafka, parseBrokers, type CreateKafkaOptions, type KafkaClient } from './create-kafka.ts'
+export {
+  createKafka,
+  kafkaSecurityOptions,
+  parseBrokers,
+  type CreateKafkaOptions,
+  type KafkaClient,
+} from './create-kafka.ts'
 export { ensureTopics, type TopicSpec } from './ensure-topics.ts'
 export { fromKafkaHeaders, toKafkaHeaders, type RecordHeaders } from './headers.ts'
 export { KafkaError, type KafkaErrorCode } from './kafka-error.ts'
@@ -23,3 +29,4 @@ export {
   type ProducerStats,
   type RecordAck,
 } from './producer.ts'
+export { classifyKafkaStartError } from './start-errors.ts'

@@ -1,6 +1,15 @@
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { Broker } from './broker/broker.ts'
+import { Broker, securityProtocol, type BrokerTlsOptions } from './broker/broker.ts'
 import { type LogLevel } from './broker/context.ts'
+import {
+  addUser,
+  isSaslMechanism,
+  parseUsers,
+  SASL_MECHANISMS,
+  type SaslMechanism,
+  type SaslUsersConfig,
+} from './broker/sasl/mechanisms.ts'
 import { GroupCoordinator } from './group/index.ts'
 import { createLogger } from './logger.ts'
 
@@ -19,6 +28,11 @@ const USAGE = `usage: local-kafka [--port N] [--data-dir DIR | --in-memory] [opt
   --initial-rebalance-delay-ms N   delay before the first rebalance of a new group (default 0)
   --fsync                          fsync the log before acknowledging a produce (machine-crash safety)
   --log-level L                    debug | info | warn | error | silent (default info)
+  --tls-cert FILE --tls-key FILE   serve TLS with this PEM certificate (chain) and key (SSL / SASL_SSL)
+  --tls-client-ca FILE             require client certificates signed by this PEM CA (mutual TLS)
+  --sasl-users-file FILE           require SASL; one name:password per line (# comments)
+  --sasl-user NAME:PASSWORD        require SASL; a user (repeatable; prefer the file: flags show in ps)
+  --sasl-mechanisms LIST           enabled mechanisms (default PLAIN,SCRAM-SHA-256,SCRAM-SHA-512)
   --exit-with-parent               stop when stdin closes (the spawning process died)`
 
 function int(name: string, value: string | undefined, fallback: number): number {
@@ -51,6 +65,12 @@ function parseCommandLine() {
         'exit-with-parent': { type: 'boolean', default: false },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', default: false },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-client-ca': { type: 'string' },
+        'sasl-users-file': { type: 'string' },
+        'sasl-user': { type: 'string', multiple: true },
+        'sasl-mechanisms': { type: 'string' },
       },
       strict: true,
     })
@@ -75,6 +95,59 @@ const log = createLogger(logLevel as LogLevel | 'silent')
 const dataDir = values['in-memory'] ? null : (values['data-dir'] ?? '.data/local-kafka')
 const initialRebalanceDelayMs = int('initial-rebalance-delay-ms', values['initial-rebalance-delay-ms'], 0)
 
+function usage(message: string): never {
+  console.error(`local-kafka: ${message}\n${USAGE}`)
+  process.exit(2)
+}
+
+function readOption(name: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (err) {
+    return usage(`--${name} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`)
+  }
+}
+
+function tlsOptions(): BrokerTlsOptions | undefined {
+  const cert = values['tls-cert']
+  const key = values['tls-key']
+  if (cert === undefined && key === undefined) {
+    if (values['tls-client-ca'] !== undefined) usage('--tls-client-ca needs --tls-cert and --tls-key')
+    return undefined
+  }
+  if (cert === undefined || key === undefined) usage('--tls-cert and --tls-key go together')
+  const tls: BrokerTlsOptions = { cert: readOption('tls-cert', cert), key: readOption('tls-key', key) }
+  const ca = values['tls-client-ca']
+  if (ca !== undefined) tls.clientCa = readOption('tls-client-ca', ca)
+  return tls
+}
+
+function saslOptions(): SaslUsersConfig | undefined {
+  const file = values['sasl-users-file']
+  const flags = values['sasl-user'] ?? []
+  if (file === undefined && flags.length === 0) {
+    if (values['sasl-mechanisms'] !== undefined) usage('--sasl-mechanisms needs --sasl-users-file or --sasl-user')
+    return undefined
+  }
+  let users: Map<string, string>
+  try {
+    users = file === undefined ? new Map<string, string>() : parseUsers(readOption('sasl-users-file', file), file)
+    flags.forEach((entry, i) => addUser(users, entry, `--sasl-user #${i + 1}`))
+  } catch (err) {
+    return usage((err as Error).message)
+  }
+  if (users.size === 0) usage('SASL is enabled but no user is given')
+  const names = (values['sasl-mechanisms'] ?? SASL_MECHANISMS.join(',')).split(',').map((m) => m.trim().toUpperCase())
+  const unknown = names.filter((m) => !isSaslMechanism(m))
+  if (unknown.length > 0 || names.length === 0) {
+    usage(`--sasl-mechanisms: unknown ${unknown.join(', ')} (use ${SASL_MECHANISMS.join(', ')})`)
+  }
+  return { mechanisms: [...new Set(names)] as SaslMechanism[], users }
+}
+
+const tls = tlsOptions()
+const sasl = saslOptions()
+
 const broker = new Broker({
   port: int('port', values.port, 9092),
   ...(values['advertised-port'] !== undefined
@@ -91,6 +164,8 @@ const broker = new Broker({
   fsync: values.fsync,
   log,
   groups: () => new GroupCoordinator({ initialRebalanceDelayMs, dataDir: dataDir ?? undefined, log }),
+  ...(tls !== undefined ? { tls } : {}),
+  ...(sasl !== undefined ? { sasl } : {}),
 })
 
 // Installed before the listening line is printed, so a supervisor that signals right after it is honoured.
@@ -124,4 +199,10 @@ try {
   process.exit(1)
 }
 console.log(`local-kafka listening on 127.0.0.1:${port}`)
-log('info', 'broker started', { port, dataDir, fsync: values.fsync })
+log('info', 'broker started', {
+  port,
+  dataDir,
+  fsync: values.fsync,
+  securityProtocol: securityProtocol({ tls, sasl }),
+  saslMechanisms: sasl?.mechanisms,
+})

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +24,10 @@ export interface StartLocalKafkaOptions {
   startTimeoutMs?: number
   // Where the broker's stderr (its JSON log) goes; default: kept in memory for error messages only.
   onStderr?: (chunk: string) => void
+  // Serve TLS with these PEM files; clientCaFile makes client certificates mandatory.
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string }
+  // Require SASL. Users given here are passed in a private temporary file, not on the command line.
+  sasl?: { users?: Record<string, string>; usersFile?: string; mechanisms?: readonly string[] }
 }
 
 export interface LocalKafka {
@@ -61,6 +65,23 @@ export async function startLocalKafka(opts: StartLocalKafkaOptions = {}): Promis
   if (opts.retentionCheckMs !== undefined) args.push('--retention-check-ms', String(opts.retentionCheckMs))
   if (opts.fsync) args.push('--fsync')
   if (opts.advertisedPort !== undefined) args.push('--advertised-port', String(opts.advertisedPort))
+  if (opts.tls !== undefined) {
+    args.push('--tls-cert', opts.tls.certFile, '--tls-key', opts.tls.keyFile)
+    if (opts.tls.clientCaFile !== undefined) args.push('--tls-client-ca', opts.tls.clientCaFile)
+  }
+  let usersDir: string | undefined
+  if (opts.sasl !== undefined) {
+    if (opts.sasl.usersFile !== undefined) args.push('--sasl-users-file', opts.sasl.usersFile)
+    if (opts.sasl.users !== undefined) {
+      if (opts.sasl.usersFile !== undefined) throw new Error('give sasl.users or sasl.usersFile, not both')
+      usersDir = mkdtempSync(join(tmpdir(), 'local-kafka-users-'))
+      const file = join(usersDir, 'users')
+      const lines = Object.entries(opts.sasl.users).map(([name, password]) => `${name}:${password}\n`)
+      writeFileSync(file, lines.join(''), { mode: 0o600 })
+      args.push('--sasl-users-file', file)
+    }
+    if (opts.sasl.mechanisms !== undefined) args.push('--sasl-mechanisms', opts.sasl.mechanisms.join(','))
+  }
   // The broker exits when this process dies (its stdin closes), even if stop() is never called.
   args.push('--exit-with-parent')
 
@@ -73,7 +94,13 @@ export async function startLocalKafka(opts: StartLocalKafkaOptions = {}): Promis
     stderr = (stderr + chunk).slice(-8192)
     opts.onStderr?.(chunk)
   })
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      // The broker has read its users file at start; it holds passwords, so it goes with the process.
+      if (usersDir !== undefined) rmSync(usersDir, { recursive: true, force: true })
+      resolve(code)
+    }),
+  )
 
   const port = await new Promise<number>((resolve, reject) => {
     let stdout = ''

@@ -37,7 +37,11 @@ function serializeReply(reply: { statusCode?: number }): Record<string, unknown>
 // request headers or config), so it is redacted like any other object.
 function serializeError(err: Error): Record<string, unknown> {
   // The serialized error has pino's own prototype: spread it into a plain object to redact it.
-  return redactDeep({ ...(stdSerializers.err(err) as unknown as Record<string, unknown>) })
+  const out = { ...(stdSerializers.err(err) as unknown as Record<string, unknown>) }
+  // ioredis attaches the failed command with its arguments: AUTH's are the credentials, a script's may be data.
+  const command = out.command as { name?: unknown } | undefined
+  if (command !== undefined) out.command = { name: typeof command?.name === 'string' ? command.name : REDACTED }
+  return redactDeep(out)
 }
 
 /**

@@ -1,10 +1,20 @@
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client'
+import { getHeapStatistics } from 'node:v8'
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
 /** One registry per service, never prom-client's global one, labelled with the service name. */
 export function createRegistry(service: string): Registry {
   const registry = new Registry()
   registry.setDefaultLabels({ service })
   collectDefaultMetrics({ register: registry })
+  // The V8 heap cap (--max-old-space-size, or V8's default for the machine): dashboards draw the heap against it.
+  new Gauge({
+    name: 'lookstream_heap_limit_bytes',
+    help: 'V8 heap size limit of this process (--max-old-space-size or the default)',
+    registers: [registry],
+    collect() {
+      this.set(getHeapStatistics().heap_size_limit)
+    },
+  })
   return registry
 }
 

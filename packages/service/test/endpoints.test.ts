@@ -75,6 +75,13 @@ describe('createService endpoints', () => {
     )
   })
 
+  it('GET /metrics reports the V8 heap cap the dashboards draw the heap against', async () => {
+    const { getHeapStatistics } = await import('node:v8')
+    const res = await build().app.inject({ method: 'GET', url: '/metrics' })
+    const cap = /^lookstream_heap_limit_bytes\{service="test-svc"\} (\d+)$/m.exec(res.body)?.[1]
+    expect(Number(cap)).toBe(getHeapStatistics().heap_size_limit)
+  })
+
   it('uses its own registry per service, never the global one', async () => {
     const { register } = await import('prom-client')
     const a = build({ name: 'svc-a' })

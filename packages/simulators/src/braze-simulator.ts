@@ -205,7 +205,8 @@ export async function startBrazeSimulator(options: BrazeSimulatorOptions = {}): 
       } else {
         profile.purchases++
       }
-      state.accept(record, arrayName, undefined, item)
+      // Keyed by the identifier (e.g. external_id:u1): Braze has no message id, the user is what an update names.
+      state.accept(record, arrayName, who, item)
     })
     return processed
   }

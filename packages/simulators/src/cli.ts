@@ -11,6 +11,7 @@ Starts the given simulators on 127.0.0.1 (port 0 picks a free port); with no --*
 Prints "<name> simulator listening on <url>" per simulator, then "simulators ready". Stops on SIGTERM/SIGINT.
 
 Options:
+  --host ADDRESS            address to listen on, default 127.0.0.1 (0.0.0.0 in a container)
   --segment-write-key KEY   (repeatable) default segment-write-key
   --braze-api-key KEY       (repeatable) default braze-api-key
   --heap-app-id ID          (repeatable) default 1234567890
@@ -31,6 +32,7 @@ function integer(name: string, value: string | undefined): number | undefined {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      host: { type: 'string' },
       'segment-port': { type: 'string' },
       'braze-port': { type: 'string' },
       'heap-port': { type: 'string' },
@@ -59,7 +61,10 @@ async function main(): Promise<void> {
     mparticle: integer('mparticle-port', values['mparticle-port']),
   }
   const all = Object.values(ports).every((port) => port === undefined)
+  const host = values.host
+  if (host !== undefined && !/^[\w.:-]+$/.test(host)) throw new Error('--host must be an IP address or host name')
   const common = {
+    ...(host === undefined ? {} : { host }),
     maxItems: integer('max-items', values['max-items']),
     maxRequests: integer('max-requests', values['max-requests']),
     faults: values['fault-seed'] === undefined ? {} : { seed: integer('fault-seed', values['fault-seed']) as number },

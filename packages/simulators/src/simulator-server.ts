@@ -146,7 +146,8 @@ function faultResponse(
   action: Extract<FaultAction, { type: 'status' }>,
   definition: SimulatorDefinition,
 ): SimulatorResponse {
-  const defaults = action.status === 429 ? (definition.rateLimitHeaders?.(1) ?? {}) : {}
+  // A fault that sets headers sets all of them: a 429 can then carry exactly one of an API's rate-limit headers.
+  const defaults = action.status === 429 && action.headers === undefined ? (definition.rateLimitHeaders?.(1) ?? {}) : {}
   return {
     status: action.status,
     headers: { ...defaults, ...action.headers },

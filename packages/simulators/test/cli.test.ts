@@ -54,6 +54,36 @@ describe('simulators CLI', () => {
     expect(alive(pid)).toBe(false)
   })
 
+  it('--host chooses the listen address (0.0.0.0 in a container) and refuses anything but an address or name', async () => {
+    const run = (...args: string[]) =>
+      spawn(process.execPath, ['--conditions=@lookstream/source', cli, '--segment-port', '0', ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    const child = run('--host', '0.0.0.0')
+    onTestFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    })
+    let url: string | undefined
+    for await (const line of createInterface({ input: child.stdout })) {
+      url ??= /^segment simulator listening on (http:\/\/\S+)$/.exec(line)?.[1]
+      if (line === 'simulators ready') break
+    }
+    expect(url).toMatch(/^http:\/\/0\.0\.0\.0:\d+$/)
+    const port = new URL(url!).port
+    const res = await call('GET', `http://127.0.0.1:${port}/metrics`)
+    expect(res.status).toBe(200)
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    expect(((await exited) as [number | null])[0]).toBe(0)
+
+    const bad = run('--host', 'a b;c')
+    let stderr = ''
+    bad.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const [code] = (await once(bad, 'exit')) as [number | null]
+    expect(code).toBe(1)
+    expect(stderr).toContain('--host must be an IP address or host name')
+  })
+
   it('spawnSimulators starts all four with the given credentials and stop() ends the process', async () => {
     const spawned = await spawnSimulators(['--braze-api-key', 'cli-key', '--no-rate-limits'])
     onTestFinished(() => spawned.stop())

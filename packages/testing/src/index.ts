@@ -10,6 +10,8 @@ export {
   type Source,
 } from './harness.ts'
 export { IMAGES } from './images.ts'
+// Generated per test run with openssl; local-kafka owns it because its own tests need it too.
+export { createTestCertificates, type TestCertificates } from '@lookstream/local-kafka'
 export {
   loadLocalKafka,
   startLocalKafkaTracked,
@@ -25,7 +27,13 @@ export {
   type ProcessExit,
 } from './managed-process.ts'
 export type {} from './provided-context.ts'
-export { startRedis, type RedisOptions, type RedisProcess } from './redis-process.ts'
+export {
+  startRedis,
+  startRedisCluster,
+  type RedisClusterProcess,
+  type RedisOptions,
+  type RedisProcess,
+} from './redis-process.ts'
 export { ensureBucket, s3Client, type S3Credentials } from './s3-client.ts'
 export { HARNESS_S3_CREDENTIALS } from './s3-credentials.ts'
 export { startS3, type S3Options, type S3Process } from './s3-process.ts'

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { trackPid } from './child-registry.ts'
 
-// The contract of @lookstream/local-kafka's startLocalKafka (see the team brief). It is loaded
+// The contract of @lookstream/local-kafka's startLocalKafka (docs/adr/0002-local-kafka-broker.md). It is loaded
 // dynamically so that the harness keeps working for everything else while the broker is absent.
 export interface LocalKafkaOptions {
   port?: number
@@ -11,6 +11,10 @@ export interface LocalKafkaOptions {
   initialRebalanceDelayMs?: number
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent'
   onStderr?: (chunk: string) => void
+  /** TLS listener with these PEM files (SSL, or SASL_SSL with sasl). */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string }
+  /** Require SASL with these users (name → password). */
+  sasl?: { users?: Record<string, string>; mechanisms?: readonly string[] }
 }
 
 export interface LocalKafka {

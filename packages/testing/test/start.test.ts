@@ -19,7 +19,8 @@ async function startPipeline(env: Record<string, string>): Promise<ManagedProces
     // Free ports for everything started, so the test never collides with a running `npm start`.
     env: { PATH: process.env.PATH, LOOKSTREAM_START_PORTS: 'ephemeral', LOCAL_KAFKA_DATA_DIR: dataDir, ...env },
     readyLine: /^lookstream ready: \d+ components running/,
-    readyTimeoutMs: 60_000,
+    // Every service is compiled first (as its `pnpm start` does) and then started: minutes on a busy machine.
+    readyTimeoutMs: 240_000,
   })
   onTestFinished(async () => {
     await proc.stop('SIGKILL', 1_000)
@@ -37,7 +38,7 @@ function componentPids(proc: ManagedProcess): Record<string, number> {
 }
 
 describe('npm start (scripts/start.ts)', () => {
-  it('starts local-kafka, redis-server, the Segment simulator, ingress and segment, prints their addresses, the Action Hub URL and token, and on SIGTERM stops them all and exits 0', async () => {
+  it('starts local-kafka, redis-server, the Segment, Braze and mParticle simulators, ingress, segment, braze and mparticle, prints their addresses, the Action Hub URL and token, and on SIGTERM stops them all and exits 0', async () => {
     const proc = await startPipeline({})
     const lines = proc.lines()
     expect(lines).toContainEqual(expect.stringMatching(/^kafka\s+127\.0\.0\.1:\d+\s+\(local-kafka, pid \d+, data in /))
@@ -45,7 +46,17 @@ describe('npm start (scripts/start.ts)', () => {
       expect.stringMatching(/^redis\s+redis:\/\/127\.0\.0\.1:\d+\s+\(redis-server, pid \d+, data in memory\)$/),
     )
     const pids = componentPids(proc)
-    expect(Object.keys(pids).sort()).toEqual(['ingress', 'kafka', 'redis', 'segment', 'segment-simulator'])
+    expect(Object.keys(pids).sort()).toEqual([
+      'braze',
+      'braze-simulator',
+      'ingress',
+      'kafka',
+      'mparticle',
+      'mparticle-simulator',
+      'redis',
+      'segment',
+      'segment-simulator',
+    ])
     for (const pid of Object.values(pids)) expect(isAlive(pid)).toBe(true)
     const ingress = /^ingress\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(lines.find((l) => l.startsWith('ingress')) ?? '')?.[1]
     expect(lines).toContain(`Action Hub URL:   ${ingress}`)
@@ -56,7 +67,7 @@ describe('npm start (scripts/start.ts)', () => {
     expect(await proc.exited, proc.lines().join('\n')).toEqual({ code: 0, signal: null })
     expect(proc.lines().at(-1)).toBe('lookstream stopped')
     for (const pid of Object.values(pids)) expect(isAlive(pid)).toBe(false)
-  })
+  }, 300_000)
 
   it('when a component dies, stops the others and exits 1 with the reason', async () => {
     const proc = await startPipeline({ LOOKSTREAM_COMPONENTS: 'kafka,redis' })
@@ -73,10 +84,28 @@ describe('npm start (scripts/start.ts)', () => {
     // redis-server never reads its stdin, so it cannot notice; it is stopped here by PID.
     onTestFinished(() => void (isAlive(pids.redis as number) && process.kill(pids.redis as number, 'SIGKILL')))
     proc.kill('SIGKILL')
-    for (const name of ['kafka', 'segment-simulator', 'ingress', 'segment']) {
-      await waitFor(() => !isAlive(pids[name] as number), { timeoutMs: 20_000, message: `${name} to stop` })
+    for (const [name, pid] of Object.entries(pids)) {
+      if (name === 'redis') continue
+      await waitFor(() => !isAlive(pid), { timeoutMs: 20_000, message: `${name} to stop` })
     }
-  })
+  }, 300_000)
+
+  it('with BRAZE_REST_ENDPOINT set, starts no Braze simulator and points the braze service at that endpoint', async () => {
+    // Nothing is sent (no Look runs), so the endpoint only has to pass the service's configuration checks.
+    const proc = await startPipeline({
+      LOOKSTREAM_COMPONENTS: 'kafka,redis,braze-simulator,braze',
+      BRAZE_REST_ENDPOINT: 'http://127.0.0.1:9',
+      BRAZE_API_KEY: 'operator-braze-key',
+      BRAZE_ALLOWED_HOSTS: '127.0.0.1:9',
+    })
+    expect(proc.lines()).toContainEqual(
+      expect.stringMatching(/^braze-simulator\s+skipped: BRAZE_REST_ENDPOINT is set: the braze service calls it$/),
+    )
+    expect(Object.keys(componentPids(proc)).sort()).toEqual(['braze', 'kafka', 'redis'])
+    expect(proc.lines().join('\n')).not.toContain('operator-braze-key')
+    proc.kill('SIGTERM')
+    expect(await proc.exited, proc.lines().join('\n')).toEqual({ code: 0, signal: null })
+  }, 300_000)
 
   it('uses KAFKA_BROKERS and REDIS_URL from the environment instead of starting its own', async () => {
     const brokers = inject('kafkaBrokers')

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { TOPICS, type RejectReason } from '@lookstream/events'
 import { createService, type Service } from '@lookstream/service'
@@ -9,8 +11,16 @@ import { actions, findAction } from './actions/index.ts'
 import { type Action } from './actions/action.ts'
 import { type IngressConfig } from './config.ts'
 import { unavailableReason, type DestinationDirectory } from './destinations/directory.ts'
+import {
+  AttachmentDecodeError,
+  attachmentSource,
+  ExecuteBodyError,
+  readExecuteBody,
+  type ExecuteBody,
+  type SpooledAttachment,
+} from './execute/execute-body.ts'
 import { parseExecuteRequest, type ExecuteRequest } from './execute/execute-request.ts'
-import { runSend, type MessageProducer, type SendCounts, type SendOutcome } from './execute/run-send.ts'
+import { runSend, SendFailure, type MessageProducer, type SendCounts, type SendOutcome } from './execute/run-send.ts'
 import { createIngressMetrics } from './ingress-metrics.ts'
 import { actionJson, formJson } from './looker/action-json.ts'
 import { parseLookerHosts } from './looker/looker-hosts.ts'
@@ -30,13 +40,28 @@ export interface IngressDeps {
 
 const FORBIDDEN = { success: false, error: "Invalid 'Authorization' header." }
 const FINISH_EVENT_TIMEOUT_MS = 10_000
+// A finished event Kafka did not acknowledge is retried in the background, backing off up to this.
+const FINISH_EVENT_MAX_BACKOFF_MS = 30_000
+// On shutdown, finished events still unacknowledged get this long for a last attempt.
+const FINISH_EVENT_SHUTDOWN_MS = 10_000
 const VERSION = '0.1.0'
 
-// Pushed data goes through the same streaming reader, in slices, like a download would.
-// eslint-disable-next-line @typescript-eslint/require-await -- the reader consumes async iterables
-async function* bufferSource(data: Buffer): AsyncGenerator<Uint8Array> {
-  const slice = 64 * 1024
-  for (let offset = 0; offset < data.length; offset += slice) yield data.subarray(offset, offset + slice)
+// Pushed data is read back from its spool file and decoded as it streams into the same reader a download uses.
+async function* pushedSource(
+  attachment: SpooledAttachment,
+  base64: boolean,
+  signal: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  try {
+    yield* attachmentSource(attachment, base64, signal)
+  } catch (err) {
+    if (err instanceof AttachmentDecodeError) throw new SendFailure(err.message)
+    throw err
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
 }
 
 function notFound(reply: FastifyReply, name: string) {
@@ -49,7 +74,10 @@ function lookerBody(outcome: { success: boolean; message: string } & Record<stri
 
 function describeOutcome(action: Action, connection: string, outcome: SendOutcome): string {
   const reasons = outcome.reasons.map((r) => `row ${r.row}: ${r.reason}`).join('; ')
-  const rows = `${outcome.accepted} of ${outcome.received} rows accepted (acknowledged by Kafka), ${outcome.rejected} rejected`
+  const unsent = outcome.received - outcome.accepted - outcome.rejected
+  const rows =
+    `${outcome.accepted} of ${outcome.received} rows accepted (acknowledged by Kafka), ${outcome.rejected} rejected` +
+    (unsent > 0 ? `, ${unsent} not acknowledged` : '')
   const where = `${action.label} (connection ${connection})`
   const head =
     outcome.failure === undefined
@@ -132,84 +160,146 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       return reply.send(formJson(action, view.known ? view.live.get(action.destination)?.connections : undefined))
     })
 
-    hub.post(
-      '/actions/:name/execute',
-      { schema: { params: ActionParams }, bodyLimit: config.MAX_BODY_BYTES },
-      async (request, reply) => {
-        const action = findAction(request.params.name)
-        if (!action) return notFound(reply, request.params.name)
-        const webhook = request.headers['x-looker-webhook-id']
-        const parsed = parseExecuteRequest(
-          action,
-          request.body,
-          typeof webhook === 'string' ? webhook : undefined,
-          lookerHosts,
-        )
-        if (!parsed.ok) {
-          metrics.sends.inc({ action: action.name, outcome: 'refused' })
-          return reply
-            .code(parsed.status)
-            .type('application/json')
-            .send(
-              lookerBody({
-                success: false,
-                message: parsed.message,
-                ...(parsed.validationErrors ? { validation_errors: parsed.validationErrors } : {}),
-              }),
+    // The execute route reads its body itself (execute-body.ts): a send slot is taken before a byte of the body is
+    // read, and pushed data is spooled to disk, never held whole.
+    void hub.register((scope, _opts, registered) => {
+      scope.removeAllContentTypeParsers()
+      scope.addContentTypeParser('*', (_request, payload, parsed) => parsed(null, payload))
+      const execute = scope.withTypeProvider<TypeBoxTypeProvider>()
+      execute.post(
+        '/actions/:name/execute',
+        {
+          schema: { params: ActionParams },
+          onRequest: async (request, reply) => {
+            const action = findAction(request.params.name)
+            if (!action) return notFound(reply, request.params.name)
+            const refuse = (status: number, message: string) => {
+              metrics.sends.inc({ action: action.name, outcome: 'refused' })
+              // The body is left unread: the connection closes after this answer.
+              return reply
+                .code(status)
+                .header('connection', 'close')
+                .type('application/json')
+                .send(lookerBody({ success: false, message }))
+            }
+            const length = Number(request.headers['content-length'])
+            if (length > config.MAX_BODY_BYTES) {
+              return refuse(413, `The request body is over the ${config.MAX_BODY_BYTES}-byte limit (MAX_BODY_BYTES).`)
+            }
+            if (active >= config.MAX_CONCURRENT_SENDS) {
+              void reply.header('retry-after', '30')
+              return refuse(503, `lookstream is already running ${active} sends (MAX_CONCURRENT_SENDS); retry later.`)
+            }
+            active++
+            metrics.sendsInProgress.inc()
+            let released = false
+            reply.raw.once('close', () => {
+              if (released) return
+              released = true
+              active--
+              metrics.sendsInProgress.dec()
+            })
+          },
+        },
+        async (request, reply) => {
+          const action = findAction(request.params.name)!
+          // The deadline covers reading the body too: a trickling upload holds a slot like a trickling download.
+          const deadline = AbortSignal.timeout(config.SEND_DEADLINE_MS)
+          let body: ExecuteBody
+          try {
+            body = await readExecuteBody(request.body as AsyncIterable<Uint8Array>, {
+              maxBodyBytes: config.MAX_BODY_BYTES,
+              maxEnvelopeBytes: config.MAX_ENVELOPE_BYTES,
+              spoolDir: config.SPOOL_DIR ?? tmpdir(),
+              deadline: { signal: deadline, ms: config.SEND_DEADLINE_MS },
+            })
+          } catch (err) {
+            metrics.sends.inc({ action: action.name, outcome: 'refused' })
+            if (!(err instanceof ExecuteBodyError)) {
+              log.warn({ err, action: action.name }, 'the execute body could not be read')
+              return reply
+                .code(400)
+                .header('connection', 'close')
+                .send({ success: false, error: errorText(err) })
+            }
+            return reply
+              .code(err.status)
+              .header('connection', 'close')
+              .type('application/json')
+              .send(lookerBody({ success: false, message: err.message }))
+          }
+          try {
+            const webhook = request.headers['x-looker-webhook-id']
+            const parsed = parseExecuteRequest(
+              action,
+              body.envelope,
+              typeof webhook === 'string' ? webhook : undefined,
+              lookerHosts,
+              body.attachment,
             )
-        }
-        // Nothing is produced for a destination nobody consumes: Looker is told why instead of "success".
-        const unavailable = unavailableReason(
-          await deps.destinations.view(),
-          action.destination,
-          action.label,
-          parsed.request.connection,
-        )
-        if (unavailable !== undefined) {
-          metrics.sends.inc({ action: action.name, outcome: 'refused' })
-          return reply
-            .code(503)
-            .type('application/json')
-            .send(lookerBody({ success: false, message: `Nothing was sent: ${unavailable}.` }))
-        }
-        if (active >= config.MAX_CONCURRENT_SENDS) {
-          metrics.sends.inc({ action: action.name, outcome: 'refused' })
-          return reply
-            .code(503)
-            .header('retry-after', '30')
-            .type('application/json')
-            .send(
-              lookerBody({
-                success: false,
-                message: `lookstream is already running ${active} sends (MAX_CONCURRENT_SENDS); retry later.`,
-              }),
+            if (!parsed.ok) {
+              metrics.sends.inc({ action: action.name, outcome: 'refused' })
+              return await reply
+                .code(parsed.status)
+                .type('application/json')
+                .send(
+                  lookerBody({
+                    success: false,
+                    message: parsed.message,
+                    ...(parsed.validationErrors ? { validation_errors: parsed.validationErrors } : {}),
+                  }),
+                )
+            }
+            // Nothing is produced for a destination nobody consumes: Looker is told why instead of "success".
+            const unavailable = unavailableReason(
+              await deps.destinations.view(),
+              action.destination,
+              action.label,
+              parsed.request.connection,
             )
-        }
-        active++
-        metrics.sendsInProgress.inc()
-        try {
-          await streamExecute(action, parsed.request, reply)
-        } finally {
-          active--
-          metrics.sendsInProgress.dec()
-        }
-      },
-    )
+            if (unavailable !== undefined) {
+              metrics.sends.inc({ action: action.name, outcome: 'refused' })
+              return await reply
+                .code(503)
+                .type('application/json')
+                .send(lookerBody({ success: false, message: `Nothing was sent: ${unavailable}.` }))
+            }
+            await streamExecute(action, parsed.request, reply, deadline)
+          } finally {
+            await body.cleanup()
+          }
+        },
+      )
+      registered()
+    })
 
     const ListQuery = Type.Object({
       limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
       before: Type.Optional(Type.Integer({ minimum: 0 })),
     })
-    hub.get('/sends', { schema: { querystring: ListQuery } }, async (request) => {
+    const storeUnavailable = (reply: FastifyReply, err: unknown) => {
+      log.warn({ err }, 'the send store (Redis) did not answer')
+      return reply.code(503).send({ success: false, error: `The send store (Redis) did not answer: ${errorText(err)}` })
+    }
+    hub.get('/sends', { schema: { querystring: ListQuery } }, async (request, reply) => {
       const { limit, before } = request.query
-      return deps.sends.list(before === undefined ? { limit } : { limit, before })
+      try {
+        return await deps.sends.list(before === undefined ? { limit } : { limit, before })
+      } catch (err) {
+        return storeUnavailable(reply, err)
+      }
     })
 
     hub.get(
       '/sends/:id',
       { schema: { params: Type.Object({ id: Type.String({ maxLength: 128 }) }) } },
       async (request, reply) => {
-        const record = await deps.sends.get(request.params.id)
+        let record: Awaited<ReturnType<SendStore['get']>>
+        try {
+          record = await deps.sends.get(request.params.id)
+        } catch (err) {
+          return storeUnavailable(reply, err)
+        }
         if (!record) return reply.code(404).send({ success: false, error: `No send with id ${request.params.id}.` })
         return record
       },
@@ -234,13 +324,16 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     return reply.code(status).send({ success: false, error: status >= 500 ? 'Internal server error.' : err.message })
   })
 
-  async function openSource(request: ExecuteRequest): Promise<AsyncIterable<Uint8Array>> {
-    if (request.source.kind === 'attachment') return bufferSource(request.source.data)
+  async function openSource(request: ExecuteRequest, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+    if (request.source.kind === 'attachment') {
+      return pushedSource(request.source.attachment, request.source.base64, signal)
+    }
     const response = await httpRequest(request.source.url, {
       method: 'GET',
       headersTimeout: config.STREAM_TIMEOUT_MS,
       bodyTimeout: config.STREAM_TIMEOUT_MS,
       headers: { accept: 'application/json' },
+      signal,
     })
     if (response.statusCode !== 200) {
       await response.body.dump()
@@ -261,7 +354,42 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     await (timeoutMs === undefined ? sent : withTimeout(sent, timeoutMs))
   }
 
-  async function streamExecute(action: Action, request: ExecuteRequest, reply: FastifyReply): Promise<void> {
+  // Finished events that Kafka has not acknowledged yet, retried in the background until it does.
+  const undelivered = new Set<Promise<void>>()
+  let closing = false
+  const closed = new AbortController()
+
+  async function deliverFinished(event: { sendId: string } & Record<string, unknown>, sendLog: typeof log) {
+    let backoff = 1000
+    for (let attempt = 2; ; attempt++) {
+      await sleep(backoff, undefined, { signal: closed.signal }).catch(() => {})
+      try {
+        await announce(event, closing ? FINISH_EVENT_SHUTDOWN_MS : FINISH_EVENT_TIMEOUT_MS)
+        sendLog.info({ attempt }, 'announced the send result on Kafka')
+        return
+      } catch (err) {
+        if (closing) {
+          sendLog.error({ err, attempt }, 'shutting down without announcing the send result on Kafka')
+          return
+        }
+        sendLog.warn({ err, attempt }, 'could not announce the send result on Kafka; retrying')
+        backoff = Math.min(backoff * 2, FINISH_EVENT_MAX_BACKOFF_MS)
+      }
+    }
+  }
+
+  app.addHook('onClose', async () => {
+    closing = true
+    closed.abort()
+    await Promise.all(undelivered)
+  })
+
+  async function streamExecute(
+    action: Action,
+    request: ExecuteRequest,
+    reply: FastifyReply,
+    deadline: AbortSignal,
+  ): Promise<void> {
     const sendId = randomUUID()
     const receivedAt = new Date()
     const sendLog = log.child({ sendId, action: action.name, connection: request.connection })
@@ -292,6 +420,8 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       startedAt: receivedAt.toISOString(),
     }
     let outcome: SendOutcome
+    // Redis failures do not stop a send (its rows go to Kafka all the same); Looker is told the record is incomplete.
+    let recordFailure: string | undefined
     try {
       await deps.sends
         .start({
@@ -304,7 +434,10 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
           scheduledPlanId: request.scheduledPlanId,
           webhookId: request.webhookId,
         })
-        .catch((err: unknown) => sendLog.error({ err }, 'could not record the send start in Redis'))
+        .catch((err: unknown) => {
+          recordFailure = errorText(err)
+          sendLog.error({ err }, 'could not record the send start in Redis')
+        })
       sendLog.info({ source: request.source.kind }, 'send started')
       let startFailure: string | undefined
       try {
@@ -331,10 +464,15 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                 sendKey: request.sendKey,
                 ranAtFallback: request.webhookId,
                 receivedAt,
-                openSource: () => openSource(request),
+                openSource: () => openSource(request, deadline),
                 maxRowBytes: config.MAX_ROW_BYTES,
                 maxTrackedDistinctRows: config.MAX_TRACKED_DISTINCT_ROWS,
                 maxFieldBytes: config.MAX_FIELD_BYTES,
+                maxFields: config.MAX_FIELDS,
+                maxDepth: config.MAX_VALUE_DEPTH,
+                maxResultBytes: config.MAX_RESULT_BYTES,
+                deadline: { signal: deadline, ms: config.SEND_DEADLINE_MS },
+                onInternalError: (err, where) => sendLog.error({ err, where }, 'mapping failed (internal error)'),
                 onProgress: (counts: SendCounts, reasons: readonly RejectReason[]) => {
                   deps.sends
                     .progress(sendId, { ...counts, rejectReasons: reasons })
@@ -358,7 +496,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     }
     const finishedAt = new Date()
     const succeeded = outcome.success && outcome.rejected === 0
-    const message = describeOutcome(action, request.connection, outcome)
+    let message = describeOutcome(action, request.connection, outcome)
     const status = outcome.success ? 'succeeded' : 'failed'
     metrics.sends.inc({
       action: action.name,
@@ -366,27 +504,37 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     })
     await deps.sends
       .finish(sendId, { ...outcome, rejectReasons: outcome.reasons, status, message, finishedAt })
-      .catch((err: unknown) => sendLog.error({ err }, 'could not record the send result in Redis'))
-    await announce(
-      {
-        ...eventBase,
-        phase: 'finished',
-        at: finishedAt.toISOString(),
-        status,
-        counts: {
-          received: outcome.received,
-          accepted: outcome.accepted,
-          rejected: outcome.rejected,
-          produced: outcome.accepted,
-        },
-        ...(outcome.ranAt ? { ranAt: outcome.ranAt.slice(0, 64) } : {}),
-        finishedAt: finishedAt.toISOString(),
-        durationMs: finishedAt.getTime() - receivedAt.getTime(),
-        rejectReasons: outcome.reasons,
-        ...(outcome.failure ? { error: outcome.failure.slice(0, 2048) } : {}),
+      .catch((err: unknown) => {
+        recordFailure ??= errorText(err)
+        sendLog.error({ err }, 'could not record the send result in Redis')
+      })
+    if (recordFailure !== undefined) {
+      message += ` The send's record in Redis (GET /sends/${sendId}) is incomplete: ${recordFailure.replace(/\.$/, '')}.`
+    }
+    const finishedEvent = {
+      ...eventBase,
+      phase: 'finished',
+      at: finishedAt.toISOString(),
+      status,
+      counts: {
+        received: outcome.received,
+        accepted: outcome.accepted,
+        rejected: outcome.rejected,
+        produced: outcome.accepted,
       },
-      FINISH_EVENT_TIMEOUT_MS,
-    ).catch((err: unknown) => sendLog.warn({ err }, 'could not announce the send result on Kafka'))
+      ...(outcome.ranAt ? { ranAt: outcome.ranAt.slice(0, 64) } : {}),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: finishedAt.getTime() - receivedAt.getTime(),
+      rejectReasons: outcome.reasons,
+      ...(outcome.failure ? { error: outcome.failure.slice(0, 2048) } : {}),
+    }
+    // Every started send gets its finished event: when Kafka does not take it now, it is retried until it does.
+    await announce(finishedEvent, FINISH_EVENT_TIMEOUT_MS).catch((err: unknown) => {
+      sendLog.warn({ err }, 'could not announce the send result on Kafka; retrying in the background')
+      const delivery = deliverFinished(finishedEvent, sendLog)
+      undelivered.add(delivery)
+      void delivery.finally(() => undelivered.delete(delivery))
+    })
     sendLog.info(
       {
         status,

@@ -17,8 +17,31 @@ export const IngressConfig = Type.Object({
   ),
   LOOKER_HOSTS: Type.String({ minLength: 1, description: 'comma-separated origins allowed in download_url' }),
   MAX_BODY_BYTES: Type.Integer({ default: 64 * MiB, minimum: 1024, description: 'largest execute body (pushed data)' }),
+  MAX_ENVELOPE_BYTES: Type.Integer({
+    default: 4 * MiB,
+    minimum: 1024,
+    description: 'largest execute body without its attachment.data (pushed data is spooled to SPOOL_DIR)',
+  }),
+  SPOOL_DIR: Type.Optional(Type.String({ minLength: 1, description: 'where pushed attachments are spooled' })),
+  MAX_RESULT_BYTES: Type.Integer({
+    default: 4 * 1024 * MiB,
+    minimum: 1024,
+    description: 'largest Looker result read per send (download_url body or decoded attachment)',
+  }),
+  SEND_DEADLINE_MS: Type.Integer({
+    default: 15 * 60_000,
+    minimum: 1000,
+    description: 'longest a send may read its result; then it stops and finishes with what it read',
+  }),
   MAX_ROW_BYTES: Type.Integer({ default: 256 * 1024, minimum: 64 }),
   MAX_FIELD_BYTES: Type.Integer({ default: 32 * 1024, minimum: 16 }),
+  MAX_FIELDS: Type.Integer({ default: 10_000, minimum: 1, description: 'most fields a Looker result may list' }),
+  MAX_VALUE_DEPTH: Type.Integer({
+    default: 64,
+    minimum: 3,
+    description: 'deepest nesting of a row (row object, cell, pivot, value)',
+  }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 10, description: 'timeout of every Redis command' }),
   MAX_TRACKED_DISTINCT_ROWS: Type.Integer({
     default: 250_000,
     minimum: 1,

@@ -1,13 +1,15 @@
-import { loadConfigOrExit } from '@lookstream/config'
+import { loadConfigOrExit, orExit, orExitAsync, resolveKafkaSecurity, resolveRedisSettings } from '@lookstream/config'
 import { TOPICS } from '@lookstream/events'
-import { createKafka, createProducer, ensureTopics } from '@lookstream/kafka'
+import { classifyKafkaStartError, createKafka, createProducer, ensureTopics } from '@lookstream/kafka'
 import { createLogger } from '@lookstream/service'
-import { Redis } from 'ioredis'
+import { checkRedisAtStart, createRedis } from '@lookstream/redis'
 import { buildApp } from './app.ts'
 import { IngressConfig } from './config.ts'
 import { createDestinationDirectory } from './destinations/directory.ts'
 import { parseLookerHosts } from './looker/looker-hosts.ts'
+import { ingressReadiness } from './readiness.ts'
 import { createSendStore } from './sends/send-store.ts'
+import type { Redis } from 'ioredis'
 
 // Composition root: config → clients → app → listen. Clients close in onClose, after in-flight sends.
 const config = loadConfigOrExit(IngressConfig)
@@ -17,23 +19,41 @@ try {
   process.stderr.write(`LS_CONFIG_INVALID: ${(err as Error).message}\n`)
   process.exit(1)
 }
+const kafkaSecurity = orExit(() => resolveKafkaSecurity(config))
+const redisConnection = orExit(() => resolveRedisSettings(config))
 const logger = createLogger({ name: 'ingress', level: config.LOG_LEVEL })
 const kafka = createKafka({
   brokers: config.KAFKA_BROKERS,
   clientId: config.KAFKA_CLIENT_ID ?? 'lookstream-ingress',
   logger,
+  security: kafkaSecurity,
 })
-await ensureTopics(
-  kafka,
-  [TOPICS.identify, TOPICS.track, TOPICS.group, TOPICS.sends].map((topic) => ({ topic, numPartitions: 6 })),
+// Refused credentials or an untrusted certificate end the start with one line naming the setting.
+const kafkaStartError = (err: unknown) => {
+  throw classifyKafkaStartError(err, kafkaSecurity) ?? err
+}
+await orExitAsync(
+  ensureTopics(
+    kafka,
+    [TOPICS.identify, TOPICS.track, TOPICS.group, TOPICS.sends].map((topic) => ({ topic, numPartitions: 6 })),
+  ).catch(kafkaStartError),
 )
 const producer = await createProducer(kafka, {
   maxInFlightMessages: config.PRODUCER_MAX_IN_FLIGHT_MESSAGES,
   maxInFlightBytes: config.PRODUCER_MAX_IN_FLIGHT_BYTES,
   maxBatchMessages: config.PRODUCER_MAX_BATCH_MESSAGES,
 })
-const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2, lazyConnect: false })
+// Every command is bounded: with Redis stopped, a send still runs (and says its record is incomplete) and
+// GET /sends answers 503 within REDIS_COMMAND_TIMEOUT_MS instead of hanging for the outage.
+const redis = createRedis(redisConnection, {
+  maxRetriesPerRequest: 2,
+  connectionName: 'lookstream-ingress',
+  commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+})
 redis.on('error', (err: unknown) => logger.warn({ err }, 'redis error'))
+// An unreachable Redis only fails the send-status calls (readiness reports it); refused credentials stop here.
+await orExitAsync(checkRedisAtStart(redis, redisConnection))
+const readiness = ingressReadiness(redis as Redis, kafka)
 
 const service = buildApp(config, {
   producer,
@@ -43,9 +63,10 @@ const service = buildApp(config, {
     timeoutMs: config.DESTINATION_REGISTRY_TIMEOUT_MS,
   }),
   logger,
-  readiness: { redis: async () => (await redis.ping()) === 'PONG' },
+  readiness: readiness.checks,
 })
 service.app.addHook('onClose', async () => {
+  await readiness.close()
   await producer.close()
   await redis.quit()
 })

@@ -174,7 +174,7 @@ describe('segment actions', () => {
 
   it('rejects an identity that is an object', () => {
     const [result] = mapAll('segment_identify', fields, [{ ...row, 'acct.uid': cell({ a: 1 }) }])
-    expect(result).toEqual({ ok: false, reason: 'user_id field acct.uid holds a object' })
+    expect(result).toEqual({ ok: false, reason: 'user_id field acct.uid holds an object' })
   })
 })
 
@@ -210,6 +210,7 @@ describe('braze', () => {
               identifierKey: 'braze_id',
               exportLabel: 'SPRING',
               updateExistingOnly: true,
+              nulls: 'skip',
             },
           },
         },
@@ -224,6 +225,48 @@ describe('braze', () => {
       ok: false,
       reason: 'Query requires a field tagged braze_id.',
     })
+  })
+
+  it('carries the form choices: create users, and send nulls so Braze removes the attribute', () => {
+    const choices = context({
+      braze_key: 'external_id',
+      braze_segment: 'SPRING',
+      braze_update_existing_only: 'no',
+      braze_null_values: 'send',
+    })
+    const [result] = mapAll(
+      'braze',
+      fields,
+      [{ 'c.ext': cell('e-1'), 'c.first': cell(null), 'c.tier': cell(2) }],
+      choices,
+    )
+    expect(result).toMatchObject({
+      ok: true,
+      messages: [
+        {
+          traits: { first_name: null, 'Loyalty Tier': 2 },
+          integrations: { Braze: { identifierKey: 'external_id', updateExistingOnly: false, nulls: 'send' } },
+        },
+      ],
+    })
+    expect(action('braze').validateForm!({ braze_key: 'external_id', braze_null_values: 'drop' })).toEqual({
+      braze_null_values: 'Empty Values must be skip or send.',
+    })
+    expect(action('braze').validateForm!({ braze_key: 'external_id', braze_update_existing_only: 'maybe' })).toEqual({
+      braze_update_existing_only: 'Update Existing Users Only must be yes or no.',
+    })
+    expect(action('braze').validateForm!({ braze_key: 'external_id', braze_segment: 'x'.repeat(256) })).toEqual({
+      braze_segment: 'Export Label must be at most 255 characters (a Braze array value).',
+    })
+  })
+
+  it('refuses a pivoted query with the reason, and a pivoted cell row by row', () => {
+    const pivoted = action('braze').prepare({ ...fields, pivots: [{ name: 'o.month' }] }, ctx)
+    expect(pivoted.ok).toBe(false)
+    expect(!pivoted.ok && pivoted.reason).toMatch(/^Braze does not support pivoted queries: /)
+    const [row] = mapAll('braze', fields, [{ 'c.ext': cell('b-1'), 'c.tier': { '2026-01': cell(1) } }], ctx)
+    expect(row?.ok).toBe(false)
+    expect(row !== undefined && !row.ok && row.reason).toMatch(/^field c.tier is pivoted: Braze does not support/)
   })
 })
 

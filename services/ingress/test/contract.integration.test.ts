@@ -156,6 +156,8 @@ describe('action list, definitions and forms', () => {
           ],
         }),
         expect.objectContaining({ name: 'braze_segment', default: 'LOOKER_EXPORT' }),
+        expect.objectContaining({ name: 'braze_update_existing_only', type: 'select', default: 'yes' }),
+        expect.objectContaining({ name: 'braze_null_values', type: 'select', default: 'skip' }),
       ],
     })
     const track = await post(`${ingress.url}/actions/segment_track/form`, {})
@@ -222,15 +224,15 @@ describe('execute validation and limits', () => {
       { 'u.id': { value: 'b' }, 'u.note': { value: 'x'.repeat(600) } },
       { 'u.id': { value: 'c' }, 'u.note': { value: 'y'.repeat(150) } },
     ]
-    const answer = await post(
-      `${ingress.url}/actions/segment_identify/execute`,
-      pushed(renderLook({ ...look, rows }, 'json_detail_lite_stream')),
-    )
+    const text = renderLook({ ...look, rows }, 'json_detail_lite_stream')
+    const answer = await post(`${ingress.url}/actions/segment_identify/execute`, pushed(text))
+    const row2At = Buffer.byteLength(text.slice(0, text.indexOf('{"u.id":{"value":"b"}')))
+    expect(row2At).toBeGreaterThan(0)
     expect(answer.json.looker).toMatchObject({
       success: false,
       rows: { received: 3, accepted: 1, rejected: 2 },
       rejected_rows: [
-        { row: 2, reason: 'row is over the 400-byte row limit' },
+        { row: 2, reason: `row is over the 400-byte row limit (the row starts at byte ${row2At})` },
         { row: 3, reason: 'field u.note is 150 bytes, over the 100-byte field limit' },
       ],
     })

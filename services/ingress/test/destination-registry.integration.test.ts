@@ -1,4 +1,4 @@
-import { RegistryHeartbeat } from '@lookstream/events'
+import { RegistryHeartbeat, SEND_INDEX_KEY } from '@lookstream/events'
 import { startRedis, waitFor, type RedisProcess } from '@lookstream/testing'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -93,7 +93,7 @@ describe('the destination registry at the ingress', () => {
         'Nothing was sent: no Braze delivery service is running in lookstream (destination "braze" is not registered), so nothing would deliver this send; ask your lookstream operator to start it.',
     })
     // Refused before the send started: no send record, so nothing was produced for it.
-    expect(await redis.zcard('lookstream:sends')).toBe(0)
+    expect(await redis.zcard(SEND_INDEX_KEY)).toBe(0)
   })
 
   it('offers a destination once registered, with its connections as the form select, and refuses another connection', async () => {

@@ -1,4 +1,4 @@
-import { decodeSendEvent, HEADERS, TOPICS } from '@lookstream/events'
+import { decodeSendEvent, HEADERS, sendRecordKey, TOPICS } from '@lookstream/events'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { findAction } from '../src/actions/index.ts'
 import { createTopics, post, startIngress, TOKEN, SECRET, type Ingress } from './support/ingress-harness.ts'
@@ -240,7 +240,7 @@ describe('sends that fail say so precisely and claim nothing unproduced', () => 
       })
       return { status: response.statusCode, json: (await response.body.json()) as Record<string, unknown> }
     }
-    await ingress.redis.hincrby(`lookstream:send:${sendId}`, 'delivered', 2)
+    await ingress.redis.hincrby(sendRecordKey(sendId), 'delivered', 2)
     const one = await fetchJson(`/sends/${sendId}`)
     expect(one.status).toBe(200)
     expect(one.json).toMatchObject({

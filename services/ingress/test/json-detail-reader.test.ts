@@ -138,14 +138,18 @@ describe('readJsonDetail', () => {
 
   it('rejects a non-JSON body such as an HTML error page', async () => {
     await expect(readAll(chunked('<html><body>Not found</body></html>', []))).rejects.toThrow(
-      'Looker result is not a JSON object (it starts with "<html><body>Not found</body></html>").',
+      "Looker result is not a JSON object: the document must start with '{' (byte 0 is not; a CSV, HTML or other body?).",
     )
     await expect(readAll(chunked('', []))).rejects.toThrow('the result body was empty')
     await expect(readAll(chunked('[1,2]', []))).rejects.toBeInstanceOf(JsonDetailError)
   })
 
-  it('rejects a malformed row and garbage after the document', async () => {
-    await expect(readAll(chunked(`{"fields":{},"data":[{"a":}]}`, []))).rejects.toThrow(/not valid JSON in row 1/)
+  it('rejects a malformed row on its own and fails on garbage after the document', async () => {
+    expect(await readAll(chunked(`{"fields":{},"data":[{"a":},{"a":1}]}`, []))).toEqual([
+      { kind: 'header', fields: {}, ranAt: undefined },
+      { kind: 'rejected', row: 1, reason: 'row is not valid JSON (the row starts at byte 21)' },
+      { kind: 'row', row: 2, value: { a: 1 } },
+    ])
     await expect(readAll(chunked(`{"fields":{},"data":[]} x`, []))).rejects.toThrow(/expected the end of the document/)
   })
 
@@ -165,7 +169,11 @@ describe('readJsonDetail', () => {
       ['rejected', 2],
       ['row', 3],
     ])
-    expect(items[2]).toEqual({ kind: 'rejected', row: 2, reason: 'row is over the 300-byte row limit' })
+    expect(items[2]).toEqual({
+      kind: 'rejected',
+      row: 2,
+      reason: `row is over the 300-byte row limit (the row starts at byte ${Buffer.byteLength(doc.slice(0, doc.indexOf(JSON.stringify(big))))})`,
+    })
   })
 
   it('does not hold an oversized row in memory', () => {
@@ -175,7 +183,7 @@ describe('readJsonDetail', () => {
     const items = scanner.push(Buffer.from(`"}]}`))
     expect(items).toEqual([
       { kind: 'header', fields: {}, ranAt: undefined },
-      { kind: 'rejected', row: 1, reason: 'row is over the 1000-byte row limit' },
+      { kind: 'rejected', row: 1, reason: 'row is over the 1000-byte row limit (the row starts at byte 21)' },
     ])
     expect(scanner.end()).toEqual([])
     expect(scanner.bytesRead).toBeGreaterThan(10_000_000)
@@ -202,5 +210,37 @@ describe('readJsonDetail', () => {
     ])
     expect(pulled).toBe(2)
     await reader.return()
+  })
+
+  it('fails a fields list over MAX_FIELDS while it streams, before gathering the rest of it', () => {
+    const scanner = new JsonDetailScanner({ maxRowBytes: 1000, maxFields: 100 })
+    scanner.push(Buffer.from('{"fields":{"dimensions":['))
+    let pushed = 0
+    while (scanner.error === undefined && pushed < 1000) {
+      scanner.push(Buffer.from(`${pushed === 0 ? '' : ','}{"name":"f${pushed}","tags":[]}`))
+      pushed++
+    }
+    expect(pushed).toBe(101)
+    expect(scanner.error?.message).toBe(
+      "Looker result's fields lists more than 100 fields, over the 100-field limit (MAX_FIELDS).",
+    )
+  })
+
+  it('counts the fields of every group and names schema problems precisely', async () => {
+    const doc = (fields: unknown) => `{"fields":${JSON.stringify(fields)},"data":[]}`
+    await expect(
+      readAll(chunked(doc({ dimensions: [{ name: 'a' }], measures: [{ name: 'b' }] }), [])),
+    ).resolves.toEqual([
+      { kind: 'header', fields: { dimensions: [{ name: 'a' }], measures: [{ name: 'b' }] }, ranAt: undefined },
+    ])
+    await expect(readAll(chunked(doc({ dimensions: [{ name: 'a', label: 3 }] }), []))).rejects.toThrow(
+      "Looker result's fields.dimensions[0].label (field a) is a number; it must be a string.",
+    )
+    await expect(readAll(chunked(doc({ pivots: 'x' }), []))).rejects.toThrow(
+      "Looker result's fields.pivots is a string; it must be an array.",
+    )
+    await expect(readAll(chunked('{"ran_at":5,"fields":{},"data":[]}', []))).rejects.toThrow(
+      'Looker result\'s root "ran_at" is not a string (it is a number).',
+    )
   })
 })

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HEADERS, TOPICS } from '@lookstream/events'
 import { type LocalKafka } from '@lookstream/local-kafka'
+import { waitFor } from '@lookstream/testing'
+import { request } from 'undici'
 import { afterAll, beforeAll, expect, inject, it } from 'vitest'
 import { createTopics, post, startIngress, startKafka, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
@@ -105,6 +107,14 @@ it(
         message: expect.stringContaining('Kafka did not acknowledge the send announcement') as unknown,
         rows: { received: 0, accepted: 0, rejected: 0 },
       })
+      const downSendId = (down.json.looker as { send_id: string }).send_id
+
+      // Readiness covers Kafka: with the broker down, /readyz fails on it.
+      const ready = await request(`${ingress.url}/readyz`)
+      const report = (await ready.body.json()) as { checks: Record<string, { status: string }> }
+      expect(ready.statusCode).toBe(503)
+      expect(report.checks.kafka?.status).toBe('fail')
+      expect(report.checks.redis?.status).toBe('ok')
 
       // Bring the broker back on its data and count what it really holds for this send.
       kafka = await startKafka(dataDir, port)
@@ -116,6 +126,35 @@ it(
         held.map((r) => (JSON.parse(r.value) as { context: { lookstream: { row: number } } }).context.lookstream.row),
       )
       for (let n = 1; n <= looker.rows.accepted; n++) expect(rows.has(n), `row ${n} on Kafka`).toBe(true)
+
+      // Both sends get their finished event once Kafka is back (retried in the background), and /readyz recovers.
+      const brokers = kafka.brokers
+      const phasesOf = async (sendId: string) =>
+        (await readTopic(brokers, TOPICS.sends))
+          .filter((record) => record.key === sendId)
+          .map((record) => (JSON.parse(record.value) as { phase: string; status: string }).phase)
+      await waitFor(async () => (await phasesOf(looker.send_id)).includes('finished'), {
+        timeoutMs: 90_000,
+        intervalMs: 500,
+        message: 'the finished event of the send Kafka failed in',
+      })
+      await waitFor(async () => (await phasesOf(downSendId)).includes('finished'), {
+        timeoutMs: 90_000,
+        intervalMs: 500,
+        message: 'the finished event of the send started while Kafka was down',
+      })
+      expect(await phasesOf(looker.send_id)).toEqual(['started', 'finished'])
+      await waitFor(
+        async () => {
+          const response = await request(`${ingress.url}/readyz`)
+          await response.body.dump()
+          return response.statusCode === 200
+        },
+        {
+          timeoutMs: 30_000,
+          message: '/readyz to recover',
+        },
+      )
     } finally {
       resume()
     }

@@ -1,4 +1,14 @@
-import { HttpEnv, KafkaEnv, LogEnv, RedisEnv, loadConfig, loadConfigOrExit } from '@lookstream/config'
+import {
+  HttpEnv,
+  KafkaEnv,
+  LogEnv,
+  RedisEnv,
+  loadConfig,
+  loadConfigOrExit,
+  orExit,
+  resolveKafkaSecurity,
+  resolveRedisSettings,
+} from '@lookstream/config'
 import { HEADERS, MESSAGE_TOPICS, RegistryHeartbeat, TOPICS, dlqTopic, type DestinationId } from '@lookstream/events'
 import {
   createKafka,
@@ -10,7 +20,8 @@ import {
   type ConsumerRunner,
 } from '@lookstream/kafka'
 import { createLogger, createService } from '@lookstream/service'
-import { Redis } from 'ioredis'
+import { createRedis } from '@lookstream/redis'
+import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { hostname } from 'node:os'
@@ -79,7 +90,15 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     options.env === undefined ? loadConfigOrExit(schema) : loadConfig(schema, options.env)
   const config = load(FileRuntimeConfig)
   const own = load(destination.config)
+  const kafkaSecurity =
+    options.env === undefined ? orExit(() => resolveKafkaSecurity(config)) : resolveKafkaSecurity(config)
+  const redisConnection =
+    options.env === undefined ? orExit(() => resolveRedisSettings(config)) : resolveRedisSettings(config)
   const name = destination.name as DestinationId
+  if (redisConnection.mode === 'cluster') {
+    // Its scripts touch the per-send keys, the open-send set and the ingress's send record in one call.
+    throw new Error(`${name}: the file runtime needs REDIS_MODE standalone or sentinel; cluster is not supported`)
+  }
 
   const log = createLogger({ name: `lookstream-${name}`, level: config.LOG_LEVEL })
   const connections = destination.connections(own)
@@ -91,11 +110,13 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   const metrics = createDestinationMetrics(service.registry)
   const fileMetrics = createFileMetrics(service.registry)
   const labels = { destination: name }
-  const redis = new Redis(config.REDIS_URL, {
-    enableOfflineQueue: false,
+  const redisClient = createRedis(redisConnection, {
+    failFast: true,
     maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(100 * times, 1000),
+    connectionName: `lookstream-${name}`,
   })
+  // Standalone or sentinel (cluster is refused above): a plain ioredis client.
+  const redis = redisClient as Redis
   redis.on('error', () => {
     // Reported by the readiness check and the retried operations' warnings, not once per reconnect attempt.
   })
@@ -117,6 +138,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     brokers: config.KAFKA_BROKERS,
     clientId: config.KAFKA_CLIENT_ID ?? `lookstream-${name}`,
     logger: log,
+    security: kafkaSecurity,
   })
   const dlq = dlqTopic(name)
   const topics = [...MESSAGE_TOPICS, TOPICS.sends]

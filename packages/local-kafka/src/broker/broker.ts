@@ -1,10 +1,20 @@
-import { createServer, type Server } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { TopicStore } from '../storage/topic-store.ts'
 import { Connection } from './connection.ts'
 import { type BrokerConfig, type BrokerContext, type LogFn } from './context.ts'
 import { type GroupApi } from './group-api.ts'
 import { handlerTable } from './handlers/index.ts'
+import { SaslAuthority, type SaslUsersConfig } from './sasl/mechanisms.ts'
+
+export interface BrokerTlsOptions {
+  /** PEM server certificate (chain) and its private key. */
+  cert: string | Buffer
+  key: string | Buffer
+  /** PEM CA: when given, clients must present a certificate it signed (mutual TLS). */
+  clientCa?: string | Buffer
+}
 
 export interface BrokerOptions {
   port: number
@@ -24,6 +34,15 @@ export interface BrokerOptions {
   log: LogFn
   // Builds the group coordinator; absent: group APIs answer COORDINATOR_NOT_AVAILABLE.
   groups?: () => GroupApi
+  // The listener speaks TLS (SSL, or SASL_SSL with sasl).
+  tls?: BrokerTlsOptions
+  // Clients must authenticate (SASL_PLAINTEXT, or SASL_SSL with tls).
+  sasl?: SaslUsersConfig
+}
+
+/** The listener's protocol as Kafka names it. */
+export function securityProtocol(opts: Pick<BrokerOptions, 'tls' | 'sasl'>): string {
+  return `${opts.sasl ? 'SASL_' : ''}${opts.tls ? 'SSL' : 'PLAINTEXT'}`
 }
 
 const HOST = '127.0.0.1'
@@ -71,13 +90,30 @@ export class Broker {
       store: this.store,
       log: this.opts.log,
       nextProducerId: () => this.producerId++,
+      sasl: this.opts.sasl ? new SaslAuthority(this.opts.sasl) : null,
     }
     const handlers = handlerTable(this.groups)
     const maxRequestBytes = this.opts.maxRequestBytes ?? 100 * 1024 * 1024
-    const server = createServer((socket) => {
+    const accept = (socket: Socket) => {
       const c = new Connection(socket, ctx, handlers, maxRequestBytes)
       this.connections.add(c)
       socket.on('close', () => this.connections.delete(c))
+    }
+    const tls = this.opts.tls
+    const server = tls
+      ? createTlsServer(
+          {
+            cert: tls.cert,
+            key: tls.key,
+            minVersion: 'TLSv1.2',
+            ...(tls.clientCa !== undefined ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+          },
+          accept,
+        )
+      : createServer(accept)
+    // A client speaking plaintext to the TLS listener, or failing the handshake: its socket is closed.
+    server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+      this.opts.log('info', 'TLS handshake failed', { code: err.code ?? 'unknown', reason: err.message.slice(0, 200) })
     })
     this.server = server
     await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,6 @@
 import { type Message } from '../protocol/codec.ts'
 import { type TopicStore } from '../storage/topic-store.ts'
+import { type SaslAuthority } from './sasl/mechanisms.ts'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 export type LogFn = (level: LogLevel, msg: string, fields?: object) => void
@@ -34,6 +35,8 @@ export interface BrokerContext {
   store: TopicStore
   log: LogFn
   nextProducerId(): number
+  // Set when clients must authenticate (SASL_PLAINTEXT or SASL_SSL listener).
+  sasl: SaslAuthority | null
 }
 
 // null means "send no response" (Produce with acks=0).

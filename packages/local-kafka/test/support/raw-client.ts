@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net'
+import { connect as connectTls, type ConnectionOptions } from 'node:tls'
 import { type Message } from '../../src/protocol/codec.ts'
 import { decodeResponseBody, encodeRequest } from '../../src/protocol/frames.ts'
 import { API_BY_KEY } from '../../src/protocol/messages/index.ts'
@@ -39,6 +40,21 @@ export class RawClient {
       socket.once('error', reject)
     })
     return new RawClient(socket)
+  }
+
+  static async connectTls(port: number, options: ConnectionOptions): Promise<RawClient> {
+    const socket = connectTls({ host: '127.0.0.1', port, ...options })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve)
+      socket.once('error', reject)
+    })
+    return new RawClient(socket)
+  }
+
+  /** Resolves once the broker has closed the connection. */
+  async whenClosed(): Promise<void> {
+    if (this.closed) return
+    await new Promise<void>((resolve) => this.socket.once('close', () => resolve()))
   }
 
   // Sends raw bytes and resolves with the next response frame (correlation id first).

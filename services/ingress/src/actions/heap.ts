@@ -1,6 +1,6 @@
 import { allFields, type JsonDetailField } from '../looker/json-detail-reader.ts'
 import { type Action, type MappedMessage } from './action.ts'
-import { cellValue, identityValue, isPivotedCell, isRow, MISSING } from './cell-value.ts'
+import { cellValue, fieldPicker, identityValue, isPivotedCell, isRow, MISSING, setOwn } from './cell-value.ts'
 import { connectionField, streamingFormats } from './segment-mapping.ts'
 
 // No tags: the join-key column is named in the form by its label (as Looker shows it, e.g. "Users Email");
@@ -75,6 +75,7 @@ export const heap: Action = {
     if (!joinField) return { ok: false, reason: `Heap field (${wanted}) is missing in the query result.` }
     const isAccount = context.form.property_type === 'account'
     const propertyFields = list.filter((f) => f !== joinField).map((field) => ({ field, label: labelOf(field) }))
+    const pickPropertyFields = fieldPicker(propertyFields, (p) => p.field.name)
     const integrations = {
       All: false,
       Heap: {
@@ -89,19 +90,19 @@ export const heap: Action = {
         if (!isRow(row)) return { ok: false, reason: 'row is not a JSON object' }
         const key = identityValue(cellValue(row, joinField))
         if (key === undefined) return { ok: false, reason: `join key ${labelOf(joinField)} is empty` }
-        if (typeof key === 'object') return { ok: false, reason: `join key ${labelOf(joinField)} holds a ${key.bad}` }
+        if (typeof key === 'object') return { ok: false, reason: `join key ${labelOf(joinField)} holds ${key.bad}` }
         const traits: Record<string, string | number> = {}
-        for (const { field, label } of propertyFields) {
+        for (const { field, label } of pickPropertyFields(row)) {
           const value = cellValue(row, field)
           if (isPivotedCell(row[field.name]) && value !== null && typeof value === 'object') {
             for (const [pivotKey, inner] of Object.entries(value)) {
               const v = heapValue(inner)
-              if (v !== undefined) traits[`${label} | ${pivotKey}`] = v
+              if (v !== undefined) setOwn(traits, `${label} | ${pivotKey}`, v)
             }
             continue
           }
           const v = heapValue(value)
-          if (v !== undefined) traits[label] = v
+          if (v !== undefined) setOwn(traits, label, v)
         }
         const message: MappedMessage = isAccount
           ? { type: 'group', groupId: key, anonymousId: `heap-account:${key}`, traits, integrations }

@@ -1,6 +1,6 @@
 import { allFields, type JsonDetailField } from '../looker/json-detail-reader.ts'
 import { type Action, type MappedMessage } from './action.ts'
-import { cellValue, identityValue, isRow, MISSING } from './cell-value.ts'
+import { cellValue, fieldPicker, identityValue, isRow, MISSING } from './cell-value.ts'
 import { connectionField, streamingFormats } from './segment-mapping.ts'
 
 // Tags as in the reference (the first tag starting with `mp_` decides), identities renamed to the names of
@@ -173,7 +173,12 @@ export const mparticle: Action = {
         eventType,
       },
     }
-    const attributes = (row: Record<string, unknown>, list: JsonDetailField[]) => {
+    const pickIdentities = fieldPicker(identities, (d) => d.field.name)
+    const pickUserAttributes = fieldPicker(userAttributes, (f) => f.name)
+    const pickCustomAttributes = fieldPicker(customAttributes, (f) => f.name)
+    const pickDevice = fieldPicker(device, (d) => d.field.name)
+    const pickEventData = fieldPicker(eventData, (d) => d.field.name)
+    const attributes = (row: Record<string, unknown>, list: readonly JsonDetailField[]) => {
       const out: Record<string, unknown> = {}
       for (const field of list) {
         const value = cellValue(row, field)
@@ -193,10 +198,9 @@ export const mparticle: Action = {
       mapRow(row) {
         if (!isRow(row)) return { ok: false, reason: 'row is not a JSON object' }
         const ids: Record<string, string> = {}
-        for (const { key, field } of identities) {
+        for (const { key, field } of pickIdentities(row)) {
           const value = identityValue(cellValue(row, field))
-          if (typeof value === 'object')
-            return { ok: false, reason: `identity field ${field.name} holds a ${value.bad}` }
+          if (typeof value === 'object') return { ok: false, reason: `identity field ${field.name} holds ${value.bad}` }
           if (value !== undefined && ids[key] === undefined) ids[key] = value
         }
         const first = Object.entries(ids)[0]
@@ -204,7 +208,7 @@ export const mparticle: Action = {
         const context: Record<string, unknown> = { identities: ids }
         if (device.length > 0) {
           const info: Record<string, unknown> = {}
-          for (const { key, field } of device) {
+          for (const { key, field } of pickDevice(row)) {
             const value = cellValue(row, field)
             if (value !== MISSING) info[key] = value
           }
@@ -214,22 +218,25 @@ export const mparticle: Action = {
           ? {
               type: 'track',
               event: 'looker_custom_event',
-              properties: attributes(row, customAttributes),
+              properties: attributes(row, pickCustomAttributes(row)),
               context,
               integrations,
             }
-          : { type: 'identify', traits: attributes(row, userAttributes), context, integrations }
+          : { type: 'identify', traits: attributes(row, pickUserAttributes(row)), context, integrations }
         if (ids.customer_id !== undefined) message.userId = ids.customer_id
         else message.anonymousId = `${first[0]}:${first[1]}`
         if (isEvents) {
           if (eventNameField) {
             const name = identityValue(cellValue(row, eventNameField))
-            if (typeof name === 'string') message.event = name
+            if (typeof name === 'object') {
+              return { ok: false, reason: `mp_event_name field ${eventNameField.name} holds ${name.bad}` }
+            }
+            if (name !== undefined) message.event = name
           }
-          if (userAttributes.length > 0) context.traits = attributes(row, userAttributes)
+          if (userAttributes.length > 0) context.traits = attributes(row, pickUserAttributes(row))
           if (eventData.length > 0) {
             const data: Record<string, unknown> = {}
-            for (const { key, field } of eventData) {
+            for (const { key, field } of pickEventData(row)) {
               const value = cellValue(row, field)
               if (value !== MISSING && value !== null) data[key] = value
             }

@@ -1,6 +1,6 @@
 import { allFields, type JsonDetailField } from '../looker/json-detail-reader.ts'
 import { type Action } from './action.ts'
-import { cellValue, hasTag, identityValue, isPivotedCell, isRow, MISSING } from './cell-value.ts'
+import { cellValue, hasTag, identityValue, isPivotedCell, isRow, MISSING, setOwn } from './cell-value.ts'
 import { connectionField, streamingFormats } from './segment-mapping.ts'
 
 // Recurly Engage imports a CSV whose first column is the customer id (`user_id`) and whose other columns become
@@ -75,12 +75,12 @@ export const recurlyEngage: Action = {
         const userId = identityValue(cellValue(row, idField))
         if (userId === undefined) return { ok: false, reason: `row has no user_id value (field ${idField.name})` }
         if (typeof userId === 'object')
-          return { ok: false, reason: `user_id field ${idField.name} holds a ${userId.bad}` }
+          return { ok: false, reason: `user_id field ${idField.name} holds ${userId.bad}` }
         const traits: Record<string, unknown> = {}
         for (const field of traitFields) {
           const value = cellValue(row, field)
           if (value === MISSING) {
-            traits[labelOf(field)] = null
+            setOwn(traits, labelOf(field), null)
             continue
           }
           const bad = cellType(value)
@@ -90,7 +90,7 @@ export const recurlyEngage: Action = {
               reason: `column ${field.name} holds a ${bad}; a CSV cell takes text, numbers and booleans`,
             }
           }
-          traits[labelOf(field)] = value
+          setOwn(traits, labelOf(field), value)
         }
         return { ok: true, messages: [{ type: 'identify', userId, traits, integrations }] }
       },

@@ -8,7 +8,7 @@ import {
   type SendContext,
 } from './action.ts'
 import { anonymousIdForEmail } from './anonymous-id.ts'
-import { cellValue, hasTag, identityValue, isRow, MISSING } from './cell-value.ts'
+import { cellValue, fieldPicker, hasTag, identityValue, isRow, MISSING, setOwn } from './cell-value.ts'
 
 // Shared by segment_identify, segment_track and segment_group. Tag semantics of the reference actions,
 // minus their bugs:
@@ -48,6 +48,7 @@ export function prepareSegment(kind: SegmentKind, fields: JsonDetailFields, cont
   if (kind === 'group' && !groupIdField) return { ok: false, reason: 'Query requires a field tagged segment_group_id.' }
   const idTags = [...SEGMENT_ID_TAGS, 'segment_group_id']
   const dataFields = list.filter((f) => !idTags.some((tag) => hasTag(f, tag)) && !context.hiddenFields.has(f.name))
+  const pickDataFields = fieldPicker(dataFields, (f) => f.name)
   const event = context.form.event ?? ''
   const integrations = { All: false, Segment: { connection: context.connection } }
 
@@ -64,7 +65,7 @@ export function prepareSegment(kind: SegmentKind, fields: JsonDetailFields, cont
       ] as const) {
         if (!field) continue
         const value = identityValue(cellValue(row, field))
-        if (typeof value === 'object') return { ok: false, reason: `${key} field ${field.name} holds a ${value.bad}` }
+        if (typeof value === 'object') return { ok: false, reason: `${key} field ${field.name} holds ${value.bad}` }
         ids[key] = value
       }
       const email = ids.email
@@ -75,9 +76,9 @@ export function prepareSegment(kind: SegmentKind, fields: JsonDetailFields, cont
         return { ok: false, reason: 'row has no user_id, segment_anonymous_id or email value' }
       }
       const data: Record<string, unknown> = {}
-      for (const field of dataFields) {
+      for (const field of pickDataFields(row)) {
         const value = cellValue(row, field)
-        if (value !== MISSING) data[field.name] = value
+        if (value !== MISSING) setOwn(data, field.name, value)
       }
       const message: MappedMessage = { type: kind, integrations }
       if (userId !== undefined) message.userId = userId

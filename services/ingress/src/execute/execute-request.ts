@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import { type Action } from '../actions/action.ts'
+import { type SpooledAttachment } from './execute-body.ts'
 import { checkDownloadUrl, type LookerOrigin } from '../looker/looker-hosts.ts'
 
 // Validates a Looker execute body before anything streams. Errors here are answered at once, with a
@@ -7,7 +7,8 @@ import { checkDownloadUrl, type LookerOrigin } from '../looker/looker-hosts.ts'
 
 const CONNECTION = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
 
-export type ExecuteSource = { kind: 'url'; url: URL } | { kind: 'attachment'; data: Buffer }
+export type ExecuteSource =
+  { kind: 'url'; url: URL } | { kind: 'attachment'; attachment: SpooledAttachment; base64: boolean }
 
 export interface ExecuteRequest {
   connection: string
@@ -39,6 +40,7 @@ export function parseExecuteRequest(
   body: unknown,
   webhookHeader: string | undefined,
   lookerHosts: readonly LookerOrigin[],
+  spooled?: SpooledAttachment,
 ): ParseResult {
   if (!isObject(body)) return { ok: false, status: 400, message: 'The execute body is not a JSON object.' }
   if (body.type !== 'query') {
@@ -79,10 +81,9 @@ export function parseExecuteRequest(
     const checked = checkDownloadUrl(downloadUrl, lookerHosts)
     if (!checked.ok) return { ok: false, status: 200, message: checked.reason }
     source = { kind: 'url', url: checked.url }
-  } else if (attachment !== undefined && typeof attachment.data === 'string') {
+  } else if (attachment !== undefined && spooled !== undefined) {
     const mimetype = typeof attachment.mimetype === 'string' ? attachment.mimetype : ''
-    const isBase64 = /;\s*base64$/i.test(mimetype)
-    source = { kind: 'attachment', data: Buffer.from(attachment.data, isBase64 ? 'base64' : 'utf8') }
+    source = { kind: 'attachment', attachment: spooled, base64: /;\s*base64$/i.test(mimetype) }
   } else {
     return {
       ok: false,
@@ -101,7 +102,7 @@ export function parseExecuteRequest(
         ? `webhook:${webhookId}`
         : source.kind === 'url'
           ? `url:${source.url.href}`
-          : `attachment:${createHash('sha256').update(source.data).digest('hex')}`
+          : `attachment:${source.attachment.sha256}`
   const lookUrl = typeof plan.url === 'string' ? plan.url : ''
   const lookId = /\/looks\/(\d+)/.exec(lookUrl)?.[1]
   return {

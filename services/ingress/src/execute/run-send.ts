@@ -1,3 +1,4 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import {
   headersFor,
   keyFor,
@@ -44,6 +45,16 @@ export interface SendInput {
   openSource: () => Promise<AsyncIterable<Uint8Array>>
   maxRowBytes: number
   maxFieldBytes: number
+  /** Deepest nesting of a row; default DEFAULT_MAX_DEPTH of the reader. */
+  maxDepth?: number
+  /** Most fields a result may list; default DEFAULT_MAX_FIELDS of the reader. */
+  maxFields?: number
+  /** Largest result (bytes read from the download or the pushed attachment); unlimited when not given. */
+  maxResultBytes?: number
+  /** Aborts the send when it fires: reading stops and the rows read so far are finished. */
+  deadline?: { signal: AbortSignal; ms: number }
+  /** Told about errors thrown by a mapper or prepare (bugs); never given row values. */
+  onInternalError?: (err: unknown, where: string) => void
   /** Distinct rows whose repeats are counted exactly (see occurrence-counter.ts); default 1,000,000. */
   maxTrackedDistinctRows?: number
   onProgress?: (counts: SendCounts, reasons: readonly RejectReason[]) => void
@@ -61,6 +72,11 @@ export interface SendOutcome extends SendCounts {
 }
 
 export class SendFailure extends Error {}
+
+// Synchronous work between two yields to the event loop stays under this (the loop's other sends, keep-alives and
+// /status wait meanwhile); checked every ROWS_PER_CLOCK_CHECK rows.
+const SLICE_MS = 20
+const ROWS_PER_CLOCK_CHECK = 64
 
 const ROW_REASON_CLASSES: [RegExp, string][] = [
   [/row limit/, 'row_too_large'],
@@ -113,7 +129,14 @@ export async function runSend(
   const counts: SendCounts = { received: 0, accepted: 0, rejected: 0 }
   const reasons: RejectReason[] = []
   const counter = new OccurrenceCounter({ maxDistinct: input.maxTrackedDistinctRows })
-  const scanner = new JsonDetailScanner({ maxRowBytes: input.maxRowBytes })
+  const limits = {
+    maxRowBytes: input.maxRowBytes,
+    ...(input.maxDepth === undefined ? {} : { maxDepth: input.maxDepth }),
+    ...(input.maxFields === undefined ? {} : { maxFields: input.maxFields }),
+  }
+  const scanner = new JsonDetailScanner(limits)
+  const maxResultBytes = input.maxResultBytes ?? Number.POSITIVE_INFINITY
+  const deadline = input.deadline
   let mapRow: RowMapper | undefined
   let idOf: MessageIdHasher | undefined
   let ranAt: string | undefined
@@ -217,15 +240,34 @@ export async function runSend(
     flushAccepted()
   }
 
+  const deadlineFailure = () =>
+    `the send passed its ${deadline!.ms} ms deadline (SEND_DEADLINE_MS) after ${counts.received} rows ` +
+    `(${scanner.bytesRead} bytes read); the rest of the result was not read`
+  let sliceStarted = performance.now()
+  let rowsSinceClockCheck = 0
+
   try {
     const source = await input.openSource()
     opened = true
-    reading: for await (const batch of readJsonDetail(source, { maxRowBytes: input.maxRowBytes }, scanner)) {
+    reading: for await (const batch of readJsonDetail(source, limits, scanner)) {
+      if (scanner.bytesRead > maxResultBytes) {
+        throw new SendFailure(
+          `the result is over the ${maxResultBytes}-byte limit (MAX_RESULT_BYTES); ` +
+            `reading stopped after ${scanner.bytesRead} bytes and row ${scanner.rowsSeen}`,
+        )
+      }
+      if (deadline?.signal.aborted) throw new SendFailure(deadlineFailure())
       for (const item of batch) {
         if (item.kind === 'header') {
           ranAt = item.ranAt
           timestamp = timestampFrom(ranAt, input.receivedAt)
-          const prepared = action.prepare(item.fields, context)
+          let prepared: ReturnType<Action['prepare']>
+          try {
+            prepared = action.prepare(item.fields, context)
+          } catch (err) {
+            input.onInternalError?.(err, 'prepare')
+            throw new SendFailure('the fields of the result could not be prepared for mapping (internal error)')
+          }
           if (!prepared.ok) throw new SendFailure(prepared.reason)
           mapRow = prepared.mapRow
           if (prepared.notes !== undefined && prepared.notes.length > 0) notes = prepared.notes
@@ -247,12 +289,27 @@ export async function runSend(
           reject(item.row, tooBig)
           continue
         }
-        const result = mapRow!(item.value)
+        let result: ReturnType<RowMapper>
+        try {
+          result = mapRow!(item.value)
+        } catch (err) {
+          input.onInternalError?.(err, `row ${item.row}`)
+          result = { ok: false, reason: 'row could not be mapped (internal error)' }
+        }
         if (!result.ok) reject(item.row, result.reason)
         else if (result.messages.length === 0) reject(item.row, 'row maps to no message')
         else produce(item.row, result.messages)
         if (produceError !== undefined) break reading
-        if (!producer.isWritable()) await producer.whenWritable()
+        if (!producer.isWritable()) {
+          await producer.whenWritable()
+          sliceStarted = performance.now()
+        } else if (++rowsSinceClockCheck === ROWS_PER_CLOCK_CHECK) {
+          rowsSinceClockCheck = 0
+          if (performance.now() - sliceStarted > SLICE_MS) {
+            await yieldToLoop()
+            sliceStarted = performance.now()
+          }
+        }
       }
       countBytes()
       if (produceError !== undefined) break
@@ -264,9 +321,13 @@ export async function runSend(
   } catch (err) {
     const text = err instanceof Error ? err.message : String(err)
     failure =
-      err instanceof JsonDetailError || err instanceof SendFailure || !opened
+      err instanceof JsonDetailError || err instanceof SendFailure
         ? text
-        : `the download from Looker broke off after ${counts.received} rows (${scanner.bytesRead} bytes read): ${text}`
+        : deadline?.signal.aborted
+          ? deadlineFailure()
+          : !opened
+            ? text
+            : `the download from Looker broke off after ${counts.received} rows (${scanner.bytesRead} bytes read): ${text}`
   }
   countBytes()
   if (outstanding > 0) await new Promise<void>((resolve) => (wakeDrained = resolve))

@@ -11,6 +11,15 @@
 // Order: Looker writes `fields` before `data`. If `data` comes first anyway, rows are held (as raw text) until
 // `fields` arrives, up to `maxPendingBytes`; beyond that the read fails with a clear error rather than
 // buffering without bound. `ran_at` is used when it precedes the first row (Looker writes it near the top).
+//
+// A row is rejected on its own (with its row number and the byte offset where it starts, never its bytes) when
+// it is over `maxRowBytes`, nested deeper than `maxDepth`, not valid UTF-8 or not valid JSON; reading goes on
+// with the next row. Numbers keep their exact value (exact-json.ts). Errors that end the read (a broken
+// document structure) name a byte offset and never quote the document; rows completed before such an error
+// are still handed out.
+
+import { isUtf8 } from 'node:buffer'
+import { parseExact } from './exact-json.ts'
 
 export interface JsonDetailField {
   name: string
@@ -44,7 +53,16 @@ export interface JsonDetailLimits {
   maxHeaderBytes?: number
   /** Rows held while waiting for `fields` when `data` comes first. */
   maxPendingBytes?: number
+  /** Deepest nesting of arrays and objects in a row (the row object itself is level 1) or a kept root value. */
+  maxDepth?: number
+  /** Most fields (dimensions, measures, filters, parameters and table calculations together) a result may have. */
+  maxFields?: number
 }
+
+export const DEFAULT_MAX_FIELDS = 10_000
+
+/** Default for `maxDepth`: a row, its cells, a pivot level and a value nested 60 levels deep. */
+export const DEFAULT_MAX_DEPTH = 64
 
 export class JsonDetailError extends Error {
   readonly code = 'LS_INGRESS_BAD_RESULT'
@@ -108,12 +126,37 @@ export class JsonDetailScanner {
   #fields: JsonDetailFields | undefined
   #ranAt: string | undefined
   #headerSent = false
-  #pending: { row: number; text: string | undefined; reason: string | undefined }[] = []
+  #pending: {
+    row: number
+    text: string | undefined
+    offset: number
+    longNumber: boolean
+    reason: string | undefined
+  }[] = []
   #pendingBytes = 0
   #bytesRead = 0
+  // Absolute byte offset where the current value starts; its depth limit was passed; its bytes are not UTF-8.
+  #valueOffset = 0
+  #tooDeep = false
+  #badUtf8 = false
+  // Digits of the number being scanned (outside strings; a '.' does not end the count), and whether some number
+  // of the value has 16 or more digits or an exponent, so that its exact value needs checking (exact-json.ts).
+  #digits = 0
+  #longNumber = false
+  // Objects opened at the value's third level: in `fields`, the field objects. Counted as the bytes go by, so a
+  // `fields` of 250,000 fields fails at the cap instead of being gathered and parsed (seconds of blocked loop).
+  #thirdLevelObjects = 0
+  #seenKept = new Set<string>()
+  #error: JsonDetailError | undefined
 
   constructor(limits: JsonDetailLimits) {
-    this.#limits = { maxHeaderBytes: 8 * 1024 * 1024, maxPendingBytes: 16 * 1024 * 1024, ...limits }
+    this.#limits = {
+      maxHeaderBytes: 8 * 1024 * 1024,
+      maxPendingBytes: 16 * 1024 * 1024,
+      maxDepth: DEFAULT_MAX_DEPTH,
+      maxFields: DEFAULT_MAX_FIELDS,
+      ...limits,
+    }
   }
 
   get bytesRead(): number {
@@ -125,16 +168,31 @@ export class JsonDetailScanner {
     return this.#rowNumber
   }
 
-  /** Scans one chunk; returns the items it completed. Throws JsonDetailError on a malformed document. */
+  /** The error that ended the read, once a chunk ran into one (the items before it were still returned). */
+  get error(): JsonDetailError | undefined {
+    return this.#error
+  }
+
+  /**
+   * Scans one chunk; returns the items it completed. On a malformed document the items completed before the
+   * error are returned and `error` is set; the next push or end throws it.
+   */
   push(chunk: Uint8Array): JsonDetailItem[] {
+    if (this.#error) throw this.#error
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
     this.#bytesRead += buf.length
-    this.#scan(buf)
+    try {
+      this.#scan(buf)
+    } catch (err) {
+      if (!(err instanceof JsonDetailError)) throw err
+      this.#error = err
+    }
     return this.#out.splice(0)
   }
 
   /** Ends the document; throws when it broke off or lacked `fields` or `data`. */
   end(): JsonDetailItem[] {
+    if (this.#error) throw this.#error
     if (this.#state !== DONE) {
       const where =
         this.#state === EXPECT_ROOT && this.#bytesRead === 0
@@ -174,6 +232,8 @@ export class JsonDetailScanner {
           let inString = this.#inString
           let escaped = this.#escaped
           const isScalar = this.#isScalar
+          const maxDepth = this.#limits.maxDepth
+          let digits = this.#digits
           for (; i < length; i++) {
             const c = buf[i]!
             if (inString) {
@@ -192,21 +252,32 @@ export class JsonDetailScanner {
                 break
               }
             } else if (c === QUOTE) inString = true
-            else if (c === OPEN_OBJECT || c === OPEN_ARRAY) depth++
-            else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+            else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+              if (++depth > maxDepth) this.#tooDeep = true
+              else if (depth === 3 && c === OPEN_OBJECT) this.#thirdLevelObjects++
+            } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+              digits = 0
               if (--depth === 0) {
                 end = i + 1
                 break
               }
+            } else if (c <= 0x39 && c >= 0x30) {
+              if (++digits === 16) this.#longNumber = true
+            } else if (c !== 0x2e) {
+              if (digits !== 0 && (c | 0x20) === 0x65) this.#longNumber = true // an exponent
+              digits = 0
             }
           }
+          this.#digits = digits
           this.#depth = depth
           this.#inString = inString
           this.#escaped = escaped
           if (end === -1) {
             this.#collect(buf, start, length)
+            if (this.#state === IN_VALUE) this.#checkFieldCount()
             return
           }
+          if (this.#state === IN_VALUE) this.#checkFieldCount()
           this.#collect(buf, start, end, true)
           start = -1
           i = end
@@ -230,9 +301,14 @@ export class JsonDetailScanner {
           if (this.#keyBytes > MAX_KEY_BYTES) this.#fail('Looker result has a root key over 1 KB.')
           this.#keyParts.push(buf.subarray(keyStart, stop))
           if (end === -1) return
-          const raw = Buffer.concat(this.#keyParts).toString('utf8')
+          const rawBytes = Buffer.concat(this.#keyParts)
           this.#keyParts = []
-          this.#key = JSON.parse(`"${raw}"`) as string
+          if (!isUtf8(rawBytes)) this.#fail('Looker result has a root key that is not valid UTF-8.')
+          try {
+            this.#key = JSON.parse(`"${rawBytes.toString('utf8')}"`) as string
+          } catch {
+            this.#fail('Looker result has a root key that is not a valid JSON string.')
+          }
           this.#state = EXPECT_COLON
           keyStart = -1
           i = end + 1
@@ -251,7 +327,7 @@ export class JsonDetailScanner {
             i += 3 // UTF-8 byte order mark
             continue
           }
-          if (b !== OPEN_OBJECT) this.#failNotJson(buf, i)
+          if (b !== OPEN_OBJECT) this.#failNotJson(this.#bytesRead - length + i)
           this.#state = EXPECT_KEY_OR_END
           break
         case EXPECT_KEY_OR_END:
@@ -270,11 +346,17 @@ export class JsonDetailScanner {
           if (b !== COLON) this.#failAt(buf, i, "':'")
           this.#state = this.#key === 'data' ? EXPECT_DATA_ARRAY : EXPECT_VALUE
           break
-        case EXPECT_VALUE:
-          this.#startValue(b, KEPT_KEYS.has(this.#key))
+        case EXPECT_VALUE: {
+          const kept = KEPT_KEYS.has(this.#key)
+          if (kept) {
+            if (this.#seenKept.has(this.#key)) this.#fail(`Looker result has more than one root "${this.#key}" key.`)
+            this.#seenKept.add(this.#key)
+          }
+          this.#startValue(b, kept, this.#bytesRead - length + i)
           this.#state = IN_VALUE
           start = i // the value loop scans the opening byte too
           continue
+        }
         case EXPECT_DATA_ARRAY:
           if (this.#seenData) this.#fail('Looker result has more than one root "data" key.')
           if (b !== OPEN_ARRAY) this.#fail('Looker result\'s root "data" is not an array.')
@@ -288,7 +370,7 @@ export class JsonDetailScanner {
             break
           }
           this.#rowNumber++
-          this.#startValue(b, true)
+          this.#startValue(b, true, this.#bytesRead - length + i)
           this.#state = IN_ROW
           start = i
           continue
@@ -309,7 +391,13 @@ export class JsonDetailScanner {
     }
   }
 
-  #startValue(b: number, capture: boolean): void {
+  #startValue(b: number, capture: boolean, offset: number): void {
+    this.#valueOffset = offset
+    this.#tooDeep = false
+    this.#badUtf8 = false
+    this.#digits = 0
+    this.#longNumber = false
+    this.#thirdLevelObjects = 0
     this.#depth = 0
     this.#inString = false
     this.#escaped = false
@@ -321,7 +409,9 @@ export class JsonDetailScanner {
     if (b === OPEN_OBJECT || b === OPEN_ARRAY) return
     if (b === QUOTE) return // the value loop sees this quote and enters the string at depth 0
     if (b === CLOSE_OBJECT || b === CLOSE_ARRAY || b === COMMA || b === COLON) {
-      this.#fail(`Looker result is not valid JSON: unexpected '${String.fromCharCode(b)}' where a value belongs.`)
+      this.#fail(
+        `Looker result is not valid JSON: unexpected '${String.fromCharCode(b)}' where a value belongs (byte ${offset}).`,
+      )
     }
     this.#isScalar = true
   }
@@ -339,13 +429,26 @@ export class JsonDetailScanner {
       return
     }
     if (complete && this.#parts.length === 0) {
-      this.#textValue = buf.toString('utf8', start, end)
+      const text = buf.toString('utf8', start, end)
+      // Invalid UTF-8 decodes to U+FFFD; only then are the bytes checked (the text may hold a real U+FFFD).
+      if (text.includes('\uFFFD') && !isUtf8(buf.subarray(start, end))) this.#badUtf8 = true
+      this.#textValue = text
       return
     }
     if (end > start) this.#parts.push(buf.subarray(start, end))
     if (complete) {
-      this.#textValue = Buffer.concat(this.#parts).toString('utf8')
+      const bytes = Buffer.concat(this.#parts)
+      const text = bytes.toString('utf8')
+      if (text.includes('\uFFFD') && !isUtf8(bytes)) this.#badUtf8 = true
+      this.#textValue = text
       this.#parts = []
+    }
+  }
+
+  #checkFieldCount(): void {
+    const max = this.#limits.maxFields
+    if (this.#capturing && this.#key === 'fields' && this.#thirdLevelObjects > max) {
+      this.#fail(`Looker result's fields lists more than ${max} fields, over the ${max}-field limit (MAX_FIELDS).`)
     }
   }
 
@@ -358,24 +461,46 @@ export class JsonDetailScanner {
   #finishValue(): void {
     this.#state = EXPECT_COMMA_OR_END
     if (!this.#capturing) return
-    const value = this.#parse(this.#text(), `root "${this.#key}"`)
+    const where = `Looker result's root "${this.#key}"`
+    if (this.#tooDeep) this.#fail(`${where} is nested deeper than ${this.#limits.maxDepth} levels.`)
+    if (this.#badUtf8) this.#fail(`${where} is not valid UTF-8 (it starts at byte ${this.#valueOffset}).`)
+    const text = this.#text()
+    let value: unknown
+    try {
+      value = JSON.parse(text)
+    } catch (err) {
+      const offset = this.#valueOffset
+      this.#fail(`${where} is not valid JSON (it starts at byte ${offset}${jsonErrorPosition(err, text, offset)}).`)
+    }
     if (this.#key === 'fields') {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        this.#fail('Looker result\'s root "fields" is not an object.')
+        this.#fail(`${where} is not an object (it is ${kindOf(value)}).`)
       }
+      const problem = checkFields(value as Record<string, unknown>, this.#limits.maxFields)
+      if (problem !== undefined) this.#fail(`Looker result's ${problem}`)
       this.#fields = value as JsonDetailFields
       this.#flushPending()
-    } else if (this.#key === 'ran_at' && typeof value === 'string') {
-      this.#ranAt = value
+    } else if (this.#key === 'ran_at') {
+      if (typeof value === 'string') this.#ranAt = value
+      else if (value !== null) this.#fail(`${where} is not a string (it is ${kindOf(value)}).`)
     }
   }
 
   #finishRow(): void {
     this.#state = EXPECT_ROW_COMMA_OR_END
     const row = this.#rowNumber
-    if (this.#oversized) {
-      const reason = `row is over the ${this.#limits.maxRowBytes}-byte row limit`
-      if (this.#fields === undefined) this.#pending.push({ row, text: undefined, reason })
+    const offset = this.#valueOffset
+    const invalid = this.#oversized
+      ? `row is over the ${this.#limits.maxRowBytes}-byte row limit`
+      : this.#tooDeep
+        ? `row is nested deeper than ${this.#limits.maxDepth} levels`
+        : this.#badUtf8
+          ? 'row is not valid UTF-8'
+          : undefined
+    if (invalid !== undefined) {
+      this.#textValue = ''
+      const reason = `${invalid} (the row starts at byte ${offset})`
+      if (this.#fields === undefined) this.#pending.push({ row, text: undefined, offset, longNumber: false, reason })
       else {
         this.#sendHeader()
         this.#out.push({ kind: 'rejected', row, reason })
@@ -390,21 +515,21 @@ export class JsonDetailScanner {
           `Looker result has more than ${this.#limits.maxPendingBytes} bytes of "data" before "fields"; "fields" must come first.`,
         )
       }
-      this.#pending.push({ row, text, reason: undefined })
+      this.#pending.push({ row, text, offset, longNumber: this.#longNumber, reason: undefined })
       return
     }
     this.#sendHeader()
-    this.#out.push({ kind: 'row', row, value: this.#parse(text, row) })
+    this.#out.push(this.#parseRow(text, row, offset, this.#longNumber))
   }
 
   #flushPending(): void {
     if (this.#pending.length === 0) return
     this.#sendHeader()
-    for (const { row, text, reason } of this.#pending) {
+    for (const { row, text, offset, longNumber, reason } of this.#pending) {
       this.#out.push(
         text === undefined
           ? { kind: 'rejected', row, reason: reason ?? '' }
-          : { kind: 'row', row, value: this.#parse(text, row) },
+          : this.#parseRow(text, row, offset, longNumber),
       )
     }
     this.#pending = []
@@ -417,30 +542,44 @@ export class JsonDetailScanner {
     this.#out.push({ kind: 'header', fields: this.#fields, ranAt: this.#ranAt })
   }
 
-  /** `where`: a row number, or a description; a number keeps the per-row call free of a string to build. */
-  #parse(text: string, where: number | string): unknown {
+  // The row's text is never quoted in the reason: JSON.parse's own message would (it shows the bytes around
+  // the error), so only its position is taken from it.
+  #parseRow(text: string, row: number, offset: number, longNumber: boolean): JsonDetailItem {
     try {
-      return JSON.parse(text)
+      return { kind: 'row', row, value: parseExact(text, longNumber) }
     } catch (err) {
-      const what = typeof where === 'number' ? `row ${where}` : where
-      throw new JsonDetailError(`Looker result is not valid JSON in ${what}: ${(err as Error).message}`)
+      return {
+        kind: 'rejected',
+        row,
+        reason: `row is not valid JSON (the row starts at byte ${offset}${jsonErrorPosition(err, text, offset)})`,
+      }
     }
   }
 
-  #failNotJson(buf: Buffer, i: number): never {
-    const preview = buf
-      .subarray(i, i + 40)
-      .toString('utf8')
-      .replace(/[^\x20-\x7e]/g, '?')
-    this.#fail(`Looker result is not a JSON object (it starts with ${JSON.stringify(preview)}).`)
+  #failNotJson(offset: number): never {
+    this.#fail(
+      `Looker result is not a JSON object: the document must start with '{' (byte ${offset} is not; a CSV, HTML or other body?).`,
+    )
   }
 
   #failAt(buf: Buffer, i: number, expected: string): never {
-    const found = String.fromCharCode(buf[i]!).replace(/[^\x20-\x7e]/g, '?')
-    this.#fail(
-      `Looker result is not valid JSON: expected ${expected} but found '${found}' at byte ${this.#bytesRead - buf.length + i}.`,
-    )
+    this.#fail(`Looker result is not valid JSON: expected ${expected} at byte ${this.#bytesRead - buf.length + i}.`)
   }
+}
+
+/** ", the error is at byte N" from a JSON.parse SyntaxError that gives a position; "" when it gives none. */
+function jsonErrorPosition(err: unknown, text?: string, offset?: number): string {
+  const position = /at position (\d+)/.exec(err instanceof Error ? err.message : '')?.[1]
+  if (position === undefined || text === undefined || offset === undefined) return ''
+  return `, the error is at byte ${offset + Buffer.byteLength(text.slice(0, Number(position)))}`
+}
+
+/** "null", "an array", "a number"...: what a JSON value is, never what it holds. */
+export function kindOf(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  const type = typeof value
+  return type === 'object' ? 'an object' : `a ${type}`
 }
 
 /**
@@ -455,9 +594,62 @@ export async function* readJsonDetail(
   for await (const chunk of source) {
     const items = scanner.push(chunk)
     if (items.length > 0) yield items
+    if (scanner.error) throw scanner.error
   }
   const items = scanner.end()
   if (items.length > 0) yield items
+}
+
+const FIELD_GROUPS = ['dimensions', 'measures', 'filters', 'parameters', 'table_calculations'] as const
+const TEXT_PROPERTIES = ['label', 'label_short', 'field_group_label'] as const
+
+/**
+ * What is wrong with a `fields` object, as the rest of a sentence ("fields.dimensions[0] is null; ..."), or
+ * undefined when every field is an object with a name and its tags (when given) are strings.
+ */
+export function checkFields(fields: Record<string, unknown>, maxFields: number): string | undefined {
+  let count = 0
+  for (const group of FIELD_GROUPS) {
+    const list = fields[group]
+    if (list === undefined || list === null) continue
+    if (!Array.isArray(list)) return `fields.${group} is ${kindOf(list)}; it must be an array of fields.`
+    count += list.length
+  }
+  if (count > maxFields) return `fields lists ${count} fields, over the ${maxFields}-field limit (MAX_FIELDS).`
+  for (const group of FIELD_GROUPS) {
+    const list = fields[group]
+    if (!Array.isArray(list)) continue
+    for (let index = 0; index < list.length; index++) {
+      const field: unknown = list[index]
+      const at = `fields.${group}[${index}]`
+      if (field === null || typeof field !== 'object' || Array.isArray(field)) {
+        return `${at} is ${kindOf(field)}; a field must be an object with a "name" string.`
+      }
+      const { name, tags } = field as Record<string, unknown>
+      if (typeof name !== 'string') return `${at}.name is ${kindOf(name)}; it must be a string.`
+      if (name === '') return `${at}.name is empty.`
+      if (tags !== undefined && tags !== null) {
+        if (!Array.isArray(tags))
+          return `${at}.tags (field ${name}) is ${kindOf(tags)}; it must be an array of strings.`
+        for (let t = 0; t < tags.length; t++) {
+          if (typeof tags[t] !== 'string') {
+            return `${at}.tags[${t}] (field ${name}) is ${kindOf(tags[t])}; tags must be strings.`
+          }
+        }
+      }
+      for (const property of TEXT_PROPERTIES) {
+        const text = (field as Record<string, unknown>)[property]
+        if (text !== undefined && text !== null && typeof text !== 'string') {
+          return `${at}.${property} (field ${name}) is ${kindOf(text)}; it must be a string.`
+        }
+      }
+    }
+  }
+  const pivots = fields.pivots
+  if (pivots !== undefined && pivots !== null && !Array.isArray(pivots)) {
+    return `fields.pivots is ${kindOf(pivots)}; it must be an array.`
+  }
+  return undefined
 }
 
 /** All fields in the order the reference hub uses: dimensions, measures, filters, parameters, table calculations. */

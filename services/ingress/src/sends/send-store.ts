@@ -1,13 +1,14 @@
-import { type RejectReason } from '@lookstream/events'
-import { type Redis } from 'ioredis'
+import { SEND_INDEX_KEY, sendRecordKey, type RejectReason } from '@lookstream/events'
+import { type RedisClient } from '@lookstream/redis'
 
-// One hash per send, `lookstream:send:<id>`, and a sorted set `lookstream:sends` of ids by start time for
-// listing. Destination services HINCRBY `delivered`, `failed` and `dead_lettered` on the same hash; a file
+// One hash per send, `lookstream:{sends}:send:<id>`, and a sorted set `lookstream:{sends}:index` of ids by start
+// time for listing. Destination services HINCRBY `delivered`, `failed` and `dead_lettered` on the same hash; a file
 // destination sets `file` (where the send's file is) or `file_error` (why there is none).
-// Both expire after SEND_TTL_SECONDS; stale ids in the index are skipped and trimmed when listed.
+// Both expire after SEND_TTL_SECONDS; stale ids in the index are skipped and trimmed when listed. The {sends}
+// hash tag keeps all of them on one Redis Cluster slot, which the MULTI and the listing pipeline need.
 
-const INDEX = 'lookstream:sends'
-const keyOf = (sendId: string) => `lookstream:send:${sendId}`
+const INDEX = SEND_INDEX_KEY
+const keyOf = sendRecordKey
 
 export interface SendStart {
   sendId: string
@@ -106,7 +107,7 @@ function toRecord(hash: Record<string, string>): SendRecord | undefined {
   return record
 }
 
-export function createSendStore(redis: Redis, ttlSeconds: number): SendStore {
+export function createSendStore(redis: RedisClient, ttlSeconds: number): SendStore {
   return {
     async start(send) {
       const key = keyOf(send.sendId)

@@ -12,6 +12,7 @@ import { buildApp } from '../../src/app.ts'
 import { IngressConfig } from '../../src/config.ts'
 import { createDestinationDirectory } from '../../src/destinations/directory.ts'
 import { tokenFromNonce } from '../../src/looker/token.ts'
+import { ingressReadiness } from '../../src/readiness.ts'
 import { createSendStore } from '../../src/sends/send-store.ts'
 
 export const SECRET = 'integration-secret-0123456789abcdef'
@@ -84,14 +85,19 @@ export async function startIngress(options: {
     requestTimeoutMs: 5000,
   })
   const producer = await createProducer(kafka, { timeoutMs: 5000 })
-  const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 })
+  const redis = new Redis(options.redisUrl, {
+    maxRetriesPerRequest: 1,
+    commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
+  })
   // Every destination is registered, as if its service ran, unless the test brings its own registry view.
   if (options.registered !== false) await registerAllDestinations(redis)
+  const readiness = ingressReadiness(redis, kafka)
   const service = buildApp(config, {
     producer,
     sends: createSendStore(redis, 3600),
     destinations: createDestinationDirectory(redis, { cacheMs: 0, timeoutMs: 2000 }),
     logger,
+    readiness: readiness.checks,
   })
   const address = await service.listen()
   return {
@@ -102,6 +108,7 @@ export async function startIngress(options: {
     logs,
     async close() {
       await service.close()
+      await readiness.close().catch(() => {})
       await producer.close().catch(() => {})
       redis.disconnect()
     },

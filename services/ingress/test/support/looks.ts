@@ -170,6 +170,7 @@ export const looks: LookFixture[] = [
               identifierKey: 'external_id',
               exportLabel: 'WINTER',
               updateExistingOnly: true,
+              nulls: 'skip',
             },
           },
         },

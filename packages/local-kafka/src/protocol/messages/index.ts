@@ -17,6 +17,7 @@ import { Metadata } from './metadata.ts'
 import { OffsetCommit } from './offset-commit.ts'
 import { OffsetFetch } from './offset-fetch.ts'
 import { Produce } from './produce.ts'
+import { SaslAuthenticate, SaslHandshake } from './sasl.ts'
 import { SyncGroup } from './sync-group.ts'
 
 export const API_DEFS: readonly ApiDef[] = [
@@ -39,6 +40,8 @@ export const API_DEFS: readonly ApiDef[] = [
   InitProducerId,
   DescribeConfigs,
   DeleteGroups,
+  SaslHandshake,
+  SaslAuthenticate,
 ]
 
 export const API_BY_KEY: ReadonlyMap<number, ApiDef> = new Map(API_DEFS.map((d) => [d.key, d]))

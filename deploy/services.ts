@@ -1,0 +1,139 @@
+// The services lookstream ships, in one list. The image (scripts/deploy-tree.ts), docker-compose.yml,
+// .env.example, deploy/prometheus/prometheus.yml and deploy/kubernetes are generated from it
+// (`pnpm run deploy:write`, checked by `pnpm run deploy:check` and test/deploy.test.ts). A destination
+// service joins the whole deployment with one entry in `services`.
+import { readStartCommand } from '@lookstream/testing'
+import { join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/** One environment variable a service reads, as the deployment sets it. */
+export interface Setting {
+  name: string
+  /** A credential: from .env in compose, from a Secret in Kubernetes; never in a ConfigMap or a log. */
+  secret: boolean
+  /** The value .env.example and the example overlay give it: the simulator's, so that trying it needs no vendor account. */
+  example: string
+  /** What it is, for .env.example. */
+  help: string
+  /** The value the example Kubernetes overlay gives it, when not `example` (which names the compose simulator). */
+  deployed?: string
+}
+
+export interface ServiceEntry {
+  /** Folder under services/ (package @lookstream/<name>); for a destination also its `destination` label. */
+  name: string
+  kind: 'ingress' | 'destination'
+  /** The simulator (packages/simulators) the example settings point at, for destinations. */
+  simulator?: 'segment' | 'braze' | 'heap' | 'mparticle'
+  settings: Setting[]
+}
+
+export const services: ServiceEntry[] = [
+  {
+    name: 'ingress',
+    kind: 'ingress',
+    settings: [
+      {
+        name: 'ACTION_HUB_SECRET',
+        secret: true,
+        example: 'replace-with-the-output-of-openssl-rand-hex-32',
+        help: 'signs and checks the Action Hub tokens Looker sends (at least 16 characters): openssl rand -hex 32',
+      },
+      {
+        name: 'LOOKER_HOSTS',
+        secret: false,
+        example: 'https://example.looker.com',
+        help: 'comma-separated Looker origins allowed in download_url',
+      },
+    ],
+  },
+  {
+    name: 'segment',
+    kind: 'destination',
+    simulator: 'segment',
+    settings: [
+      {
+        name: 'SEGMENT_WRITE_KEY',
+        secret: true,
+        example: 'segment-write-key',
+        help: 'write key of the default Segment connection (the simulator accepts segment-write-key)',
+      },
+      {
+        name: 'SEGMENT_API_URL',
+        secret: false,
+        example: 'http://simulators:9101',
+        help: 'Segment API base URL: the simulator here; https://api.segment.io for a real workspace',
+        deployed: 'https://api.segment.io',
+      },
+    ],
+  },
+  {
+    name: 'mparticle',
+    kind: 'destination',
+    simulator: 'mparticle',
+    settings: [
+      {
+        name: 'MPARTICLE_API_KEY',
+        secret: true,
+        example: 'mparticle-key',
+        help: 'API key of the default mParticle connection (the simulator accepts mparticle-key)',
+      },
+      {
+        name: 'MPARTICLE_API_SECRET',
+        secret: true,
+        example: 'mparticle-secret',
+        help: 'API secret of the default mParticle connection (the simulator accepts mparticle-secret)',
+      },
+      {
+        name: 'MPARTICLE_API_URL',
+        secret: false,
+        example: 'http://simulators:9104/v2',
+        help: "Events API base URL: the simulator here; the workspace's pod (https://s2s.us1.mparticle.com/v2, …) for real",
+        deployed: 'https://s2s.us1.mparticle.com/v2',
+      },
+    ],
+  },
+]
+
+/** Ports inside the containers and pods. Destination services all listen on the runtime's default. */
+export const INGRESS_PORT = 8080
+export const DESTINATION_PORT = 9100
+
+/** The simulators' ports in the compose profile, one per simulator, named in SEGMENT_API_URL and the like. */
+export const SIMULATOR_PORTS = { segment: 9101, braze: 9102, heap: 9103, mparticle: 9104 } as const
+
+/** Where the deployable tree and the image keep the application. */
+export const APP_DIR = '/app'
+
+export function portOf(service: ServiceEntry): number {
+  return service.kind === 'ingress' ? INGRESS_PORT : DESTINATION_PORT
+}
+
+/** How the image runs a service: its environment, Node options and compiled entry, relative to APP_DIR. */
+export interface ImageCommand {
+  env: Record<string, string>
+  /** `node …` argv (the container's command). */
+  argv: string[]
+}
+
+/**
+ * The service's package.json `start` script, compiled: the same Node options and environment, with a
+ * TypeScript entry (`src/main.ts`, run from source in development) replaced by its compiled `dist/src/main.js`.
+ */
+export function imageCommand(service: ServiceEntry): ImageCommand {
+  const dir = join(ROOT, 'services', service.name)
+  const started = readStartCommand(dir)
+  const entry = relative(ROOT, started.entry).replace(/(^|\/)src\/(.+)\.ts$/, '$1dist/src/$2.js')
+  const nodeArgs = started.nodeArgs.filter((arg) => !arg.startsWith('--conditions='))
+  return { env: started.env, argv: ['node', ...nodeArgs, entry] }
+}
+
+/** The simulators CLI in the image, for the compose profile that replaces vendor accounts. */
+export const SIMULATORS_ENTRY = 'packages/simulators/dist/src/cli.js'
+
+/** Packages the image carries besides the services (their production dependencies come along). */
+export const IMAGE_TOOLS = ['packages/simulators', 'packages/kafka'] as const
+
+export const destinations = (): ServiceEntry[] => services.filter((s) => s.kind === 'destination')

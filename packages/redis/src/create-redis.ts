@@ -1,0 +1,161 @@
+import { describeRedis, StartupError, type RedisConnection, type TlsMaterial } from '@lookstream/config'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import { type ConnectionOptions } from 'node:tls'
+
+/** Every Redis connection lookstream opens: a server (standalone or found through Sentinel) or a Cluster. */
+export type RedisClient = Redis | Cluster
+
+export interface CreateRedisOptions {
+  /** CLIENT SETNAME, to find the service in CLIENT LIST. */
+  connectionName?: string
+  /**
+   * Fail commands at once while disconnected instead of queueing them (the caller pauses and retries, as the
+   * destinations' Redis gate does). Default false.
+   */
+  failFast?: boolean
+  /** Retries of one command across reconnects (ioredis' maxRetriesPerRequest); default 2. */
+  maxRetriesPerRequest?: number
+  /** Fails a command that has no answer after this many milliseconds (ioredis' commandTimeout); default none. */
+  commandTimeout?: number
+}
+
+function tlsOptions(tls: TlsMaterial): ConnectionOptions {
+  const options: ConnectionOptions = { rejectUnauthorized: true }
+  if (tls.ca !== undefined) options.ca = [tls.ca]
+  if (tls.cert !== undefined) options.cert = tls.cert
+  if (tls.key !== undefined) options.key = tls.key
+  if (tls.servername !== undefined) options.servername = tls.servername
+  return options
+}
+
+// Reconnect quickly at first, then every second: an outage pauses delivery and ends by itself.
+const reconnectDelay = (times: number) => Math.min(100 * times, 1000)
+
+/** The one place a Redis client is built, from resolveRedisSettings(config). */
+export function createRedis(connection: RedisConnection, options: CreateRedisOptions = {}): RedisClient {
+  const common: RedisOptions = {
+    maxRetriesPerRequest: options.maxRetriesPerRequest ?? 2,
+    enableOfflineQueue: !(options.failFast ?? false),
+    retryStrategy: reconnectDelay,
+    // A Redis that accepts the TCP connection but never answers must not hang start-up.
+    connectTimeout: 5000,
+  }
+  if (options.connectionName !== undefined) common.connectionName = options.connectionName
+  if (options.commandTimeout !== undefined) common.commandTimeout = options.commandTimeout
+  if (connection.username !== undefined) common.username = connection.username
+  if (connection.password !== undefined) common.password = connection.password
+  if (connection.tls !== null) common.tls = tlsOptions(connection.tls)
+
+  if (connection.mode === 'cluster') {
+    const { enableOfflineQueue, ...redisOptions } = common
+    const clusterOptions: ClusterOptions = {
+      redisOptions,
+      enableOfflineQueue: enableOfflineQueue ?? true,
+      clusterRetryStrategy: reconnectDelay,
+      slotsRefreshTimeout: 2000,
+      // Nodes announce themselves by IP; keep the configured TLS server name check against the certificate.
+      ...(connection.tls !== null ? { dnsLookup: (address, callback) => callback(null, address) } : {}),
+    }
+    return new Cluster(connection.nodes, clusterOptions)
+  }
+  if (connection.mode === 'sentinel') {
+    const sentinel = connection.sentinel!
+    return new Redis({
+      ...common,
+      db: connection.db,
+      sentinels: connection.nodes,
+      name: sentinel.masterName,
+      ...(sentinel.username !== undefined ? { sentinelUsername: sentinel.username } : {}),
+      ...(sentinel.password !== undefined ? { sentinelPassword: sentinel.password } : {}),
+      ...(connection.tls !== null ? { enableTLSForSentinelMode: true, sentinelTLS: tlsOptions(connection.tls) } : {}),
+      sentinelRetryStrategy: reconnectDelay,
+    })
+  }
+  return new Redis({ ...common, host: connection.nodes[0]!.host, port: connection.nodes[0]!.port, db: connection.db })
+}
+
+const AUTH_REFUSED = /WRONGPASS|NOAUTH|invalid username-password|NOPERM|user is disabled/i
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+])
+
+function causes(err: unknown): Error[] {
+  const out: Error[] = []
+  let current: unknown = err
+  for (let depth = 0; depth < 5 && current instanceof Error; depth += 1) {
+    out.push(current)
+    current = (current as { lastNodeError?: unknown }).lastNodeError ?? current.cause
+  }
+  return out
+}
+
+/** A start-up error naming the setting to fix, or null for an outage (Redis down: keep trying). */
+export function classifyRedisError(err: unknown, connection: RedisConnection): StartupError | null {
+  const target = describeRedis(connection)
+  for (const e of causes(err)) {
+    if (AUTH_REFUSED.test(e.message)) {
+      // The reply names no secret ("WRONGPASS invalid username-password pair or user is disabled.").
+      const credentials =
+        connection.password === undefined
+          ? 'Redis requires credentials: set REDIS_USERNAME and REDIS_PASSWORD (or REDIS_PASSWORD_FILE)'
+          : 'check REDIS_USERNAME and REDIS_PASSWORD (or REDIS_PASSWORD_FILE, or the credentials in REDIS_URL)'
+      return new StartupError(
+        'LS_REDIS_AUTH_FAILED',
+        `${target} refused the connection (${e.message.split('.')[0]}): ${credentials}`,
+      )
+    }
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== undefined && TLS_CODES.has(code)) {
+      const fix =
+        code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+          ? 'set REDIS_TLS_SERVERNAME to a name in the certificate, or connect by that name'
+          : code === 'ERR_SSL_WRONG_VERSION_NUMBER'
+            ? 'the server does not speak TLS there: use redis:// or its TLS port'
+            : 'set REDIS_TLS_CA_FILE to the CA that signed the Redis certificate'
+      return new StartupError('LS_REDIS_TLS_FAILED', `${target}: TLS handshake failed (${code}): ${fix}`)
+    }
+  }
+  return null
+}
+
+/**
+ * Waits for the first connection. Resolves 'ready', or 'unavailable' after timeoutMs when Redis is simply not
+ * reachable (callers keep going and recover when it comes); rejects with a StartupError when Redis answers but
+ * refuses the credentials or the TLS handshake fails, which retrying cannot fix.
+ */
+export async function checkRedisAtStart(
+  client: RedisClient,
+  connection: RedisConnection,
+  timeoutMs = 5000,
+): Promise<'ready' | 'unavailable'> {
+  if (client.status === 'ready') return 'ready'
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer)
+      client.off('ready', onReady)
+      client.off('error', onError)
+    }
+    const onReady = () => {
+      done()
+      resolve('ready')
+    }
+    const onError = (err: unknown) => {
+      const fatal = classifyRedisError(err, connection)
+      if (fatal === null) return
+      done()
+      reject(fatal)
+    }
+    const timer = setTimeout(() => {
+      done()
+      resolve('unavailable')
+    }, timeoutMs)
+    client.on('ready', onReady)
+    client.on('error', onError)
+  })
+}

@@ -1,0 +1,170 @@
+import { RedisEnv, loadConfig, resolveRedisSettings, type RedisConnection } from '@lookstream/config'
+import {
+  createTestCertificates,
+  startRedis,
+  startRedisCluster,
+  type RedisClusterProcess,
+  type RedisProcess,
+  type TestCertificates,
+} from '@lookstream/testing'
+import { Cluster } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { checkRedisAtStart, createRedis, hashTag, type RedisClient } from '../src/index.ts'
+
+const USER = 'lookstream-svc'
+const PASSWORD = 'redis-acl-password-1'
+
+function connection(env: Record<string, string>): RedisConnection {
+  return resolveRedisSettings(loadConfig(RedisEnv, env))
+}
+
+function closed(client: RedisClient): void {
+  client.disconnect()
+}
+
+describe('createRedis with rediss:// and an ACL user', () => {
+  let certs: TestCertificates
+  let server: RedisProcess
+
+  beforeAll(async () => {
+    certs = createTestCertificates()
+    server = await startRedis({
+      tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile },
+      users: { [USER]: PASSWORD },
+    })
+  })
+
+  afterAll(async () => {
+    await server?.stop()
+    certs?.remove()
+  })
+
+  const secured = (extra: Record<string, string> = {}) =>
+    connection({
+      REDIS_URL: server.url,
+      REDIS_TLS_CA_FILE: certs.caFile,
+      REDIS_USERNAME: USER,
+      REDIS_PASSWORD: PASSWORD,
+      ...extra,
+    })
+
+  it('connects over TLS as the ACL user and runs commands', async () => {
+    expect(server.url).toMatch(/^rediss:\/\//)
+    const redis = createRedis(secured())
+    try {
+      expect(await checkRedisAtStart(redis, secured())).toBe('ready')
+      await redis.set('lookstream:test:tls', 'yes')
+      expect(await redis.get('lookstream:test:tls')).toBe('yes')
+      expect(await redis.call('ACL', 'WHOAMI')).toBe(USER)
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('fails the start with LS_REDIS_AUTH_FAILED on a wrong password, naming the settings and not the password', async () => {
+    const settings = secured({ REDIS_PASSWORD: 'not-the-password' })
+    const redis = createRedis(settings)
+    try {
+      const err = await checkRedisAtStart(redis, settings).then(
+        () => null,
+        (e: unknown) => e as Error & { code: string },
+      )
+      expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
+      expect(err?.message).toContain('REDIS_PASSWORD')
+      expect(err?.message).toContain(`ACL user "${USER}"`)
+      expect(err?.message).not.toContain('not-the-password')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('fails the start with LS_REDIS_AUTH_FAILED when no credentials are given', async () => {
+    const settings = connection({ REDIS_URL: server.url, REDIS_TLS_CA_FILE: certs.caFile })
+    const redis = createRedis(settings)
+    try {
+      const err = await checkRedisAtStart(redis, settings).then(
+        () => null,
+        (e: unknown) => e as Error & { code: string },
+      )
+      expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
+      expect(err?.message).toContain('Redis requires credentials')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('fails the start with LS_REDIS_TLS_FAILED when the server certificate is not trusted', async () => {
+    const settings = secured({ REDIS_TLS_CA_FILE: certs.otherCaFile })
+    const redis = createRedis(settings)
+    try {
+      const err = await checkRedisAtStart(redis, settings).then(
+        () => null,
+        (e: unknown) => e as Error & { code: string },
+      )
+      expect(err?.code).toBe('LS_REDIS_TLS_FAILED')
+      expect(err?.message).toContain('REDIS_TLS_CA_FILE')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('reports an unreachable Redis as unavailable, not as a configuration error', async () => {
+    const settings = connection({ REDIS_URL: 'redis://127.0.0.1:1' })
+    const redis = createRedis(settings)
+    try {
+      expect(await checkRedisAtStart(redis, settings, 500)).toBe('unavailable')
+    } finally {
+      closed(redis)
+    }
+  })
+})
+
+describe('createRedis with REDIS_MODE=cluster (3 masters)', () => {
+  let cluster: RedisClusterProcess
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3 })
+  })
+
+  afterAll(async () => {
+    await cluster?.stop()
+  })
+
+  it('builds a Cluster client from the seed nodes and spreads keys over the masters', async () => {
+    const settings = connection({ REDIS_URL: cluster.url, REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: cluster.nodes })
+    const redis = createRedis(settings)
+    try {
+      expect(redis).toBeInstanceOf(Cluster)
+      expect(await checkRedisAtStart(redis, settings)).toBe('ready')
+      const keys = Array.from({ length: 30 }, (_, i) => `lookstream:test:spread:${i}`)
+      for (const key of keys) await redis.set(key, key)
+      const perMaster = await Promise.all(
+        (redis as Cluster).nodes('master').map(async (node) => Number(await node.dbsize())),
+      )
+      expect(perMaster.filter((n) => n > 0).length).toBe(3)
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('runs a multi-key script on hash-tagged keys, and Redis refuses it without the tag', async () => {
+    const redis = createRedis(connection({ REDIS_URL: cluster.url, REDIS_MODE: 'cluster' }))
+    try {
+      const script = "return redis.call('MSET', KEYS[1], ARGV[1], KEYS[2], ARGV[1])"
+      const tag = hashTag('batch-7')
+      await redis.eval(script, 2, `lookstream:${tag}:a`, `lookstream:${tag}:b`, 'v')
+      expect(await redis.mget(`lookstream:${tag}:a`, `lookstream:${tag}:b`)).toEqual(['v', 'v'])
+      // Two untagged keys on different slots: the cluster answers CROSSSLOT.
+      await expect(redis.eval(script, 2, 'lookstream:untagged:a', 'lookstream:untagged:b', 'v')).rejects.toThrow(
+        /CROSSSLOT/,
+      )
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('refuses hash tag parts that would end the tag early', () => {
+    expect(() => hashTag('a}b')).toThrow(RangeError)
+    expect(() => hashTag('')).toThrow(RangeError)
+  })
+})

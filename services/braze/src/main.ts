@@ -1,0 +1,4 @@
+import { main } from '@lookstream/destination'
+import { braze } from './braze.ts'
+
+await main(braze)

@@ -1,0 +1,80 @@
+import { RedisEnv, loadConfig, resolveRedisSettings } from '@lookstream/config'
+import { createRedis, type RedisClient } from '@lookstream/redis'
+import {
+  createTestCertificates,
+  startRedis,
+  startRedisCluster,
+  type RedisClusterProcess,
+  type RedisProcess,
+  type TestCertificates,
+} from '@lookstream/testing'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createSendStore } from '../src/sends/send-store.ts'
+
+const USER = 'ingress-svc'
+const PASSWORD = 'acl-password-for-ingress'
+
+let certs: TestCertificates
+let cluster: RedisClusterProcess
+let secured: RedisProcess
+const clients: RedisClient[] = []
+
+beforeAll(async () => {
+  certs = createTestCertificates()
+  ;[cluster, secured] = await Promise.all([
+    startRedisCluster({ masters: 3 }),
+    startRedis({
+      tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile },
+      users: { [USER]: PASSWORD },
+    }),
+  ])
+})
+
+afterAll(async () => {
+  for (const c of clients) c.disconnect()
+  await Promise.all([cluster?.stop(), secured?.stop()])
+  certs?.remove()
+})
+
+const topologies: [string, () => Record<string, string>][] = [
+  [
+    'a 3-master Redis Cluster',
+    () => ({ REDIS_URL: cluster.url, REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: cluster.nodes }),
+  ],
+  [
+    'redis-server with TLS and an ACL user',
+    () => ({ REDIS_URL: secured.url, REDIS_TLS_CA_FILE: certs.caFile, REDIS_USERNAME: USER, REDIS_PASSWORD: PASSWORD }),
+  ],
+]
+
+describe.each(topologies)('send store on %s', (_name, env) => {
+  it('records sends in one transaction, updates them and lists them newest first', async () => {
+    const redis = createRedis(resolveRedisSettings(loadConfig(RedisEnv, env())))
+    clients.push(redis)
+    const store = createSendStore(redis, 3600)
+    const base = Date.now()
+    const ids = Array.from({ length: 5 }, (_, i) => `send-${base}-${i}`)
+    for (const [i, sendId] of ids.entries()) {
+      await store.start({
+        sendId,
+        action: 'segment_identify',
+        destination: 'segment',
+        connection: 'main',
+        startedAt: new Date(base + i),
+      })
+    }
+    await store.finish(ids[4]!, {
+      received: 3,
+      accepted: 2,
+      rejected: 1,
+      rejectReasons: [],
+      status: 'succeeded',
+      message: 'done',
+      finishedAt: new Date(base + 10),
+    })
+    expect(await store.get(ids[4]!)).toMatchObject({ sendId: ids[4], status: 'succeeded', accepted: 2 })
+    const page = await store.list({ limit: 3, before: base + 5 })
+    expect(page.sends.map((s) => s.sendId)).toEqual([ids[4], ids[3], ids[2]])
+    expect(page.next).toBe(base + 2)
+  })
+})
