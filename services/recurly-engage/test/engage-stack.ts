@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3'
-import { HEADERS, MESSAGE_TOPICS, TOPICS, headersFor, type CanonicalMessage } from '@lookstream/events'
+import { HEADERS, MESSAGE_TOPICS, TOPICS, headersFor, sendRecordKey, type CanonicalMessage } from '@lookstream/events'
 import { createKafka, createProducer, ensureTopics, type KafkaClient, type LookstreamProducer } from '@lookstream/kafka'
 import {
   HARNESS_S3_CREDENTIALS,
@@ -151,7 +151,7 @@ export async function produceRows(
 
 /** The send record the ingress keeps, as it is once the send finished. */
 export async function recordSend(stack: EngageStack, send: TestSend, accepted: number, status = 'succeeded') {
-  await stack.redisClient.hset(`lookstream:send:${send.sendId}`, {
+  await stack.redisClient.hset(sendRecordKey(send.sendId), {
     send_id: send.sendId,
     action: 'recurly_engage',
     destination: 'recurly-engage',
@@ -160,7 +160,7 @@ export async function recordSend(stack: EngageStack, send: TestSend, accepted: n
     accepted: String(accepted),
     started_at: send.startedAt,
   })
-  await stack.redisClient.expire(`lookstream:send:${send.sendId}`, 3600)
+  await stack.redisClient.expire(sendRecordKey(send.sendId), 3600)
 }
 
 export async function finishSend(
@@ -220,7 +220,7 @@ export async function readCsv(stack: EngageStack, key: string): Promise<{ bytes:
 }
 
 export async function sendRecord(stack: EngageStack, sendId: string): Promise<Record<string, string>> {
-  return stack.redisClient.hgetall(`lookstream:send:${sendId}`)
+  return stack.redisClient.hgetall(sendRecordKey(sendId))
 }
 
 /**
