@@ -2,8 +2,8 @@
 # Makes this checkout runnable on a machine that has only Node (any version) and npm:
 #   - Node 24 LTS from the npm registry's `node` package into .tools/ when the machine's Node is older,
 #   - pnpm at the pinned version into .tools/ (corepack cannot verify signatures here),
-#   - the Debian packages the tests need (redis-server, kcat, prometheus) when running as root, with their
-#     daemons kept from starting (this script stops no process: it starts none),
+#   - the Debian packages the tests need (redis-server, kcat, prometheus, openssl for test certificates, GNU patch)
+#     when running as root, with their daemons kept from starting (this script stops no process: it starts none),
 #   - node_modules from the lockfile.
 # Source it (`. scripts/bootstrap.sh`) so that PATH keeps .tools/bin first for the caller.
 set -euo pipefail
@@ -38,7 +38,10 @@ if [ "${LOOKSTREAM_SKIP_APT:-}" != "1" ]; then
   missing=()
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  # GNU patch rebuilds the published kafkajs for the patch's differential test.
+  command -v patch >/dev/null 2>&1 || missing+=(patch)
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
       say "installing Debian packages: ${missing[*]}"

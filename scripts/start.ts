@@ -223,6 +223,8 @@ export function service(line: ServiceLine): Component {
 const LOCAL_SEGMENT_WRITE_KEY = 'local-segment-write-key'
 /** Local-only REST API key shared by the Braze simulator and the braze service started here. */
 const LOCAL_BRAZE_API_KEY = 'local-braze-api-key'
+/** The Heap simulator's environment, the heap service's default connection here. */
+const LOCAL_HEAP_APP_ID = '1234567890'
 const LOCAL_MPARTICLE_KEY = 'local-mparticle-key'
 const LOCAL_MPARTICLE_SECRET = 'local-mparticle-secret'
 
@@ -278,6 +280,16 @@ const components: Component[] = [
     readyPath: null,
   }),
   service({
+    name: 'heap-simulator',
+    entry: 'packages/simulators/src/cli.ts',
+    port: ['HEAP_SIMULATOR_PORT', 4012],
+    skip: (ctx) => (ctx.env.HEAP_API_URL ? 'HEAP_API_URL is set: the heap service calls it' : undefined),
+    env: () => ({}),
+    args: (p) => ['--heap-port', String(p), '--heap-app-id', LOCAL_HEAP_APP_ID],
+    listenLine: /^heap simulator listening on (http:\/\/\S+)$/,
+    readyPath: null,
+  }),
+  service({
     name: 'ingress',
     entry: 'services/ingress/src/main.ts',
     asStarted: 'services/ingress',
@@ -320,6 +332,17 @@ const components: Component[] = [
         BRAZE_ALLOWED_HOSTS: new URL(simulator).host,
       }
     },
+  }),
+  service({
+    name: 'heap',
+    entry: 'services/heap/src/main.ts',
+    asStarted: 'services/heap',
+    port: ['HEAP_PORT', 8083],
+    env: (ctx) => ({
+      ...base(ctx),
+      HEAP_APP_ID: ctx.env.HEAP_APP_ID ?? LOCAL_HEAP_APP_ID,
+      HEAP_API_URL: ctx.env.HEAP_API_URL ?? address(ctx, 'heap-simulator'),
+    }),
   }),
   service({
     name: 'mparticle-simulator',

@@ -3,14 +3,14 @@
 // bare kafkajs producer (with lookstream's kafkajs patch, and the published kafkajs) and JSON.parse.
 //   node --conditions=@lookstream/source bench/ingress/run.ts [--rows 1000000] [--small-rows 100000]
 //        [--batch 1000,5000] [--cpu-prof <dir>] [--ingress-node-options=<flags>]
-//        [--ingress-only] [--ingress-env NAME=VALUE] [--no-stock] [--keep]
+//        [--ingress-only] [--ingress-env NAME=VALUE] [--no-stock] [--keep] [--compression none,gzip,zstd]
 // Prints a Markdown table and a JSON summary. See bench/README.md (ingress section) for what each figure means.
 import { Redis } from 'ioredis'
 import { RegistryHeartbeat } from '@lookstream/events'
 import { spawn } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -52,6 +52,9 @@ const { values: args } = parseArgs({
     keep: { type: 'boolean', default: false },
     // Skip the second bare-producer ceiling, the published kafkajs without lookstream's patch.
     'no-stock': { type: 'boolean', default: false },
+    // Only compare PRODUCER_COMPRESSION settings: one send of --rows per setting, side by side, with the bytes
+    // the broker stored for each (record batches are stored as produced: the bytes on the wire).
+    compression: { type: 'string' },
   },
 })
 const ROWS = Number(args.rows)
@@ -121,7 +124,7 @@ let stub: LookerStub | undefined
 let ingress: SpawnedService | undefined
 let planId = Date.now()
 
-async function startIngress(): Promise<SpawnedService> {
+async function startIngress(extra: Record<string, string> = {}): Promise<SpawnedService> {
   const env: Record<string, string> = {
     ACTION_HUB_SECRET: SECRET,
     HOST: '127.0.0.1',
@@ -138,6 +141,7 @@ async function startIngress(): Promise<SpawnedService> {
     if (at < 1) throw new Error(`--ingress-env ${pair}: expected NAME=VALUE`)
     env[pair.slice(0, at)] = pair.slice(at + 1)
   }
+  Object.assign(env, extra)
   return spawnService(INGRESS_MAIN, env, {
     readyTimeoutMs: 60_000,
     // On the command line rather than in NODE_OPTIONS, which refuses most V8 flags.
@@ -147,8 +151,8 @@ async function startIngress(): Promise<SpawnedService> {
 }
 
 // One send through a fresh ingress process: from the execute request until its final {"looker": …} body.
-async function ingressRun(file: string, rows: number): Promise<IngressRun> {
-  ingress = await startIngress()
+async function ingressRun(file: string, rows: number, extra: Record<string, string> = {}): Promise<IngressRun> {
+  ingress = await startIngress(extra)
   const pid = ingress.pid
   const idleRss = rssBytes(pid)
   const peaks = { heapUsed: 0, heapTotal: 0, external: 0 }
@@ -333,6 +337,40 @@ interface BareRun {
   load: string
 }
 
+/** Bytes of the topic's log segments on the broker's disk. */
+function storedBytes(topic: string): number {
+  const dir = join(tmp, 'kafka', 'topics', topic)
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.log'))
+    .reduce((sum, entry) => sum + statSync(join(entry.parentPath, entry.name)).size, 0)
+}
+
+async function compareCompression(file: string, payloadBytes: number): Promise<void> {
+  const codecs = args.compression!.split(',').map((c) => c.trim())
+  const results: { codec: string; run: IngressRun; bytes: number }[] = []
+  for (const codec of codecs) {
+    const before = results.length === 0 ? 0 : storedBytes(TOPIC)
+    log(`ingress: ${fmt(ROWS)} rows, PRODUCER_COMPRESSION=${codec}`)
+    const run = await ingressRun(file, ROWS, { PRODUCER_COMPRESSION: codec })
+    results.push({ codec, run, bytes: storedBytes(TOPIC) - before })
+  }
+  console.log(`Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
+  console.log(`Payload: ${fmt(ROWS)} rows, ${mb(payloadBytes)} MiB json_detail_lite_stream; action segment_identify`)
+  console.log('')
+  console.log(
+    '| PRODUCER_COMPRESSION | rows | time | rows/s | bytes to Kafka (stored batches) | bytes/row | CPU s (ingress / broker) | peak RSS | load avg at start |',
+  )
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|')
+  for (const { codec, run, bytes } of results) {
+    console.log(
+      `| ${codec} | ${fmt(run.rows)} | ${(run.ms / 1000).toFixed(1)} s | ${fmt((run.rows * 1000) / run.ms)} | ${mb(bytes)} MiB | ${fmt(bytes / run.rows)} | ${run.ingressCpu.toFixed(1)} / ${run.brokerCpu.toFixed(1)} | ${mb(run.peakRss)} MiB | ${run.load} |`,
+    )
+  }
+  console.log(
+    `\n${JSON.stringify(results.map(({ codec, run, bytes }) => ({ codec, rows: run.rows, ms: run.ms, bytes })))}`,
+  )
+}
+
 try {
   if (CPU_PROF_DIR !== undefined) mkdirSync(CPU_PROF_DIR, { recursive: true })
   const bigFile = join(tmp, `look-${ROWS}.json`)
@@ -353,112 +391,116 @@ try {
   const admin = kafka.admin()
   await admin.connect()
   try {
-    log(`ingress: ${fmt(ROWS)} rows`)
-    const big = await ingressRun(bigFile, ROWS)
-    log(`ingress: ${fmt(ROWS)} rows in ${fmt(big.ms)} ms, peak RSS ${mb(big.peakRss)} MiB`)
-    const onTopic = await topicCount(admin, TOPIC)
-    if (onTopic !== ROWS) throw new Error(`${TOPIC} holds ${onTopic} records, expected ${ROWS}`)
+    if (args.compression !== undefined) {
+      await compareCompression(bigFile, bigBytes)
+    } else {
+      log(`ingress: ${fmt(ROWS)} rows`)
+      const big = await ingressRun(bigFile, ROWS)
+      log(`ingress: ${fmt(ROWS)} rows in ${fmt(big.ms)} ms, peak RSS ${mb(big.peakRss)} MiB`)
+      const onTopic = await topicCount(admin, TOPIC)
+      if (onTopic !== ROWS) throw new Error(`${TOPIC} holds ${onTopic} records, expected ${ROWS}`)
 
-    const bares: BareRun[] = []
-    let parse: { rows: number; bytes: number; ms: number; load: string } | undefined
-    if (!args['ingress-only']) {
-      const frames = join(tmp, 'messages.frames')
-      const extracted = await extract(TOPIC, frames)
-      if (extracted !== ROWS) throw new Error(`kcat read ${extracted} records, expected ${ROWS}`)
-      const variants: [BareRun['kafkajs'], string | undefined][] = [['patched', undefined]]
-      if (!args['no-stock']) variants.push(['stock', stockKafkajs(join(tmp, 'kafkajs-stock'))])
-      for (const [kafkajs, kafkajsDir] of variants) {
-        for (const batch of BATCHES) {
-          const topic = `${BARE_TOPIC}.${kafkajs}.${batch}`
-          await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true })
-          log(`bare producer (${kafkajs} kafkajs): ${fmt(ROWS)} messages, batches of ${batch}`)
-          const load = loadAverage()
-          const bare = await bareProducer(frames, topic, batch, kafkajsDir)
-          const onBare = await topicCount(admin, topic)
-          if (onBare !== ROWS) throw new Error(`${topic} holds ${onBare} records, expected ${ROWS}`)
-          bares.push({ ...bare, batch, kafkajs, load })
+      const bares: BareRun[] = []
+      let parse: { rows: number; bytes: number; ms: number; load: string } | undefined
+      if (!args['ingress-only']) {
+        const frames = join(tmp, 'messages.frames')
+        const extracted = await extract(TOPIC, frames)
+        if (extracted !== ROWS) throw new Error(`kcat read ${extracted} records, expected ${ROWS}`)
+        const variants: [BareRun['kafkajs'], string | undefined][] = [['patched', undefined]]
+        if (!args['no-stock']) variants.push(['stock', stockKafkajs(join(tmp, 'kafkajs-stock'))])
+        for (const [kafkajs, kafkajsDir] of variants) {
+          for (const batch of BATCHES) {
+            const topic = `${BARE_TOPIC}.${kafkajs}.${batch}`
+            await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true })
+            log(`bare producer (${kafkajs} kafkajs): ${fmt(ROWS)} messages, batches of ${batch}`)
+            const load = loadAverage()
+            const bare = await bareProducer(frames, topic, batch, kafkajsDir)
+            const onBare = await topicCount(admin, topic)
+            if (onBare !== ROWS) throw new Error(`${topic} holds ${onBare} records, expected ${ROWS}`)
+            bares.push({ ...bare, batch, kafkajs, load })
+          }
         }
+        log('JSON.parse ceiling')
+        const load = loadAverage()
+        parse = { ...parseRows(bigFile), load }
+        if (parse.rows !== ROWS) throw new Error(`parsed ${parse.rows} rows, expected ${ROWS}`)
       }
-      log('JSON.parse ceiling')
-      const load = loadAverage()
-      parse = { ...parseRows(bigFile), load }
-      if (parse.rows !== ROWS) throw new Error(`parsed ${parse.rows} rows, expected ${ROWS}`)
-    }
 
-    log(`ingress: ${fmt(SMALL_ROWS)} rows (fresh process)`)
-    const small = await ingressRun(smallFile, SMALL_ROWS)
+      log(`ingress: ${fmt(SMALL_ROWS)} rows (fresh process)`)
+      const small = await ingressRun(smallFile, SMALL_ROWS)
 
-    const rate = (n: number, ms: number) => (n * 1000) / ms
-    const bestOf = (kafkajs: BareRun['kafkajs']) => {
-      const rates = bares.filter((bare) => bare.kafkajs === kafkajs).map((bare) => rate(bare.messages, bare.ms))
-      return rates.length === 0 ? Number.NaN : Math.max(...rates)
-    }
-    const bareRate = bestOf('patched')
-    const stockRate = bestOf('stock')
-    const percent = (r: number, of: number) => (Number.isNaN(of) ? '' : `${((r / of) * 100).toFixed(0)}%`)
-    const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`
-    console.log(`Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
-    console.log(`Payload: ${fmt(ROWS)} rows, ${mb(bigBytes)} MiB json_detail_lite_stream; action segment_identify`)
-    console.log(
-      `Ingress: ${args.source ? 'TypeScript sources' : 'compiled (dist/)'}; Node options: ${INGRESS_NODE_OPTIONS || '(none)'}; start-script environment: ${
-        Object.entries(START.env)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(' ') || '(none)'
-      }`,
-    )
-    if (args['ingress-main'] !== undefined) console.log(`Ingress entry point: ${INGRESS_MAIN}`)
-    if (args['ingress-env'].length > 0) console.log(`Ingress environment: ${args['ingress-env'].join(' ')}`)
-    console.log('')
-    console.log(
-      '| measurement | rows | time | rows/s | vs best bare producer, patched kafkajs | vs best bare producer, stock kafkajs | CPU s (process / broker) | load avg at start |',
-    )
-    console.log('|---|---:|---:|---:|---:|---:|---:|---|')
-    for (const run of [big, small]) {
-      const r = rate(run.rows, run.ms)
+      const rate = (n: number, ms: number) => (n * 1000) / ms
+      const bestOf = (kafkajs: BareRun['kafkajs']) => {
+        const rates = bares.filter((bare) => bare.kafkajs === kafkajs).map((bare) => rate(bare.messages, bare.ms))
+        return rates.length === 0 ? Number.NaN : Math.max(...rates)
+      }
+      const bareRate = bestOf('patched')
+      const stockRate = bestOf('stock')
+      const percent = (r: number, of: number) => (Number.isNaN(of) ? '' : `${((r / of) * 100).toFixed(0)}%`)
+      const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+      console.log(`Machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`)
+      console.log(`Payload: ${fmt(ROWS)} rows, ${mb(bigBytes)} MiB json_detail_lite_stream; action segment_identify`)
       console.log(
-        `| ingress: execute → final body (all rows acked) | ${fmt(run.rows)} | ${secs(run.ms)} | ${fmt(r)} | ${percent(r, bareRate)} | ${percent(r, stockRate)} | ${run.ingressCpu.toFixed(1)} / ${run.brokerCpu.toFixed(1)} | ${run.load} |`,
+        `Ingress: ${args.source ? 'TypeScript sources' : 'compiled (dist/)'}; Node options: ${INGRESS_NODE_OPTIONS || '(none)'}; start-script environment: ${
+          Object.entries(START.env)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ') || '(none)'
+        }`,
       )
-    }
-    for (const bare of bares) {
-      const r = rate(bare.messages, bare.ms)
-      const own = bare.kafkajs === 'patched' ? bareRate : stockRate
+      if (args['ingress-main'] !== undefined) console.log(`Ingress entry point: ${INGRESS_MAIN}`)
+      if (args['ingress-env'].length > 0) console.log(`Ingress environment: ${args['ingress-env'].join(' ')}`)
+      console.log('')
       console.log(
-        `| ceiling: bare producer, ${bare.kafkajs} kafkajs, sendBatch of ${bare.batch} | ${fmt(bare.messages)} | ${secs(bare.ms)} | ${fmt(r)} | ${bare.kafkajs === 'patched' ? percent(r, own) : ''} | ${bare.kafkajs === 'stock' ? percent(r, own) : ''} | ${bare.cpu.toFixed(1)} / ${bare.brokerCpu.toFixed(1)} | ${bare.load} |`,
+        '| measurement | rows | time | rows/s | vs best bare producer, patched kafkajs | vs best bare producer, stock kafkajs | CPU s (process / broker) | load avg at start |',
       )
-    }
-    if (parse) {
+      console.log('|---|---:|---:|---:|---:|---:|---:|---|')
+      for (const run of [big, small]) {
+        const r = rate(run.rows, run.ms)
+        console.log(
+          `| ingress: execute → final body (all rows acked) | ${fmt(run.rows)} | ${secs(run.ms)} | ${fmt(r)} | ${percent(r, bareRate)} | ${percent(r, stockRate)} | ${run.ingressCpu.toFixed(1)} / ${run.brokerCpu.toFixed(1)} | ${run.load} |`,
+        )
+      }
+      for (const bare of bares) {
+        const r = rate(bare.messages, bare.ms)
+        const own = bare.kafkajs === 'patched' ? bareRate : stockRate
+        console.log(
+          `| ceiling: bare producer, ${bare.kafkajs} kafkajs, sendBatch of ${bare.batch} | ${fmt(bare.messages)} | ${secs(bare.ms)} | ${fmt(r)} | ${bare.kafkajs === 'patched' ? percent(r, own) : ''} | ${bare.kafkajs === 'stock' ? percent(r, own) : ''} | ${bare.cpu.toFixed(1)} / ${bare.brokerCpu.toFixed(1)} | ${bare.load} |`,
+        )
+      }
+      if (parse) {
+        console.log(
+          `| ceiling: JSON.parse per row (1 MiB reads, newline split, UTF-8 decode; one process) | ${fmt(parse.rows)} | ${secs(parse.ms)} | ${fmt(rate(parse.rows, parse.ms))} | | | | ${parse.load} |`,
+        )
+      }
+      console.log('')
       console.log(
-        `| ceiling: JSON.parse per row (1 MiB reads, newline split, UTF-8 decode; one process) | ${fmt(parse.rows)} | ${secs(parse.ms)} | ${fmt(rate(parse.rows, parse.ms))} | | | | ${parse.load} |`,
+        '| ingress process (fresh per size) | rows | RSS when ready | peak RSS (VmHWM) | heap used: ready / peak | heap total: ready / peak | external: ready / peak |',
       )
+      console.log('|---|---:|---:|---:|---:|---:|---:|')
+      for (const run of [small, big]) {
+        console.log(
+          `| ingress, segment_identify send | ${fmt(run.rows)} | ${mb(run.idleRss)} MiB | ${mb(run.peakRss)} MiB | ${mb(run.idleHeapUsed)} / ${mb(run.peakHeapUsed)} MiB | ${mb(run.idleHeapTotal)} / ${mb(run.peakHeapTotal)} MiB | ${mb(run.idleExternal)} / ${mb(run.peakExternal)} MiB |`,
+        )
+      }
+      for (const bare of bares) {
+        console.log(
+          `| bare producer, ${bare.kafkajs} kafkajs, sendBatch of ${bare.batch} | ${fmt(bare.messages)} | | ${mb(bare.peakRss)} MiB | | | |`,
+        )
+      }
+      const summary = {
+        rows: ROWS,
+        payloadBytes: bigBytes,
+        ingressNodeOptions: INGRESS_NODE_OPTIONS,
+        ingress: big,
+        ingressSmall: small,
+        bare: bares,
+        parse,
+        ingressVsBestBare: rate(big.rows, big.ms) / bareRate,
+        ingressVsBestStockBare: rate(big.rows, big.ms) / stockRate,
+        rssGrowth: big.peakRss / small.peakRss,
+      }
+      console.log(`\n${JSON.stringify(summary)}`)
     }
-    console.log('')
-    console.log(
-      '| ingress process (fresh per size) | rows | RSS when ready | peak RSS (VmHWM) | heap used: ready / peak | heap total: ready / peak | external: ready / peak |',
-    )
-    console.log('|---|---:|---:|---:|---:|---:|---:|')
-    for (const run of [small, big]) {
-      console.log(
-        `| ingress, segment_identify send | ${fmt(run.rows)} | ${mb(run.idleRss)} MiB | ${mb(run.peakRss)} MiB | ${mb(run.idleHeapUsed)} / ${mb(run.peakHeapUsed)} MiB | ${mb(run.idleHeapTotal)} / ${mb(run.peakHeapTotal)} MiB | ${mb(run.idleExternal)} / ${mb(run.peakExternal)} MiB |`,
-      )
-    }
-    for (const bare of bares) {
-      console.log(
-        `| bare producer, ${bare.kafkajs} kafkajs, sendBatch of ${bare.batch} | ${fmt(bare.messages)} | | ${mb(bare.peakRss)} MiB | | | |`,
-      )
-    }
-    const summary = {
-      rows: ROWS,
-      payloadBytes: bigBytes,
-      ingressNodeOptions: INGRESS_NODE_OPTIONS,
-      ingress: big,
-      ingressSmall: small,
-      bare: bares,
-      parse,
-      ingressVsBestBare: rate(big.rows, big.ms) / bareRate,
-      ingressVsBestStockBare: rate(big.rows, big.ms) / stockRate,
-      rssGrowth: big.peakRss / small.peakRss,
-    }
-    console.log(`\n${JSON.stringify(summary)}`)
   } finally {
     await admin.disconnect()
   }

@@ -39,6 +39,25 @@ export const KafkaEnv = Type.Object({
   KAFKA_SASL_USERNAME_FILE: Type.Optional(Type.String({ minLength: 1, description: 'file holding the username' })),
   KAFKA_SASL_PASSWORD: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
   KAFKA_SASL_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1, description: 'file holding the password' })),
+  KAFKA_TOPICS_MODE: Type.Union([Type.Literal('create'), Type.Literal('verify')], {
+    default: 'create',
+    description: 'create: create missing topics (development); verify: refuse to start on a missing or unsafe topic',
+  }),
+})
+
+const DAY_MS = 24 * 3600 * 1000
+
+/** How the topics command sets topics up; the defaults survive the loss of one broker. */
+export const KafkaTopicPolicyEnv = Type.Object({
+  KAFKA_TOPIC_PARTITIONS: Type.Integer({ minimum: 1, maximum: 1000, default: 6 }),
+  KAFKA_TOPIC_REPLICATION_FACTOR: Type.Integer({ minimum: 1, maximum: 32, default: 3 }),
+  KAFKA_TOPIC_MIN_INSYNC_REPLICAS: Type.Integer({ minimum: 1, maximum: 32, default: 2 }),
+  KAFKA_TOPIC_RETENTION_MS: Type.Integer({ minimum: -1, default: 7 * DAY_MS }),
+  KAFKA_DLQ_RETENTION_MS: Type.Integer({
+    minimum: -1,
+    default: 30 * DAY_MS,
+    description: 'dead letters wait for a person',
+  }),
 })
 
 export const REDIS_MODES = ['standalone', 'cluster', 'sentinel'] as const

@@ -6,6 +6,7 @@ export {
   KAFKA_SASL_MECHANISMS,
   KAFKA_SECURITY_PROTOCOLS,
   KafkaEnv,
+  KafkaTopicPolicyEnv,
   LOG_LEVELS,
   LogEnv,
   REDIS_MODES,

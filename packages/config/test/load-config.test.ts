@@ -32,6 +32,7 @@ describe('loadConfig', () => {
     expect(config).toEqual({
       KAFKA_BROKERS: '127.0.0.1:9092',
       KAFKA_SECURITY_PROTOCOL: 'PLAINTEXT',
+      KAFKA_TOPICS_MODE: 'create',
       REDIS_URL: 'redis://127.0.0.1:6379',
       REDIS_MODE: 'standalone',
       HOST: '127.0.0.1',

@@ -268,7 +268,9 @@ export class Deliverer<Conn extends Connection, Item> {
     const key = RateLimiter.key(this.#deps.destination.name, connection.rateLimitScope ?? connection.name)
     const budgets = [{ key, options: { rps: connection.rateLimitRps }, perItem: false }]
     if (connection.itemRatePerSecond !== undefined) {
-      budgets.push({ key: `${key}:items`, options: { rps: connection.itemRatePerSecond }, perItem: true })
+      const options: RateLimitOptions = { rps: connection.itemRatePerSecond }
+      if (connection.itemBurst !== undefined) options.burst = connection.itemBurst
+      budgets.push({ key: `${key}:items`, options, perItem: true })
     }
     return budgets
   }

@@ -28,6 +28,11 @@ export interface Connection {
    */
   itemRatePerSecond?: number
   /**
+   * Items the item schedule may run ahead by (default 1: strictly spaced). A request granted late (a busy event
+   * loop, a slow Redis answer) then does not push every later one back: the next may go that much early.
+   */
+  itemBurst?: number
+  /**
    * The rate-limit scope: connections naming the same account share one budget (Braze: one per workspace,
    * whatever the number of connections pointing at it). Defaults to the connection's name.
    */
@@ -99,6 +104,11 @@ interface DestinationBase<Config extends TSchema, Conn extends { name: string }>
   connections(config: Static<Config>): ReadonlyMap<string, Conn>
   /** Hosts outbound requests may go to; any other URL is refused before a socket is opened. */
   allowedHosts(config: Static<Config>): readonly string[]
+  /**
+   * Settings of a connection announced in the destination registry, so the ingress can refuse a send this
+   * connection would reject before producing anything (Heap: its environments). Never a secret.
+   */
+  publicSettings?(connection: Conn): Record<string, string | string[]>
 }
 
 /** A destination reached over HTTP in batches: everything but these pure functions belongs to the runtime. */

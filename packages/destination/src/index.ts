@@ -1,6 +1,7 @@
 export { backoffDelay, retryAfterMs, type BackoffPolicy } from './backoff.ts'
 export { DEFAULT_DEDUPE_TTL_SECONDS, Dedupe, dedupeKey } from './dedupe.ts'
 export { Deliverer, type DeliveryJob, type DeliveryPolicy, type FinalOutcome, type HttpClient } from './deliverer.ts'
+export { classifyWholeRequest } from './classify-status.ts'
 export { connectionsEnv, readNamedConnections } from './connections.ts'
 export { main } from './main.ts'
 export type {

@@ -14,6 +14,9 @@ import { routeRecord, type InboundRecord } from './route-record.ts'
 import type { ThrottledLog } from './throttled-log.ts'
 import { addSendCounts, type SendCountDelta } from './send-counts.ts'
 
+/** How often delivered counts of a batch still being delivered are added to the send records. */
+const PROGRESS_INTERVAL_MS = 1000
+
 export interface OutboundRecord {
   topic: string
   key: Buffer | null
@@ -87,9 +90,35 @@ export async function processRecords<Conn extends Connection, Item>(
   const followers = new Map<number, number[]>()
   const shareOf = (outcome: Settled): Settled =>
     typeof outcome === 'object' && outcome.kind === 'abandoned' ? outcome : 'duplicate'
+  // Delivered counts reach the send record while the batch is still being delivered, at most once per
+  // PROGRESS_INTERVAL_MS: a destination paced in items per minute (Heap) spends minutes on one batch, and its send
+  // must show progress meanwhile. Dead-lettered and parked counts follow at the end, with their records.
+  const progress = new Map<string, number>()
+  let progressFlush: Promise<void> | undefined
+  const flushProgress = (): Promise<void> => {
+    if (progressFlush !== undefined) return progressFlush
+    if (progress.size === 0) return Promise.resolve()
+    const deltas = new Map<string, SendCountDelta>()
+    for (const [sendId, delivered] of progress) deltas.set(sendId, { delivered, failed: 0, deadLettered: 0 })
+    progress.clear()
+    progressFlush = redis
+      .run(() => addSendCounts(deps.redisClient, deltas), signal)
+      .catch(() => {
+        // Not written (a shutdown cut the wait for Redis): the counts go back, for the final write.
+        for (const [sendId, delta] of deltas) progress.set(sendId, (progress.get(sendId) ?? 0) + delta.delivered)
+      })
+      .finally(() => {
+        progressFlush = undefined
+      })
+    return progressFlush
+  }
   const settle = (index: number, outcome: Settled): void => {
     if (settled[index] !== undefined) return
     settled[index] = outcome
+    if (typeof outcome === 'object' && outcome.kind === 'delivered') {
+      const sendId = sendIds[index]
+      if (sendId !== undefined) progress.set(sendId, (progress.get(sendId) ?? 0) + 1)
+    }
     const same = followers.get(index)
     if (same !== undefined) for (const follower of same) settle(follower, shareOf(outcome))
     if (--unsettled === 0 && wake !== undefined) wake()
@@ -200,9 +229,14 @@ export async function processRecords<Conn extends Connection, Item>(
   if (current !== undefined) deliverer.submitAll(current, submitted)
   // Whatever is still unsettled settles in a later tick (a shutdown settles jobs synchronously, above).
   if (unsettled > 0) {
-    await new Promise<void>((resolve) => {
-      wake = resolve
-    })
+    const ticker = setInterval(() => void flushProgress(), PROGRESS_INTERVAL_MS)
+    try {
+      await new Promise<void>((resolve) => {
+        wake = resolve
+      })
+    } finally {
+      clearInterval(ticker)
+    }
   }
 
   const now = Date.now()
@@ -232,7 +266,7 @@ export async function processRecords<Conn extends Connection, Item>(
       continue
     }
     if (outcome.kind === 'delivered') {
-      count(index, 'delivered')
+      // Counted as it settled (`progress`).
       done[index] = true
       continue
     }
@@ -305,6 +339,13 @@ export async function processRecords<Conn extends Connection, Item>(
   }
 
   if (out.length > 0) await deps.produce(out)
+  await flushProgress()
+  for (const [sendId, delivered] of progress) {
+    const delta = counts.get(sendId) ?? { delivered: 0, failed: 0, deadLettered: 0 }
+    delta.delivered += delivered
+    counts.set(sendId, delta)
+  }
+  progress.clear()
   await redis
     .run(() => addSendCounts(deps.redisClient, counts), signal)
     .catch((err: unknown) => {

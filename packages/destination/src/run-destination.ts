@@ -20,6 +20,7 @@ import {
 } from '@lookstream/events'
 import {
   classifyKafkaStartError,
+  verifyTopics,
   createKafka,
   createProducer,
   ensureTopics,
@@ -162,10 +163,13 @@ export async function runDestination<Config extends TObject, Conn extends Connec
   const topics = [...MESSAGE_TOPICS, retry]
   let producer: Awaited<ReturnType<typeof createProducer>>
   try {
-    await ensureTopics(
-      kafka,
-      [...topics, dlq].map((topic) => ({ topic, numPartitions: config.DELIVERY_TOPIC_PARTITIONS })),
-    )
+    if (config.KAFKA_TOPICS_MODE === 'verify') await verifyTopics(kafka, [...topics, dlq])
+    else {
+      await ensureTopics(
+        kafka,
+        [...topics, dlq].map((topic) => ({ topic, numPartitions: config.DELIVERY_TOPIC_PARTITIONS })),
+      )
+    }
     producer = await createProducer(kafka)
   } catch (err) {
     // Nothing may keep the process alive after a failed start: the caller reports and exits.
@@ -385,6 +389,16 @@ export async function runDestination<Config extends TObject, Conn extends Connec
       version: options.version ?? process.env.LOOKSTREAM_VERSION ?? RUNTIME_VERSION,
       connections: [...connections.keys()],
       startedAt: new Date().toISOString(),
+      ...(destination.publicSettings === undefined
+        ? {}
+        : {
+            settings: Object.fromEntries(
+              [...connections].map(([connectionName, connection]) => [
+                connectionName,
+                destination.publicSettings!(connection),
+              ]),
+            ),
+          }),
     },
     config.DELIVERY_REGISTRY_HEARTBEAT_MS,
   )

@@ -1,6 +1,6 @@
-import { HEADERS, headersFor, type CanonicalMessage } from '@lookstream/events'
+import { HEADERS, headersFor, sendRecordKey, type CanonicalMessage } from '@lookstream/events'
 import { startSegmentSimulator, type Simulator } from '@lookstream/simulators'
-import { startRedis } from '@lookstream/testing'
+import { startRedis, waitFor } from '@lookstream/testing'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
@@ -94,7 +94,19 @@ function record(value: CanonicalMessage | string, headers?: Record<string, strin
   }
 }
 
-function deps(produced: OutboundRecord[], windowMs = 3_600_000, { shuttingDown = false } = {}) {
+function deps(
+  produced: OutboundRecord[],
+  windowMs = 3_600_000,
+  {
+    shuttingDown = false,
+    maxBatchItems,
+    rateLimitRps = 1000,
+  }: {
+    shuttingDown?: boolean
+    maxBatchItems?: number
+    rateLimitRps?: number
+  } = {},
+) {
   const log = pino({ level: 'silent' })
   const metrics = createDestinationMetrics(new Registry())
   const controller = new AbortController()
@@ -102,27 +114,30 @@ function deps(produced: OutboundRecord[], windowMs = 3_600_000, { shuttingDown =
   const connection: Conn = {
     name: 'default',
     endpoint: simulator.url,
-    rateLimitRps: 1000,
+    rateLimitRps,
     authorization: `Basic ${Buffer.from('wk:').toString('base64')}`,
   }
   const dedupe = new Dedupe(redis, `segment-${Math.random()}`)
-  const deliverer = new Deliverer({
-    destination,
-    http: sender,
-    rateLimiter: new RateLimiter(redis),
-    dedupe,
-    redis: gate,
-    metrics,
-    log,
-    policy: {
-      quickAttempts: 2,
-      backoff: { baseMs: 5, maxMs: 20 },
-      authBackoff: { baseMs: 5, maxMs: 20 },
-      maxInFlightPerConnection: 2,
-      lingerMs: 1,
+  const deliverer = new Deliverer(
+    {
+      destination,
+      http: sender,
+      rateLimiter: new RateLimiter(redis),
+      dedupe,
+      redis: gate,
+      metrics,
+      log,
+      policy: {
+        quickAttempts: 2,
+        backoff: { baseMs: 5, maxMs: 20 },
+        authBackoff: { baseMs: 5, maxMs: 20 },
+        maxInFlightPerConnection: 2,
+        lingerMs: 1,
+      },
+      signal: controller.signal,
     },
-    signal: controller.signal,
-  })
+    maxBatchItems === undefined ? {} : { maxBatchItems },
+  )
   if (shuttingDown) controller.abort(new Error('shutting down'))
   return {
     destination,
@@ -150,6 +165,24 @@ function deps(produced: OutboundRecord[], windowMs = 3_600_000, { shuttingDown =
 }
 
 describe('processRecords', () => {
+  it('adds delivered counts to the send record while a paced batch is still being delivered', async () => {
+    simulator.reset()
+    const run = `p${Date.now()}`
+    const sendId = `send-${run}`
+    await redis.hset(sendRecordKey(sendId), { send_id: sendId })
+    const records = Array.from({ length: 30 }, (_, i) => {
+      const value = message(`${run}-${i}`, `u-${i}`)
+      return record(value, headersFor(value, { producer: 'test', sendId }))
+    })
+    // Ten requests of three at five a second: about two seconds for the batch.
+    const processing = processRecords(records, deps([], 3_600_000, { maxBatchItems: 3, rateLimitRps: 5 }))
+    const delivered = async () => Number((await redis.hget(sendRecordKey(sendId), 'delivered')) ?? 0)
+    await waitFor(async () => (await delivered()) > 0, { timeoutMs: 5000, message: 'a first progress write' })
+    expect(simulator.state.acceptedIds.size).toBeLessThan(30)
+    expect(await processing).toEqual(records.map(() => true))
+    expect(await delivered()).toBe(30)
+  })
+
   it('takes every record to a final state: delivered, skipped, dead-lettered or parked, each with its headers', async () => {
     simulator.reset()
     const produced: OutboundRecord[] = []

@@ -90,6 +90,7 @@ describe.each(topologies)('destination Redis use on %s', (_name, env) => {
       connections: ['main'],
       instances: 1,
       versions: ['1.0.0'],
+      settings: {},
     })
   })
 })

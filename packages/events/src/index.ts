@@ -71,6 +71,7 @@ export {
   REGISTRY_KEY,
   RegistryHeartbeat,
   liveDestinations,
+  type ConnectionSettings,
   type LiveDestination,
   type RegistryEntry,
   type RegistryRedis,

@@ -64,6 +64,10 @@ export const HeapOptions = Type.Object(
     connection,
     propertyType: Type.Optional(Type.Union([Type.Literal('user'), Type.Literal('account')])),
     joinKey: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    /** Heap environment (app_id); absent: the connection's default environment. */
+    envId: Type.Optional(Type.String({ pattern: '^[0-9]{1,32}$' })),
+    /** A string property of 1,024 characters or more: the row is rejected (default) or the value cut to 1,023. */
+    longValues: Type.Optional(Type.Union([Type.Literal('reject'), Type.Literal('truncate')])),
   },
   { additionalProperties: false },
 )

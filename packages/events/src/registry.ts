@@ -11,12 +11,17 @@ export interface RegistryRedis {
 
 export const REGISTRY_KEY = 'lookstream:registry'
 
+/** Settings of one connection a destination announces so the ingress can check a send first (never a secret). */
+export type ConnectionSettings = Record<string, string | string[]>
+
 export interface RegistryEntry {
   destination: string
   instance: string
   version: string
   connections: string[]
   startedAt: string
+  /** Per connection name, e.g. Heap's `{ environment, environments }`; absent for most destinations. */
+  settings?: Record<string, ConnectionSettings>
 }
 
 export interface LiveDestination {
@@ -25,6 +30,8 @@ export interface LiveDestination {
   connections: string[]
   instances: number
   versions: string[]
+  /** Per connection name, the announced settings (a later replica's entry replaces an earlier one's). */
+  settings: Record<string, ConnectionSettings>
 }
 
 // KEYS[1] registry; ARGV: field, ttl ms, entry JSON. The value is "<expires at ms>|<entry JSON>".
@@ -83,7 +90,21 @@ function isEntry(value: unknown): value is RegistryEntry {
     typeof entry.instance === 'string' &&
     typeof entry.version === 'string' &&
     Array.isArray(entry.connections) &&
-    entry.connections.every((name) => typeof name === 'string')
+    entry.connections.every((name) => typeof name === 'string') &&
+    (entry.settings === undefined || isSettings(entry.settings))
+  )
+}
+
+function isSettings(value: unknown): value is Record<string, ConnectionSettings> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  return Object.values(value).every(
+    (settings) =>
+      typeof settings === 'object' &&
+      settings !== null &&
+      !Array.isArray(settings) &&
+      Object.values(settings as object).every(
+        (v) => typeof v === 'string' || (Array.isArray(v) && v.every((item) => typeof item === 'string')),
+      ),
   )
 }
 
@@ -101,12 +122,13 @@ export async function liveDestinations(redis: RegistryRedis): Promise<Map<string
     if (!isEntry(entry)) continue
     let live = result.get(entry.destination)
     if (live === undefined) {
-      live = { destination: entry.destination, connections: [], instances: 0, versions: [] }
+      live = { destination: entry.destination, connections: [], instances: 0, versions: [], settings: {} }
       result.set(entry.destination, live)
     }
     live.instances++
     for (const name of entry.connections) if (!live.connections.includes(name)) live.connections.push(name)
     if (!live.versions.includes(entry.version)) live.versions.push(entry.version)
+    if (entry.settings !== undefined) Object.assign(live.settings, entry.settings)
   }
   for (const live of result.values()) {
     live.connections.sort()

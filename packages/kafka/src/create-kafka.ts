@@ -2,6 +2,7 @@ import { type KafkaSecurity } from '@lookstream/config'
 import { Kafka, type KafkaConfig, type SASLOptions } from 'kafkajs'
 import { type ConnectionOptions } from 'node:tls'
 import { pino, type Logger } from 'pino'
+import './compression.ts'
 import { kafkaLogLevelFor, pinoLogCreator } from './kafka-log-creator.ts'
 
 /** The client handle other packages pass around; only this package knows it is kafkajs. */

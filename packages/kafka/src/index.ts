@@ -30,3 +30,19 @@ export {
   type RecordAck,
 } from './producer.ts'
 export { classifyKafkaStartError } from './start-errors.ts'
+export {
+  applyTopics,
+  describeChange,
+  describeTopics,
+  lookstreamTopics,
+  planTopics,
+  PRODUCTION_TOPIC_POLICY,
+  topicRisks,
+  verifyTopics,
+  type ActualTopic,
+  type DesiredTopic,
+  type TopicChange,
+  type TopicPolicy,
+} from './topic-management.ts'
+export { runTopicsCommand } from './topics-command.ts'
+export { compressionType, PRODUCER_COMPRESSIONS, type ProducerCompression } from './compression.ts'

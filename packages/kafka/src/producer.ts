@@ -1,4 +1,5 @@
 import { Partitioners, type Message, type Producer, type RecordMetadata, type TopicMessages } from 'kafkajs'
+import { compressionType, type ProducerCompression } from './compression.ts'
 import { type KafkaClient } from './create-kafka.ts'
 import { type RecordHeaders } from './headers.ts'
 import { KafkaError } from './kafka-error.ts'
@@ -55,6 +56,8 @@ export interface ProducerOptions {
   retries?: number
   /** Produce request timeout. Default 30 s. */
   timeoutMs?: number
+  /** Record batch compression; default none. zstd needs brokers of Kafka 2.1 or later. */
+  compression?: ProducerCompression
   metrics?: ProducerMetrics
 }
 
@@ -142,6 +145,7 @@ export async function createProducer(kafka: KafkaClient, options: ProducerOption
   const lingerMs = options.lingerMs ?? 5
   const maxRecordBytes = options.maxRecordBytes ?? 1_000_000
   const timeout = options.timeoutMs ?? 30_000
+  const compression = compressionType(options.compression ?? 'none')
 
   const partitioner = Partitioners.DefaultPartitioner()
   const producer: Producer = kafka.producer({
@@ -255,7 +259,7 @@ export async function createProducer(kafka: KafkaClient, options: ProducerOption
     for (const entry of batch) bytes += entry.bytes
     let results: RecordMetadata[]
     try {
-      results = await producer.sendBatch({ topicMessages, acks: -1, timeout })
+      results = await producer.sendBatch({ topicMessages, acks: -1, timeout, compression })
     } catch (err) {
       options.metrics?.onBatch({ messages: batch.length, bytes, seconds: secondsSince(started), ok: false })
       for (const entry of batch) entry.reject(err)

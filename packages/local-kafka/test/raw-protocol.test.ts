@@ -117,10 +117,11 @@ describe('raw protocol against the broker process', () => {
       20: [0, 1],
       22: [0, 1],
       32: [0, 2],
+      33: [0, 1],
       42: [0, 1],
     })
     const v0 = await c.request(API_VERSIONS, 0, {})
-    expect(arr(v0.body.apiKeys)).toHaveLength(19)
+    expect(arr(v0.body.apiKeys)).toHaveLength(20)
   })
 
   it('answers an unsupported ApiVersions version with error 35 in the v0 layout and keeps the connection', async () => {
@@ -134,7 +135,7 @@ describe('raw protocol against the broker process', () => {
     const res = await c.sendRaw(frame)
     expect(res.readInt32BE(0)).toBe(77)
     expect(res.readInt16BE(4)).toBe(35)
-    expect(res.readInt32BE(6)).toBe(19) // the full api_keys array follows
+    expect(res.readInt32BE(6)).toBe(20) // the full api_keys array follows
     const again = await c.request(METADATA, 6, { topics: [], allowAutoTopicCreation: false })
     expect(again.body.controllerId).toBe(0)
     expect(c.closed).toBe(false)

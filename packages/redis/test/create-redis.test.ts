@@ -6,6 +6,7 @@ import {
   type RedisClusterProcess,
   type RedisProcess,
   type TestCertificates,
+  waitFor,
 } from '@lookstream/testing'
 import { Cluster } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -103,6 +104,26 @@ describe('createRedis with rediss:// and an ACL user', () => {
       )
       expect(err?.code).toBe('LS_REDIS_TLS_FAILED')
       expect(err?.message).toContain('REDIS_TLS_CA_FILE')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('fails fast while the TLS server is down and recovers by itself when it is back', async () => {
+    const settings = secured()
+    const redis = createRedis(settings, { failFast: true, maxRetriesPerRequest: 1 })
+    try {
+      expect(await checkRedisAtStart(redis, settings)).toBe('ready')
+      const port = server.port
+      await server.stop()
+      await waitFor(() => redis.status !== 'ready', { message: 'the client to notice the outage' })
+      await expect(redis.ping()).rejects.toThrow()
+      server = await startRedis({
+        port,
+        tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile },
+        users: { [USER]: PASSWORD },
+      })
+      expect(await waitFor(() => redis.ping().catch(() => null), { message: 'PONG after the restart' })).toBe('PONG')
     } finally {
       closed(redis)
     }

@@ -13,9 +13,9 @@ import { type WindowLimit, WindowRateLimiter } from './window-rate-limiter.ts'
 export interface HeapRateLimits {
   /** Single track / add_user_properties calls per identity per app_id: 30 per 30 s. */
   identityRequests?: WindowLimit | null
-  /** Bulk-track events per identity per app_id: 1,000 per minute. */
+  /** Bulk-track events, and bulk user / account updates, per identity (or account) per app_id: 1,000 per minute. */
   identityEvents?: WindowLimit | null
-  /** Tracked events per app_id: 15,000 per minute. */
+  /** Tracked events plus user and account updates per app_id (one shared budget): 15,000 per minute. */
   appEvents?: WindowLimit | null
 }
 
@@ -32,6 +32,8 @@ export interface HeapSimulator extends Simulator {
   /** Current user and account properties (last value wins), per app_id. */
   users: Map<string, Record<string, unknown>>
   accounts: Map<string, Record<string, unknown>>
+  /** How many accepted updates each user or account received: `user:<app_id>:<identity>`, `account:<app_id>:<id>`. */
+  updateCounts: Map<string, number>
 }
 
 export const heapDefaults = {
@@ -146,6 +148,7 @@ export async function startHeapSimulator(options: HeapSimulatorOptions = {}): Pr
   }
   const users = new Map<string, Record<string, unknown>>()
   const accounts = new Map<string, Record<string, unknown>>()
+  const updateCounts = new Map<string, number>()
   const tooMany: SimulatorResponse = { status: 429, body: { error: 'Too Many Requests' } }
 
   const track = (
@@ -216,9 +219,25 @@ export async function startHeapSimulator(options: HeapSimulatorOptions = {}): Pr
       if (raw.properties === undefined) fail(`${where}: properties are required`)
       return { key, raw, properties: checkProperties(raw.properties, where, kind === 'user') }
     })
-    if (!bulk && kind === 'user') {
-      const identity = (updates[0] as { key: string }).key
-      if (!rateLimits.identityRequests.take(`${appId}:${identity}`).allowed) return tooMany
+    const now = Date.now()
+    if (bulk) {
+      // Bulk updates count like bulk events: items per app and per identity (or account), all-or-nothing.
+      const perKey = new Map<string, number>()
+      for (const update of updates) {
+        const key = kind === 'user' ? `${appId}:${update.key}` : `${appId}:account:${update.key}`
+        perKey.set(key, (perKey.get(key) ?? 0) + 1)
+      }
+      if (!rateLimits.appEvents.fits(appId, updates.length, now).allowed) return tooMany
+      for (const [key, n] of perKey) if (!rateLimits.identityEvents.fits(key, n, now).allowed) return tooMany
+      rateLimits.appEvents.take(appId, updates.length, now)
+      for (const [key, n] of perKey) rateLimits.identityEvents.take(key, n, now)
+    } else {
+      const first = (updates[0] as { key: string }).key
+      const key = kind === 'user' ? `${appId}:${first}` : `${appId}:account:${first}`
+      if (kind === 'user' && !rateLimits.identityRequests.fits(key, 1, now).allowed) return tooMany
+      if (!rateLimits.appEvents.fits(appId, 1, now).allowed) return tooMany
+      if (kind === 'user') rateLimits.identityRequests.take(key, 1, now)
+      rateLimits.appEvents.take(appId, 1, now)
     }
     const record = request.record
     state.received(record, updates.length)
@@ -226,6 +245,8 @@ export async function startHeapSimulator(options: HeapSimulatorOptions = {}): Pr
     for (const update of updates) {
       const storeKey = `${appId}:${update.key}`
       store.set(storeKey, { ...store.get(storeKey), ...update.properties })
+      const countKey = `${kind}:${storeKey}`
+      updateCounts.set(countKey, (updateCounts.get(countKey) ?? 0) + 1)
       state.accept(record, `${kind}_properties`, undefined, update.raw)
     }
     return { status: 200, body: {} }
@@ -271,7 +292,8 @@ export async function startHeapSimulator(options: HeapSimulatorOptions = {}): Pr
     reset: () => {
       users.clear()
       accounts.clear()
+      updateCounts.clear()
     },
   }))
-  return { ...simulator, users, accounts }
+  return { ...simulator, users, accounts, updateCounts }
 }

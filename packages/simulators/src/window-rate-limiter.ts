@@ -26,6 +26,8 @@ const sweepThreshold = 10_000
 export class WindowRateLimiter {
   #limit: WindowLimit | null
   readonly #windows = new Map<string, Window>()
+  /** Size at which the next sweep runs: doubled past the live windows, so sweeping stays linear overall. */
+  #sweepAt = sweepThreshold
 
   constructor(limit: WindowLimit | null) {
     this.#limit = limit
@@ -80,7 +82,10 @@ export class WindowRateLimiter {
   #current(key: string, limit: WindowLimit, now: number): Window {
     let window = this.#windows.get(key)
     if (window === undefined || now >= window.startedAt + limit.windowMs) {
-      if (window === undefined && this.#windows.size >= sweepThreshold) this.#sweep(limit, now)
+      if (window === undefined && this.#windows.size >= this.#sweepAt) {
+        this.#sweep(limit, now)
+        this.#sweepAt = Math.max(sweepThreshold, this.#windows.size * 2)
+      }
       window = { startedAt: now, used: 0 }
       this.#windows.set(key, window)
     }

@@ -138,3 +138,32 @@ describe('heap simulator', () => {
     expect(sim.state.counters.accepted).toBe(8)
   })
 })
+
+describe('heap simulator: bulk user and account properties under the rate limits', () => {
+  const users = (from: number, n: number, identity?: string) =>
+    Array.from({ length: n }, (_, i) => ({ identity: identity ?? `u${from + i}`, properties: { n: from + i } }))
+
+  it('counts users and accounts against the per-app items budget, refusing a request whole with 429', async () => {
+    await start({ rateLimits: { appEvents: { limit: 10, windowMs: 60_000 } } })
+    expect((await post('/api/add_user_properties', { app_id: appId, users: users(0, 6) })).status).toBe(200)
+    const accounts = [1, 2, 3, 4, 5].map((i) => ({ account_id: `a${i}`, properties: { i } }))
+    expect((await post('/api/add_account_properties', { app_id: appId, accounts })).status).toBe(429)
+    expect((await post('/api/add_account_properties', { app_id: appId, accounts: accounts.slice(0, 4) })).status).toBe(
+      200,
+    )
+    expect(sim.state.counters.rateLimited).toBe(1)
+    expect(sim.users.size).toBe(6)
+    expect(sim.accounts.size).toBe(4)
+    expect(sim.updateCounts.get(`user:${appId}:u3`)).toBe(1)
+  })
+
+  it('counts every update of one identity against its per-identity budget', async () => {
+    await start({ rateLimits: { identityEvents: { limit: 3, windowMs: 60_000 } } })
+    expect((await post('/api/add_user_properties', { app_id: appId, users: users(0, 4, 'busy') })).status).toBe(429)
+    expect((await post('/api/add_user_properties', { app_id: appId, users: users(0, 3, 'busy') })).status).toBe(200)
+    expect((await post('/api/add_user_properties', { app_id: appId, users: users(5, 1, 'busy') })).status).toBe(429)
+    expect((await post('/api/add_user_properties', { app_id: appId, users: users(5, 3) })).status).toBe(200)
+    expect(sim.updateCounts.get(`user:${appId}:busy`)).toBe(3)
+    expect(sim.users.get(`${appId}:busy`)).toEqual({ n: 2 })
+  })
+})

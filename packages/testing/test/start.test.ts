@@ -49,6 +49,8 @@ describe('npm start (scripts/start.ts)', () => {
     expect(Object.keys(pids).sort()).toEqual([
       'braze',
       'braze-simulator',
+      'heap',
+      'heap-simulator',
       'ingress',
       'kafka',
       'mparticle',

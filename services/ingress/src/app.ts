@@ -112,6 +112,8 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
   const metrics = createIngressMetrics(service.registry)
   const lookerHosts = parseLookerHosts(config.LOOKER_HOSTS)
   let active = 0
+  // Spool directories of pushed attachments still being removed (shutdown waits for them).
+  const spoolRemovals = new Set<Promise<void>>()
 
   const baseUrl = (request: FastifyRequest) => config.PUBLIC_URL ?? `${request.protocol}://${request.host}`
 
@@ -251,12 +253,8 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                 )
             }
             // Nothing is produced for a destination nobody consumes: Looker is told why instead of "success".
-            const unavailable = unavailableReason(
-              await deps.destinations.view(),
-              action.destination,
-              action.label,
-              parsed.request.connection,
-            )
+            const view = await deps.destinations.view()
+            const unavailable = unavailableReason(view, action.destination, action.label, parsed.request.connection)
             if (unavailable !== undefined) {
               metrics.sends.inc({ action: action.name, outcome: 'refused' })
               return await reply
@@ -264,9 +262,34 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                 .type('application/json')
                 .send(lookerBody({ success: false, message: `Nothing was sent: ${unavailable}.` }))
             }
+            // What the connection would refuse for every row (e.g. a Heap environment it does not allow) ends the
+            // send here, named, instead of dead-lettering every row (docs/adr/0014).
+            const settings = view.known
+              ? view.live.get(action.destination)?.settings[parsed.request.connection]
+              : undefined
+            const refused =
+              settings === undefined || action.checkSettings === undefined
+                ? {}
+                : action.checkSettings(parsed.request.form, parsed.request.connection, settings)
+            if (Object.keys(refused).length > 0) {
+              metrics.sends.inc({ action: action.name, outcome: 'refused' })
+              return await reply
+                .code(200)
+                .type('application/json')
+                .send(
+                  lookerBody({
+                    success: false,
+                    message: `Nothing was sent: ${Object.values(refused).join(' ')}`,
+                    validation_errors: refused,
+                  }),
+                )
+            }
             await streamExecute(action, parsed.request, reply, deadline)
           } finally {
-            await body.cleanup()
+            // Looker may have its answer already; shutdown waits for the spool to be removed all the same.
+            const removed = body.cleanup()
+            spoolRemovals.add(removed)
+            await removed.finally(() => spoolRemovals.delete(removed))
           }
         },
       )
@@ -381,7 +404,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
   app.addHook('onClose', async () => {
     closing = true
     closed.abort()
-    await Promise.all(undelivered)
+    await Promise.all([...undelivered, ...spoolRemovals])
   })
 
   async function streamExecute(

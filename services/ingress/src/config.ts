@@ -55,6 +55,10 @@ export const IngressConfig = Type.Object({
   PRODUCER_MAX_IN_FLIGHT_MESSAGES: Type.Integer({ default: 1000, minimum: 1 }),
   PRODUCER_MAX_IN_FLIGHT_BYTES: Type.Integer({ default: 4 * MiB, minimum: 1024 }),
   PRODUCER_MAX_BATCH_MESSAGES: Type.Integer({ default: 500, minimum: 1 }),
+  PRODUCER_COMPRESSION: Type.Union([Type.Literal('none'), Type.Literal('gzip'), Type.Literal('zstd')], {
+    default: 'none',
+    description: 'record batch compression (bench/README.md compares them)',
+  }),
   DESTINATION_REGISTRY_CACHE_MS: Type.Integer({
     default: 1000,
     minimum: 0,

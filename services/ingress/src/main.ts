@@ -1,6 +1,6 @@
 import { loadConfigOrExit, orExit, orExitAsync, resolveKafkaSecurity, resolveRedisSettings } from '@lookstream/config'
 import { TOPICS } from '@lookstream/events'
-import { classifyKafkaStartError, createKafka, createProducer, ensureTopics } from '@lookstream/kafka'
+import { classifyKafkaStartError, createKafka, createProducer, ensureTopics, verifyTopics } from '@lookstream/kafka'
 import { createLogger } from '@lookstream/service'
 import { checkRedisAtStart, createRedis } from '@lookstream/redis'
 import { buildApp } from './app.ts'
@@ -32,16 +32,22 @@ const kafka = createKafka({
 const kafkaStartError = (err: unknown) => {
   throw classifyKafkaStartError(err, kafkaSecurity) ?? err
 }
+const topics = [TOPICS.identify, TOPICS.track, TOPICS.group, TOPICS.sends]
 await orExitAsync(
-  ensureTopics(
-    kafka,
-    [TOPICS.identify, TOPICS.track, TOPICS.group, TOPICS.sends].map((topic) => ({ topic, numPartitions: 6 })),
+  (config.KAFKA_TOPICS_MODE === 'verify'
+    ? // Production: the topics exist (pnpm topics apply) and are safe, or the ingress does not start.
+      verifyTopics(kafka, topics)
+    : ensureTopics(
+        kafka,
+        topics.map((topic) => ({ topic, numPartitions: 6 })),
+      ).then(() => undefined)
   ).catch(kafkaStartError),
 )
 const producer = await createProducer(kafka, {
   maxInFlightMessages: config.PRODUCER_MAX_IN_FLIGHT_MESSAGES,
   maxInFlightBytes: config.PRODUCER_MAX_IN_FLIGHT_BYTES,
   maxBatchMessages: config.PRODUCER_MAX_BATCH_MESSAGES,
+  compression: config.PRODUCER_COMPRESSION,
 })
 // Every command is bounded: with Redis stopped, a send still runs (and says its record is incomplete) and
 // GET /sends answers 503 within REDIS_COMMAND_TIMEOUT_MS instead of hanging for the outage.

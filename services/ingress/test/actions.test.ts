@@ -285,12 +285,12 @@ describe('heap', () => {
     'u.email': cell('h@example.org'),
     'u.balance': cell(-12.5),
     'u.vip': cell(false),
-    'u.bio': cell('b'.repeat(2000)),
+    'u.bio': cell('b'.repeat(1023)),
     'u.none': cell(null),
     'o.n': { a: cell(0), b: cell(2) },
   }
 
-  it('user properties keyed by label: numbers kept (minus too), 1024-char strings, pivots flattened, null left out', () => {
+  it('user properties keyed by label: values as Looker gives them (0, false, minus kept), pivots flattened, null left out', () => {
     const [result] = mapAll('heap', fields, [row], context({ property_type: 'user', heap_field: 'Users Email' }))
     expect(result).toEqual({
       ok: true,
@@ -300,8 +300,8 @@ describe('heap', () => {
           userId: 'h@example.org',
           traits: {
             'Users Balance': -12.5,
-            'Users VIP': 'false',
-            'Users Bio': 'b'.repeat(1024),
+            'Users VIP': false,
+            'Users Bio': 'b'.repeat(1023),
             'Orders N | a': 0,
             'Orders N | b': 2,
           },
@@ -318,6 +318,61 @@ describe('heap', () => {
       groupId: 'h@example.org',
       anonymousId: 'heap-account:h@example.org',
       integrations: { Heap: { propertyType: 'account', joinKey: 'Users Email' } },
+    })
+  })
+
+  it('rejects a row holding a string of 1,024 characters, naming the column; the truncate choice passes it on', () => {
+    const long = { ...row, 'u.bio': cell('b'.repeat(1024)) }
+    const ctx = context({ property_type: 'user', heap_field: 'Users Email', long_values: 'reject' })
+    expect(mapAll('heap', fields, [long], ctx)[0]).toEqual({
+      ok: false,
+      reason: 'column Users Bio holds 1024 characters; Heap takes fewer than 1024 (or send with Long Values: truncate)',
+    })
+    const truncating = context({ property_type: 'user', heap_field: 'Users Email', long_values: 'truncate' })
+    const [result] = mapAll('heap', fields, [long], truncating)
+    expect(result?.ok && result.messages[0]).toMatchObject({
+      traits: { 'Users Bio': 'b'.repeat(1024) },
+      integrations: { Heap: { longValues: 'truncate' } },
+    })
+  })
+
+  it('names the Environment ID in the message when given, and checks it is digits', () => {
+    const ctx = context({ property_type: 'user', heap_field: 'Users Email', env_id: '4242' })
+    const [result] = mapAll('heap', fields, [row], ctx)
+    expect(result?.ok && result.messages[0]?.integrations).toEqual({
+      All: false,
+      Heap: { connection: 'default', propertyType: 'user', joinKey: 'Users Email', envId: '4242' },
+    })
+    const validate = action('heap').validateForm!
+    expect(validate({ property_type: 'user', heap_field: 'x', long_values: 'reject', env_id: 'abc' })).toEqual({
+      env_id: 'Heap environment ID is invalid: abc (digits only).',
+    })
+    expect(validate({ property_type: 'user', heap_field: 'x', long_values: 'reject' })).toEqual({})
+    expect(validate({ property_type: 'users', heap_field: 'x', long_values: 'reject' })).toEqual({
+      property_type: 'Property Type must be user or account.',
+    })
+  })
+
+  it('fails the send when a column would become a user property named id, or two columns one property', () => {
+    const withId: JsonDetailFields = { dimensions: [...fields.dimensions!, { name: 'u.id', label: 'ID' }] }
+    expect(action('heap').prepare(withId, context({ property_type: 'user', heap_field: 'Users Email' }))).toEqual({
+      ok: false,
+      reason:
+        'Column "ID" would become a Heap user property named "ID", which Heap reserves (any casing of id): hide the column or change its label.',
+    })
+    expect(action('heap').prepare(withId, context({ property_type: 'account', heap_field: 'Users Email' })).ok).toBe(
+      true,
+    )
+    const clash: JsonDetailFields = {
+      dimensions: [
+        { name: 'u.id', label: 'User' },
+        { name: 'u.e1', label: 'Email' },
+        { name: 'u.e2', label: 'EMAIL' },
+      ],
+    }
+    expect(action('heap').prepare(clash, context({ property_type: 'user', heap_field: 'User' }))).toEqual({
+      ok: false,
+      reason: 'Columns "Email" and "EMAIL" would both become Heap property "email": hide one or change its label.',
     })
   })
 

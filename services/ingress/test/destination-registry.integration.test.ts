@@ -35,7 +35,12 @@ afterAll(async () => {
   await redisServer?.stop()
 })
 
-function register(destination: string, connections: string[], intervalMs: number): Promise<void> {
+function register(
+  destination: string,
+  connections: string[],
+  intervalMs: number,
+  settings?: Record<string, Record<string, string | string[]>>,
+): Promise<void> {
   return new RegistryHeartbeat(
     redis,
     {
@@ -44,6 +49,7 @@ function register(destination: string, connections: string[], intervalMs: number
       version: '9.9.9',
       connections,
       startedAt: new Date().toISOString(),
+      ...(settings === undefined ? {} : { settings }),
     },
     intervalMs,
   ).beat()
@@ -127,6 +133,44 @@ describe('the destination registry at the ingress', () => {
     const accepted = await execute('braze', 'eu')
     expect(accepted.status).toBe(200)
     expect(accepted.json.looker).toMatchObject({ success: true, rows: { received: 1, accepted: 1, rejected: 0 } })
+  })
+
+  it('refuses a Heap send naming an environment its connection does not allow, before producing anything', async () => {
+    await register('heap', ['default', 'eu'], 60_000, {
+      default: { environment: '4242', environments: ['4242', '5151'] },
+      eu: { environment: '777', environments: ['777'] },
+    })
+    const heapLook = {
+      fields: {
+        dimensions: [
+          { name: 'users.email', label: 'Email' },
+          { name: 'users.plan', label: 'Plan' },
+        ],
+      },
+      rows: [{ 'users.email': { value: 'a@example.com' }, 'users.plan': { value: 'annual' } }],
+    }
+    const send = (formParams: Record<string, string>) =>
+      post(`${ingress.url}/actions/heap/execute`, {
+        type: 'query',
+        scheduled_plan: { scheduled_plan_id: 'plan-heap-env', type: 'Look', title: 'Heap' },
+        attachment: { data: renderLook(heapLook, 'json_detail'), mimetype: 'application/json' },
+        form_params: { property_type: 'user', heap_field: 'Email', ...formParams },
+        data: {},
+      })
+    const sendsBefore = await redis.zcard('lookstream:sends')
+    const refused = await send({ connection: 'eu', env_id: '4242' })
+    expect(refused.status).toBe(200)
+    expect(refused.json.looker).toEqual({
+      success: false,
+      message: 'Nothing was sent: Heap environment 4242 is not allowed on connection "eu" (allowed: 777).',
+      validation_errors: { env_id: 'Heap environment 4242 is not allowed on connection "eu" (allowed: 777).' },
+    })
+    expect(await redis.zcard('lookstream:sends')).toBe(sendsBefore)
+    const accepted = await send({ connection: 'default', env_id: '5151' })
+    expect(accepted.json.looker).toMatchObject({ success: true, rows: { received: 1, accepted: 1, rejected: 0 } })
+    const ownEnvironment = await send({ connection: 'eu' })
+    expect(ownEnvironment.json.looker).toMatchObject({ success: true })
+    await redis.hdel('lookstream:registry', 'heap/test-heap')
   })
 
   it('withdraws a destination whose replicas stopped beating (three missed heartbeats)', async () => {

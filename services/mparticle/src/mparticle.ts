@@ -1,14 +1,11 @@
 import {
   PermanentError,
+  classifyWholeRequest,
   readNamedConnections,
-  retryAfterMs,
-  type Classification,
   type Connection,
   type EncodedItem,
   type HttpDestination,
   type HttpRequest,
-  type HttpResponse,
-  type ItemOutcome,
 } from '@lookstream/destination'
 import { uuidV5, type CanonicalMessage } from '@lookstream/events'
 import {
@@ -272,24 +269,6 @@ export function toBatch(message: CanonicalMessage): MparticleBatch | PermanentEr
   return batch
 }
 
-function classifyResponse(response: HttpResponse): Classification {
-  const { status } = response
-  const detail = response.body.slice(0, 300)
-  const reason = `HTTP ${status}${detail ? `: ${detail}` : ''}`
-  if (status >= 200 && status < 300) return { kind: 'items', outcomes: [{ kind: 'delivered' }] }
-  // 400 names no batch: bisect to the one mParticle refuses. 413: the request was too large.
-  if (status === 400 || status === 413) return { kind: 'split', reason }
-  if (status === 401 || status === 403) return { kind: 'items', outcomes: [{ kind: 'auth', reason, status }] }
-  if (status === 408 || status === 429 || status >= 500) {
-    const code = status === 429 ? 'LS_DEST_RATE_LIMITED' : 'LS_DEST_RETRYABLE'
-    return {
-      kind: 'items',
-      outcomes: [{ kind: 'retryable', reason, status, code, retryAfterMs: retryAfterMs(response.headers) }],
-    }
-  }
-  return { kind: 'items', outcomes: [{ kind: 'permanent', reason, status, code: 'LS_DEST_REJECTED' }] }
-}
-
 function hostOf(url: string): string {
   return new URL(url).host.toLowerCase()
 }
@@ -360,10 +339,6 @@ export const mparticle: HttpDestination<typeof MparticleConfig, MparticleConnect
     }
   },
 
-  classify(response: HttpResponse, items: readonly EncodedItem<MparticleBatch>[]): Classification {
-    const classification = classifyResponse(response)
-    if (classification.kind === 'split') return classification
-    const outcome: ItemOutcome = classification.outcomes[0]!
-    return { kind: 'items', outcomes: items.map(() => outcome) }
-  },
+  // mParticle speaks for the whole request: a 400 names no batch, so the runtime bisects to the one refused.
+  classify: classifyWholeRequest,
 }

@@ -1,2 +1,2 @@
 export { SEGMENT_API_HOSTS, SegmentConfig, SegmentConnectionConfig } from './config.ts'
-export { classifySegmentResponse, segment, toSegmentItem, type SegmentConnection, type SegmentItem } from './segment.ts'
+export { segment, toSegmentItem, type SegmentConnection, type SegmentItem } from './segment.ts'

@@ -1,14 +1,12 @@
 import { type CanonicalMessage } from '@lookstream/events'
 import {
   PermanentError,
+  classifyWholeRequest,
   readNamedConnections,
-  retryAfterMs,
-  type Classification,
   type Connection,
   type EncodedItem,
   type HttpDestination,
   type HttpRequest,
-  type HttpResponse,
 } from '@lookstream/destination'
 import { SEGMENT_API_HOSTS, SegmentConfig, SegmentConnectionConfig } from './config.ts'
 
@@ -63,24 +61,6 @@ export function toSegmentItem(message: CanonicalMessage): SegmentItem {
     }
   }
   return item
-}
-
-export function classifySegmentResponse(response: HttpResponse): Classification {
-  const { status } = response
-  const detail = response.body.slice(0, 300)
-  const reason = `HTTP ${status}${detail ? `: ${detail}` : ''}`
-  if (status >= 200 && status < 300) return { kind: 'items', outcomes: [{ kind: 'delivered' }] }
-  // Segment answers 400 for the whole batch (too large, an item too large, bad JSON): bisect to find the items.
-  if (status === 400 || status === 413) return { kind: 'split', reason }
-  if (status === 401 || status === 403) return { kind: 'items', outcomes: [{ kind: 'auth', reason, status }] }
-  if (status === 408 || status === 429 || status >= 500) {
-    const code = status === 429 ? 'LS_DEST_RATE_LIMITED' : 'LS_DEST_RETRYABLE'
-    return {
-      kind: 'items',
-      outcomes: [{ kind: 'retryable', reason, status, code, retryAfterMs: retryAfterMs(response.headers) }],
-    }
-  }
-  return { kind: 'items', outcomes: [{ kind: 'permanent', reason, status, code: 'LS_DEST_REJECTED' }] }
 }
 
 function hostOf(url: string): string {
@@ -146,11 +126,6 @@ export const segment: HttpDestination<typeof SegmentConfig, SegmentConnection, S
     }
   },
 
-  classify(response: HttpResponse, items: readonly EncodedItem<SegmentItem>[]): Classification {
-    const classification = classifySegmentResponse(response)
-    if (classification.kind === 'split') return classification
-    // Segment's answer is for the whole request: every item shares it.
-    const outcome = classification.outcomes[0]!
-    return { kind: 'items', outcomes: items.map(() => outcome) }
-  },
+  // Segment answers for the whole request (400 for a batch too large, an item too large, bad JSON: bisect).
+  classify: classifyWholeRequest,
 }

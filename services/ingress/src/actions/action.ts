@@ -69,6 +69,15 @@ export interface Action {
   supportedFormats: (version: LookerVersion | undefined) => string[]
   /** Checks the form values; returns validation errors keyed by form field. */
   validateForm?: (form: Readonly<Record<string, string>>) => Record<string, string>
+  /**
+   * Checks the form against the settings the destination service announced for the send's connection in the
+   * destination registry, before anything is produced; returns validation errors keyed by form field.
+   */
+  checkSettings?: (
+    form: Readonly<Record<string, string>>,
+    connection: string,
+    settings: Readonly<Record<string, string | readonly string[]>>,
+  ) => Record<string, string>
   /** Pure: derives, once per send, how each row maps to messages. */
   prepare: (fields: JsonDetailFields, context: SendContext) => PrepareResult
 }

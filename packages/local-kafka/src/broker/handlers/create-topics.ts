@@ -1,5 +1,5 @@
 import { ErrorCode } from '../../protocol/error-codes.ts'
-import { isValidTopicName, MAX_PARTITIONS } from '../../storage/topic-store.ts'
+import { invalidTopicConfig, isValidTopicName, MAX_PARTITIONS } from '../../storage/topic-store.ts'
 import { type Handler } from '../context.ts'
 
 interface CreatableTopic {
@@ -7,6 +7,7 @@ interface CreatableTopic {
   numPartitions: number
   replicationFactor: number
   assignments: { partitionIndex: number; brokerIds: number[] }[]
+  configs: { name: string; value: string | null }[]
 }
 
 function validate(t: CreatableTopic, partitions: number): { errorCode: number; errorMessage: string } | null {
@@ -25,6 +26,8 @@ function validate(t: CreatableTopic, partitions: number): { errorCode: number; e
       errorMessage: 'this broker is a single node: replication factor 1',
     }
   }
+  const badConfig = invalidTopicConfig(t.configs.map((c) => [c.name, c.value]))
+  if (badConfig !== null) return { errorCode: ErrorCode.INVALID_CONFIG, errorMessage: badConfig }
   return null
 }
 
@@ -47,7 +50,7 @@ export const handleCreateTopics: Handler = (ctx, req) => ({
       }
     }
     if (req.validateOnly === true) return { name: t.name, errorCode: 0, errorMessage: null }
-    const errorCode = ctx.store.create(t.name, partitions)
+    const errorCode = ctx.store.create(t.name, partitions, new Map(t.configs.map((c) => [c.name, c.value!])))
     return { name: t.name, errorCode, errorMessage: null }
   }),
 })

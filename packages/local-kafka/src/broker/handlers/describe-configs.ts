@@ -12,6 +12,7 @@ const BROKER = 4
 // ConfigSource values of DescribeConfigs v1+.
 const DEFAULT_CONFIG = 5
 const STATIC_BROKER_CONFIG = 4
+const DYNAMIC_TOPIC_CONFIG = 1
 
 function configsFor(config: BrokerConfig): [string, string][] {
   return [
@@ -26,7 +27,7 @@ function configsFor(config: BrokerConfig): [string, string][] {
   ]
 }
 
-// Read-only view of the settings that apply; enough for admin tools that inspect a topic.
+// The settings that apply: a topic's own overrides (CreateTopics configs, AlterConfigs) over the broker's.
 export const handleDescribeConfigs: Handler = (ctx, req) => ({
   throttleTimeMs: 0,
   results: (req.resources as DescribeConfigsResource[]).map((r) => {
@@ -38,17 +39,27 @@ export const handleDescribeConfigs: Handler = (ctx, req) => ({
       return { ...base, errorCode: ErrorCode.INVALID_REQUEST, errorMessage: 'unsupported resource type', configs: [] }
     }
     const wanted = r.configurationKeys === null ? null : new Set(r.configurationKeys)
+    const overrides =
+      r.resourceType === TOPIC ? ctx.store.topics.get(r.resourceName)!.configs : new Map<string, string>()
     const configs = configsFor(ctx.config)
       .filter(([name]) => wanted === null || wanted.has(name))
-      .map(([name, value]) => ({
-        name,
-        value,
-        readOnly: true,
-        isDefault: true,
-        configSource: r.resourceType === TOPIC ? DEFAULT_CONFIG : STATIC_BROKER_CONFIG,
-        isSensitive: false,
-        synonyms: [],
-      }))
+      .map(([name, value]) => {
+        const override = overrides.get(name)
+        return {
+          name,
+          value: override ?? value,
+          readOnly: false,
+          isDefault: override === undefined,
+          configSource:
+            override !== undefined
+              ? DYNAMIC_TOPIC_CONFIG
+              : r.resourceType === TOPIC
+                ? DEFAULT_CONFIG
+                : STATIC_BROKER_CONFIG,
+          isSensitive: false,
+          synonyms: [],
+        }
+      })
     return { ...base, errorCode: 0, configs }
   }),
 })

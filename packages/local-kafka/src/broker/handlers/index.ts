@@ -1,5 +1,6 @@
 import { type Handler } from '../context.ts'
 import { type GroupApi } from '../group-api.ts'
+import { handleAlterConfigs } from './alter-configs.ts'
 import { handleApiVersions } from './api-versions.ts'
 import { handleCreateTopics } from './create-topics.ts'
 import { handleDeleteTopics } from './delete-topics.ts'
@@ -32,6 +33,7 @@ export function handlerTable(groups: GroupApi | null): Map<number, Handler> {
     [20, handleDeleteTopics],
     [22, handleInitProducerId],
     [32, handleDescribeConfigs],
+    [33, handleAlterConfigs],
     [42, groupHandler(groups, 'deleteGroups')],
   ])
 }

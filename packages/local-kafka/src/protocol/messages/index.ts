@@ -1,4 +1,5 @@
 import { type ApiDef } from '../schema.ts'
+import { AlterConfigs } from './alter-configs.ts'
 import { ApiVersions } from './api-versions.ts'
 import { CreateTopics } from './create-topics.ts'
 import { DeleteGroups } from './delete-groups.ts'
@@ -39,6 +40,7 @@ export const API_DEFS: readonly ApiDef[] = [
   DeleteTopics,
   InitProducerId,
   DescribeConfigs,
+  AlterConfigs,
   DeleteGroups,
   SaslHandshake,
   SaslAuthenticate,

@@ -1,0 +1,4 @@
+import { main } from '@lookstream/destination'
+import { heap } from './heap.ts'
+
+await main(heap)
