@@ -149,6 +149,42 @@ export const services: ServiceEntry[] = [
       },
     ],
   },
+  {
+    name: 'recurly-engage',
+    kind: 'destination',
+    settings: [
+      {
+        name: 'RECURLY_ENGAGE_S3_BUCKET',
+        secret: false,
+        example: 'replace-with-the-bucket-from-the-recurly-engage-console',
+        help: 'the S3 bucket Recurly Engage gave the account (its console: Settings › Integrations › S3)',
+      },
+      {
+        name: 'RECURLY_ENGAGE_S3_PREFIX',
+        secret: false,
+        example: 'uploads/',
+        help: 'the upload location in that bucket; one traits_<time>.csv per send lands under it',
+      },
+      {
+        name: 'RECURLY_ENGAGE_S3_REGION',
+        secret: false,
+        example: 'us-east-1',
+        help: "the bucket's AWS region",
+      },
+      {
+        name: 'RECURLY_ENGAGE_S3_ACCESS_KEY_ID',
+        secret: true,
+        example: 'replace-with-the-access-key-id',
+        help: 'access key id from the Recurly Engage console',
+      },
+      {
+        name: 'RECURLY_ENGAGE_S3_SECRET_ACCESS_KEY',
+        secret: true,
+        example: 'replace-with-the-secret-access-key',
+        help: 'secret access key from the Recurly Engage console',
+      },
+    ],
+  },
 ]
 
 /** Ports inside the containers and pods. Destination services all listen on the runtime's default. */

@@ -13,6 +13,8 @@
 //                              every component started here takes a free port instead of its default
 //                              (tests, or a second copy beside a running one)
 //   LOOKSTREAM_COMPONENTS      comma-separated names to start (e.g. kafka,redis); default: all
+//   RECURLY_ENGAGE_S3_BUCKET   the recurly-engage service writes to that bucket (with the other
+//                              RECURLY_ENGAGE_S3_* variables) instead of a local S3 (s3rver, data in .data/s3)
 //   each service line below names its own port variable (e.g. INGRESS_PORT)
 // Imported by path, like the other scripts: they are linted as loose files, outside any tsconfig
 // project, where a bare workspace import would resolve to (possibly unbuilt) dist/ types.
@@ -22,8 +24,11 @@ import {
   freePort,
   readStartCommand,
   spawnService,
+  HARNESS_S3_CREDENTIALS,
+  ensureBucket,
   startLocalKafkaTracked,
   startRedis,
+  startS3,
 } from '../packages/testing/src/index.ts'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -120,6 +125,29 @@ const localRedis: Component = {
           `redis-server ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`}${tail(redis.process.lines())}`,
       ),
       stop: () => redis.stop(),
+    }
+  },
+}
+
+/** The bucket the recurly-engage service writes to on the local S3. */
+const LOCAL_RECURLY_ENGAGE_BUCKET = 'recurly-engage'
+
+const localS3: Component = {
+  name: 's3',
+  skip: (ctx) =>
+    ctx.env.RECURLY_ENGAGE_S3_BUCKET ? 'RECURLY_ENGAGE_S3_BUCKET is set: recurly-engage writes there' : undefined,
+  async start(ctx) {
+    const directory = join(ctx.root, '.data', 's3')
+    mkdirSync(directory, { recursive: true })
+    const s3 = await startS3({ directory })
+    await ensureBucket(s3.endpoint, LOCAL_RECURLY_ENGAGE_BUCKET)
+    return {
+      address: s3.endpoint,
+      detail: `s3rver, pid ${s3.pid}, bucket ${LOCAL_RECURLY_ENGAGE_BUCKET}, data in .data/s3`,
+      exited: s3.process.exited.then(
+        (e) => `s3rver ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`}`,
+      ),
+      stop: () => s3.stop(),
     }
   },
 }
@@ -360,6 +388,25 @@ const components: Component[] = [
       MPARTICLE_API_KEY: ctx.env.MPARTICLE_API_KEY ?? LOCAL_MPARTICLE_KEY,
       MPARTICLE_API_SECRET: ctx.env.MPARTICLE_API_SECRET ?? LOCAL_MPARTICLE_SECRET,
       MPARTICLE_API_URL: ctx.env.MPARTICLE_API_URL ?? `${address(ctx, 'mparticle-simulator')}/v2`,
+    }),
+  }),
+  localS3,
+  service({
+    name: 'recurly-engage',
+    entry: 'services/recurly-engage/src/main.ts',
+    asStarted: 'services/recurly-engage',
+    port: ['RECURLY_ENGAGE_PORT', 8085],
+    env: (ctx) => ({
+      ...base(ctx),
+      ...(ctx.env.RECURLY_ENGAGE_S3_BUCKET
+        ? {}
+        : {
+            RECURLY_ENGAGE_S3_BUCKET: LOCAL_RECURLY_ENGAGE_BUCKET,
+            RECURLY_ENGAGE_S3_PREFIX: 'ingest/',
+            RECURLY_ENGAGE_S3_ENDPOINT: address(ctx, 's3'),
+            RECURLY_ENGAGE_S3_ACCESS_KEY_ID: HARNESS_S3_CREDENTIALS.accessKeyId,
+            RECURLY_ENGAGE_S3_SECRET_ACCESS_KEY: HARNESS_S3_CREDENTIALS.secretAccessKey,
+          }),
     }),
   }),
 ]

@@ -93,7 +93,7 @@ export type ItemOutcome =
  */
 export type Classification = { kind: 'items'; outcomes: ItemOutcome[] } | { kind: 'split'; reason: string }
 
-interface DestinationBase<Config extends TSchema, Conn extends Connection> {
+interface DestinationBase<Config extends TSchema, Conn extends { name: string }> {
   /** Destination id: consumer group `lookstream.<name>`, topics `lookstream.retry|dlq.<name>`, metric label. */
   name: string
   /** Segment-style key in a message's `integrations` object (e.g. `Segment`, `Recurly Engage`). */
@@ -138,27 +138,74 @@ export interface HttpDestination<
   classify(response: HttpResponse, items: readonly EncodedItem<Item>[], request: BuiltRequest): Classification
 }
 
+/** A named account of a file destination (a bucket and its credentials): whatever the sink needs. */
+export interface FileConnection {
+  name: string
+}
+
+/** One message as a row of the file: its column names (the header) and the row already encoded. */
+export interface FileRow {
+  columns: readonly string[]
+  /** The encoded row, line ending included (e.g. one RFC 4180 CSV record). */
+  line: string
+}
+
+/** What the file of one send is named after. */
+export interface FileSend {
+  sendId: string
+  /** When the send started at the ingress. */
+  startedAt: Date
+}
+
 /**
- * Sketch of the file variant (Recurly Engage): rows are collected per send and written as one complete
- * object once the send's `finished` event arrives on lookstream.sends.v1. Not implemented by the runtime yet.
+ * A destination that receives one complete file per send (Recurly Engage): the runtime gathers the rows of a
+ * send from every partition, stages them durably through the connection's sink, and publishes the whole file
+ * atomically once every accepted row is staged (docs/adr/0012-file-destination-gathering.md).
  */
 export interface FileDestination<
   Config extends TSchema = TSchema,
-  Conn extends Connection = Connection,
+  Conn extends FileConnection = FileConnection,
 > extends DestinationBase<Config, Conn> {
   kind: 'file'
-  /** Column order of the file; the first column is the join key (`user_id` for Recurly Engage). */
-  columns(message: CanonicalMessage): readonly string[]
-  toRow(message: CanonicalMessage, connection: Conn): Record<string, string> | PermanentError
-  /** Opens a sink that streams rows to a temporary location and publishes atomically on commit. */
-  openSink(sendId: string, connection: Conn): Promise<FileSink>
+  /** Pure: the row of one message, or the reason it can never be one. Rows of one send share their columns. */
+  toRow(message: CanonicalMessage, connection: Conn): FileRow | PermanentError
+  /** Pure: the encoded header line of a file with these columns (line ending included). */
+  encodeHeader(columns: readonly string[]): string
+  /**
+   * Pure: names the file of a send may take, in order of preference: the first one no other send holds is used
+   * (two sends started in the same second get distinct files).
+   */
+  objectNames(send: FileSend, connection: Conn): readonly string[]
+  /** The sink of a connection: created once per connection at startup. */
+  openSink(connection: Conn): FileSink
 }
 
+/**
+ * Durable storage for one connection: staged objects (private to the runtime, written whole or not at all) and
+ * published files (visible only once complete, exactly once per name). The contract tests in
+ * @lookstream/delivery-testing/file-sink-contract hold every implementation to it.
+ */
 export interface FileSink {
-  write(row: Record<string, string>): Promise<void>
-  /** Makes the complete file visible under its final name, exactly once. */
-  commit(): Promise<{ location: string; rows: number }>
-  abort(): Promise<void>
+  /** Writes a staged object whole (a reader never sees part of it); replaces an existing one. */
+  putStaged(key: string, body: Buffer): Promise<void>
+  /** Keys of the staged objects under `prefix`, in any order. */
+  listStaged(prefix: string): AsyncIterable<string>
+  /** Streams a staged object. */
+  readStaged(key: string): Promise<NodeJS.ReadableStream>
+  /** Deletes staged objects (missing ones are not an error). */
+  deleteStaged(keys: readonly string[]): Promise<void>
+  /**
+   * Streams `body` to the file `name`, which becomes visible only when `body` ended and was written completely;
+   * when `body` errors or the write fails, nothing becomes visible and nothing unfinished is left behind.
+   * `sendId` is recorded with the file (see `publishedBy`).
+   */
+  publish(name: string, body: NodeJS.ReadableStream, sendId: string): Promise<void>
+  /** The send id a visible file `name` was published for; undefined when there is no such file. */
+  publishedBy(name: string): Promise<string | undefined>
+  /** Aborts unfinished writes of `name` left by an interrupted `publish` (a crash); resolves with how many. */
+  abortUnfinished(name: string): Promise<number>
+  /** Where a file is, for the send record and logs (e.g. `s3://bucket/key`); holds no secret. */
+  locationOf(name: string): string
 }
 
 export type Destination = HttpDestination<TSchema, Connection, unknown> | FileDestination

@@ -12,7 +12,10 @@ export type {
   Connection,
   Destination,
   EncodedItem,
+  FileConnection,
   FileDestination,
+  FileRow,
+  FileSend,
   FileSink,
   HttpDestination,
   HttpRequest,
@@ -51,3 +54,7 @@ export {
   type RunningDestination,
 } from './run-destination.ts'
 export { addSendCounts, sendRecordKey, type SendCountDelta } from './send-counts.ts'
+export { FileEnv } from './file/file-config.ts'
+export { FileRuntimeConfig, runFileDestination } from './file/run-file-destination.ts'
+export { ChunkWriter, chunkKey, parseChunkKey, readFrames } from './file/staged-chunk.ts'
+export { HeaderMismatch, RowCountMismatch, composeBody, listChunks } from './file/compose.ts'

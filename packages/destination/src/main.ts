@@ -1,10 +1,11 @@
 import type { TObject } from 'typebox'
-import type { Connection, HttpDestination } from './destination.ts'
+import type { Connection, FileConnection, FileDestination, HttpDestination } from './destination.ts'
+import { runFileDestination } from './file/run-file-destination.ts'
 import { runDestination } from './run-destination.ts'
 
 /**
  * A destination service's whole entry point: configuration from the environment (exit 1 listing every
- * problem), deliver until SIGTERM/SIGINT, then a graceful shutdown.
+ * problem), deliver until SIGTERM/SIGINT, then a graceful shutdown. HTTP and file destinations alike.
  *
  *     import { main } from '@lookstream/destination'
  *     import { braze } from './braze.ts'
@@ -12,9 +13,16 @@ import { runDestination } from './run-destination.ts'
  */
 export async function main<Config extends TObject, Conn extends Connection, Item>(
   destination: HttpDestination<Config, Conn, Item>,
+): Promise<void>
+export async function main<Config extends TObject, Conn extends FileConnection>(
+  destination: FileDestination<Config, Conn>,
+): Promise<void>
+export async function main(
+  destination: HttpDestination<TObject, Connection, unknown> | FileDestination<TObject, FileConnection>,
 ): Promise<void> {
   try {
-    const running = await runDestination(destination)
+    const running =
+      destination.kind === 'file' ? await runFileDestination(destination) : await runDestination(destination)
     running.service.installSignalHandlers()
   } catch (err) {
     const code = (err as { code?: unknown }).code

@@ -1,5 +1,7 @@
 // Child-process entry for startS3(): an s3rver on 127.0.0.1 with an ephemeral port.
 // Usage: node s3-server-main.ts <directory>
+import { readdir, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import S3rver from 's3rver'
 import { DUMMY_ACCOUNT } from 's3rver/lib/models/account.js'
 import { HARNESS_S3_CREDENTIALS } from './s3-credentials.ts'
@@ -9,6 +11,64 @@ if (!directory) throw new Error('usage: s3-server-main.ts <directory>')
 
 DUMMY_ACCOUNT.createKeyPair(HARNESS_S3_CREDENTIALS.accessKeyId, HARNESS_S3_CREDENTIALS.secretAccessKey)
 const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true })
+// s3rver answers NotImplemented to ListMultipartUploads and refuses AbortMultipartUpload; both are added here
+// (ahead of its router) so tests can prove that no unfinished multipart upload is left behind.
+interface MultipartContext {
+  method: string
+  path: string
+  query: Record<string, string | string[] | undefined>
+  status: number
+  type: string
+  body: unknown
+}
+const store = (server as unknown as { store: { getResourcePath(b: string, k: undefined, r: string): string } }).store
+const escapeXml = (text: string) =>
+  text.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!)
+async function uploadsOf(bucket: string): Promise<{ uploadId: string; key: string; dir: string }[]> {
+  const root = store.getResourcePath(bucket, undefined, 'uploads')
+  const ids = await readdir(root).catch(() => [] as string[])
+  const uploads = []
+  for (const uploadId of ids) {
+    const dir = join(root, uploadId)
+    const key = await readFile(join(dir, 'key'), 'utf8').catch(() => undefined)
+    if (key !== undefined) uploads.push({ uploadId, key, dir })
+  }
+  return uploads
+}
+const multipart = async (ctx: MultipartContext, next: () => Promise<void>) => {
+  const parts = ctx.path.split('/').filter((p) => p !== '')
+  const bucket = decodeURIComponent(parts[0] ?? '')
+  if (ctx.method === 'GET' && parts.length === 1 && 'uploads' in ctx.query) {
+    const prefix = typeof ctx.query.prefix === 'string' ? ctx.query.prefix : ''
+    const uploads = (await uploadsOf(bucket)).filter((u) => u.key.startsWith(prefix))
+    ctx.status = 200
+    ctx.type = 'application/xml'
+    ctx.body =
+      '<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult>' +
+      `<Bucket>${escapeXml(bucket)}</Bucket><Prefix>${escapeXml(prefix)}</Prefix><IsTruncated>false</IsTruncated>` +
+      uploads
+        .map((u) => `<Upload><Key>${escapeXml(u.key)}</Key><UploadId>${escapeXml(u.uploadId)}</UploadId></Upload>`)
+        .join('') +
+      '</ListMultipartUploadsResult>'
+    return
+  }
+  const uploadId = ctx.query.uploadId
+  if (ctx.method === 'DELETE' && parts.length > 1 && typeof uploadId === 'string') {
+    const upload = (await uploadsOf(bucket)).find((u) => u.uploadId === uploadId)
+    if (upload === undefined) {
+      ctx.status = 404
+      ctx.type = 'application/xml'
+      ctx.body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchUpload</Code></Error>'
+      return
+    }
+    await rm(upload.dir, { recursive: true, force: true })
+    ctx.status = 204
+    ctx.body = ''
+    return
+  }
+  await next()
+}
+;(server as unknown as { middleware: unknown[] }).middleware.unshift(multipart)
 const { port } = await server.run()
 process.stdout.write(`s3rver listening on http://127.0.0.1:${port}\n`)
 

@@ -511,10 +511,15 @@ describe('mparticle', () => {
 })
 
 describe('recurly_engage', () => {
-  it('user_id first, the other columns as traits in field order, null kept', () => {
+  const integrations = { All: false, 'Recurly Engage': { connection: 'default' } }
+
+  it('takes the field tagged user_id as the customer id, the other columns as traits by label in order, null kept', () => {
     const fields: JsonDetailFields = {
-      dimensions: [{ name: 'r.plan' }, { name: 'r.uid', tags: ['user_id'] }],
-      measures: [{ name: 'r.mrr' }],
+      dimensions: [
+        { name: 'r.plan', label: 'Users Plan' },
+        { name: 'r.uid', tags: ['user_id'], label: 'Users ID' },
+      ],
+      measures: [{ name: 'r.mrr', label: 'Users MRR' }, { name: 'r.extra' }],
     }
     const [result] = mapAll('recurly_engage', fields, [{ 'r.plan': cell(null), 'r.uid': cell(42), 'r.mrr': cell(-1) }])
     expect(result).toEqual({
@@ -523,14 +528,62 @@ describe('recurly_engage', () => {
         {
           type: 'identify',
           userId: '42',
-          traits: { 'r.plan': null, 'r.mrr': -1 },
-          integrations: { All: false, 'Recurly Engage': { connection: 'default' } },
+          traits: { 'Users Plan': null, 'Users MRR': -1, 'r.extra': null },
+          integrations,
         },
       ],
     })
-    expect(action('recurly_engage').prepare({ dimensions: [{ name: 'x' }] }, context())).toEqual({
-      ok: false,
-      reason: 'Query requires a field tagged user_id.',
+    expect(Object.keys((result as unknown as { messages: [{ traits: object }] }).messages[0].traits)).toEqual([
+      'Users Plan',
+      'Users MRR',
+      'r.extra',
+    ])
+  })
+
+  it('without a user_id tag takes the first column as the customer id', () => {
+    const fields: JsonDetailFields = {
+      dimensions: [
+        { name: 'u.email', label: 'Users Email' },
+        { name: 'u.plan', label: 'Users Plan' },
+      ],
+    }
+    const [result] = mapAll('recurly_engage', fields, [{ 'u.email': cell('a@b.c'), 'u.plan': cell('gold, "vip"') }])
+    expect(result).toEqual({
+      ok: true,
+      messages: [{ type: 'identify', userId: 'a@b.c', traits: { 'Users Plan': 'gold, "vip"' }, integrations }],
     })
+    expect(action('recurly_engage').requiredFields).toEqual([])
+  })
+
+  it('refuses a Look whose columns cannot become a CSV header, with the reason', () => {
+    const refuse = (fields: JsonDetailFields) => action('recurly_engage').prepare(fields, context())
+    expect(refuse({ dimensions: [] })).toEqual({ ok: false, reason: 'The Look has no columns.' })
+    expect(refuse({ dimensions: [{ name: 'a' }, { name: 'b', label: 'X' }, { name: 'c', label: 'X' }] })).toEqual({
+      ok: false,
+      reason: 'Columns b and c are both labelled "X": rename one.',
+    })
+    expect(refuse({ dimensions: [{ name: 'a' }, { name: 'b', label: 'user_id' }] })).toEqual({
+      ok: false,
+      reason: 'Column b is labelled "user_id", the name of the customer id column (a): rename it.',
+    })
+    expect(refuse({ dimensions: [{ name: 'a' }, { name: 'b', label: '2024' }] })).toEqual({
+      ok: false,
+      reason: 'Column b is labelled "2024": give it a label that is not a number.',
+    })
+    expect(refuse({ dimensions: [{ name: 'a' }], pivots: [{ name: 'p' }] })).toMatchObject({ ok: false })
+  })
+
+  it('rejects rows without a customer id or with a value a CSV cell cannot hold', () => {
+    const fields: JsonDetailFields = { dimensions: [{ name: 'a' }, { name: 'b', label: 'B' }] }
+    const results = mapAll('recurly_engage', fields, [
+      { a: cell(null), b: cell(1) },
+      { a: cell('u1'), b: cell({ x: 1 }) },
+      { a: cell('u2'), b: cell([1]) },
+    ])
+    expect(results).toEqual([
+      { ok: false, reason: 'row has no user_id value (field a)' },
+      { ok: false, reason: 'column b holds a object; a CSV cell takes text, numbers and booleans' },
+      { ok: false, reason: 'column b holds a array; a CSV cell takes text, numbers and booleans' },
+    ])
   })
 })

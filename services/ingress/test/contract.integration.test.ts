@@ -122,7 +122,7 @@ describe('action list, definitions and forms', () => {
       braze: [{ tag: 'braze_id' }],
       heap: [],
       mparticle: [],
-      recurly_engage: [{ tag: 'user_id' }],
+      recurly_engage: [],
     })
   })
 

@@ -2,7 +2,8 @@ import { SEND_INDEX_KEY, sendRecordKey, type RejectReason } from '@lookstream/ev
 import { type RedisClient } from '@lookstream/redis'
 
 // One hash per send, `lookstream:{sends}:send:<id>`, and a sorted set `lookstream:{sends}:index` of ids by start
-// time for listing. Destination services HINCRBY `delivered`, `failed` and `dead_lettered` on the same hash.
+// time for listing. Destination services HINCRBY `delivered`, `failed` and `dead_lettered` on the same hash; a file
+// destination sets `file` (where the send's file is) or `file_error` (why there is none).
 // Both expire after SEND_TTL_SECONDS; stale ids in the index are skipped and trimmed when listed. The {sends}
 // hash tag keeps all of them on one Redis Cluster slot, which the MULTI and the listing pipeline need.
 
@@ -43,6 +44,10 @@ export interface SendRecord {
   failed?: number
   deadLettered?: number
   skippedUnchanged?: number
+  /** Where a file destination (Recurly Engage) published the send's file. */
+  file?: string
+  /** Why a file destination wrote no file for the send. */
+  fileError?: string
 }
 
 export interface SendProgress {
@@ -102,6 +107,8 @@ function toRecord(hash: Record<string, string>): SendRecord | undefined {
     failed: number('failed'),
     deadLettered: number('dead_lettered'),
     skippedUnchanged: number('skipped_unchanged'),
+    file: optional('file'),
+    fileError: optional('file_error'),
   }
   for (const [name, value] of Object.entries(extras)) {
     if (value !== undefined) (record as unknown as Record<string, unknown>)[name] = value

@@ -1,0 +1,90 @@
+import { Readable } from 'node:stream'
+import type { FileSink } from '../destination.ts'
+import { parseChunkKey, readFrames, sendPrefix, type ChunkName } from './staged-chunk.ts'
+
+/** The staged rows of a send fell short of (or exceeded) the rows the ingress accepted. */
+export class RowCountMismatch extends Error {
+  readonly rows: number
+  readonly accepted: number
+
+  constructor(rows: number, accepted: number) {
+    super(`staged ${rows} distinct rows, the ingress accepted ${accepted}`)
+    this.rows = rows
+    this.accepted = accepted
+  }
+}
+
+/** A staged chunk whose header differs from the send's first one: the send cannot become one file. */
+export class HeaderMismatch extends Error {}
+
+export async function listChunks(sink: FileSink, sendId: string): Promise<ChunkName[]> {
+  const chunks: ChunkName[] = []
+  for await (const key of sink.listStaged(sendPrefix(sendId))) {
+    const name = parseChunkKey(key)
+    if (name !== undefined) chunks.push(name)
+  }
+  // Sources in a stable order; within one, by first offset (a re-written chunk after its original).
+  return chunks.sort((a, b) =>
+    a.source === b.source
+      ? a.firstOffset < b.firstOffset
+        ? -1
+        : a.firstOffset > b.firstOffset
+          ? 1
+          : 0
+      : a.source < b.source
+        ? -1
+        : 1,
+  )
+}
+
+const FLUSH_BYTES = 256 * 1024
+
+/**
+ * The file's bytes: the header once, then every staged row exactly once, source by source in offset order. Chunks
+ * of one source may overlap (a chunk written again after a crash): a row is taken only when its offset is above
+ * the last one taken from that source. Ends with RowCountMismatch when the rows are not exactly `accepted`, so a
+ * publish fed by it never completes with a partial file. Holds one frame and one output buffer at a time.
+ */
+export function composeBody(sink: FileSink, chunks: readonly ChunkName[], accepted: number): Readable {
+  async function* generate(): AsyncGenerator<Buffer> {
+    let header: Buffer | undefined
+    let rows = 0
+    let out: Buffer[] = []
+    let outBytes = 0
+    let source: string | undefined
+    let last = -1n
+    for (const chunk of chunks) {
+      if (chunk.source !== source) {
+        source = chunk.source
+        last = -1n
+      }
+      const stream = (await sink.readStaged(chunk.key)) as AsyncIterable<Buffer>
+      for await (const frame of readFrames(stream)) {
+        if (frame.offset === undefined) {
+          if (header === undefined) {
+            header = Buffer.from(frame.data)
+            out.push(header)
+            outBytes += header.length
+          } else if (!header.equals(frame.data)) {
+            throw new HeaderMismatch('rows of the send have different columns')
+          }
+          continue
+        }
+        if (frame.offset <= last) continue
+        last = frame.offset
+        rows++
+        if (rows > accepted) throw new RowCountMismatch(rows, accepted)
+        out.push(Buffer.from(frame.data))
+        outBytes += frame.data.length
+        if (outBytes >= FLUSH_BYTES) {
+          yield Buffer.concat(out, outBytes)
+          out = []
+          outBytes = 0
+        }
+      }
+    }
+    if (rows !== accepted) throw new RowCountMismatch(rows, accepted)
+    if (outBytes > 0) yield Buffer.concat(out, outBytes)
+  }
+  return Readable.from(generate(), { objectMode: false, highWaterMark: FLUSH_BYTES })
+}

@@ -1,0 +1,263 @@
+import type { Redis } from 'ioredis'
+import { sendRecordKey } from '../send-counts.ts'
+
+// What a file destination knows about each send, in Redis (durable across restarts and shared by replicas):
+//   <base>:send:<id>      hash: status/accepted/started_at/connection from the ingress's `finished` event,
+//                         staged (rows written to staged chunks; more than the distinct rows after a crash,
+//                         never fewer), first_seen_at, and once closed: outcome, location, rows, reason
+//   <base>:rejected:<id>  hash: `<topic>:<partition>:<offset>` -> reason, for rows that can never be written
+//                         (idempotent: a row rejected again after a crash is counted once)
+//   <base>:open           set of the send ids not closed yet (the sweep's work list)
+//   <base>:lock:<id>      the composer's lease
+// Every key expires after the state TTL, renewed on each update.
+
+export interface SendState {
+  /** The ingress's final status; undefined until its `finished` event was seen. */
+  status: 'succeeded' | 'failed' | undefined
+  accepted: number
+  startedAt: string | undefined
+  /** The connection the send's rows are staged through (from its rows, else from the finished event). */
+  connection: string | undefined
+  staged: number
+  rejected: number
+  firstSeenAt: number | undefined
+  outcome: 'published' | 'failed' | 'empty' | undefined
+  location: string | undefined
+  reason: string | undefined
+}
+
+const READ_FIELDS = [
+  'status',
+  'accepted',
+  'started_at',
+  'staged_connection',
+  'staged',
+  'first_seen_at',
+  'outcome',
+  'location',
+  'reason',
+] as const
+
+// KEYS: send hash, rejected hash, open set. ARGV: ttl, now, then field/value pairs to set (only while open).
+// Returns the fields of READ_FIELDS followed by the rejected count.
+const UPDATE = `
+local ttl = tonumber(ARGV[1])
+local open = redis.call('HGET', KEYS[1], 'outcome') == false
+if open then
+  redis.call('HSETNX', KEYS[1], 'first_seen_at', ARGV[2])
+  local i = 3
+  while i < #ARGV do
+    if ARGV[i] == '+staged' then
+      redis.call('HINCRBY', KEYS[1], 'staged', ARGV[i + 1])
+    else
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    end
+    i = i + 2
+  end
+  redis.call('SADD', KEYS[3], string.match(KEYS[1], 'send:(.*)$'))
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
+local values = redis.call('HMGET', KEYS[1], ${READ_FIELDS.map((f) => `'${f}'`).join(', ')})
+values[#values + 1] = redis.call('HLEN', KEYS[2])
+return values
+`
+
+// KEYS: send hash, open set, lock, the ingress's send record. ARGV: ttl, outcome, location, rows, reason,
+// delivered, dead-lettered. Closes the send once (a second close changes nothing and returns 0); the send record
+// gets the file's location or the reason there is none. The send stays in the open set until its staged chunks
+// are deleted (forget).
+const CLOSE = `
+if redis.call('HGET', KEYS[1], 'outcome') ~= false then return 0 end
+redis.call('HSET', KEYS[1], 'outcome', ARGV[2], 'location', ARGV[3], 'rows', ARGV[4], 'reason', ARGV[5])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], 'file', ARGV[3]) end
+  if ARGV[5] ~= '' then redis.call('HSET', KEYS[4], 'file_error', ARGV[5]) end
+  redis.call('HSET', KEYS[4], 'delivered', ARGV[6], 'dead_lettered', ARGV[7])
+end
+return 1
+`
+
+// KEYS: rejected hash, send hash, open set. ARGV: ttl, now, field, reason.
+const REJECT = `
+if redis.call('HGET', KEYS[2], 'outcome') ~= false then return 0 end
+redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4])
+redis.call('HSETNX', KEYS[2], 'first_seen_at', ARGV[2])
+redis.call('SADD', KEYS[3], string.match(KEYS[2], 'send:(.*)$'))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[1]))
+return 1
+`
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`
+
+function parse(values: (string | number | null)[]): SendState {
+  const text = (i: number) => {
+    const value = values[i]
+    return value === null || value === undefined || value === '' ? undefined : String(value)
+  }
+  const num = (i: number) => Number(text(i) ?? 0)
+  const status = text(0)
+  const outcome = text(6)
+  return {
+    status: status === 'succeeded' || status === 'failed' ? status : undefined,
+    accepted: num(1),
+    startedAt: text(2),
+    connection: text(3),
+    staged: num(4),
+    firstSeenAt: text(5) === undefined ? undefined : num(5),
+    outcome: outcome === 'published' || outcome === 'failed' || outcome === 'empty' ? outcome : undefined,
+    location: text(7),
+    reason: text(8),
+    rejected: Number(values[9] ?? 0),
+  }
+}
+
+export interface Finished {
+  status: 'succeeded' | 'failed'
+  accepted: number
+  startedAt: string
+  connection: string
+  /** Why the ingress failed the send, when it did. */
+  error: string | undefined
+}
+
+export class SendStates {
+  private readonly base: string
+  private readonly redis: Redis
+  private readonly ttlSeconds: number
+
+  constructor(redis: Redis, destination: string, ttlSeconds: number) {
+    this.redis = redis
+    this.ttlSeconds = ttlSeconds
+    this.base = `lookstream:file:${destination}`
+  }
+
+  private keys(sendId: string) {
+    return {
+      send: `${this.base}:send:${sendId}`,
+      rejected: `${this.base}:rejected:${sendId}`,
+      open: `${this.base}:open`,
+      lock: `${this.base}:lock:${sendId}`,
+    }
+  }
+
+  private async update(sendId: string, pairs: string[]): Promise<SendState> {
+    const k = this.keys(sendId)
+    const values = (await this.redis.eval(
+      UPDATE,
+      3,
+      k.send,
+      k.rejected,
+      k.open,
+      this.ttlSeconds,
+      Date.now(),
+      ...pairs,
+    )) as (string | number | null)[]
+    return parse(values)
+  }
+
+  get(sendId: string): Promise<SendState> {
+    return this.update(sendId, [])
+  }
+
+  /** Counts rows written to a staged chunk; resolves with the send's state after it. */
+  staged(sendId: string, connection: string, rows: number): Promise<SendState> {
+    return this.update(sendId, ['+staged', String(rows), 'staged_connection', connection])
+  }
+
+  /** Records the ingress's `finished` event. */
+  finished(sendId: string, event: Finished): Promise<SendState> {
+    return this.update(sendId, [
+      'status',
+      event.status,
+      'accepted',
+      String(event.accepted),
+      'started_at',
+      event.startedAt,
+      'connection',
+      event.connection,
+      'staged_connection',
+      event.connection,
+      'ingress_error',
+      event.error ?? '',
+    ])
+  }
+
+  async ingressError(sendId: string): Promise<string | undefined> {
+    const value = await this.redis.hget(this.keys(sendId).send, 'ingress_error')
+    return value === null || value === '' ? undefined : value
+  }
+
+  /** Records a row that can never be written (`where` identifies it: topic, partition, offset). */
+  async reject(sendId: string, where: string, reason: string): Promise<void> {
+    const k = this.keys(sendId)
+    await this.redis.eval(REJECT, 3, k.rejected, k.send, k.open, this.ttlSeconds, Date.now(), where, reason)
+  }
+
+  /** Up to `limit` reasons rows were rejected for (reasons name columns and rules, never row values). */
+  async rejectReasons(sendId: string, limit: number): Promise<string[]> {
+    const reasons = new Set<string>()
+    let cursor = '0'
+    do {
+      const [next, entries] = await this.redis.hscan(this.keys(sendId).rejected, cursor, 'COUNT', 100)
+      cursor = next
+      for (let i = 1; i < entries.length && reasons.size < limit; i += 2) reasons.add(entries[i]!)
+    } while (cursor !== '0' && reasons.size < limit)
+    return [...reasons]
+  }
+
+  async close(
+    sendId: string,
+    outcome: 'published' | 'failed' | 'empty',
+    details: { location?: string; rows: number; reason?: string; deadLettered: number },
+  ): Promise<boolean> {
+    const k = this.keys(sendId)
+    const closed = await this.redis.eval(
+      CLOSE,
+      4,
+      k.send,
+      k.open,
+      k.lock,
+      sendRecordKey(sendId),
+      this.ttlSeconds,
+      outcome,
+      details.location ?? '',
+      details.rows,
+      details.reason ?? '',
+      outcome === 'published' ? details.rows : 0,
+      details.deadLettered,
+    )
+    await this.redis.del(k.rejected)
+    return closed === 1
+  }
+
+  openSends(): Promise<string[]> {
+    return this.redis.smembers(this.keys('').open)
+  }
+
+  async forget(sendId: string): Promise<void> {
+    await this.redis.srem(this.keys('').open, sendId)
+  }
+
+  async lock(sendId: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.keys(sendId).lock, token, 'PX', ttlMs, 'NX')) === 'OK'
+  }
+
+  async renew(sendId: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.eval(RENEW, 1, this.keys(sendId).lock, token, ttlMs)) === 1
+  }
+
+  async unlock(sendId: string, token: string): Promise<void> {
+    await this.redis.eval(RELEASE, 1, this.keys(sendId).lock, token)
+  }
+}

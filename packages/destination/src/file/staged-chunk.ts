@@ -1,0 +1,101 @@
+// A staged chunk is an object holding rows of one send taken from one topic-partition, in offset order: first a
+// header frame (the encoded header line), then one frame per row. A frame is an ASCII line `<tag> <bytes>\n`
+// followed by that many bytes; the tag is `h` for the header and the row's Kafka offset for a row. Chunks are
+// named `<sendId>/<topic>~<partition>/<first offset, 20 digits>-<writer>.rows`, so the chunks of a partition
+// sort by their first offset, and a chunk written again after a crash (same rows, another writer) never
+// replaces one it does not fully cover: the composer merges them by offset (docs/adr/0012-...).
+
+const NEWLINE = 0x0a
+
+/** Send ids become object-key segments: only these characters are accepted. */
+export const SEND_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
+export function sendPrefix(sendId: string): string {
+  return `${sendId}/`
+}
+
+export function chunkKey(
+  sendId: string,
+  topic: string,
+  partition: number,
+  firstOffset: string,
+  writer: string,
+): string {
+  return `${sendId}/${topic}~${partition}/${firstOffset.padStart(20, '0')}-${writer}.rows`
+}
+
+export interface ChunkName {
+  /** `<topic>~<partition>`: chunks of one source are merged together. */
+  source: string
+  firstOffset: bigint
+  key: string
+}
+
+export function parseChunkKey(key: string): ChunkName | undefined {
+  const match = /\/([^/]+~\d+)\/(\d{20})-[^/]+\.rows$/.exec(key)
+  if (match === null) return undefined
+  return { source: match[1]!, firstOffset: BigInt(match[2]!), key }
+}
+
+/** Builds the body of a chunk; row frames are appended as the rows arrive. */
+export class ChunkWriter {
+  private readonly parts: string[] = []
+  /** Encoded bytes so far (frames included). */
+  bytes = 0
+  rows = 0
+
+  constructor(header: string) {
+    this.append('h', header)
+  }
+
+  addRow(offset: string, line: string): void {
+    this.append(offset, line)
+    this.rows++
+  }
+
+  body(): Buffer {
+    return Buffer.from(this.parts.join(''), 'utf8')
+  }
+
+  private append(tag: string, text: string): void {
+    const length = Buffer.byteLength(text, 'utf8')
+    const frame = `${tag} ${length}\n`
+    this.parts.push(frame, text)
+    this.bytes += frame.length + length
+  }
+}
+
+export interface Frame {
+  /** undefined for the header frame. */
+  offset: bigint | undefined
+  data: Buffer
+}
+
+/** Reads the frames of a chunk from its byte stream (a frame is held whole in memory, nothing more). */
+export async function* readFrames(stream: AsyncIterable<Buffer | Uint8Array | string>): AsyncGenerator<Frame> {
+  let pending: Buffer = Buffer.alloc(0)
+  let need: { offset: bigint | undefined; length: number } | undefined
+  for await (const piece of stream) {
+    const chunk =
+      typeof piece === 'string' ? Buffer.from(piece) : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength)
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk])
+    let at = 0
+    for (;;) {
+      if (need === undefined) {
+        const end = pending.indexOf(NEWLINE, at)
+        if (end < 0) break
+        const line = pending.toString('latin1', at, end)
+        const match = /^(h|\d+) (\d+)$/.exec(line)
+        if (match === null) throw new Error('staged chunk is corrupt: bad frame header')
+        need = { offset: match[1] === 'h' ? undefined : BigInt(match[1]!), length: Number(match[2]) }
+        at = end + 1
+      }
+      if (pending.length - at < need.length) break
+      yield { offset: need.offset, data: pending.subarray(at, at + need.length) }
+      at += need.length
+      need = undefined
+    }
+    pending = at === pending.length ? Buffer.alloc(0) : Buffer.from(pending.subarray(at))
+  }
+  if (need !== undefined || pending.length > 0) throw new Error('staged chunk is corrupt: truncated')
+}
