@@ -268,6 +268,8 @@ const base = (ctx: Context): Record<string, string> => ({
   KAFKA_BROKERS: address(ctx, 'kafka'),
   REDIS_URL: address(ctx, 'redis'),
   LOG_LEVEL: ctx.env.LOG_LEVEL ?? 'warn',
+  // Shared by the ingress and the destination services: the failed rows they keep for the send history page.
+  SEND_HISTORY_SECRET: localSecret(ctx, 'SEND_HISTORY_SECRET'),
 })
 
 // The components, in start order (stopped in reverse). A service joins with one line.

@@ -58,6 +58,13 @@ export const DeliveryEnv = Type.Object({
     default: 6,
     description: 'partitions of topics this service creates when missing (retry, DLQ)',
   }),
+  SEND_HISTORY_SECRET: Type.Optional(
+    Type.String({
+      minLength: 16,
+      description:
+        "the ingress's SEND_HISTORY_SECRET: dead-lettered rows are then kept, sealed, for the send history page",
+    }),
+  ),
   DELIVERY_REGISTRY_HEARTBEAT_MS: Type.Integer({
     minimum: 100,
     maximum: 60_000,

@@ -12,6 +12,8 @@ import type { DestinationMetrics } from './metrics.ts'
 import type { RedisGate } from './redis-gate.ts'
 import { routeRecord, type InboundRecord } from './route-record.ts'
 import type { ThrottledLog } from './throttled-log.ts'
+import type { RowFailure } from '@lookstream/send-history'
+import type { CanonicalMessage } from '@lookstream/events'
 import { addSendCounts, type SendCountDelta } from './send-counts.ts'
 
 /** How often delivered counts of a batch still being delivered are added to the send records. */
@@ -42,6 +44,11 @@ export interface ProcessorDeps<Conn extends Connection, Item> {
   log: Logger
   /** Dead-lettering and parking, logged at most once per interval per connection and code. */
   events: ThrottledLog
+  /**
+   * Keeps the dead-lettered rows of each send for the send history page (packages/send-history); absent when
+   * the service has no SEND_HISTORY_SECRET (the counts on the send record still hold them).
+   */
+  rowFailures?: (sendId: string, entries: readonly RowFailure[]) => Promise<unknown>
   retryTopic: string
   dlqTopic: string
   retry: RetryPolicy
@@ -78,6 +85,7 @@ export async function processRecords<Conn extends Connection, Item>(
   const histories: (DeliveryHistory | undefined)[] = new Array<DeliveryHistory | undefined>(records.length)
   const sendIds: (string | undefined)[] = new Array<string | undefined>(records.length)
   const connectionNames: (string | undefined)[] = new Array<string | undefined>(records.length)
+  const messages: (CanonicalMessage | undefined)[] = new Array<CanonicalMessage | undefined>(records.length)
   const jobs: (DeliveryJob<Item> | undefined)[] = new Array<DeliveryJob<Item> | undefined>(records.length)
   const candidates: number[] = []
   const candidateIds: string[] = []
@@ -139,6 +147,7 @@ export async function processRecords<Conn extends Connection, Item>(
       continue
     }
     connectionNames[index] = route.connection
+    messages[index] = route.message
     const connection = connections.get(route.connection)
     if (connection === undefined) {
       settled[index] = deadLetter(`unknown connection "${route.connection}"`, 'LS_DEST_UNKNOWN_CONNECTION')
@@ -243,6 +252,7 @@ export async function processRecords<Conn extends Connection, Item>(
   const out: OutboundRecord[] = []
   const done: boolean[] = new Array<boolean>(records.length)
   const counts = new Map<string, SendCountDelta>()
+  const failures = new Map<string, RowFailure[]>()
   let lastSendId: string | undefined
   let lastDelta: SendCountDelta | undefined
   const count = (index: number, field: keyof SendCountDelta) => {
@@ -301,6 +311,7 @@ export async function processRecords<Conn extends Connection, Item>(
         metrics.deadLettered.inc({ destination: name, reason: 'LS_DEST_RETRY_WINDOW_EXCEEDED' })
         count(index, 'deadLettered')
         report(index, 'dead-letter', 'LS_DEST_RETRY_WINDOW_EXCEEDED', outcome.reason)
+        remember(index, 'LS_DEST_RETRY_WINDOW_EXCEEDED', outcome.reason, now)
       } else {
         const cycle = Math.max(1, Math.ceil(attempts / Math.max(1, deps.quickAttempts)))
         const retryAt = now + backoffDelay(cycle, deps.retry.delay)
@@ -336,9 +347,19 @@ export async function processRecords<Conn extends Connection, Item>(
     metrics.deadLettered.inc({ destination: name, reason: outcome.code })
     count(index, 'deadLettered')
     report(index, 'dead-letter', outcome.code, outcome.reason)
+    remember(index, outcome.code, outcome.reason, now)
   }
 
   if (out.length > 0) await deps.produce(out)
+  if (deps.rowFailures !== undefined && failures.size > 0) {
+    const rowFailures = deps.rowFailures
+    await redis
+      .run(() => Promise.all([...failures].map(([sendId, entries]) => rowFailures(sendId, entries))), signal)
+      .catch((err: unknown) => {
+        // The send history is reporting, like the counts: a shutdown must not hold back committing for it.
+        if (!signal.aborted) throw err
+      })
+  }
   await flushProgress()
   for (const [sendId, delivered] of progress) {
     const delta = counts.get(sendId) ?? { delivered: 0, failed: 0, deadLettered: 0 }
@@ -353,6 +374,30 @@ export async function processRecords<Conn extends Connection, Item>(
       if (!signal.aborted) throw err
     })
   return done
+
+  // The send history's row of a dead-lettered record: which row of which send, why, and who it was for.
+  function remember(index: number, code: string, reason: string, at: number): void {
+    const sendId = sendIds[index]
+    const message = messages[index]
+    if (sendId === undefined || deps.rowFailures === undefined) return
+    const identity: Record<string, string> = {}
+    if (message?.userId !== undefined) identity.userId = message.userId
+    if (message?.anonymousId !== undefined) identity.anonymousId = message.anonymousId
+    if (message?.type === 'group') identity.groupId = message.groupId
+    const entry: RowFailure = {
+      destination: name,
+      row: message?.context?.lookstream?.row ?? 0,
+      messageId: message?.messageId,
+      stage: 'dead-lettered',
+      code,
+      reason,
+      identity,
+      at: new Date(at),
+    }
+    const list = failures.get(sendId)
+    if (list === undefined) failures.set(sendId, [entry])
+    else list.push(entry)
+  }
 
   // Rate-limited per (what, connection, code): the reason is the runtime's or the vendor's words, never row values.
   function report(index: number, what: 'park' | 'dead-letter', code: string, reason: string): void {

@@ -47,6 +47,17 @@ import { processRecords, type OutboundRecord, type ProcessorDeps } from './proce
 import { RateLimiter } from './rate-limiter.ts'
 import { RedisGate } from './redis-gate.ts'
 import { ThrottledLog } from './throttled-log.ts'
+import { deriveHistoryKey, recordRowFailures, type RowFailure } from '@lookstream/send-history'
+
+/** Keeps dead-lettered rows for the send history page when the service shares the ingress's secret. */
+function rowFailuresFor(
+  secret: string | undefined,
+  redis: Redis,
+): { rowFailures?: (sendId: string, entries: readonly RowFailure[]) => Promise<unknown> } {
+  if (secret === undefined) return {}
+  const key = deriveHistoryKey(secret)
+  return { rowFailures: (sendId, entries) => recordRowFailures(redis, sendId, entries, { key }) }
+}
 
 export const RuntimeConfig = Type.Object({
   ...KafkaEnv.properties,
@@ -209,6 +220,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     metrics,
     log,
     events: new ThrottledLog(log),
+    ...rowFailuresFor(config.SEND_HISTORY_SECRET, redisCommands),
     retryTopic: retry,
     dlqTopic: dlq,
     retry: {

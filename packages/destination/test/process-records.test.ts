@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Dedupe } from '../src/dedupe.ts'
 import { Deliverer } from '../src/deliverer.ts'
 import { ThrottledLog } from '../src/throttled-log.ts'
+import { deriveHistoryKey, failuresKey, readRowFailures, recordRowFailures } from '@lookstream/send-history'
 import type { Connection, HttpDestination } from '../src/destination.ts'
 import { PermanentError } from '../src/errors.ts'
 import { RUNTIME_HEADERS } from '../src/failure-headers.ts'
@@ -181,6 +182,50 @@ describe('processRecords', () => {
     expect(simulator.state.acceptedIds.size).toBeLessThan(30)
     expect(await processing).toEqual(records.map(() => true))
     expect(await delivered()).toBe(30)
+  })
+
+  it('keeps the dead-lettered rows of a send for the send history: row, messageId, code, reason and identity, sealed', async () => {
+    simulator.reset()
+    const run = `h${Date.now()}`
+    const sendId = `send-${run}`
+    await redis.hset(sendRecordKey(sendId), { send_id: sendId })
+    await redis.expire(sendRecordKey(sendId), 3600)
+    const refused = {
+      ...message(`${run}-refused`, 'nobody'),
+      context: { lookstream: { sendId, row: 7, action: 'segment_identify' } },
+    }
+    const big = {
+      ...message(`${run}-big`),
+      traits: { blob: 'x'.repeat(3000) },
+      context: { lookstream: { sendId, row: 9, action: 'segment_identify' } },
+    } as CanonicalMessage
+    const ok = message(`${run}-ok`)
+    const records = [refused, big, ok].map((value) => record(value, headersFor(value, { producer: 'test', sendId })))
+    const key = deriveHistoryKey('a-send-history-secret-for-tests')
+    const done = await processRecords(records, {
+      ...deps([]),
+      rowFailures: (id, entries) => recordRowFailures(redis, id, entries, { key }),
+    })
+    expect(done).toEqual([true, true, true])
+    const kept = await readRowFailures(redis, sendId, key)
+    expect(
+      kept
+        .map((f) => [f.row, f.messageId, f.stage, f.code, f.reason, f.identity])
+        .sort((a, b) => Number(a[0]) - Number(b[0])),
+    ).toEqual([
+      [7, `${run}-refused`, 'dead-lettered', 'LS_DEST_PERMANENT', 'refused by the mapping', { userId: refused.userId }],
+      [
+        9,
+        `${run}-big`,
+        'dead-lettered',
+        'LS_DEST_ITEM_TOO_LARGE',
+        expect.stringContaining('over the') as unknown,
+        { userId: big.userId },
+      ],
+    ])
+    // Sealed: the identity is not readable in Redis without the key.
+    const raw = JSON.stringify(await redis.lrange(failuresKey(sendId), 0, -1))
+    expect(raw).not.toContain(String(refused.userId))
   })
 
   it('takes every record to a final state: delivered, skipped, dead-lettered or parked, each with its headers', async () => {

@@ -55,7 +55,9 @@ describe('npm start (scripts/start.ts)', () => {
       'kafka',
       'mparticle',
       'mparticle-simulator',
+      'recurly-engage',
       'redis',
+      's3',
       'segment',
       'segment-simulator',
     ])
