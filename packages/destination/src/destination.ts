@@ -160,7 +160,7 @@ export interface FileSend {
 /**
  * A destination that receives one complete file per send (Recurly Engage): the runtime gathers the rows of a
  * send from every partition, stages them durably through the connection's sink, and publishes the whole file
- * atomically once every accepted row is staged (docs/adr/0012-file-destination-gathering.md).
+ * atomically once every accepted row is staged (docs/adr/0019-file-destination-gathering.md).
  */
 export interface FileDestination<
   Config extends TSchema = TSchema,

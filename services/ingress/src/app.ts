@@ -289,7 +289,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                 .send(lookerBody({ success: false, message: `Nothing was sent: ${unavailable}.` }))
             }
             // What the connection would refuse for every row (e.g. a Heap environment it does not allow) ends the
-            // send here, named, instead of dead-lettering every row (docs/adr/0014).
+            // send here, named, instead of dead-lettering every row (docs/adr/0015-connection-settings-in-the-registry.md).
             const settings = view.known
               ? view.live.get(action.destination)?.settings[parsed.request.connection]
               : undefined

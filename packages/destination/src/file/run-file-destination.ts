@@ -76,7 +76,7 @@ interface Rejection {
 class Stopped extends Error {}
 
 /**
- * Runs a file destination as a service (docs/adr/0012-file-destination-gathering.md): consumes the canonical
+ * Runs a file destination as a service (docs/adr/0019-file-destination-gathering.md): consumes the canonical
  * topics and lookstream.sends.v1 in group `lookstream.<name>`, stages the rows of each send durably through the
  * connection's sink in chunks per source partition (offsets are committed once the chunk holding them is
  * written), and publishes one complete file per send, atomically, once the ingress finished it and every row it
