@@ -305,7 +305,7 @@ describe('docker-compose.yml', () => {
     const example = new Set(
       read('.env.example')
         .split('\n')
-        .filter((l) => /^[A-Z_]+=/.test(l))
+        .filter((l) => /^[A-Z][A-Z0-9_]*=/.test(l))
         .map((l) => l.slice(0, l.indexOf('='))),
     )
     for (const service of services) {
@@ -461,7 +461,7 @@ describe('deploy/kubernetes', () => {
     const keys = (file: string) =>
       read(`${overlay}/${file}`)
         .split('\n')
-        .filter((l) => /^[A-Z_]+=/.test(l))
+        .filter((l) => /^[A-Z][A-Z0-9_]*=/.test(l))
         .map((l) => l.slice(0, l.indexOf('=')))
     for (const service of services) {
       const name = `lookstream-${service.name}`

@@ -170,6 +170,8 @@ describe('pipeline: Looker execute of the braze action to the Braze simulator', 
       'braze_segment',
       'braze_update_existing_only',
       'braze_null_values',
+      'lookstream_run',
+      'lookstream_rows',
     ])
     expect(simulator.state.counters.requests).toBe(0)
   }, 120_000)
