@@ -68,7 +68,10 @@ export function createLogger(options: LoggerOptions): Logger {
         ],
         censor: REDACTED,
       },
+      // ISO 8601 times and level names: what log pipelines and people read without a lookup table.
+      timestamp: pino.stdTimeFunctions.isoTime,
       formatters: {
+        level: (label) => ({ level: label }),
         log: (object) => redactDeep(object),
         bindings: (bindings) => redactDeep(bindings),
       },

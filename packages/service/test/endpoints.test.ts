@@ -122,6 +122,17 @@ describe('createService endpoints', () => {
 })
 
 describe('createService logging', () => {
+  it('writes ISO 8601 times and level names', () => {
+    const lines: string[] = []
+    const logger = createLogger({ name: 'format-svc', level: 'info', stream: { write: (line) => lines.push(line) } })
+    logger.warn({ code: 'LS_DEST_REJECTED' }, 'dead-lettered')
+    const record = JSON.parse(lines[0]!) as { level: unknown; time: unknown; msg: unknown }
+    expect(record.level).toBe('warn')
+    expect(record.msg).toBe('dead-lettered')
+    expect(typeof record.time).toBe('string')
+    expect(new Date(record.time as string).toISOString()).toBe(record.time)
+  })
+
   it('never writes secrets: auth headers, secret query params and secret-named fields are redacted', async () => {
     const lines: string[] = []
     const logger = createLogger({ name: 'redact-svc', level: 'info', stream: { write: (line) => lines.push(line) } })
