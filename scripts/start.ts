@@ -185,8 +185,10 @@ export function service(line: ServiceLine): Component {
   }
 }
 
-/** Local-only credentials shared by the Segment simulator and the segment service started here. */
+/** Local-only credentials shared by the simulators and the services started here. */
 const LOCAL_SEGMENT_WRITE_KEY = 'local-segment-write-key'
+const LOCAL_MPARTICLE_KEY = 'local-mparticle-key'
+const LOCAL_MPARTICLE_SECRET = 'local-mparticle-secret'
 
 /**
  * The Action Hub secret: ACTION_HUB_SECRET, else one generated on first start and kept in
@@ -250,6 +252,35 @@ const components: Component[] = [
       ...base(ctx),
       SEGMENT_WRITE_KEY: ctx.env.SEGMENT_WRITE_KEY ?? LOCAL_SEGMENT_WRITE_KEY,
       SEGMENT_API_URL: ctx.env.SEGMENT_API_URL ?? address(ctx, 'segment-simulator'),
+    }),
+  }),
+  service({
+    name: 'mparticle-simulator',
+    entry: 'packages/simulators/src/cli.ts',
+    port: ['MPARTICLE_SIMULATOR_PORT', 4040],
+    skip: (ctx) => (ctx.env.MPARTICLE_API_URL ? 'MPARTICLE_API_URL is set: the mparticle service calls it' : undefined),
+    env: () => ({}),
+    args: (p) => [
+      '--mparticle-port',
+      String(p),
+      '--mparticle-key',
+      LOCAL_MPARTICLE_KEY,
+      '--mparticle-secret',
+      LOCAL_MPARTICLE_SECRET,
+    ],
+    listenLine: /^mparticle simulator listening on (http:\/\/\S+)$/,
+    readyPath: null,
+  }),
+  service({
+    name: 'mparticle',
+    entry: 'services/mparticle/src/main.ts',
+    asStarted: 'services/mparticle',
+    port: ['MPARTICLE_PORT', 8084],
+    env: (ctx) => ({
+      ...base(ctx),
+      MPARTICLE_API_KEY: ctx.env.MPARTICLE_API_KEY ?? LOCAL_MPARTICLE_KEY,
+      MPARTICLE_API_SECRET: ctx.env.MPARTICLE_API_SECRET ?? LOCAL_MPARTICLE_SECRET,
+      MPARTICLE_API_URL: ctx.env.MPARTICLE_API_URL ?? `${address(ctx, 'mparticle-simulator')}/v2`,
     }),
   }),
 ]

@@ -247,7 +247,10 @@ export class Deliverer<Conn extends Connection, Item> {
       const limits = destination.limitsFor?.(batchKey) ?? destination.limits
       lane = new Lane(this, connection, {
         ...limits,
-        maxBatchItems: Math.max(1, Math.min(limits.maxBatchItems, this.#maxBatchItems)),
+        maxBatchItems: Math.max(
+          1,
+          Math.min(limits.maxBatchItems, this.#maxBatchItems, connection.maxBatchItems ?? Infinity),
+        ),
       })
       this.#lanes.set(id, lane)
     }

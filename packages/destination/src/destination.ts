@@ -32,6 +32,11 @@ export interface Connection {
    * whatever the number of connections pointing at it). Defaults to the connection's name.
    */
   rateLimitScope?: string
+  /**
+   * Caps the items per request for this connection below the destination's limit (an item-counted budget is kept
+   * exactly when a whole number of full requests make up one second of it).
+   */
+  maxBatchItems?: number
 }
 
 /** An item mapped once and encoded once: the runtime sizes batches by `bytes` and builders splice `json`. */

@@ -53,6 +53,16 @@ export interface MparticleBatch {
 }
 
 const KB = 1024
+/**
+ * How a batches-per-second limit is kept: mParticle counts batches in one-second windows, and a window can start
+ * anywhere on the schedule, so it may hold one second of the schedule plus one whole request. Requests of at most
+ * 1/27 of the limit, scheduled at the limit minus one request's worth, keep every window at or under the limit
+ * (270/s: requests of ≤ 10 batches at 260 batches/s, 96 % of it).
+ */
+export function schedule(limit: number): { batchesPerRequest: number; batchesPerSecond: number } {
+  const batchesPerRequest = Math.max(1, Math.min(100, Math.floor(limit / 27)))
+  return { batchesPerRequest, batchesPerSecond: Math.max(limit / 2, limit - batchesPerRequest) }
+}
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 /** Namespace of the UUIDs derived from messageIds that are not UUIDs: uuidV5('urn:lookstream:mparticle', URL). */
 const SOURCE_ID_NAMESPACE = uuidV5('urn:lookstream:mparticle', '6ba7b811-9dad-11d1-80b4-00c04fd430c8')
@@ -302,7 +312,8 @@ export const mparticle: HttpDestination<typeof MparticleConfig, MparticleConnect
     const connections = new Map<string, MparticleConnection>()
     const fallback = config.MPARTICLE_API_URL?.replace(/\/+$/, '') ?? MPARTICLE_PODS[config.MPARTICLE_POD]
     const add = (name: string, settings: ConnectionSettings, url: string) => {
-      const batchesPerSecond = settings.batchesPerSecond ?? config.MPARTICLE_BATCHES_PER_SECOND
+      const limit = settings.batchesPerSecond ?? config.MPARTICLE_BATCHES_PER_SECOND
+      const { batchesPerRequest, batchesPerSecond } = schedule(limit)
       connections.set(name, {
         name,
         endpoint: url,
@@ -310,6 +321,7 @@ export const mparticle: HttpDestination<typeof MparticleConfig, MparticleConnect
         // beyond it (each carries at least one batch).
         rateLimitRps: batchesPerSecond,
         itemRatePerSecond: batchesPerSecond,
+        maxBatchItems: batchesPerRequest,
         // Connections of one API key share mParticle's limit, whatever their names.
         rateLimitScope: `key:${uuidV5(settings.apiKey, SOURCE_ID_NAMESPACE)}`,
         authorization: `Basic ${Buffer.from(`${settings.apiKey}:${settings.apiSecret}`).toString('base64')}`,
