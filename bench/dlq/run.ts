@@ -94,7 +94,14 @@ try {
           maxBuffer: 64 * 1024 * 1024,
         },
       )
-      if (result.status !== 0) throw new Error(`${name} failed: ${result.stderr.toString().slice(-2000)}`)
+      if (result.status !== 0) {
+        const reason = /Error: (.*)/.exec(result.stderr.toString())?.[1] ?? `exit ${result.status}`
+        log(`${name} at ${size} failed: ${reason}`)
+        rows.push(
+          `| ${name} | ${size.toLocaleString('en-US')} | ${((size * VALUE_BYTES) / 1e6).toFixed(0)} | failed: ${reason} | |`,
+        )
+        continue
+      }
       const [maxKb, seconds] = readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)!.split(' ').map(Number)
       const listed = /(\d+) (?:dead-lettered|match)/.exec(result.stderr.toString())
       log(`${name} at ${size}: peak RSS ${(maxKb! / 1024).toFixed(0)} MiB, ${seconds} s (${listed?.[0] ?? '?'})`)

@@ -322,8 +322,9 @@ describe('dlq command against a broker', () => {
       return match ? [{ read: Number(match[1]), of: Number(match[2]) }] : []
     })
     expect(reads.every((r) => r.of === total)).toBe(true)
-    // ~6 MB in fetches of at most 1 MB per partition: several progress lines before the end.
-    expect(reads.filter((r) => r.read > 0 && r.read < total).length).toBeGreaterThanOrEqual(3)
+    // ~6 MB in fetches of about 1 MB per partition: progress lines before the end (how many depends on how the
+    // producer batched the records, which the fetch returns whole).
+    expect(reads.filter((r) => r.read > 0 && r.read < total).length).toBeGreaterThanOrEqual(2)
     expect(reads.at(-1)!.read).toBe(total)
   }, 120_000)
 
