@@ -10,14 +10,7 @@ import {
   resolveRedisSettings,
   type Env,
 } from '@lookstream/config'
-import {
-  HEADERS,
-  MESSAGE_TOPICS,
-  RegistryHeartbeat,
-  dlqTopic,
-  retryTopic,
-  type DestinationId,
-} from '@lookstream/events'
+import { HEADERS, MESSAGE_TOPICS, dlqTopic, retryTopic, type DestinationId } from '@lookstream/events'
 import {
   classifyKafkaStartError,
   verifyTopics,
@@ -32,8 +25,6 @@ import {
 import { createLogger, createService, type ListenAddress, type Service } from '@lookstream/service'
 import { checkRedisAtStart, createRedis } from '@lookstream/redis'
 import type { Redis } from 'ioredis'
-import { randomUUID } from 'node:crypto'
-import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Type, type Static, type TObject } from 'typebox'
 import { backoffDelay } from './backoff.ts'
@@ -46,6 +37,7 @@ import { createDestinationMetrics } from './metrics.ts'
 import { processRecords, type OutboundRecord, type ProcessorDeps } from './process-records.ts'
 import { RateLimiter } from './rate-limiter.ts'
 import { RedisGate } from './redis-gate.ts'
+import { registerWhileRunning } from './registration.ts'
 import { ThrottledLog } from './throttled-log.ts'
 import { deriveHistoryKey, recordRowFailures, type RowFailure } from '@lookstream/send-history'
 
@@ -74,8 +66,6 @@ export interface RunDestinationOptions {
   /** Announced in the destination registry (default: LOOKSTREAM_VERSION, else the runtime's version). */
   version?: string
 }
-
-const RUNTIME_VERSION = '0.1.0'
 
 export interface RunningDestination {
   service: Service
@@ -391,16 +381,13 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     redis.disconnect()
   })
 
-  // Registered once it can deliver: the ingress offers this destination, with these connection names, only
-  // while a replica beats (docs/adr/0011-destination-registry.md).
-  const heartbeat = new RegistryHeartbeat(
+  // Registered once it can deliver.
+  await registerWhileRunning(
+    service,
     redis,
     {
       destination: name,
-      instance: `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
-      version: options.version ?? process.env.LOOKSTREAM_VERSION ?? RUNTIME_VERSION,
       connections: [...connections.keys()],
-      startedAt: new Date().toISOString(),
       ...(destination.publicSettings === undefined
         ? {}
         : {
@@ -411,20 +398,11 @@ export async function runDestination<Config extends TObject, Conn extends Connec
               ]),
             ),
           }),
+      version: options.version,
+      intervalMs: config.DELIVERY_REGISTRY_HEARTBEAT_MS,
     },
-    config.DELIVERY_REGISTRY_HEARTBEAT_MS,
+    log,
   )
-  const beat = () =>
-    heartbeat.beat().catch((err: unknown) => {
-      // Redis being down is reported by the gate and /readyz; the entry simply expires if it lasts.
-      log.debug({ err }, 'registry heartbeat failed')
-    })
-  await beat()
-  const beating = setInterval(() => void beat(), config.DELIVERY_REGISTRY_HEARTBEAT_MS)
-  beating.unref()
-  service.app.addHook('onClose', () => {
-    clearInterval(beating)
-  })
 
   const address = await service.listen()
   log.info(

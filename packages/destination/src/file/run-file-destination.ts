@@ -9,7 +9,7 @@ import {
   resolveKafkaSecurity,
   resolveRedisSettings,
 } from '@lookstream/config'
-import { HEADERS, MESSAGE_TOPICS, RegistryHeartbeat, TOPICS, dlqTopic, type DestinationId } from '@lookstream/events'
+import { HEADERS, MESSAGE_TOPICS, TOPICS, dlqTopic, type DestinationId } from '@lookstream/events'
 import {
   createKafka,
   createProducer,
@@ -23,8 +23,8 @@ import { createLogger, createService } from '@lookstream/service'
 import { createRedis } from '@lookstream/redis'
 import type { Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
+import { registerWhileRunning } from '../registration.ts'
 import { once } from 'node:events'
-import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Type, type Static, type TObject } from 'typebox'
 import { backoffDelay } from '../backoff.ts'
@@ -51,7 +51,6 @@ export const FileRuntimeConfig = Type.Object({
 })
 export type FileRuntimeConfig = Static<typeof FileRuntimeConfig>
 
-const RUNTIME_VERSION = '0.1.0'
 const MAX_REASONS = 5
 
 interface OpenChunk {
@@ -661,28 +660,18 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     redis.disconnect()
   })
 
-  // Registered once it can deliver: the ingress offers this destination only while a replica beats.
-  const heartbeat = new RegistryHeartbeat(
+  // Registered once it can deliver.
+  await registerWhileRunning(
+    service,
     redis,
     {
       destination: name,
-      instance: `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
-      version: options.version ?? process.env.LOOKSTREAM_VERSION ?? RUNTIME_VERSION,
       connections: [...connections.keys()],
-      startedAt: new Date().toISOString(),
+      version: options.version,
+      intervalMs: config.DELIVERY_REGISTRY_HEARTBEAT_MS,
     },
-    config.DELIVERY_REGISTRY_HEARTBEAT_MS,
+    log,
   )
-  const beat = () =>
-    heartbeat.beat().catch((err: unknown) => {
-      log.debug({ err }, 'registry heartbeat failed')
-    })
-  await beat()
-  const beating = setInterval(() => void beat(), config.DELIVERY_REGISTRY_HEARTBEAT_MS)
-  beating.unref()
-  service.app.addHook('onClose', () => {
-    clearInterval(beating)
-  })
   // Open sends left by an earlier process (a crash mid-compose) are picked up at once.
   void sweep().catch((err: unknown) => log.debug({ err }, 'first sweep failed'))
 
