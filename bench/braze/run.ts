@@ -1,6 +1,6 @@
 // A Braze send end to end, beside the Segment pipeline in the same run:
 //   node --conditions=@lookstream/source bench/braze/run.ts [--rows 1000000] [--segment-rows N] [--warmup 5000]
-//        [--only braze|segment] [--env NAME=VALUE]… (more environment for the braze service)
+//        [--only braze|segment] [--env NAME=VALUE]… (more environment for the braze service) [--cpu-prof-dir DIR]
 // Two phases, one after the other on the same machine, each on its own fresh stack (local-kafka on disk,
 // redis-server, the simulator in its own process, the ingress and the destination service, both run as their
 // `pnpm start` runs them: compiled, with their start scripts' Node flags):
@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '5000' },
     only: { type: 'string' },
     env: { type: 'string', multiple: true, default: [] },
+    'cpu-prof-dir': { type: 'string' },
   },
 })
 const ROWS = Number(args.rows)
@@ -41,6 +42,9 @@ const WARMUP_ROWS = Number(args.warmup)
 const EXTRA_ENV = Object.fromEntries(
   args.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
 )
+// --cpu-prof-dir DIR: both destination services write a V8 CPU profile there when they stop.
+const PROFILE_ENV: Record<string, string> =
+  args['cpu-prof-dir'] === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${args['cpu-prof-dir']}` }
 const ROOT = new URL('../../', import.meta.url).pathname
 const BRAZE_KEY = 'bench-braze-api-key'
 const SEGMENT_KEY = 'segment-write-key' // the simulators CLI's default
@@ -194,7 +198,7 @@ async function phase(destination: 'segment' | 'braze', rows: number): Promise<Ph
           }
     const service = await spawnService(
       serviceStart.entry,
-      { ...serviceStart.env, ...common, ...serviceEnv },
+      { ...serviceStart.env, ...common, ...serviceEnv, ...PROFILE_ENV },
       { readyTimeoutMs: 60_000, compiled: true, nodeArgs: serviceStart.nodeArgs },
     )
     stops.push(() => service.stop('SIGTERM', 20_000))

@@ -51,23 +51,56 @@ const MAX_VERBATIM_BYTES = 59
  * Bytes 2–5 of every form are uniformly distributed; the linear-hashing address is taken from them.
  */
 export function dedupeField(messageId: string): Buffer {
+  const field = Buffer.allocUnsafe(fieldBytes(messageId))
+  writeField(messageId, field, 0)
+  return field
+}
+
+function fieldBytes(messageId: string): number {
+  if (messageId.length === 36 && RANDOM_UUID.test(messageId)) return 16
+  const bytes = Buffer.byteLength(messageId, 'utf8')
+  return bytes <= MAX_VERBATIM_BYTES ? 5 + bytes : 33
+}
+
+/** Writes dedupeField(messageId) at offset; returns the bytes written. */
+function writeField(messageId: string, target: Buffer, offset: number): number {
   if (messageId.length === 36 && RANDOM_UUID.test(messageId)) {
-    const hex = messageId.slice(19, 23) + messageId.slice(24) + messageId.slice(0, 8) + messageId.slice(9, 13)
-    return Buffer.from(hex + messageId.slice(14, 18), 'hex')
+    target.write(messageId.slice(19, 23), offset, 'hex')
+    target.write(messageId.slice(24), offset + 2, 'hex')
+    target.write(messageId.slice(0, 8), offset + 8, 'hex')
+    target.write(messageId.slice(9, 13), offset + 12, 'hex')
+    target.write(messageId.slice(14, 18), offset + 14, 'hex')
+    return 16
   }
   const utf8 = Buffer.from(messageId, 'utf8')
   const digest = createHash('sha256').update(utf8).digest()
   if (utf8.length <= MAX_VERBATIM_BYTES) {
-    const field = Buffer.allocUnsafe(5 + utf8.length)
-    field[0] = 0x00
-    digest.copy(field, 1, 0, 4)
-    utf8.copy(field, 5)
-    return field
+    target[offset] = 0x00
+    digest.copy(target, offset + 1, 0, 4)
+    utf8.copy(target, offset + 5)
+    return 5 + utf8.length
   }
-  const field = Buffer.allocUnsafe(33)
-  field[0] = 0x01
-  digest.copy(field, 1)
-  return field
+  target[offset] = 0x01
+  digest.copy(target, offset + 1)
+  return 33
+}
+
+/**
+ * The fields of many ids as one script argument: each field preceded by its length in one byte (every form is at
+ * most 64 bytes). One bulk string instead of one per id: the client encodes and Redis parses one argument per
+ * call, and the same buffer goes to every bucket a lookup probes.
+ */
+export function packFields(messageIds: readonly string[]): Buffer {
+  let total = 0
+  for (const id of messageIds) total += 1 + fieldBytes(id)
+  const packed = Buffer.allocUnsafe(total)
+  let offset = 0
+  for (const id of messageIds) {
+    const written = writeField(id, packed, offset + 1)
+    packed[offset] = written
+    offset += 1 + written
+  }
+  return packed
 }
 
 export interface DedupeOptions {
@@ -124,19 +157,24 @@ export class Dedupe {
     this.#now = options.now ?? Date.now
   }
 
-  /** For each id, whether it was already delivered (one script call per bucket of the window, sent together). */
+  /**
+   * For each id, whether it was already delivered: one script call probes every bucket of the window (one call per
+   * bucket on a Redis Cluster, where the buckets live on different slots), all sent together.
+   */
   async wasDelivered(messageIds: readonly string[]): Promise<boolean[]> {
     if (messageIds.length === 0) return []
     const now = this.#now()
     const layout = await this.#getLayout(now)
-    const fields = messageIds.map(dedupeField)
+    const packed = packFields(messageIds)
     const first = Math.floor((now - this.#windowMs) / layout.bucketMs)
     // One bucket ahead of this clock: another replica whose clock runs ahead may already write there.
     const last = Math.floor(now / layout.bucketMs) + 1
-    const lookups: Promise<unknown>[] = []
-    for (let bucket = first; bucket <= last; bucket++) {
-      lookups.push(this.#script(LOOKUP, dedupeBucketKey(this.#destination, bucket), fields))
-    }
+    // Newest first: a replayed id is most likely in a recent bucket, and the script skips ids already found.
+    const keys: string[] = []
+    for (let bucket = last; bucket >= first; bucket--) keys.push(dedupeBucketKey(this.#destination, bucket))
+    const lookups = this.#redis.isCluster
+      ? keys.map((key) => this.#script(LOOKUP, [key], [packed]))
+      : [this.#script(LOOKUP, keys, [packed])]
     const legacy = now < layout.legacyUntil ? this.#legacyLookup(messageIds) : undefined
     const [found, legacyFound] = await Promise.all([Promise.all(lookups) as Promise<number[][]>, legacy])
     const result = new Array<boolean>(messageIds.length).fill(false)
@@ -151,11 +189,11 @@ export class Dedupe {
     const layout = await this.#getLayout(deliveredAt)
     const bucket = Math.floor(deliveredAt / layout.bucketMs)
     const expireAt = (bucket + 1) * layout.bucketMs + this.#windowMs
-    await this.#script(MARK, dedupeBucketKey(this.#destination, bucket), [
-      String(expireAt),
-      String(this.#load),
-      ...messageIds.map(dedupeField),
-    ])
+    await this.#script(
+      MARK,
+      [dedupeBucketKey(this.#destination, bucket)],
+      [String(expireAt), String(this.#load), packFields(messageIds)],
+    )
   }
 
   async #legacyLookup(messageIds: readonly string[]): Promise<boolean[]> {
@@ -166,7 +204,7 @@ export class Dedupe {
   }
 
   #getLayout(now: number): Promise<Layout> {
-    this.#layout ??= this.#script(LAYOUT, dedupeMetaKey(this.#destination), [
+    this.#layout ??= this.#script(LAYOUT, [dedupeMetaKey(this.#destination)], [
       String(Math.ceil(this.#windowMs / DEDUPE_BUCKETS_PER_WINDOW)),
       String(this.#windowMs),
       String(now),
@@ -186,12 +224,12 @@ export class Dedupe {
     return this.#layout
   }
 
-  async #script(script: Script, key: string, args: readonly (string | Buffer)[]): Promise<unknown> {
+  async #script(script: Script, keys: readonly string[], args: readonly (string | Buffer)[]): Promise<unknown> {
     try {
-      return await this.#redis.evalsha(script.sha, 1, key, ...args)
+      return await this.#redis.evalsha(script.sha, keys.length, ...keys, ...args)
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return this.#redis.eval(script.source, 1, key, ...args)
+      return this.#redis.eval(script.source, keys.length, ...keys, ...args)
     }
   }
 }
@@ -230,29 +268,51 @@ end
 redis.call('HSETNX', KEYS[1], 'compact-since', ARGV[3])
 return redis.call('HMGET', KEYS[1], 'bucket-ms', 'compact-since')`)
 
-// Returns the 1-based positions of the fields found in this bucket.
-const LOOKUP = script(`${ADDRESS}
-local state = redis.call('HMGET', KEYS[1], 'l', 'p')
-local found = {}
-if not state[1] then return found end
-local level, split = tonumber(state[1]), tonumber(state[2])
-local prefix = KEYS[1] .. ':'
-for i = 1, #ARGV do
-  if redis.call('HEXISTS', prefix .. address(h(ARGV[i]), level, split), ARGV[i]) == 1 then found[#found + 1] = i end
+// Unpacks packFields' argument into a table of fields.
+const UNPACK = `
+local function unpack_fields(packed)
+  local fields, at = {}, 1
+  while at <= #packed do
+    local len = string.byte(packed, at)
+    fields[#fields + 1] = string.sub(packed, at + 1, at + len)
+    at = at + 1 + len
+  end
+  return fields
+end
+`
+
+// KEYS: bucket keys; ARGV[1]: the packed fields. Returns the 1-based positions of the fields found in any bucket.
+const LOOKUP = script(`${ADDRESS}${UNPACK}
+local fields = unpack_fields(ARGV[1])
+local found, hit = {}, {}
+for k = 1, #KEYS do
+  local state = redis.call('HMGET', KEYS[k], 'l', 'p')
+  if state[1] then
+    local level, split = tonumber(state[1]), tonumber(state[2])
+    local prefix = KEYS[k] .. ':'
+    for i = 1, #fields do
+      if not hit[i] and redis.call('HEXISTS', prefix .. address(h(fields[i]), level, split), fields[i]) == 1 then
+        hit[i] = true
+        found[#found + 1] = i
+      end
+    end
+  end
 end
 return found`)
 
-// ARGV: expire-at (epoch ms), load, fields. Adds the fields, then splits hashes while the average load is exceeded.
+// ARGV: expire-at (epoch ms), load, the packed fields. Adds the fields, then splits hashes while the average load is
+// exceeded.
 // Every key of the bucket gets the same PEXPIREAT, so the bucket disappears as a whole.
-const MARK = script(`${ADDRESS}
+const MARK = script(`${ADDRESS}${UNPACK}
 local expireAt, load = ARGV[1], tonumber(ARGV[2])
+local fields = unpack_fields(ARGV[3])
 local state = redis.call('HMGET', KEYS[1], 'l', 'p', 'n')
 local level, split, count = tonumber(state[1]) or 0, tonumber(state[2]) or 0, tonumber(state[3]) or 0
 local prefix = KEYS[1] .. ':'
 local touched = {}
-for i = 3, #ARGV do
-  local key = prefix .. address(h(ARGV[i]), level, split)
-  if redis.call('HSETNX', key, ARGV[i], '') == 1 then
+for i = 1, #fields do
+  local key = prefix .. address(h(fields[i]), level, split)
+  if redis.call('HSETNX', key, fields[i], '') == 1 then
     count = count + 1
     touched[key] = true
   end

@@ -83,6 +83,18 @@ describe('Dedupe', () => {
     ).toEqual([true, false, true, false, false, true, false])
   })
 
+  it('takes every field form in one call: UUIDs, ids at the verbatim limit, multi-byte and long ids together', async () => {
+    const dedupe = new Dedupe(client, destination(), 3600)
+    // 59 UTF-8 bytes (the longest field kept verbatim: 64 bytes), 60 bytes (hashed), 4-byte characters, empty.
+    const edge = ['v'.repeat(59), 'w'.repeat(60), '😀'.repeat(14), '😀'.repeat(15), '', 'x']
+    const uuids = Array.from({ length: 1000 }, () => randomUUID())
+    const marked = [...uuids.slice(0, 500), ...edge.slice(0, 3)]
+    await dedupe.markDelivered(marked)
+    const asked = [...uuids, ...edge, 'v'.repeat(58), 'w'.repeat(61)]
+    const expected = asked.map((id) => marked.includes(id))
+    expect(await dedupe.wasDelivered(asked)).toEqual(expected)
+  })
+
   it('grows one small hash at a time: every id found, no unknown id found, every hash a listpack', async () => {
     const dest = destination()
     const dedupe = new Dedupe(client, dest, 3600, { load: 8 })
