@@ -204,11 +204,11 @@ export class Dedupe {
   }
 
   #getLayout(now: number): Promise<Layout> {
-    this.#layout ??= this.#script(LAYOUT, [dedupeMetaKey(this.#destination)], [
-      String(Math.ceil(this.#windowMs / DEDUPE_BUCKETS_PER_WINDOW)),
-      String(this.#windowMs),
-      String(now),
-    ]).then(
+    this.#layout ??= this.#script(
+      LAYOUT,
+      [dedupeMetaKey(this.#destination)],
+      [String(Math.ceil(this.#windowMs / DEDUPE_BUCKETS_PER_WINDOW)), String(this.#windowMs), String(now)],
+    ).then(
       (reply) => {
         const [bucketMs, since] = (reply as string[]).map(Number)
         if (!(bucketMs! > 0) || !Number.isFinite(since)) {
@@ -344,3 +344,45 @@ for key in pairs(touched) do redis.call('PEXPIREAT', key, expireAt) end
 redis.call('HSET', KEYS[1], 'l', level, 'p', split, 'n', count)
 redis.call('PEXPIREAT', KEYS[1], expireAt)
 return count`)
+
+/**
+ * Coalesces concurrent markDelivered calls: the first goes at once; while it is in flight the ids of later calls
+ * gather and go together in the next call, and every caller resolves when its own ids are remembered. With many
+ * small requests in flight (Braze, mParticle) this turns a script call per request into a few per round trip.
+ */
+export class DeliveredMarks {
+  readonly #dedupe: Dedupe
+  #gathering: { ids: string[]; settle: { resolve: () => void; reject: (err: unknown) => void }[] } | undefined
+  #inFlight = false
+
+  constructor(dedupe: Dedupe) {
+    this.#dedupe = dedupe
+  }
+
+  mark(messageIds: readonly string[]): Promise<void> {
+    if (messageIds.length === 0) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      const group = (this.#gathering ??= { ids: [], settle: [] })
+      for (const id of messageIds) group.ids.push(id)
+      group.settle.push({ resolve, reject })
+      if (!this.#inFlight) this.#send()
+    })
+  }
+
+  #send(): void {
+    const group = this.#gathering
+    if (group === undefined) return
+    this.#gathering = undefined
+    this.#inFlight = true
+    this.#dedupe
+      .markDelivered(group.ids)
+      .then(
+        () => group.settle.forEach(({ resolve }) => resolve()),
+        (err: unknown) => group.settle.forEach(({ reject }) => reject(err)),
+      )
+      .finally(() => {
+        this.#inFlight = false
+        this.#send()
+      })
+  }
+}

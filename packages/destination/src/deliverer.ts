@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { TSchema } from 'typebox'
 import { backoffDelay, type BackoffPolicy } from './backoff.ts'
-import type { Dedupe } from './dedupe.ts'
+import { DeliveredMarks, type Dedupe } from './dedupe.ts'
 import type {
   BatchLimits,
   Connection,
@@ -195,11 +195,14 @@ export class Deliverer<Conn extends Connection, Item> {
   readonly policy: DeliveryPolicy
   /** Caps the destination's items per request (DELIVERY_MAX_BATCH_ITEMS); never raises them. */
   readonly #maxBatchItems: number
+  /** Accepted ids are remembered through this: concurrent requests' ids share script calls. */
+  readonly #marks: DeliveredMarks
 
   constructor(deps: DelivererDeps<Conn, Item>, options: { maxBatchItems?: number } = {}) {
     this.#deps = deps
     this.policy = deps.policy
     this.#maxBatchItems = options.maxBatchItems ?? Infinity
+    this.#marks = new DeliveredMarks(deps.dedupe)
     // A paused connection (401/403) or a long Retry-After would otherwise hold queued jobs past the shutdown.
     deps.signal.addEventListener('abort', () => {
       for (const lane of this.#lanes.values()) lane.abandonQueued()
@@ -399,7 +402,7 @@ export class Deliverer<Conn extends Connection, Item> {
   }
 
   async #settle(jobs: DeliveryJob<Item>[], outcomes: ItemOutcome[], connection: Conn): Promise<AttemptResult<Item>> {
-    const { destination, dedupe, redis, metrics, signal } = this.#deps
+    const { destination, redis, metrics, signal } = this.#deps
     const result: AttemptResult<Item> = { retry: [], auth: [] }
     const delivered: DeliveryJob<Item>[] = []
     jobs.forEach((job, index) => {
@@ -437,7 +440,7 @@ export class Deliverer<Conn extends Connection, Item> {
       // Written after acceptance and before the offset can be committed: a crash in between re-sends, and the
       // destination's own messageId dedupe absorbs that one copy.
       await redis
-        .run(() => dedupe.markDelivered(delivered.map((job) => job.messageId)), signal)
+        .run(() => this.#marks.mark(delivered.map((job) => job.messageId)), signal)
         .catch((err) => {
           if (!signal.aborted) throw err
         })

@@ -6,7 +6,14 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { DEDUPE_BUCKETS_PER_WINDOW, Dedupe, dedupeField, dedupeKey, dedupeMetaKey } from '../src/dedupe.ts'
+import {
+  DEDUPE_BUCKETS_PER_WINDOW,
+  Dedupe,
+  DeliveredMarks,
+  dedupeField,
+  dedupeKey,
+  dedupeMetaKey,
+} from '../src/dedupe.ts'
 
 let redis: RedisProcess
 let client: Redis
@@ -301,5 +308,50 @@ describe('Dedupe on a 3-master Redis Cluster', () => {
     for (const id of ids.slice(0, 25)) await cluster.set(dedupeKey(dest, id), '1', 'EX', 3600)
     const answer = await new Dedupe(cluster, dest, 3600).wasDelivered(ids)
     expect(answer).toEqual(ids.map((_, i) => i < 25))
+  })
+})
+
+describe('DeliveredMarks', () => {
+  async function scriptCalls(): Promise<number> {
+    const stats = await client.info('commandstats')
+    return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0)
+  }
+
+  it('gathers the ids of concurrent calls into few script calls, and resolves each once its ids are remembered', async () => {
+    const dedupe = new Dedupe(client, destination(), 3600)
+    await dedupe.markDelivered([randomUUID()]) // the layout is read once, before counting
+    const marks = new DeliveredMarks(dedupe)
+    const groups = Array.from({ length: 40 }, () => Array.from({ length: 75 }, () => randomUUID()))
+    const before = await scriptCalls()
+    await Promise.all(groups.map((ids) => marks.mark(ids)))
+    const calls = (await scriptCalls()) - before
+    // The first call goes alone; the other 39 gather behind it.
+    expect(calls).toBe(2)
+    expect((await dedupe.wasDelivered(groups.flat())).every(Boolean)).toBe(true)
+  })
+
+  it('rejects every gathered caller when the call fails, and works again once Redis is back', async () => {
+    let own = await startRedis()
+    const port = own.port
+    const ownClient = new Redis(own.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, lazyConnect: true })
+    await ownClient.connect()
+    try {
+      const dedupe = new Dedupe(ownClient, destination(), 3600)
+      const marks = new DeliveredMarks(dedupe)
+      await marks.mark([randomUUID()])
+      await own.stop()
+      await waitFor(() => ownClient.status !== 'ready')
+      const results = await Promise.allSettled([marks.mark([randomUUID()]), marks.mark([randomUUID()])])
+      expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected'])
+
+      own = await startRedis({ port })
+      await waitFor(() => ownClient.status === 'ready')
+      const again = [randomUUID(), randomUUID()]
+      await Promise.all([marks.mark([again[0]!]), marks.mark([again[1]!])])
+      expect(await dedupe.wasDelivered(again)).toEqual([true, true])
+    } finally {
+      ownClient.disconnect()
+      await own.stop()
+    }
   })
 })
