@@ -337,14 +337,11 @@ const components: Component[] = [
     asStarted: 'services/braze',
     port: ['BRAZE_PORT', 8082],
     env: (ctx) => {
-      // Braze takes 75 objects per request: more requests in flight than the runtime's default keep it busy.
-      const inFlight = { DELIVERY_MAX_IN_FLIGHT_REQUESTS: ctx.env.DELIVERY_MAX_IN_FLIGHT_REQUESTS ?? '16' }
       // A real endpoint: BRAZE_API_KEY, BRAZE_ALLOWED_HOSTS and the rest are inherited from this environment.
-      if (ctx.env.BRAZE_REST_ENDPOINT) return { ...base(ctx), ...inFlight }
+      if (ctx.env.BRAZE_REST_ENDPOINT) return base(ctx)
       const simulator = address(ctx, 'braze-simulator')
       return {
         ...base(ctx),
-        ...inFlight,
         BRAZE_API_KEY: LOCAL_BRAZE_API_KEY,
         BRAZE_REST_ENDPOINT: simulator,
         // The simulator is not a Braze instance host: allow exactly it.

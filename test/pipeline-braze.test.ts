@@ -220,7 +220,7 @@ describe('pipeline: Looker execute of the braze action to the Braze simulator', 
     expect([...acceptedFor(p).values()].every((bodies) => bodies.length === 1)).toBe(true)
   }, 180_000)
 
-  // The 250,000- and 1,000,000-row sends are in bench/braze (about two minutes for 250,000 on the shared machine).
+  // The 250,000- and 1,000,000-row sends are in bench/destinations/pipeline.ts (about two minutes for 250,000 on the shared machine).
   it('a 20,000-row send arrives whole, each row once (users created, as the form allows)', async () => {
     service ??= await startBraze()
     const p = prefix()

@@ -23,12 +23,13 @@ export const DeliveryEnv = Type.Object({
   }),
   DELIVERY_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 15_000 }),
   DELIVERY_CONNECTIONS_PER_HOST: Type.Integer({ minimum: 1, maximum: 256, default: 16 }),
-  DELIVERY_MAX_IN_FLIGHT_REQUESTS: Type.Integer({
-    minimum: 1,
-    maximum: 64,
-    default: 4,
-    description: 'concurrent requests per connection',
-  }),
+  DELIVERY_MAX_IN_FLIGHT_REQUESTS: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      description: "concurrent requests per connection (default: the destination's own, else 4)",
+    }),
+  ),
   DELIVERY_MAX_IN_FLIGHT_MESSAGES: Type.Integer({
     minimum: 1,
     // Four full Segment-sized requests in flight per connection; with the heap cap of the start scripts this

@@ -120,6 +120,11 @@ export interface HttpDestination<
   kind: 'http'
   /** The limits of a request; `limitsFor` overrides them per batch key. */
   limits: BatchLimits
+  /**
+   * Requests in flight per connection and batch key when DELIVERY_MAX_IN_FLIGHT_REQUESTS is not set (default 4).
+   * An API that takes few items per request needs more of them in flight to keep pace (Braze: 75 objects).
+   */
+  inFlightRequests?: number
   /** Pure mapping of one canonical message to one request item, or the reason it can never be sent. */
   toItem(message: CanonicalMessage, connection: Conn): Item | PermanentError
   /**

@@ -51,6 +51,9 @@ function rowFailuresFor(
   return { rowFailures: (sendId, entries) => recordRowFailures(redis, sendId, entries, { key }) }
 }
 
+/** Requests in flight per lane when neither DELIVERY_MAX_IN_FLIGHT_REQUESTS nor the destination says. */
+export const DEFAULT_IN_FLIGHT_REQUESTS = 4
+
 export const RuntimeConfig = Type.Object({
   ...KafkaEnv.properties,
   ...RedisEnv.properties,
@@ -192,7 +195,8 @@ export async function runDestination<Config extends TObject, Conn extends Connec
         quickAttempts: config.DELIVERY_QUICK_ATTEMPTS,
         backoff: { baseMs: config.DELIVERY_BACKOFF_BASE_MS, maxMs: config.DELIVERY_BACKOFF_MAX_MS },
         authBackoff: { baseMs: config.DELIVERY_BACKOFF_BASE_MS, maxMs: config.DELIVERY_AUTH_PROBE_MAX_MS },
-        maxInFlightPerConnection: config.DELIVERY_MAX_IN_FLIGHT_REQUESTS,
+        maxInFlightPerConnection:
+          config.DELIVERY_MAX_IN_FLIGHT_REQUESTS ?? destination.inFlightRequests ?? DEFAULT_IN_FLIGHT_REQUESTS,
         ...(config.DELIVERY_LINGER_MS === undefined ? {} : { lingerMs: config.DELIVERY_LINGER_MS }),
       },
       signal: controller.signal,

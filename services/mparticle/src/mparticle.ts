@@ -286,6 +286,8 @@ export const mparticle: HttpDestination<typeof MparticleConfig, MparticleConnect
   config: MparticleConfig,
   // 100 batches and under 256 KB per request (the array's brackets and commas count); a batch of at most 128 KB.
   limits: { maxBatchItems: 100, maxBatchBytes: 256 * KB - 64, maxItemBytes: 128 * KB, lingerMs: 20 },
+  // At most 100 batches per request: more requests in flight than the runtime's default keep it busy.
+  inFlightRequests: 16,
 
   connections(config) {
     const connections = new Map<string, MparticleConnection>()
