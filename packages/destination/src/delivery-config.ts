@@ -32,9 +32,9 @@ export const DeliveryEnv = Type.Object({
   ),
   DELIVERY_MAX_IN_FLIGHT_MESSAGES: Type.Integer({
     minimum: 1,
-    // Four full Segment-sized requests in flight per connection; with the heap cap of the start scripts this
-    // keeps a service under 200 MB RSS however large the send (bench/README.md, destination memory).
-    default: 10_000,
+    // Two full Segment-sized requests in flight per connection; with the heap cap of the start scripts this
+    // keeps a service well under 200 MB RSS however large the send (bench/README.md, destination memory).
+    default: 5_000,
     description: 'messages taken from Kafka and not finished; above it partitions pause',
   }),
   DELIVERY_LINGER_MS: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
