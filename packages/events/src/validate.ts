@@ -124,11 +124,53 @@ function surelyValidIntegrations(integrations: unknown): boolean {
     }
     if (typeof setting === 'boolean') continue
     if (!isOpenObject(setting)) return false
-    for (const option in setting) if (option !== 'connection') return false
-    const connection = setting.connection
-    if (connection !== undefined && (typeof connection !== 'string' || !isConnection.test(connection))) return false
+    for (const option in setting) if (!surelyValidOption(key, option, setting[option])) return false
   }
   return true
+}
+
+const isEnvId = /^[0-9]{1,32}$/
+
+/** One option of a destination's integration settings, as the destination's options schema (message-schema.ts). */
+function surelyValidOption(destination: string, option: string, value: unknown): boolean {
+  if (option === 'connection') return typeof value === 'string' && isConnection.test(value)
+  switch (destination) {
+    case 'Braze':
+      switch (option) {
+        case 'identifierKey':
+          return value === 'external_id' || value === 'braze_id'
+        case 'exportLabel':
+          return isShortString(value, 255)
+        case 'updateExistingOnly':
+          return typeof value === 'boolean'
+        case 'nulls':
+          return value === 'skip' || value === 'send'
+      }
+      return false
+    case 'Heap':
+      switch (option) {
+        case 'propertyType':
+          return value === 'user' || value === 'account'
+        case 'joinKey':
+          return isShortString(value, 255)
+        case 'envId':
+          return typeof value === 'string' && isEnvId.test(value)
+        case 'longValues':
+          return value === 'reject' || value === 'truncate'
+      }
+      return false
+    case 'mParticle':
+      switch (option) {
+        case 'environment':
+          return value === 'production' || value === 'development'
+        case 'dataType':
+          return value === 'user_data' || value === 'event_data'
+        case 'eventType':
+          return isShortString(value, 64)
+      }
+      return false
+  }
+  return false
 }
 
 function surelyValidMessage(value: Record<string, unknown>): boolean {

@@ -38,6 +38,27 @@ const bases: Record<string, unknown>[] = [
     timestamp: '2026-06-01T06:00:00Z',
     integrations: { Braze: false, mParticle: { connection: 'eu.prod-1' } },
   },
+  {
+    type: 'identify',
+    messageId: 'f0a1b2c3-d4e5-5f60-8a7b-8c9d0e1f2a3b',
+    userId: 'cust_9',
+    timestamp: '2026-06-01T06:00:00Z',
+    traits: { plan: 'annual' },
+    context: { lookstream: { sendId: 'snd_2', row: 4, action: 'braze' }, identities: { email: 'a@example.com' } },
+    integrations: {
+      All: false,
+      Braze: {
+        connection: 'default',
+        identifierKey: 'external_id',
+        exportLabel: 'LOOKER_EXPORT',
+        updateExistingOnly: true,
+        nulls: 'skip',
+      },
+      Heap: { connection: 'eu', propertyType: 'user', joinKey: 'users.id', envId: '1234567890', longValues: 'reject' },
+      mParticle: { connection: 'default', environment: 'production', dataType: 'user_data', eventType: 'other' },
+      'Recurly Engage': { connection: 'default' },
+    },
+  },
 ]
 
 const strings = (max: number): unknown[] => [
@@ -129,6 +150,64 @@ const mutations: [string[], unknown[]][] = [
   [
     ['integrations', 'Braze'],
     [true, { connection: 'default', identifierKey: 'braze_id' }, { identifierKey: 'nope' }],
+  ],
+  [
+    ['integrations', 'Braze', 'identifierKey'],
+    ['external_id', 'braze_id', 'user_alias', '', null, 1, 'DELETE'],
+  ],
+  [
+    ['integrations', 'Braze', 'exportLabel'],
+    [...strings(255), 'DELETE'],
+  ],
+  [
+    ['integrations', 'Braze', 'updateExistingOnly'],
+    [true, false, 'true', 0, null, 'DELETE'],
+  ],
+  [
+    ['integrations', 'Braze', 'nulls'],
+    ['skip', 'send', 'drop', '', null, 'DELETE'],
+  ],
+  [
+    ['integrations', 'Braze', 'connection'],
+    ['default', 'eu.prod_1-a', '', '-x', 'x'.repeat(65), 1, null],
+  ],
+  [
+    ['integrations', 'Braze', 'extra'],
+    ['x', true],
+  ],
+  [
+    ['integrations', 'Heap', 'propertyType'],
+    ['user', 'account', 'group', '', null, 'DELETE'],
+  ],
+  [
+    ['integrations', 'Heap', 'joinKey'],
+    [...strings(255), 'DELETE'],
+  ],
+  [
+    ['integrations', 'Heap', 'envId'],
+    ['1', '1234567890', '9'.repeat(32), '9'.repeat(33), '', '12a', ' 1', '1\n', '١٢', 12, null, 'DELETE'],
+  ],
+  [
+    ['integrations', 'Heap', 'longValues'],
+    ['reject', 'truncate', 'cut', '', null, 'DELETE'],
+  ],
+  [['integrations', 'Heap', 'extra'], ['x']],
+  [
+    ['integrations', 'mParticle', 'environment'],
+    ['production', 'development', 'staging', '', null, 'DELETE'],
+  ],
+  [
+    ['integrations', 'mParticle', 'dataType'],
+    ['user_data', 'event_data', 'events', '', null, 'DELETE'],
+  ],
+  [
+    ['integrations', 'mParticle', 'eventType'],
+    [...strings(64), 'DELETE'],
+  ],
+  [['integrations', 'mParticle', 'extra'], ['x']],
+  [
+    ['integrations', 'Recurly Engage'],
+    [true, false, { connection: 'default' }, { connection: 'default', extra: 1 }, {}, null, 'DELETE'],
   ],
   [
     ['integrations', 'Heap'],
