@@ -61,19 +61,24 @@ let redisServer: Awaited<ReturnType<typeof startRedis>>
 let redis: Redis
 let simulator: Simulator
 let sender: HttpSender
+/** For the tests that make the simulator hang: a request times out after 500 ms. */
+let quickSender: HttpSender
 
 beforeAll(async () => {
   redisServer = await startRedis()
   redis = new Redis(redisServer.url)
   // Events over 2 KB make the simulator reject the whole batch with 400, as Segment does over 32 KB.
   simulator = await startSegmentSimulator({ writeKeys: ['wk'], maxItemBytes: 2048, rateLimit: null })
-  sender = new HttpSender({ allowedHosts: ['127.0.0.1'], timeoutMs: 500, connectionsPerOrigin: 4 })
+  // A generous timeout: on a busy machine a request may take well over 500 ms, and a timeout would add a request.
+  sender = new HttpSender({ allowedHosts: ['127.0.0.1'], timeoutMs: 10_000, connectionsPerOrigin: 4 })
+  quickSender = new HttpSender({ allowedHosts: ['127.0.0.1'], timeoutMs: 500, connectionsPerOrigin: 4 })
 })
 
 afterEach(() => simulator.reset())
 
 afterAll(async () => {
   await sender.close()
+  await quickSender.close()
   await simulator.close()
   redis.disconnect()
   await redisServer.stop()
@@ -85,6 +90,8 @@ function setup(
     rps?: number
     maxBatchItems?: number
     classify?: typeof destination.classify
+    http?: HttpSender
+    lingerMs?: number
   } = {},
 ) {
   const registry = new Registry()
@@ -103,7 +110,7 @@ function setup(
       limits: { ...destination.limits, maxBatchItems: overrides.maxBatchItems ?? destination.limits.maxBatchItems },
       ...(overrides.classify ? { classify: overrides.classify } : {}),
     },
-    http: sender,
+    http: overrides.http ?? sender,
     rateLimiter: new RateLimiter(redis),
     dedupe: new Dedupe(redis, `segment-${connection.name}`),
     redis: new RedisGate(log),
@@ -114,7 +121,7 @@ function setup(
       backoff: { baseMs: 20, maxMs: 200 },
       authBackoff: { baseMs: 50, maxMs: 100 },
       maxInFlightPerConnection: 2,
-      lingerMs: 5,
+      lingerMs: overrides.lingerMs ?? 5,
     },
     signal: controller.signal,
   })
@@ -148,13 +155,15 @@ function items(n: number, prefix = `m-${Date.now()}`, traits?: (i: number) => Re
 
 describe('Deliverer against the Segment simulator and real Redis', () => {
   it('delivers every item once, in batches of at most maxBatchItems', async () => {
-    const { submit } = setup()
+    // A linger far longer than queueing 35 items takes, even on a machine that preempts this process meanwhile:
+    // only full batches go before it ends.
+    const { submit } = setup({ lingerMs: 1000 })
     const outcomes = await submit(items(35))
     expect(outcomes.every((o) => o.kind === 'delivered')).toBe(true)
     expect(simulator.state.acceptedIds.size).toBe(35)
     const requests = simulator.state.requests.toArray()
     expect(requests.every((r) => r.items <= 10)).toBe(true)
-    expect(requests.length).toBe(4)
+    expect(requests.map((r) => r.items)).toEqual([10, 10, 10, 5])
   })
 
   it('bisects a batch rejected with 400 so only the bad items fail, with the reason', async () => {
@@ -179,7 +188,7 @@ describe('Deliverer against the Segment simulator and real Redis', () => {
   })
 
   it('retries 500s and timeouts to success', async () => {
-    const { submit, registry } = setup()
+    const { submit, registry } = setup({ http: quickSender })
     simulator.faults.configure({
       script: [
         { type: 'status', status: 500, count: 2 },
