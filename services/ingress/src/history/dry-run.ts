@@ -20,6 +20,8 @@ export interface DryRunProblem {
 export interface DryRunReport {
   /** Checks applied after the ingress's own. */
   checks: string[]
+  /** Why the destination service's own checks did not run, when they did not. */
+  notChecked?: string
   /** Messages that would have been produced. */
   messages: number
   /** Rows accepted by the ingress that the destination would refuse (dead-letter). */
@@ -49,12 +51,17 @@ export class DryRunProducer implements MessageProducer {
   private readonly destination: DestinationId
   private readonly recorder: FailureRecorder | undefined
 
-  constructor(check: DestinationCheck | undefined, destination: DestinationId, recorder: FailureRecorder | undefined) {
-    this.check = check
+  constructor(
+    check: DestinationCheck | { notChecked: string },
+    destination: DestinationId,
+    recorder: FailureRecorder | undefined,
+  ) {
+    this.check = 'check' in check ? check : undefined
     this.destination = destination
     this.recorder = recorder
     this.report = {
-      checks: ['canonical message schema (decodeMessage)', ...(check ? [check.label] : [])],
+      checks: ['canonical message schema (decodeMessage)', ...(this.check ? [this.check.label] : [])],
+      ...('notChecked' in check ? { notChecked: check.notChecked } : {}),
       messages: 0,
       refusedRows: 0,
       problems: [],
@@ -124,7 +131,8 @@ export function describeDryRun(
   report: DryRunReport,
   pointer: string,
 ): string {
-  const counts = `${outcome.received} rows read: ${outcome.accepted} would be accepted, ${outcome.rejected} rejected by lookstream; ${destinationLabel} would refuse ${report.refusedRows} of the accepted rows (checked: ${report.checks.join(', ')})`
+  const unchecked = report.notChecked === undefined ? '' : `; ${report.notChecked}`
+  const counts = `${outcome.received} rows read: ${outcome.accepted} would be accepted, ${outcome.rejected} rejected by lookstream; ${destinationLabel} would refuse ${report.refusedRows} of the accepted rows (checked: ${report.checks.join(', ')}${unchecked})`
   const head =
     outcome.failure === undefined
       ? `Dry run for ${where}, nothing was sent. ${counts}.`
