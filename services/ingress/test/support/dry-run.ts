@@ -57,7 +57,7 @@ export async function executeLook(
 /** Waits until every accepted row of a real send is delivered or dead-lettered; returns both counts. */
 export async function deliveryCounts(
   ingress: Ingress,
-  answer: DryRunAnswer,
+  answer: { send_id: string; rows: { accepted: number } },
 ): Promise<{ delivered: number; deadLettered: number }> {
   return waitFor(
     async () => {
