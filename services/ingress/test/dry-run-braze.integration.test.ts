@@ -2,8 +2,16 @@ import { braze } from '@lookstream/braze'
 import { serviceEnv, startDeliveryStack, type DeliveryStack } from '@lookstream/delivery-testing'
 import { runDestination, type RunningDestination } from '@lookstream/destination'
 import { startBrazeSimulator, type BrazeSimulator } from '@lookstream/simulators'
+import { waitFor } from '@lookstream/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { deadLetteredRows, deliveryCounts, endOffsets, executeLook, type DryRunAnswer } from './support/dry-run.ts'
+import {
+  deadLetteredRows,
+  deliveryCounts,
+  endOffsets,
+  executeLook,
+  recordedFailures,
+  type DryRunAnswer,
+} from './support/dry-run.ts'
 import { createTopics, startIngress, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 
@@ -12,6 +20,7 @@ import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 // produces nothing; the real send of the same Look through the braze service and the Braze simulator then reports
 // the same counts and the same reasons, row by row, and delivers the sampled payload as it was shown.
 
+const HISTORY_SECRET = 'dry-run-braze-history-secret'
 const ROWS = 3000
 const API_KEY = 'dry-run-braze-api-key'
 const ARRAY_LIMIT = 10
@@ -81,7 +90,7 @@ beforeAll(async () => {
     // Only the braze service registers, with the settings it announces for its connections.
     registered: false,
     env: {
-      SEND_HISTORY_SECRET: 'dry-run-braze-history-secret',
+      SEND_HISTORY_SECRET: HISTORY_SECRET,
       VIEWER_TOKEN: 'viewer-token-dry-run-braze-0123456789abcdef',
     },
   })
@@ -91,6 +100,7 @@ beforeAll(async () => {
       BRAZE_REST_ENDPOINT: stack.simulator.url,
       BRAZE_ALLOWED_HOSTS: new URL(stack.simulator.url).host,
       BRAZE_MAX_ARRAY_LENGTH: String(ARRAY_LIMIT),
+      SEND_HISTORY_SECRET: HISTORY_SECRET,
     }),
   })
 }, 120_000)
@@ -158,6 +168,19 @@ describe('dry run of a Braze send', () => {
     expect(dead).toHaveLength(look.refused.length)
     expect(dead.map(({ row, reason }) => ({ row, reason }))).toEqual(look.refused)
     expect(dead.slice(0, 20)).toEqual(dry.dry_run!.problems)
+
+    // The send history (the page) holds the same failed rows with the same reasons for the dry run and the real
+    // send: every rejection at the ingress and every row the service refused, not only the first problems.
+    const expected = await recordedFailures(ingress, HISTORY_SECRET, dry.send_id)
+    expect(expected).toHaveLength(look.rejected.length + look.refused.length)
+    const recorded = await waitFor(
+      async () => {
+        const failures = await recordedFailures(ingress, HISTORY_SECRET, real.send_id)
+        return failures.length === expected.length && failures
+      },
+      { timeoutMs: 30_000, message: "the real send's failed rows in the send history" },
+    )
+    expect(recorded).toEqual(expected)
 
     const sample = JSON.parse(dry.dry_run!.sample_payloads[0]!) as { external_id: string }
     const sent = stack.simulator.state.accepted

@@ -2,8 +2,16 @@ import { serviceEnv, startDeliveryStack, type DeliveryStack } from '@lookstream/
 import { runDestination, type RunningDestination } from '@lookstream/destination'
 import { heap } from '@lookstream/heap'
 import { startHeapSimulator, type HeapSimulator } from '@lookstream/simulators'
+import { waitFor } from '@lookstream/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { deadLetteredRows, deliveryCounts, endOffsets, executeLook, type DryRunAnswer } from './support/dry-run.ts'
+import {
+  deadLetteredRows,
+  deliveryCounts,
+  endOffsets,
+  executeLook,
+  recordedFailures,
+  type DryRunAnswer,
+} from './support/dry-run.ts'
 import { createTopics, startIngress, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 
@@ -12,6 +20,7 @@ import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 // through the heap service and the Heap simulator then reports the same counts and the same reasons, row by row,
 // and delivers the sampled payload as it was shown.
 
+const HISTORY_SECRET = 'dry-run-heap-history-secret'
 const ROWS = 3000
 const APP_ID = '4242'
 const OTHER_APP_ID = '5151'
@@ -89,7 +98,7 @@ beforeAll(async () => {
     // Only the heap service registers, with the environments it announces for its connections.
     registered: false,
     env: {
-      SEND_HISTORY_SECRET: 'dry-run-heap-history-secret',
+      SEND_HISTORY_SECRET: HISTORY_SECRET,
       VIEWER_TOKEN: 'viewer-token-dry-run-heap-0123456789abcdef',
     },
   })
@@ -100,6 +109,7 @@ beforeAll(async () => {
       HEAP_API_URL: stack.simulator.url,
       HEAP_ITEMS_PER_MINUTE: '6000000',
       HEAP_IDENTITY_ITEMS_PER_MINUTE: '600000',
+      SEND_HISTORY_SECRET: HISTORY_SECRET,
     }),
   })
 }, 120_000)
@@ -161,6 +171,19 @@ describe('dry run of a Heap send', () => {
     expect(dead).toHaveLength(look.refused.length)
     expect(dead.map(({ row, reason }) => ({ row, reason }))).toEqual(look.refused)
     expect(dead.slice(0, 20)).toEqual(dry.dry_run!.problems)
+
+    // The send history (the page) holds the same failed rows with the same reasons for the dry run and the real
+    // send: every rejection at the ingress and every row the service refused, not only the first problems.
+    const expected = await recordedFailures(ingress, HISTORY_SECRET, dry.send_id)
+    expect(expected).toHaveLength(look.rejected.length + look.refused.length)
+    const recorded = await waitFor(
+      async () => {
+        const failures = await recordedFailures(ingress, HISTORY_SECRET, real.send_id)
+        return failures.length === expected.length && failures
+      },
+      { timeoutMs: 30_000, message: "the real send's failed rows in the send history" },
+    )
+    expect(recorded).toEqual(expected)
 
     const sample = JSON.parse(dry.dry_run!.sample_payloads[0]!) as { identity: string }
     const sent = stack.simulator.state.accepted

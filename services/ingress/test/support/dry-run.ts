@@ -1,6 +1,7 @@
 import { readTopic, type DeliveryStack } from '@lookstream/delivery-testing'
 import { RUNTIME_HEADERS, sendRecordKey } from '@lookstream/destination'
 import { dlqTopic, HEADERS, TOPICS, type DestinationId } from '@lookstream/events'
+import { allRowFailures, deriveHistoryKey } from '@lookstream/send-history'
 import { waitFor } from '@lookstream/testing'
 import { expect } from 'vitest'
 import { post, type Ingress } from './ingress-harness.ts'
@@ -85,4 +86,32 @@ export async function deadLetteredRows(
       code: r.headers[RUNTIME_HEADERS.errorCode],
     }))
     .sort((a, b) => a.row - b.row)
+}
+
+export interface RecordedFailure {
+  row: number
+  stage: string
+  code: string
+  reason: string | undefined
+}
+
+/**
+ * Every failed row the send history holds for a send (what the page shows), in row order: the ingress's
+ * rejections, and the rows the destination dead-lettered (or, for a dry run, would refuse). A dry run's
+ * refusals read "would be refused: <the service's reason>"; that prefix is taken off, so a dry run's list and a
+ * real send's compare as they are.
+ */
+export async function recordedFailures(ingress: Ingress, secret: string, sendId: string): Promise<RecordedFailure[]> {
+  const all: RecordedFailure[] = []
+  for await (const page of allRowFailures(ingress.redis, sendId, deriveHistoryKey(secret))) {
+    for (const failure of page) {
+      all.push({
+        row: failure.row,
+        stage: failure.stage,
+        code: failure.code,
+        reason: failure.reason?.replace(/^would be refused: /, ''),
+      })
+    }
+  }
+  return all.sort((a, b) => a.row - b.row || a.stage.localeCompare(b.stage))
 }
