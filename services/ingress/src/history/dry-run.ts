@@ -27,7 +27,7 @@ export interface DryRunReport {
   /** Rows accepted by the ingress that the destination would refuse (dead-letter). */
   refusedRows: number
   problems: DryRunProblem[]
-  /** Payloads as the destination would receive them (or the canonical message), JSON, clipped. */
+  /** Payloads as the destination would receive them (an item's JSON, a file's lines), clipped. */
   samples: string[]
 }
 
@@ -80,7 +80,8 @@ export class DryRunProducer implements MessageProducer {
     const result = this.check?.check(message) ?? { ok: true as const, payload: message }
     if (!result.ok) this.refuse(rowOf(message), result.reason, result.code, message)
     else if (this.report.samples.length < MAX_SAMPLES) {
-      const json = JSON.stringify(result.payload)
+      // A file destination's row is text already (a CSV header and line); an HTTP destination's item is JSON.
+      const json = typeof result.payload === 'string' ? result.payload : JSON.stringify(result.payload)
       this.report.samples.push(
         json.length <= MAX_SAMPLE_CHARS
           ? json
