@@ -596,8 +596,9 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
           return false
         },
       )
-    }
-    if (changed && !remembered) {
+    } else if (changed) {
+      // The run did not finish: the chunks it wrote are not a generation (a failed commit leaves its own, which the
+      // meta may already name).
       await changed
         .abandon()
         .catch((err: unknown) =>
