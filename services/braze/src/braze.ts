@@ -182,6 +182,57 @@ export function brazeItem(attributes: Record<string, unknown>, maxObjects: numbe
   return { attributes, maxObjects, toJSON: () => attributes }
 }
 
+/** What `toBrazeItem` reads of a connection: its workspace's limits, never its key or endpoint. */
+export type BrazeRowConnection = Pick<BrazeConnection, 'maxObjects' | 'maxArrayLength'>
+
+/** Pure: the item for one message on a connection with these limits (the service's toItem). */
+export function toBrazeItem(message: CanonicalMessage, connection: BrazeRowConnection): BrazeItem | PermanentError {
+  const attributes = toBrazeAttributes(message, connection.maxArrayLength)
+  return attributes instanceof PermanentError ? attributes : brazeItem(attributes, connection.maxObjects)
+}
+
+/** A connection's row limits as announced in the destination registry (`publicSettings`): not secrets. */
+function brazePublicSettings(connection: BrazeConnection): Record<string, string> {
+  return { maxObjectsPerRequest: String(connection.maxObjects), maxArrayLength: String(connection.maxArrayLength) }
+}
+
+/** The default of a numeric setting of BrazeConfig, from its schema. */
+function configDefault(schema: object): number {
+  const value = (schema as { default?: unknown }).default
+  if (typeof value !== 'number') throw new Error('BrazeConfig: a numeric setting without a default')
+  return value
+}
+
+function announcedInteger(value: string | string[] | undefined, min: number, max: number): number | undefined {
+  if (typeof value !== 'string' || !/^[0-9]{1,6}$/.test(value)) return undefined
+  const number = Number(value)
+  return number >= min && number <= max ? number : undefined
+}
+
+/**
+ * Pure: the limits `toBrazeItem` needs for a connection, read back from the settings `publicSettings` announced
+ * for it in the destination registry; a limit not announced (or not readable) is the configuration's default, and
+ * `defaulted` names it. No credential is needed to check a row.
+ */
+export function brazeRowConnection(settings: Readonly<Record<string, string | string[]>> | undefined): {
+  connection: BrazeRowConnection
+  defaulted: string[]
+} {
+  const defaulted: string[] = []
+  const read = (name: string, fallback: number, max: number): number => {
+    const value = announcedInteger(settings?.[name], 1, max)
+    if (value === undefined) defaulted.push(`${name} ${fallback}`)
+    return value ?? fallback
+  }
+  return {
+    connection: {
+      maxObjects: read('maxObjectsPerRequest', configDefault(BrazeConfig.properties.BRAZE_MAX_OBJECTS_PER_REQUEST), 75),
+      maxArrayLength: read('maxArrayLength', configDefault(BrazeConfig.properties.BRAZE_MAX_ARRAY_LENGTH), 100),
+    },
+    defaulted,
+  }
+}
+
 interface BrazeErrorEntry {
   type?: unknown
   input_array?: unknown
@@ -374,10 +425,10 @@ export const braze: HttpDestination<typeof BrazeConfig, BrazeConnection, BrazeIt
     return [...BRAZE_REST_HOSTS, ...extra]
   },
 
-  toItem(message, connection) {
-    const attributes = toBrazeAttributes(message, connection.maxArrayLength)
-    return attributes instanceof PermanentError ? attributes : brazeItem(attributes, connection.maxObjects)
-  },
+  // The ingress's dry run checks rows with toBrazeItem on these (docs/adr/0020-dry-run-with-the-services-row-checks.md).
+  publicSettings: brazePublicSettings,
+
+  toItem: toBrazeItem,
 
   // Every option of a send lives inside its attributes objects, so any two objects of a connection may share a
   // request; the key only carries the connection's objects-per-request limit to `limitsFor`.

@@ -4,8 +4,11 @@ export {
   attributeValueProblem,
   braze,
   brazeItem,
+  brazeRowConnection,
   classifyBrazeResponse,
   toBrazeAttributes,
+  toBrazeItem,
   type BrazeConnection,
   type BrazeItem,
+  type BrazeRowConnection,
 } from './braze.ts'

@@ -2,7 +2,14 @@ import { ConfigError, loadConfig } from '@lookstream/config'
 import { PermanentError, type BuiltRequest, type EncodedItem } from '@lookstream/destination'
 import { type CanonicalMessage } from '@lookstream/events'
 import { describe, expect, it } from 'vitest'
-import { braze, brazeItem, type BrazeConnection, type BrazeItem } from '../src/braze.ts'
+import {
+  braze,
+  brazeItem,
+  brazeRowConnection,
+  toBrazeItem,
+  type BrazeConnection,
+  type BrazeItem,
+} from '../src/braze.ts'
 import { BrazeConfig } from '../src/config.ts'
 
 const connection: BrazeConnection = {
@@ -357,5 +364,33 @@ describe('braze config and connections', () => {
     expect(braze.allowedHosts(loadConfig(BrazeConfig, { BRAZE_ALLOWED_HOSTS: '127.0.0.1:4020, Sim.Local' }))).toEqual(
       expect.arrayContaining(['127.0.0.1:4020', 'sim.local']),
     )
+  })
+})
+
+describe('row limits announced in the destination registry', () => {
+  it('publicSettings announces the limits toBrazeItem reads and brazeRowConnection reads them back', () => {
+    const workspace: BrazeConnection = { ...connection, maxObjects: 50, maxArrayLength: 10 }
+    const settings = braze.publicSettings!(workspace)
+    expect(settings).toEqual({ maxObjectsPerRequest: '50', maxArrayLength: '10' })
+    expect(JSON.stringify(settings)).not.toContain('key')
+    expect(brazeRowConnection(settings)).toEqual({ connection: { maxObjects: 50, maxArrayLength: 10 }, defaulted: [] })
+    // The same refusal from the rebuilt connection as from the service's own.
+    const message = identify({ tags: Array.from({ length: 12 }, (_, i) => `t${i}`) })
+    const fromRegistry = toBrazeItem(message, brazeRowConnection(settings).connection)
+    const fromService = braze.toItem(message, workspace)
+    expect(fromRegistry).toBeInstanceOf(PermanentError)
+    expect((fromRegistry as PermanentError).message).toBe((fromService as PermanentError).message)
+  })
+
+  it("falls back to BrazeConfig's defaults, naming them, for settings missing or out of range", () => {
+    expect(brazeRowConnection(undefined)).toEqual({
+      connection: { maxObjects: 75, maxArrayLength: 25 },
+      defaulted: ['maxObjectsPerRequest 75', 'maxArrayLength 25'],
+    })
+    expect(brazeRowConnection({ maxObjectsPerRequest: '0', maxArrayLength: ['10'] })).toEqual({
+      connection: { maxObjects: 75, maxArrayLength: 25 },
+      defaulted: ['maxObjectsPerRequest 75', 'maxArrayLength 25'],
+    })
+    expect(brazeRowConnection({ maxObjectsPerRequest: '76', maxArrayLength: '101' }).defaulted).toHaveLength(2)
   })
 })

@@ -1,4 +1,6 @@
 import { type CanonicalMessage } from '@lookstream/events'
+import { Type } from 'typebox'
+import { Value } from 'typebox/value'
 import {
   PermanentError,
   readNamedConnections,
@@ -10,7 +12,7 @@ import {
   type HttpResponse,
   type ItemOutcome,
 } from '@lookstream/destination'
-import { HEAP_API_HOSTS, HEAP_REGION_URLS, HeapConfig, HeapConnectionConfig } from './config.ts'
+import { EnvironmentId, HEAP_API_HOSTS, HEAP_REGION_URLS, HeapConfig, HeapConnectionConfig } from './config.ts'
 import { toHeapProperties, type HeapProperties, type LongValues } from './properties.ts'
 
 export interface HeapConnection extends Connection {
@@ -77,8 +79,32 @@ function optionsOf(message: CanonicalMessage): HeapMessageOptions {
   return typeof setting === 'object' ? setting : {}
 }
 
+/** What `toHeapItem` reads of a connection: its name and environments (no credential: Heap's API takes none). */
+export type HeapRowConnection = Pick<HeapConnection, 'name' | 'appId' | 'appIds'>
+
+/** A connection's environments as announced in the destination registry (`publicSettings`). */
+function heapPublicSettings(connection: HeapConnection): Record<string, string | string[]> {
+  return { environment: connection.appId, environments: [...connection.appIds] }
+}
+
+const EnvironmentIds = Type.Array(EnvironmentId)
+
+/**
+ * Pure: the connection `toHeapItem` needs, read back from the settings `publicSettings` announced for it in the
+ * destination registry; undefined when they are missing or unreadable (an environment cannot be guessed).
+ */
+export function heapRowConnection(
+  name: string,
+  settings: Readonly<Record<string, string | readonly string[]>> | undefined,
+): HeapRowConnection | undefined {
+  const appId = settings?.environment
+  const appIds = settings?.environments
+  if (!Value.Check(EnvironmentId, appId) || !Value.Check(EnvironmentIds, appIds)) return undefined
+  return { name, appId, appIds: new Set([appId, ...(appIds as readonly string[])]) }
+}
+
 /** Pure: the item for one message on `connection`, or why Heap can never take it. */
-export function toHeapItem(message: CanonicalMessage, connection: HeapConnection): HeapItem | PermanentError {
+export function toHeapItem(message: CanonicalMessage, connection: HeapRowConnection): HeapItem | PermanentError {
   if (message.type === 'track') {
     return new PermanentError(
       'Heap takes user and account properties from lookstream: track messages are not sent to it',
@@ -265,7 +291,8 @@ export const heap: HttpDestination<typeof HeapConfig, HeapConnection, HeapItem> 
   },
 
   // The ingress refuses a send naming an environment the connection does not allow before producing a row.
-  publicSettings: (connection) => ({ environment: connection.appId, environments: [...connection.appIds] }),
+  // The ingress's dry run checks rows with toHeapItem on them too (docs/adr/0020-dry-run-with-the-services-row-checks.md).
+  publicSettings: heapPublicSettings,
 
   toItem: toHeapItem,
 

@@ -6,12 +6,14 @@ export {
   buildHeapBody,
   classifyHeapResponse,
   heap,
+  heapRowConnection,
   redactReason,
   requestItemsFor,
   toHeapItem,
   type HeapConnection,
   type HeapEndpoint,
   type HeapItem,
+  type HeapRowConnection,
   type HeapTarget,
 } from './heap.ts'
 export { MAX_VALUE_CHARS, toHeapProperties, truncateValue, type HeapProperties, type LongValues } from './properties.ts'

@@ -2,7 +2,16 @@ import { loadConfig } from '@lookstream/config'
 import { PermanentError, type EncodedItem } from '@lookstream/destination'
 import { type CanonicalMessage } from '@lookstream/events'
 import { describe, expect, it } from 'vitest'
-import { heap, requestItemsFor, TARGET, toHeapProperties, type HeapConnection, type HeapItem } from '../src/index.ts'
+import {
+  heap,
+  heapRowConnection,
+  requestItemsFor,
+  TARGET,
+  toHeapItem,
+  toHeapProperties,
+  type HeapConnection,
+  type HeapItem,
+} from '../src/index.ts'
 
 const connection: HeapConnection = {
   name: 'default',
@@ -297,5 +306,26 @@ describe('heap connections and config', () => {
     expect(() => load({ HEAP_CONNECTIONS: JSON.stringify({ x: { appId: '12a' } }) })).toThrow(
       /HEAP_CONNECTIONS.*\/x\/appId must match pattern/,
     )
+  })
+})
+
+describe('environments announced in the destination registry', () => {
+  it('heapRowConnection rebuilds from publicSettings what toHeapItem reads, with the same refusals', () => {
+    const settings = heap.publicSettings!(connection)
+    const rebuilt = heapRowConnection('default', settings)
+    expect(rebuilt).toEqual({ name: 'default', appId: '111', appIds: new Set(['111', '222']) })
+    const allowed = identify({ plan: 'gold' }, { envId: '222' })
+    expect(toHeapItem(allowed, rebuilt!)).toEqual(heap.toItem(allowed, connection))
+    const other = identify({ plan: 'gold' }, { envId: '333' })
+    expect((toHeapItem(other, rebuilt!) as PermanentError).message).toBe(
+      (heap.toItem(other, connection) as PermanentError).message,
+    )
+  })
+
+  it('is undefined when the settings are missing or not environment ids', () => {
+    expect(heapRowConnection('default', undefined)).toBeUndefined()
+    expect(heapRowConnection('default', { environment: '111' })).toBeUndefined()
+    expect(heapRowConnection('default', { environment: 'abc', environments: ['111'] })).toBeUndefined()
+    expect(heapRowConnection('default', { environment: '111', environments: ['1x'] })).toBeUndefined()
   })
 })

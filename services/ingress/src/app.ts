@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { TOPICS, type RejectReason } from '@lookstream/events'
+import { TOPICS, type ConnectionSettings, type RejectReason } from '@lookstream/events'
 import { createService, type Service } from '@lookstream/service'
 import { type FastifyReply, type FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
@@ -31,7 +31,7 @@ import { type HistoryStore } from './history/history-store.ts'
 import { sendHistoryHooks, sendPageUrl, sendPointer } from './history/ingress-hooks.ts'
 import { describeChangedRows, openChangedRows, type ChangedRows } from './history/changed-rows.ts'
 import { describeDryRun, DryRunProducer } from './history/dry-run.ts'
-import { destinationCheck } from './history/destination-checks.ts'
+import { destinationCheck, uncheckedReason } from './history/destination-checks.ts'
 import { sendOptionsOf } from './history/send-options.ts'
 import { registerHistory } from './history/routes.ts'
 
@@ -310,7 +310,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
                   }),
                 )
             }
-            await streamExecute(action, parsed.request, reply, deadline, baseUrl(request))
+            await streamExecute(action, parsed.request, reply, deadline, baseUrl(request), settings)
           } finally {
             // Looker may have its answer already; shutdown waits for the spool to be removed all the same.
             const removed = body.cleanup()
@@ -439,6 +439,8 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     reply: FastifyReply,
     deadline: AbortSignal,
     publicBase: string,
+    /** What the destination service announced for the send's connection in the registry (ADR 0015). */
+    settings: ConnectionSettings | undefined,
   ): Promise<void> {
     const sendId = randomUUID()
     const receivedAt = new Date()
@@ -474,7 +476,13 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     let changed: ChangedRows | undefined
     const dryRun =
       sendOptions.run === 'dry_run'
-        ? new DryRunProducer(destinationCheck(action.destination), action.destination, recorder)
+        ? new DryRunProducer(
+            destinationCheck(action.destination, request.connection, settings) ?? {
+              notChecked: uncheckedReason(action.destination, request.connection),
+            },
+            action.destination,
+            recorder,
+          )
         : undefined
     let outcome: SendOutcome
     // Redis failures do not stop a send (its rows go to Kafka all the same); Looker is told the record is incomplete.
@@ -501,6 +509,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
         deps.history,
         { action: action.name, connection: request.connection, planId: request.scheduledPlanId },
         sendOptions.rows,
+        !dryRun,
       )
       changed = opened.changed
       let startFailure: string | undefined = opened.failure
@@ -587,6 +596,14 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
           return false
         },
       )
+    } else if (changed) {
+      // The run did not finish: the chunks it wrote are not a generation (a failed commit leaves its own, which the
+      // meta may already name).
+      await changed
+        .abandon()
+        .catch((err: unknown) =>
+          sendLog.warn({ err }, "could not remove the rows this run wrote for the next run's comparison"),
+        )
     }
     const finishedAt = new Date()
     const succeeded = outcome.success && outcome.rejected === 0 && (dryRunReport?.refusedRows ?? 0) === 0

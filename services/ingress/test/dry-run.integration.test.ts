@@ -5,12 +5,14 @@ import { segment } from '@lookstream/segment'
 import { startSegmentSimulator, type Simulator } from '@lookstream/simulators'
 import { waitFor } from '@lookstream/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { recordedFailures } from './support/dry-run.ts'
 import { createTopics, post, startIngress, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 
 // A dry run goes through the real send path and the destination's own checks but produces nothing; the real
 // send of the same Look then reports the same counts and reasons, at the ingress and at the destination.
 
+const HISTORY_SECRET = 'dry-run-test-history-secret'
 const ROWS = 100_000
 const WRITE_KEY = 'dry-run-test-write-key'
 
@@ -108,7 +110,7 @@ beforeAll(async () => {
     redisUrl: stack.redis.url,
     lookerHosts: stub.origin,
     env: {
-      SEND_HISTORY_SECRET: 'dry-run-test-history-secret',
+      SEND_HISTORY_SECRET: HISTORY_SECRET,
       VIEWER_TOKEN: 'viewer-token-dry-run-test-0123456789abcdef',
     },
   })
@@ -117,6 +119,7 @@ beforeAll(async () => {
       SEGMENT_WRITE_KEY: WRITE_KEY,
       SEGMENT_API_URL: stack.simulator.url,
       SEGMENT_RATE_LIMIT_RPS: '1000',
+      SEND_HISTORY_SECRET: HISTORY_SECRET,
     }),
   })
 }, 120_000)
@@ -189,6 +192,19 @@ describe('dry run of a 100,000-row Look', () => {
       }))
       .sort((a, b) => a.row - b.row)
     expect(deadRows.slice(0, 20)).toEqual(dry.dry_run!.problems.map((p) => ({ row: p.row, reason: p.reason })))
+
+    // The send history (the page) holds the same failed rows with the same reasons for the dry run and the real
+    // send: every rejection at the ingress and every row the service refused, not only the first problems.
+    const expected = await recordedFailures(ingress, HISTORY_SECRET, dry.send_id)
+    expect(expected).toHaveLength(look.rejected.length + look.refused.length)
+    const recorded = await waitFor(
+      async () => {
+        const failures = await recordedFailures(ingress, HISTORY_SECRET, real.send_id)
+        return failures.length === expected.length && failures
+      },
+      { timeoutMs: 30_000, message: "the real send's failed rows in the send history" },
+    )
+    expect(recorded).toEqual(expected)
 
     const sample = JSON.parse(dry.dry_run!.sample_payloads[0]!) as { messageId: string }
     const delivered = stack.simulator.state.accepted.toArray().find((a) => a.id === sample.messageId)

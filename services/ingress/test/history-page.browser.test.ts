@@ -1,17 +1,20 @@
-import { addSendCounts } from '@lookstream/destination'
-import { deriveHistoryKey, recordRowFailures } from '@lookstream/send-history'
+import { serviceEnv, startDeliveryStack, type DeliveryStack } from '@lookstream/delivery-testing'
+import { runDestination, type RunningDestination } from '@lookstream/destination'
+import { segment } from '@lookstream/segment'
+import { startSegmentSimulator, type Simulator } from '@lookstream/simulators'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { startRedis, type RedisProcess } from '@lookstream/testing'
 import { request } from 'undici'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { deliveryCounts } from './support/dry-run.ts'
 import { AUTH, createTopics, post, startIngress, TOKEN, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 
 // The send history page in Debian's chromium (no browser download), driven by playwright-core: a send with
-// rows rejected at the ingress and rows dead-lettered by the destination, read through the page and its CSV.
+// rows rejected at the ingress and rows dead-lettered by the real segment service (the Segment simulator answers
+// 400 with a message for the batches holding them), read through the page and its CSV.
 // Screenshots go to .test-results/ at the repository root for review.
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -20,6 +23,14 @@ const VIEWER_TOKEN = 'viewer-token-for-the-browser-test-0123456789'
 const HISTORY_SECRET = 'history-secret-for-the-browser-test'
 const RESULTS = new URL('../../../.test-results/', import.meta.url).pathname
 const RAN_AT = '2026-11-20T06:00:00+00:00'
+const WRITE_KEY = 'browser-test-write-key'
+// Segment refuses the events of users m-4 and m-5, with its message.
+const refusal = (user: string) => ({
+  type: 'status' as const,
+  status: 400,
+  body: { message: `traits.tier is not allowed for ${user}` },
+  bodyContains: `"userId":"${user}"`,
+})
 
 const v = (value: unknown) => ({ value })
 const look = {
@@ -44,8 +55,10 @@ const look = {
 
 let stub: LookerStub
 let ingress: Ingress
-// A Redis of its own: the page lists every send in it, and the screenshots should show this test's sends only.
-let redisProcess: RedisProcess
+// A Redis and Kafka of its own: the page lists every send in that Redis, and the screenshots should show this
+// test's sends only.
+let stack: DeliveryStack<Simulator>
+let service: RunningDestination
 let userDataDir: string
 let context: BrowserContext
 let sendId: string
@@ -64,14 +77,30 @@ async function signIn(page: Page, token: string) {
 
 describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}: apt-get install chromium)`, () => {
   beforeAll(async () => {
+    stack = await startDeliveryStack({
+      simulator: () =>
+        startSegmentSimulator({
+          writeKeys: [WRITE_KEY],
+          rateLimit: null,
+          faults: { rules: [refusal('m-4'), refusal('m-5')] },
+        }),
+    })
     stub = await startLookerStub()
-    const brokers = inject('kafkaBrokers')
-    await createTopics(brokers)
+    await createTopics(stack.kafka.brokers)
     ingress = await startIngress({
-      brokers,
-      redisUrl: (redisProcess = await startRedis()).url,
+      brokers: stack.kafka.brokers,
+      redisUrl: stack.redis.url,
       lookerHosts: stub.origin,
+      registered: false,
       env: { VIEWER_TOKEN, SEND_HISTORY_SECRET: HISTORY_SECRET },
+    })
+    service = await runDestination(segment, {
+      env: serviceEnv(stack, {
+        SEGMENT_WRITE_KEY: WRITE_KEY,
+        SEGMENT_API_URL: stack.simulator.url,
+        SEGMENT_RATE_LIMIT_RPS: '1000',
+        SEND_HISTORY_SECRET: HISTORY_SECRET,
+      }),
     })
     const answer = await post(`${ingress.url}/actions/segment_identify/execute`, {
       type: 'query',
@@ -86,24 +115,11 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
     expect(looker.rows).toEqual({ received: 6, accepted: 4, rejected: 2 })
     sendId = looker.send_id
     verdict = looker.message
-    // What the delivery runtime reports for this send: rows 1 and 6 delivered, rows 4 and 5 dead-lettered by
-    // Segment with its message.
-    await addSendCounts(ingress.redis, new Map([[sendId, { delivered: 2, failed: 0, deadLettered: 2 }]]))
-    await recordRowFailures(
-      ingress.redis,
-      sendId,
-      [4, 5].map((row) => ({
-        destination: 'segment',
-        row,
-        messageId: `msg-${row}`,
-        stage: 'dead-lettered' as const,
-        code: 'http_400',
-        reason: `HTTP 400: {"message":"traits.tier is not allowed for m-${row}"}`,
-        identity: { userId: `m-${row}` },
-        at: new Date(),
-      })),
-      { key: deriveHistoryKey(HISTORY_SECRET) },
-    )
+    // The segment service delivers rows 1 and 6 and dead-letters rows 4 and 5 with Segment's message.
+    expect(await deliveryCounts(ingress, { send_id: sendId, rows: { accepted: 4 } })).toEqual({
+      delivered: 2,
+      deadLettered: 2,
+    })
     userDataDir = mkdtempSync(join(tmpdir(), 'lookstream-chromium-'))
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
@@ -125,9 +141,10 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
   afterAll(async () => {
     await context?.close()
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true })
+    await service?.close()
     await ingress?.close()
     await stub?.close()
-    await redisProcess?.stop()
+    await stack?.stop()
   })
 
   it("names the send and the page's URL in Looker's verdict", () => {
@@ -190,7 +207,7 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
         '4',
         'Dead-lettered after retries',
         'segment',
-        'http_400',
+        'LS_DEST_REJECTED',
         'HTTP 400: {"message":"traits.tier is not allowed for m-4"}',
         'userId = m-4',
       ],
@@ -198,7 +215,7 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
         '5',
         'Dead-lettered after retries',
         'segment',
-        'http_400',
+        'LS_DEST_REJECTED',
         'HTTP 400: {"message":"traits.tier is not allowed for m-5"}',
         'userId = m-5',
       ],
@@ -219,10 +236,10 @@ describe.skipIf(!hasChromium)(`send history page in chromium (needs ${CHROMIUM}:
       .split('\n')
     expect(csv[0]).toBe('row,stage,destination,code,reason,identity,message_id,at')
     expect(csv.slice(1).map((line) => line.split(',').slice(0, 4).join(','))).toEqual([
-      '4,dead-lettered,segment,http_400',
-      '5,dead-lettered,segment,http_400',
+      '4,dead-lettered,segment,LS_DEST_REJECTED',
+      '5,dead-lettered,segment,LS_DEST_REJECTED',
     ])
-    expect(csv[1]).toContain('"HTTP 400: {""message"":""traits.tier is not allowed for m-4""}",userId=m-4,msg-4,')
+    expect(csv[1]).toContain('"HTTP 400: {""message"":""traits.tier is not allowed for m-4""}",userId=m-4,')
     await page.close()
   })
 

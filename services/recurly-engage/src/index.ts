@@ -1,10 +1,4 @@
 export { RecurlyEngageConfig, RecurlyEngageConnectionConfig } from './config.ts'
-export {
-  ID_COLUMN,
-  csvLine,
-  fileName,
-  recurlyEngage,
-  toRecurlyRow,
-  type RecurlyEngageConnection,
-} from './recurly-engage.ts'
+export { fileName, recurlyEngage, type RecurlyEngageConnection } from './recurly-engage.ts'
+export { ID_COLUMN, csvLine, toRecurlyRow } from './rows.ts'
 export { S3Sink, type S3SinkOptions } from './s3-sink.ts'

@@ -2,7 +2,8 @@ import { PermanentError, type FileRow } from '@lookstream/destination'
 import { type CanonicalMessage } from '@lookstream/events'
 import { describe, expect, it } from 'vitest'
 import { RecurlyEngageConfig } from '../src/config.ts'
-import { fileName, recurlyEngage, toRecurlyRow } from '../src/recurly-engage.ts'
+import { fileName, recurlyEngage } from '../src/recurly-engage.ts'
+import { toRecurlyRow } from '../src/rows.ts'
 import { loadConfig } from '@lookstream/config'
 
 function identify(userId: string | undefined, traits: Record<string, unknown>): CanonicalMessage {

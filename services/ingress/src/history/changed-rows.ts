@@ -3,6 +3,7 @@ import { allRowFailures, readFailureSummary, type HistoryKey } from '@lookstream
 import type { RedisClient as Redis } from '@lookstream/redis'
 import { type MappedMessage } from '../actions/action.ts'
 import { FingerprintTable } from './fingerprint-table.ts'
+import type { HistoryStore } from './history-store.ts'
 
 // "Changed rows only" for a scheduled plan. Per (action, connection, plan) Redis remembers, for each row
 // accepted by the last complete run, a 64-bit fingerprint of its identity (the first message's userId,
@@ -14,6 +15,9 @@ import { FingerprintTable } from './fingerprint-table.ts'
 // run (dead-lettered or refused, read from that send's failed rows), and skips it otherwise. Only a run that
 // finished commits a new generation; a failed run leaves the previous one in place. Rejected rows are never
 // remembered, so they are tried again. Past `maxRows` rows are sent and not remembered.
+// Memory: the previous generation is held in a FingerprintTable (21–43 bytes a row); the new one is written to Redis
+// a chunk at a time as it fills, so the run holds one chunk of it (≤ 1 MiB) rather than 16 bytes per row. A run
+// that does not commit removes the chunks it wrote. A dry run compares and counts but remembers nothing.
 
 const ENTRY_BYTES = 16
 const ROWS_PER_CHUNK = 65_536
@@ -63,6 +67,8 @@ export interface OpenOptions {
   historyKey: HistoryKey | undefined
   maxRows: number
   ttlSeconds: number
+  /** false (a dry run): compare and count, write nothing. */
+  remember?: boolean
 }
 
 export class ChangedRows {
@@ -72,7 +78,12 @@ export class ChangedRows {
   readonly #previous: FingerprintTable
   readonly #failed: FingerprintTable
   readonly #pending = new Map<number, [number, number, number, number]>()
-  #next: Buffer
+  /** The chunk of the new generation being filled; earlier chunks are in Redis (or on their way). */
+  #chunk: Buffer
+  #chunkRows = 0
+  #chunksWritten = 0
+  /** The chunk writes, one after another; rejects with the first failure. */
+  #writes: Promise<void> = Promise.resolve()
   #nextRows = 0
   readonly #options: OpenOptions
   readonly #previousGen: number
@@ -90,7 +101,11 @@ export class ChangedRows {
     this.#failed = failed
     this.#previousGen = gen
     this.#previousChunks = chunks
-    this.#next = Buffer.allocUnsafe(Math.min(options.maxRows, 4096) * ENTRY_BYTES)
+    this.#chunk = Buffer.allocUnsafe(Math.max(1, Math.min(options.maxRows, 4096)) * ENTRY_BYTES)
+  }
+
+  get #gen(): number {
+    return this.#previousGen + 1
   }
 
   static async open(options: OpenOptions): Promise<ChangedRows> {
@@ -155,18 +170,19 @@ export class ChangedRows {
     this.#pending.delete(row)
   }
 
-  /** Writes this run's rows as the new generation and drops the previous one. */
+  /** Writes this run's last rows, makes them the new generation and drops the previous one. */
   async commit(sendId: string): Promise<void> {
     const { redis, scope, ttlSeconds } = this.#options
-    const gen = this.#previousGen + 1
-    const chunks = Math.ceil(this.#nextRows / ROWS_PER_CHUNK)
+    if (this.#chunkRows > 0) this.#writeChunk()
+    await this.#writes
     const write = redis.pipeline()
-    for (let index = 0; index < chunks; index++) {
-      const start = index * ROWS_PER_CHUNK * ENTRY_BYTES
-      const end = Math.min(this.#nextRows * ENTRY_BYTES, start + ROWS_PER_CHUNK * ENTRY_BYTES)
-      write.set(chunkKey(scope, gen, index), this.#next.subarray(start, end), 'EX', ttlSeconds)
-    }
-    write.hset(metaKey(scope), { gen, chunks, rows: this.#nextRows, send_id: sendId, at: new Date().toISOString() })
+    write.hset(metaKey(scope), {
+      gen: this.#gen,
+      chunks: this.#chunksWritten,
+      rows: this.#nextRows,
+      send_id: sendId,
+      at: new Date().toISOString(),
+    })
     write.expire(metaKey(scope), ttlSeconds)
     for (let index = 0; index < this.#previousChunks; index++) write.del(chunkKey(scope, this.#previousGen, index))
     const results = (await write.exec()) ?? []
@@ -174,22 +190,48 @@ export class ChangedRows {
     if (failed?.[0]) throw failed[0]
   }
 
+  /** For a run that does not commit: removes the chunks it wrote (the previous generation stays). */
+  async abandon(): Promise<void> {
+    await this.#writes.catch(() => {})
+    if (this.#chunksWritten === 0) return
+    const { redis, scope } = this.#options
+    const keys = Array.from({ length: this.#chunksWritten }, (_, index) => chunkKey(scope, this.#gen, index))
+    await redis.del(...keys)
+  }
+
   #remember(idHi: number, idLo: number, cHi: number, cLo: number): void {
     if (this.#nextRows >= this.#options.maxRows) {
       this.counts.notRemembered++
       return
     }
-    if ((this.#nextRows + 1) * ENTRY_BYTES > this.#next.length) {
-      const bigger = Buffer.allocUnsafe(Math.min(this.#options.maxRows, this.#nextRows * 2) * ENTRY_BYTES)
-      this.#next.copy(bigger, 0, 0, this.#nextRows * ENTRY_BYTES)
-      this.#next = bigger
-    }
-    const at = this.#nextRows * ENTRY_BYTES
-    this.#next.writeUInt32BE(idHi, at)
-    this.#next.writeUInt32BE(idLo, at + 4)
-    this.#next.writeUInt32BE(cHi, at + 8)
-    this.#next.writeUInt32BE(cLo, at + 12)
     this.#nextRows++
+    if (this.#options.remember === false) return
+    if ((this.#chunkRows + 1) * ENTRY_BYTES > this.#chunk.length) {
+      const bigger = Buffer.allocUnsafe(Math.min(ROWS_PER_CHUNK, this.#chunkRows * 2) * ENTRY_BYTES)
+      this.#chunk.copy(bigger, 0, 0, this.#chunkRows * ENTRY_BYTES)
+      this.#chunk = bigger
+    }
+    const at = this.#chunkRows * ENTRY_BYTES
+    this.#chunk.writeUInt32BE(idHi, at)
+    this.#chunk.writeUInt32BE(idLo, at + 4)
+    this.#chunk.writeUInt32BE(cHi, at + 8)
+    this.#chunk.writeUInt32BE(cLo, at + 12)
+    this.#chunkRows++
+    if (this.#chunkRows === ROWS_PER_CHUNK) this.#writeChunk()
+  }
+
+  /** Sends the filled chunk to Redis (after the ones before it) and starts the next one. */
+  #writeChunk(): void {
+    const { redis, scope, ttlSeconds } = this.#options
+    const key = chunkKey(scope, this.#gen, this.#chunksWritten++)
+    const data = this.#chunk.subarray(0, this.#chunkRows * ENTRY_BYTES)
+    this.#chunk = Buffer.allocUnsafe(ROWS_PER_CHUNK * ENTRY_BYTES)
+    this.#chunkRows = 0
+    this.#writes = this.#writes.then(async () => {
+      await redis.set(key, data, 'EX', ttlSeconds)
+    })
+    // Seen by commit (which awaits it) or abandon; never an unhandled rejection meanwhile.
+    this.#writes.catch(() => {})
   }
 }
 
@@ -223,9 +265,10 @@ async function loadFailures(
 
 /** Opens the remembered rows for a send that asked for changed rows only, or says why it cannot run. */
 export async function openChangedRows(
-  history: { changedRows(scope: ChangedRowsScope, mode: 'changed' | 'all_remember'): Promise<ChangedRows> } | undefined,
+  history: Pick<HistoryStore, 'changedRows'> | undefined,
   scope: { action: string; connection: string; planId: string | undefined },
   mode: 'all' | 'changed' | 'all_remember',
+  remember: boolean,
 ): Promise<{ changed?: ChangedRows; failure?: string }> {
   if (mode === 'all') return {}
   if (scope.planId === undefined) {
@@ -241,6 +284,7 @@ export async function openChangedRows(
     changed: await history.changedRows(
       { action: scope.action, connection: scope.connection, planId: scope.planId },
       mode,
+      remember,
     ),
   }
 }

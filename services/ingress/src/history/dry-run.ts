@@ -20,12 +20,14 @@ export interface DryRunProblem {
 export interface DryRunReport {
   /** Checks applied after the ingress's own. */
   checks: string[]
+  /** Why the destination service's own checks did not run, when they did not. */
+  notChecked?: string
   /** Messages that would have been produced. */
   messages: number
   /** Rows accepted by the ingress that the destination would refuse (dead-letter). */
   refusedRows: number
   problems: DryRunProblem[]
-  /** Payloads as the destination would receive them (or the canonical message), JSON, clipped. */
+  /** Payloads as the destination would receive them (an item's JSON, a file's lines), clipped. */
   samples: string[]
 }
 
@@ -49,12 +51,17 @@ export class DryRunProducer implements MessageProducer {
   private readonly destination: DestinationId
   private readonly recorder: FailureRecorder | undefined
 
-  constructor(check: DestinationCheck | undefined, destination: DestinationId, recorder: FailureRecorder | undefined) {
-    this.check = check
+  constructor(
+    check: DestinationCheck | { notChecked: string },
+    destination: DestinationId,
+    recorder: FailureRecorder | undefined,
+  ) {
+    this.check = 'check' in check ? check : undefined
     this.destination = destination
     this.recorder = recorder
     this.report = {
-      checks: ['canonical message schema (decodeMessage)', ...(check ? [check.label] : [])],
+      checks: ['canonical message schema (decodeMessage)', ...(this.check ? [this.check.label] : [])],
+      ...('notChecked' in check ? { notChecked: check.notChecked } : {}),
       messages: 0,
       refusedRows: 0,
       problems: [],
@@ -73,7 +80,8 @@ export class DryRunProducer implements MessageProducer {
     const result = this.check?.check(message) ?? { ok: true as const, payload: message }
     if (!result.ok) this.refuse(rowOf(message), result.reason, result.code, message)
     else if (this.report.samples.length < MAX_SAMPLES) {
-      const json = JSON.stringify(result.payload)
+      // A file destination's row is text already (a CSV header and line); an HTTP destination's item is JSON.
+      const json = typeof result.payload === 'string' ? result.payload : JSON.stringify(result.payload)
       this.report.samples.push(
         json.length <= MAX_SAMPLE_CHARS
           ? json
@@ -124,7 +132,8 @@ export function describeDryRun(
   report: DryRunReport,
   pointer: string,
 ): string {
-  const counts = `${outcome.received} rows read: ${outcome.accepted} would be accepted, ${outcome.rejected} rejected by lookstream; ${destinationLabel} would refuse ${report.refusedRows} of the accepted rows (checked: ${report.checks.join(', ')})`
+  const unchecked = report.notChecked === undefined ? '' : `; ${report.notChecked}`
+  const counts = `${outcome.received} rows read: ${outcome.accepted} would be accepted, ${outcome.rejected} rejected by lookstream; ${destinationLabel} would refuse ${report.refusedRows} of the accepted rows (checked: ${report.checks.join(', ')}${unchecked})`
   const head =
     outcome.failure === undefined
       ? `Dry run for ${where}, nothing was sent. ${counts}.`

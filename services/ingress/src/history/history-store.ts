@@ -22,8 +22,8 @@ export interface HistoryStore {
   saveDryRun(sendId: string, report: DryRunReport): Promise<void>
   /** Undefined for a send that was not a dry run (or whose report expired or is sealed under another key). */
   dryRun(sendId: string): Promise<DryRunReport | undefined>
-  /** The remembered rows of a scheduled plan, for "changed rows only". */
-  changedRows(scope: ChangedRowsScope, mode: 'changed' | 'all_remember'): Promise<ChangedRows>
+  /** The remembered rows of a scheduled plan, for "changed rows only" (remember false: a dry run). */
+  changedRows(scope: ChangedRowsScope, mode: 'changed' | 'all_remember', remember: boolean): Promise<ChangedRows>
 }
 
 export function createHistoryStore(options: {
@@ -42,8 +42,8 @@ export function createHistoryStore(options: {
     async saveDryRun(sendId, report) {
       await redis.set(dryRunKey(sendId), seal(key, JSON.stringify(report)), 'EX', ttlSeconds)
     },
-    changedRows: (scope, mode) =>
-      ChangedRows.open({ redis, scope, mode, historyKey: key, maxRows: maxRememberedRows, ttlSeconds }),
+    changedRows: (scope, mode, remember) =>
+      ChangedRows.open({ redis, scope, mode, historyKey: key, maxRows: maxRememberedRows, ttlSeconds, remember }),
     async dryRun(sendId) {
       const sealed = await redis.get(dryRunKey(sendId))
       const text = sealed === null ? undefined : open(key, sealed)

@@ -393,6 +393,12 @@ function dryRunSection(report: DryRunReport | undefined): Html {
     <dl class="facts">
       <dt>Checked</dt>
       <dd>${report.checks.join(', ')}</dd>
+      ${
+        report.notChecked === undefined
+          ? ''
+          : html`<dt>Not checked</dt>
+              <dd>${report.notChecked}</dd>`
+      }
       <dt>Messages that would be produced</dt>
       <dd>${formatCount(report.messages)}</dd>
       <dt>Accepted rows the destination would refuse</dt>
