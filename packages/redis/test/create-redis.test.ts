@@ -3,7 +3,9 @@ import {
   createTestCertificates,
   startRedis,
   startRedisCluster,
+  startRedisSentinel,
   type RedisClusterProcess,
+  type RedisSentinelProcess,
   type RedisProcess,
   type TestCertificates,
   waitFor,
@@ -187,5 +189,134 @@ describe('createRedis with REDIS_MODE=cluster (3 masters)', () => {
   it('refuses hash tag parts that would end the tag early', () => {
     expect(() => hashTag('a}b')).toThrow(RangeError)
     expect(() => hashTag('')).toThrow(RangeError)
+  })
+})
+
+describe('createRedis with REDIS_MODE=sentinel (TLS, ACL users on the nodes and on the sentinels)', () => {
+  const SENTINEL_USER = 'sentinel-client'
+  const SENTINEL_PASSWORD = 'sentinel-acl-password-1'
+  let certs: TestCertificates
+  let sentinel: RedisSentinelProcess
+
+  beforeAll(async () => {
+    certs = createTestCertificates()
+    sentinel = await startRedisSentinel({
+      replicas: 1,
+      sentinels: 2,
+      tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile },
+      users: { [USER]: PASSWORD },
+      sentinelUser: { name: SENTINEL_USER, password: SENTINEL_PASSWORD },
+    })
+  })
+
+  afterAll(async () => {
+    await sentinel?.stop()
+    certs?.remove()
+  })
+
+  const settings = (extra: Record<string, string> = {}) =>
+    connection({
+      REDIS_URL: sentinel.url,
+      REDIS_MODE: 'sentinel',
+      REDIS_SENTINELS: sentinel.sentinels,
+      REDIS_SENTINEL_MASTER: sentinel.masterName,
+      REDIS_SENTINEL_USERNAME: SENTINEL_USER,
+      REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD,
+      REDIS_TLS_CA_FILE: certs.caFile,
+      REDIS_USERNAME: USER,
+      REDIS_PASSWORD: PASSWORD,
+      ...extra,
+    })
+
+  it('finds the master through the sentinels over TLS and runs commands on it as the ACL user', async () => {
+    const redis = createRedis(settings())
+    try {
+      expect(redis).not.toBeInstanceOf(Cluster)
+      expect(await checkRedisAtStart(redis, settings())).toBe('ready')
+      await redis.set('lookstream:test:sentinel', 'yes')
+      expect(await redis.get('lookstream:test:sentinel')).toBe('yes')
+      expect(await redis.call('ACL', 'WHOAMI')).toBe(USER)
+      expect(((await redis.call('ROLE')) as string[])[0]).toBe('master')
+      // The node it reached is the one the sentinels name as master.
+      const [, tlsPort] = (await redis.call('CONFIG', 'GET', 'tls-port')) as [string, string]
+      expect(Number(tlsPort)).toBe(await sentinel.masterPort())
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('fails the start with LS_REDIS_AUTH_FAILED on a wrong sentinel password, naming the setting', async () => {
+    const wrong = settings({ REDIS_SENTINEL_PASSWORD: 'not-the-sentinel-password' })
+    const redis = createRedis(wrong)
+    try {
+      const err = await checkRedisAtStart(redis, wrong).then(
+        () => null,
+        (e: unknown) => e as Error & { code: string },
+      )
+      expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
+      expect(err?.message).toContain('at the sentinels (WRONGPASS')
+      expect(err?.message).toContain('REDIS_SENTINEL_PASSWORD')
+      expect(err?.message).not.toContain('not-the-sentinel-password')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it("fails the start with LS_REDIS_TLS_FAILED when the sentinels' certificate is not trusted", async () => {
+    const untrusted = settings({ REDIS_TLS_CA_FILE: certs.otherCaFile })
+    const redis = createRedis(untrusted)
+    try {
+      const err = await checkRedisAtStart(redis, untrusted).then(
+        () => null,
+        (e: unknown) => e as Error & { code: string },
+      )
+      expect(err?.code).toBe('LS_REDIS_TLS_FAILED')
+      expect(err?.message).toContain('REDIS_TLS_CA_FILE')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('fails the start with LS_REDIS_AUTH_FAILED on a wrong node password, naming the setting', async () => {
+    const wrong = settings({ REDIS_PASSWORD: 'not-the-node-password' })
+    const redis = createRedis(wrong)
+    try {
+      const err = await checkRedisAtStart(redis, wrong).then(
+        () => null,
+        (e: unknown) => e as Error & { code: string },
+      )
+      expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
+      expect(err?.message).toContain('REDIS_PASSWORD')
+      expect(err?.message).not.toContain('not-the-node-password')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('follows a failover by itself: the master stopped, a replica promoted, writes resume on it', async () => {
+    const redis = createRedis(settings(), { failFast: true, maxRetriesPerRequest: 1 })
+    try {
+      expect(await checkRedisAtStart(redis, settings())).toBe('ready')
+      await redis.set('lookstream:test:before-failover', '1')
+      const oldPort = await sentinel.masterPort()
+      await sentinel.nodes.find((n) => n.port === oldPort)!.stop()
+      await waitFor(() => redis.status !== 'ready', { message: 'the client to notice the outage' })
+      const newPort = await sentinel.waitForFailover(oldPort)
+      expect(newPort).not.toBe(oldPort)
+      expect(
+        await waitFor(() => redis.set('lookstream:test:after-failover', '1').catch(() => null), {
+          timeoutMs: 20_000,
+          message: 'a write accepted after the failover',
+        }),
+      ).toBe('OK')
+      expect(((await redis.call('ROLE')) as string[])[0]).toBe('master')
+      // The replica had the write made before the outage.
+      expect(await redis.get('lookstream:test:before-failover')).toBe('1')
+      // The old master comes back empty; the sentinels make it a replica of the new one.
+      await sentinel.restartNode(oldPort)
+      expect(await sentinel.masterPort()).toBe(newPort)
+    } finally {
+      closed(redis)
+    }
   })
 })
