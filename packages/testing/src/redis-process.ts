@@ -247,8 +247,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
-  const isMaster = async (port: number) =>
-    ((await ask<string[]>(port, false, 'ROLE'))[0]) === 'master'
+  const isMaster = async (port: number) => (await ask<string[]>(port, false, 'ROLE'))[0] === 'master'
   const masterPort = async (): Promise<number> => {
     for (const s of sentinels) {
       const answer = await ask<[string, string] | null>(
