@@ -107,6 +107,13 @@ export interface RedisClusterProcess {
   /** redis:// URL of the first master (REDIS_URL with REDIS_MODE=cluster). */
   url: string
   masters: RedisProcess[]
+  /** The index in `masters` of the master that owns `key`'s slot. */
+  masterFor(key: string): Promise<number>
+  /**
+   * Starts master `index` again on its ports with its cluster config file (it rejoins with its slots, its data
+   * gone as after a restart without persistence) and puts it in `masters`.
+   */
+  restartMaster(index: number): Promise<RedisProcess>
   stop(): Promise<void>
 }
 
@@ -152,7 +159,29 @@ export async function startRedisCluster(options: { masters?: number } = {}): Pro
         await new Promise((resolve) => setTimeout(resolve, 50))
       }
     }
-    return { nodes: addresses.join(','), url: `redis://${addresses[0]}`, masters, stop }
+    return {
+      nodes: addresses.join(','),
+      url: `redis://${addresses[0]}`,
+      masters,
+      async masterFor(key) {
+        const admin = new Redis({ host: '127.0.0.1', port: masters[0]!.port, maxRetriesPerRequest: 0 })
+        try {
+          const slot = Number(await admin.call('CLUSTER', 'KEYSLOT', key))
+          const ranges = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][]
+          const owner = ranges.find(([first, last]) => slot >= first && slot <= last)
+          const index = masters.findIndex((m) => m.port === owner?.[2][1])
+          if (index === -1) throw new Error(`Redis Cluster: no master owns slot ${slot}`)
+          return index
+        } finally {
+          admin.disconnect()
+        }
+      },
+      async restartMaster(index) {
+        masters[index] = await masters[index]!.restart()
+        return masters[index]
+      },
+      stop,
+    }
   } catch (err) {
     await stop()
     throw err
@@ -189,6 +218,8 @@ export interface RedisSentinelProcess {
   masterPort(): Promise<number>
   /** Waits until the sentinels name a master other than `port` and that node answers as a master. */
   waitForFailover(fromPort: number, timeoutMs?: number): Promise<number>
+  /** SENTINEL SET on every sentinel, e.g. ('down-after-milliseconds', '60000'). */
+  configure(option: string, value: string): Promise<void>
   /** Starts the data node that listened on `port` again (empty, as after a restart without persistence). */
   restartNode(port: number): Promise<RedisProcess>
   stop(): Promise<void>
@@ -334,6 +365,9 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
           return port !== fromPort && (await isMaster(port))
         })
         return port
+      },
+      async configure(option, value) {
+        for (const s of sentinels) await ask(s.port, true, 'SENTINEL', 'SET', masterName, option, value)
       },
       async restartNode(port) {
         const index = nodes.findIndex((n) => n.port === port)
