@@ -50,7 +50,10 @@ export function createRedis(connection: RedisConnection, options: CreateRedisOpt
     const { enableOfflineQueue, ...redisOptions } = common
     const clusterOptions: ClusterOptions = {
       redisOptions,
-      enableOfflineQueue: enableOfflineQueue ?? true,
+      // ioredis' Cluster holds commands in its own queue while it has no node to send them to, and commandTimeout
+      // only starts once a node has the command: with every master down they would wait for the whole outage.
+      // A client whose commands must be bounded fails them at once instead.
+      enableOfflineQueue: options.commandTimeout === undefined ? (enableOfflineQueue ?? true) : false,
       clusterRetryStrategy: reconnectDelay,
       slotsRefreshTimeout: 2000,
       // Nodes announce themselves by IP; keep the configured TLS server name check against the certificate.

@@ -186,6 +186,32 @@ describe('createRedis with REDIS_MODE=cluster (3 masters)', () => {
     }
   })
 
+  it('with a command timeout, fails commands within it while every master is down, and recovers by itself', async () => {
+    const settings = connection({ REDIS_URL: cluster.url, REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: cluster.nodes })
+    const redis = createRedis(settings, { commandTimeout: 300 })
+    redis.on('error', () => {})
+    try {
+      expect(await checkRedisAtStart(redis, settings)).toBe('ready')
+      await redis.set('lookstream:test:bounded', '1')
+      await Promise.all(cluster.masters.map((m) => m.stop()))
+      // The first command finds the masters gone (the client's status is no help: it stays "ready" until then).
+      for (const key of ['lookstream:test:bounded', 'lookstream:test:other', 'lookstream:test:third']) {
+        const started = performance.now()
+        await expect(redis.get(key)).rejects.toThrow()
+        expect(performance.now() - started).toBeLessThan(2000)
+      }
+      for (const i of cluster.masters.keys()) await cluster.restartMaster(i)
+      expect(
+        await waitFor(() => redis.set('lookstream:test:bounded', '2').catch(() => null), {
+          timeoutMs: 20_000,
+          message: 'a write accepted after the restart',
+        }),
+      ).toBe('OK')
+    } finally {
+      closed(redis)
+    }
+  })
+
   it('refuses hash tag parts that would end the tag early', () => {
     expect(() => hashTag('a}b')).toThrow(RangeError)
     expect(() => hashTag('')).toThrow(RangeError)
