@@ -72,6 +72,9 @@ export function createRedis(connection: RedisConnection, options: CreateRedisOpt
       ...(sentinel.password !== undefined ? { sentinelPassword: sentinel.password } : {}),
       ...(connection.tls !== null ? { enableTLSForSentinelMode: true, sentinelTLS: tlsOptions(connection.tls) } : {}),
       sentinelRetryStrategy: reconnectDelay,
+      // Reconnect as soon as the sentinels announce a new master (+switch-master): after a planned failover the old
+      // master keeps running and accepting writes for seconds before the sentinels demote it, and those are lost.
+      failoverDetector: true,
     })
   }
   return new Redis({ ...common, host: connection.nodes[0]!.host, port: connection.nodes[0]!.port, db: connection.db })

@@ -218,6 +218,13 @@ export interface RedisSentinelProcess {
   masterPort(): Promise<number>
   /** Waits until the sentinels name a master other than `port` and that node answers as a master. */
   waitForFailover(fromPort: number, timeoutMs?: number): Promise<number>
+  /**
+   * A planned failover (SENTINEL FAILOVER, the old master keeps running); resolves with the new master's port once
+   * the sentinels name it and it answers as a master (the sentinels demote the old one some seconds later).
+   */
+  failover(): Promise<number>
+  /** Waits until every running data node but the master is its replica, in sync (after a failover or restart). */
+  settled(timeoutMs?: number): Promise<void>
   /** SENTINEL SET on every sentinel, e.g. ('down-after-milliseconds', '60000'). */
   configure(option: string, value: string): Promise<void>
   /** Starts the data node that listened on `port` again (empty, as after a restart without persistence). */
@@ -243,6 +250,9 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
   const [user, password] = Object.entries(options.users ?? {})[0] ?? []
   // Every node may become a replica after a failover: each logs in to its master as the first ACL user.
   const nodeArgs = [
+    // A (re)joining replica gets its full sync at once, not after the default 5 s wait for other replicas.
+    '--repl-diskless-sync-delay',
+    '0',
     ...(options.tls === undefined ? [] : ['--tls-replication', 'yes']),
     ...(user === undefined ? [] : ['--masteruser', user, '--masterauth', password!]),
   ]
@@ -294,12 +304,18 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
   }
 
   try {
-    // The role lives in the node's config file, not on its command line, so that what Sentinel rewrites there is
-    // what a restarted node comes back with.
+    // The role and the ACL users live in the config files, not on the command line: CONFIG REWRITE (which Sentinel
+    // sends) writes both there, and a restarted node must come back with what was rewritten, not with duplicates.
+    const acl = (users: Readonly<Record<string, string>> | undefined) =>
+      users === undefined
+        ? ''
+        : `${Object.entries(users)
+            .map(([name, secret]) => `user ${name} on >${secret} ~* &* +@all\n`)
+            .join('')}user default off\n`
     const startNode = (i: number, config: string) => {
       const configFile = join(dir, `node-${i}.conf`)
-      writeFileSync(configFile, config)
-      return startRedis({ configFile, args: [...nodeArgs, '--dir', dir], tls: options.tls, users: options.users })
+      writeFileSync(configFile, `${config}${acl(options.users)}`)
+      return startRedis({ configFile, args: [...nodeArgs, '--dir', dir], tls: options.tls })
     }
     nodes.push(await startNode(0, ''))
     const master = nodes[0]!
@@ -330,15 +346,14 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
             ]),
       ]
       const configFile = join(dir, `sentinel-${i}.conf`)
-      writeFileSync(configFile, `${lines.join('\n')}\n`)
+      const sentinelUsers =
+        options.sentinelUser === undefined ? undefined : { [options.sentinelUser.name]: options.sentinelUser.password }
+      writeFileSync(configFile, `${lines.join('\n')}\n${acl(sentinelUsers)}`)
       sentinels.push(
         await startRedis({
           configFile,
           sentinel: true,
           ...(options.tls === undefined ? {} : { tls: options.tls, args: ['--tls-replication', 'yes'] }),
-          ...(options.sentinelUser === undefined
-            ? {}
-            : { users: { [options.sentinelUser.name]: options.sentinelUser.password } }),
         }),
       )
     }
@@ -365,6 +380,24 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
           return port !== fromPort && (await isMaster(port))
         })
         return port
+      },
+      async failover() {
+        const from = await masterPort()
+        await ask(sentinels[0]!.port, true, 'SENTINEL', 'FAILOVER', masterName)
+        let port = from
+        await until('a planned failover', 30_000, async () => {
+          port = await masterPort()
+          return port !== from && (await isMaster(port))
+        })
+        return port
+      },
+      async settled(timeoutMs = 30_000) {
+        await until('the replicas in sync with the master', timeoutMs, async () => {
+          const master = await masterPort()
+          const info = await ask<string>(master, false, 'INFO', 'replication')
+          const running = nodes.filter((n) => !n.process.hasExited()).length
+          return (info.match(/state=online/g) ?? []).length === running - 1
+        })
       },
       async configure(option, value) {
         for (const s of sentinels) await ask(s.port, true, 'SENTINEL', 'SET', masterName, option, value)
