@@ -226,8 +226,9 @@ describe('createRedis with REDIS_MODE=sentinel (TLS, ACL users on the nodes and 
 
   beforeAll(async () => {
     certs = createTestCertificates()
+    // Two replicas: after the first failover the other one follows the new master, ready for the planned one.
     sentinel = await startRedisSentinel({
-      replicas: 1,
+      replicas: 2,
       sentinels: 2,
       tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile },
       users: { [USER]: PASSWORD },
@@ -319,34 +320,13 @@ describe('createRedis with REDIS_MODE=sentinel (TLS, ACL users on the nodes and 
     }
   })
 
-  it('follows a planned failover (SENTINEL FAILOVER) at once: no writes to the old master, still running, meanwhile', async () => {
-    const redis = createRedis(settings(), { failFast: true, maxRetriesPerRequest: 1 })
-    const tlsPort = async () => Number(((await redis.call('CONFIG', 'GET', 'tls-port')) as [string, string])[1])
-    try {
-      expect(await checkRedisAtStart(redis, settings())).toBe('ready')
-      const oldPort = await tlsPort()
-      const newPort = await sentinel.failover()
-      expect(newPort).not.toBe(oldPort)
-      // The sentinels demote the old master only about 8 s after the switch: until then a client that stayed on it
-      // would write to a master whose writes are thrown away. The switch is announced at once (+switch-master).
-      await waitFor(async () => (await tlsPort().catch(() => null)) === newPort, {
-        timeoutMs: 4000,
-        message: 'the client on the new master',
-      })
-      expect(await redis.set('lookstream:test:planned-failover', '1')).toBe('OK')
-    } finally {
-      closed(redis)
-    }
-  })
-
   it('follows a failover by itself: the master stopped, a replica promoted, writes resume on it', async () => {
     const redis = createRedis(settings(), { failFast: true, maxRetriesPerRequest: 1 })
     try {
       expect(await checkRedisAtStart(redis, settings())).toBe('ready')
-      await sentinel.settled()
       await redis.set('lookstream:test:before-failover', '1')
-      // Replication is asynchronous: only a write the replica acknowledged is sure to survive the failover.
-      expect(await redis.call('WAIT', '1', '5000')).toBe(1)
+      // Replication is asynchronous: only a write the replicas acknowledged is sure to survive the failover.
+      expect(await redis.call('WAIT', '2', '5000')).toBe(2)
       const oldPort = await sentinel.masterPort()
       await sentinel.nodes.find((n) => n.port === oldPort)!.stop()
       await waitFor(() => redis.status !== 'ready', { message: 'the client to notice the outage' })
@@ -364,6 +344,26 @@ describe('createRedis with REDIS_MODE=sentinel (TLS, ACL users on the nodes and 
       // The old master comes back empty; the sentinels make it a replica of the new one.
       await sentinel.restartNode(oldPort)
       expect(await sentinel.masterPort()).toBe(newPort)
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('follows a planned failover (SENTINEL FAILOVER) at once: no writes to the old master, still running, meanwhile', async () => {
+    const redis = createRedis(settings(), { failFast: true, maxRetriesPerRequest: 1 })
+    const tlsPort = async () => Number(((await redis.call('CONFIG', 'GET', 'tls-port')) as [string, string])[1])
+    try {
+      expect(await checkRedisAtStart(redis, settings())).toBe('ready')
+      const oldPort = await tlsPort()
+      const newPort = await sentinel.failover()
+      expect(newPort).not.toBe(oldPort)
+      // The sentinels demote the old master only about 8 s after the switch: until then a client that stayed on it
+      // would write to a master whose writes are thrown away. The switch is announced at once (+switch-master).
+      await waitFor(async () => (await tlsPort().catch(() => null)) === newPort, {
+        timeoutMs: 4000,
+        message: 'the client on the new master',
+      })
+      expect(await redis.set('lookstream:test:planned-failover', '1')).toBe('OK')
     } finally {
       closed(redis)
     }

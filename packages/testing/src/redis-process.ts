@@ -223,8 +223,6 @@ export interface RedisSentinelProcess {
    * the sentinels name it and it answers as a master (the sentinels demote the old one some seconds later).
    */
   failover(): Promise<number>
-  /** Waits until every running data node but the master is its replica, in sync (after a failover or restart). */
-  settled(timeoutMs?: number): Promise<void>
   /** SENTINEL SET on every sentinel, e.g. ('down-after-milliseconds', '60000'). */
   configure(option: string, value: string): Promise<void>
   /** Starts the data node that listened on `port` again (empty, as after a restart without persistence). */
@@ -383,21 +381,16 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       },
       async failover() {
         const from = await masterPort()
-        await ask(sentinels[0]!.port, true, 'SENTINEL', 'FAILOVER', masterName)
+        // Refused (NOGOODSLAVE) until a replica is in sync and the sentinels have seen it so: ask again until then.
+        await until('a sentinel to start a planned failover', 30_000, () =>
+          ask(sentinels[0]!.port, true, 'SENTINEL', 'FAILOVER', masterName).then(() => true),
+        )
         let port = from
         await until('a planned failover', 30_000, async () => {
           port = await masterPort()
           return port !== from && (await isMaster(port))
         })
         return port
-      },
-      async settled(timeoutMs = 30_000) {
-        await until('the replicas in sync with the master', timeoutMs, async () => {
-          const master = await masterPort()
-          const info = await ask<string>(master, false, 'INFO', 'replication')
-          const running = nodes.filter((n) => !n.process.hasExited()).length
-          return (info.match(/state=online/g) ?? []).length === running - 1
-        })
       },
       async configure(option, value) {
         for (const s of sentinels) await ask(s.port, true, 'SENTINEL', 'SET', masterName, option, value)
