@@ -84,7 +84,14 @@ describe('segment service on a Redis Cluster', () => {
           timeoutMs: 15_000,
           message: 'ready again',
         })
-        const after = await (await fetch(`${service.url}/metrics`)).text()
+        // The service counts a batch once its dedupe record is written, a moment after the destination accepted it.
+        const after = await waitFor(
+          async () => {
+            const text = await (await fetch(`${service.url}/metrics`)).text()
+            return metricSum(text, 'lookstream_destination_delivered_total') >= total ? text : null
+          },
+          { timeoutMs: 15_000, message: `${total} counted as delivered` },
+        )
         expect(metricSum(after, 'lookstream_destination_redis_available')).toBe(1)
         expect(metricSum(after, 'lookstream_destination_dead_lettered_total')).toBe(0)
         expect(metricSum(after, 'lookstream_destination_delivered_total')).toBe(total)

@@ -73,7 +73,14 @@ async function expectExactlyOnce(run: string, service: SpawnedService): Promise<
     timeoutMs: 15_000,
     message: 'ready again',
   })
-  const metrics = await (await fetch(`${service.url}/metrics`)).text()
+  // The service counts a batch once its dedupe record is written, a moment after the destination accepted it.
+  const metrics = await waitFor(
+    async () => {
+      const text = await (await fetch(`${service.url}/metrics`)).text()
+      return metricSum(text, 'lookstream_destination_delivered_total') >= TOTAL ? text : null
+    },
+    { timeoutMs: 15_000, message: `${TOTAL} counted as delivered` },
+  )
   expect(metricSum(metrics, 'lookstream_destination_redis_available')).toBe(1)
   expect(metricSum(metrics, 'lookstream_destination_dead_lettered_total')).toBe(0)
   expect(metricSum(metrics, 'lookstream_destination_delivered_total')).toBe(TOTAL)
