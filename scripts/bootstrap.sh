@@ -37,7 +37,8 @@ fi
 # Debian packages used by tests and `npm start`. Only what is missing is installed.
 if [ "${LOOKSTREAM_SKIP_APT:-}" != "1" ]; then
   missing=()
-  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  # redis-server also runs the tests' sentinels (redis-server --sentinel); redis-cli (redis-tools) comes with it.
+  command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || missing+=(redis-server)
   command -v kcat >/dev/null 2>&1 || missing+=(kcat)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)

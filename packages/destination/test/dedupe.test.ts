@@ -1,10 +1,13 @@
 import { messageIdHasher } from '@lookstream/events'
-import { startRedis, waitFor, type RedisProcess } from '@lookstream/testing'
+import {
+  startRedis,
+  startRedisCluster,
+  waitFor,
+  type RedisClusterProcess,
+  type RedisProcess,
+} from '@lookstream/testing'
 import { Cluster, Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   DEDUPE_BUCKETS_PER_WINDOW,
@@ -232,42 +235,19 @@ describe('Dedupe', () => {
 })
 
 describe('Dedupe on a 3-master Redis Cluster', () => {
-  const nodes: RedisProcess[] = []
-  let dir: string
+  let redisCluster: RedisClusterProcess
+  let nodes: RedisProcess[]
   let cluster: Cluster
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'dedupe-cluster-'))
-    for (let i = 0; i < 3; i++) {
-      nodes.push(
-        await startRedis({
-          args: ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${i}.conf`)],
-        }),
-      )
-    }
-    const admins = nodes.map((node) => new Redis(node.url))
-    const ranges = [
-      [0, 5460],
-      [5461, 10922],
-      [10923, 16383],
-    ] as const
-    await Promise.all(admins.map((admin, i) => admin.call('CLUSTER', 'ADDSLOTSRANGE', ...ranges[i]!.map(String))))
-    for (const node of nodes.slice(1)) await admins[0]!.call('CLUSTER', 'MEET', '127.0.0.1', String(node.port))
-    await waitFor(
-      async () => {
-        const infos = await Promise.all(admins.map((admin) => admin.call('CLUSTER', 'INFO') as Promise<string>))
-        return infos.every((info) => info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:3'))
-      },
-      { timeoutMs: 20_000, message: 'the cluster to be ok' },
-    )
-    await Promise.all(admins.map((admin) => admin.quit()))
+    redisCluster = await startRedisCluster({ masters: 3 })
+    nodes = redisCluster.masters
     cluster = new Cluster(nodes.map((node) => ({ host: '127.0.0.1', port: node.port })))
   }, 60_000)
 
   afterAll(async () => {
     await cluster?.quit()
-    for (const node of nodes) await node.stop()
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+    await redisCluster?.stop()
   })
 
   it('marks and finds ids across a window whose buckets live on different masters', async () => {

@@ -5,11 +5,15 @@ import {
   createTestCertificates,
   startRedis,
   startRedisCluster,
+  startRedisSentinel,
   type RedisClusterProcess,
   type RedisProcess,
+  type RedisSentinelProcess,
   type TestCertificates,
 } from '@lookstream/testing'
+import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Dedupe } from '../src/dedupe.ts'
 import { RateLimiter } from '../src/rate-limiter.ts'
 import { addSendCounts } from '../src/send-counts.ts'
 
@@ -19,22 +23,24 @@ const PASSWORD = 'acl-password-for-tests'
 let certs: TestCertificates
 let cluster: RedisClusterProcess
 let secured: RedisProcess
+let sentinel: RedisSentinelProcess
 const clients: RedisClient[] = []
 
 beforeAll(async () => {
   certs = createTestCertificates()
-  ;[cluster, secured] = await Promise.all([
+  ;[cluster, secured, sentinel] = await Promise.all([
     startRedisCluster({ masters: 3 }),
     startRedis({
       tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile },
       users: { [USER]: PASSWORD },
     }),
+    startRedisSentinel({ replicas: 1, sentinels: 1 }),
   ])
 })
 
 afterAll(async () => {
   for (const c of clients) c.disconnect()
-  await Promise.all([cluster?.stop(), secured?.stop()])
+  await Promise.all([cluster?.stop(), secured?.stop(), sentinel?.stop()])
   certs?.remove()
 })
 
@@ -48,6 +54,15 @@ const topologies: [string, () => Record<string, string>][] = [
     'redis-server with TLS and an ACL user',
     () => ({ REDIS_URL: secured.url, REDIS_TLS_CA_FILE: certs.caFile, REDIS_USERNAME: USER, REDIS_PASSWORD: PASSWORD }),
   ],
+  [
+    'a master and a replica behind a Redis Sentinel',
+    () => ({
+      REDIS_URL: sentinel.url,
+      REDIS_MODE: 'sentinel',
+      REDIS_SENTINELS: sentinel.sentinels,
+      REDIS_SENTINEL_MASTER: sentinel.masterName,
+    }),
+  ],
 ]
 
 function client(env: Record<string, string>): RedisClient {
@@ -57,6 +72,15 @@ function client(env: Record<string, string>): RedisClient {
 }
 
 describe.each(topologies)('destination Redis use on %s', (_name, env) => {
+  it('dedupes: finds exactly the ids marked delivered, from another client', async () => {
+    const destination = `topology-${randomUUID()}`
+    const marked = Array.from({ length: 300 }, () => randomUUID())
+    const fresh = Array.from({ length: 300 }, () => randomUUID())
+    await new Dedupe(client(env()), destination, 3600).markDelivered(marked)
+    const answer = await new Dedupe(client(env()), destination, 3600).wasDelivered([...marked, ...fresh])
+    expect(answer).toEqual([...marked.map(() => true), ...fresh.map(() => false)])
+  })
+
   it('shares one rate-limit schedule between two clients', async () => {
     const a = new RateLimiter(client(env()))
     const b = new RateLimiter(client(env()))

@@ -50,7 +50,10 @@ export function createRedis(connection: RedisConnection, options: CreateRedisOpt
     const { enableOfflineQueue, ...redisOptions } = common
     const clusterOptions: ClusterOptions = {
       redisOptions,
-      enableOfflineQueue: enableOfflineQueue ?? true,
+      // ioredis' Cluster holds commands in its own queue while it has no node to send them to, and commandTimeout
+      // only starts once a node has the command: with every master down they would wait for the whole outage.
+      // A client whose commands must be bounded fails them at once instead.
+      enableOfflineQueue: options.commandTimeout === undefined ? (enableOfflineQueue ?? true) : false,
       clusterRetryStrategy: reconnectDelay,
       slotsRefreshTimeout: 2000,
       // Nodes announce themselves by IP; keep the configured TLS server name check against the certificate.
@@ -69,6 +72,9 @@ export function createRedis(connection: RedisConnection, options: CreateRedisOpt
       ...(sentinel.password !== undefined ? { sentinelPassword: sentinel.password } : {}),
       ...(connection.tls !== null ? { enableTLSForSentinelMode: true, sentinelTLS: tlsOptions(connection.tls) } : {}),
       sentinelRetryStrategy: reconnectDelay,
+      // Reconnect as soon as the sentinels announce a new master (+switch-master): after a planned failover the old
+      // master keeps running and accepting writes for seconds before the sentinels demote it, and those are lost.
+      failoverDetector: true,
     })
   }
   return new Redis({ ...common, host: connection.nodes[0]!.host, port: connection.nodes[0]!.port, db: connection.db })
@@ -85,6 +91,25 @@ const TLS_CODES = new Set([
   'ERR_SSL_WRONG_VERSION_NUMBER',
 ])
 
+// ioredis reports a sentinel it could not use only by message ("All sentinels are unreachable. … Last error: …"),
+// without the TLS error's code: these are Node's messages for the codes above.
+const TLS_MESSAGES: [RegExp, string][] = [
+  [/self[- ]signed certificate in certificate chain/i, 'SELF_SIGNED_CERT_IN_CHAIN'],
+  [/self[- ]signed certificate/i, 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+  [/unable to verify the first certificate/i, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
+  [/unable to get local issuer certificate/i, 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'],
+  [/certificate has expired/i, 'CERT_HAS_EXPIRED'],
+  [/does not match certificate's altnames/i, 'ERR_TLS_CERT_ALTNAME_INVALID'],
+  [/wrong version number/i, 'ERR_SSL_WRONG_VERSION_NUMBER'],
+]
+const SENTINEL_ERROR = /sentinels? (?:are |is )?unreachable|failed to connect to sentinel/i
+
+function tlsCode(e: Error): string | undefined {
+  const code = (e as NodeJS.ErrnoException).code
+  if (code !== undefined && TLS_CODES.has(code)) return code
+  return TLS_MESSAGES.find(([pattern]) => pattern.test(e.message))?.[1]
+}
+
 function causes(err: unknown): Error[] {
   const out: Error[] = []
   let current: unknown = err
@@ -95,30 +120,44 @@ function causes(err: unknown): Error[] {
   return out
 }
 
-/** A start-up error naming the setting to fix, or null for an outage (Redis down: keep trying). */
-export function classifyRedisError(err: unknown, connection: RedisConnection): StartupError | null {
+/**
+ * A start-up error naming the setting to fix, or null for an outage (Redis down: keep trying). `fromSentinel`: the
+ * error came from a connection to a sentinel itself.
+ */
+export function classifyRedisError(
+  err: unknown,
+  connection: RedisConnection,
+  fromSentinel = false,
+): StartupError | null {
   const target = describeRedis(connection)
   for (const e of causes(err)) {
+    // A sentinel's refusal: ioredis wraps it as "All sentinels are unreachable. … Last error: <reply>".
+    const atSentinel = connection.mode === 'sentinel' && (fromSentinel || SENTINEL_ERROR.test(e.message))
     if (AUTH_REFUSED.test(e.message)) {
       // The reply names no secret ("WRONGPASS invalid username-password pair or user is disabled.").
-      const credentials =
-        connection.password === undefined
+      const reply = (/Last error: ([^.]*)/.exec(e.message)?.[1] ?? e.message).split('.')[0]
+      const credentials = atSentinel
+        ? connection.sentinel?.password === undefined
+          ? 'the sentinels require credentials: set REDIS_SENTINEL_USERNAME and REDIS_SENTINEL_PASSWORD (or REDIS_SENTINEL_PASSWORD_FILE)'
+          : 'check REDIS_SENTINEL_USERNAME and REDIS_SENTINEL_PASSWORD (or REDIS_SENTINEL_PASSWORD_FILE)'
+        : connection.password === undefined
           ? 'Redis requires credentials: set REDIS_USERNAME and REDIS_PASSWORD (or REDIS_PASSWORD_FILE)'
           : 'check REDIS_USERNAME and REDIS_PASSWORD (or REDIS_PASSWORD_FILE, or the credentials in REDIS_URL)'
       return new StartupError(
         'LS_REDIS_AUTH_FAILED',
-        `${target} refused the connection (${e.message.split('.')[0]}): ${credentials}`,
+        `${target} refused the connection${atSentinel ? ' at the sentinels' : ''} (${reply}): ${credentials}`,
       )
     }
-    const code = (e as NodeJS.ErrnoException).code
-    if (code !== undefined && TLS_CODES.has(code)) {
+    const code = tlsCode(e)
+    if (code !== undefined) {
       const fix =
         code === 'ERR_TLS_CERT_ALTNAME_INVALID'
           ? 'set REDIS_TLS_SERVERNAME to a name in the certificate, or connect by that name'
           : code === 'ERR_SSL_WRONG_VERSION_NUMBER'
             ? 'the server does not speak TLS there: use redis:// or its TLS port'
             : 'set REDIS_TLS_CA_FILE to the CA that signed the Redis certificate'
-      return new StartupError('LS_REDIS_TLS_FAILED', `${target}: TLS handshake failed (${code}): ${fix}`)
+      const where = atSentinel ? ' with a sentinel' : ''
+      return new StartupError('LS_REDIS_TLS_FAILED', `${target}: TLS handshake${where} failed (${code}): ${fix}`)
     }
   }
   return null
@@ -157,5 +196,49 @@ export async function checkRedisAtStart(
     }, timeoutMs)
     client.on('ready', onReady)
     client.on('error', onError)
+    if (connection.mode === 'sentinel') {
+      void probeSentinels(connection).then((fatal) => {
+        if (fatal === null || client.status === 'ready') return
+        done()
+        reject(fatal)
+      })
+    }
   })
+}
+
+/**
+ * ioredis reports a sentinel it could not use as "Connection is closed", losing a TLS failure's cause: ask each
+ * sentinel once, directly, and classify what it answers. Null when one answers or none refuses for good.
+ */
+async function probeSentinels(connection: RedisConnection): Promise<StartupError | null> {
+  const sentinel = connection.sentinel!
+  let fatal: StartupError | null = null
+  for (const node of connection.nodes) {
+    const probe = new Redis({
+      host: node.host,
+      port: node.port,
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      connectTimeout: 5000,
+      ...(sentinel.username !== undefined ? { username: sentinel.username } : {}),
+      ...(sentinel.password !== undefined ? { password: sentinel.password } : {}),
+      ...(connection.tls !== null ? { tls: tlsOptions(connection.tls) } : {}),
+    })
+    let seen: unknown = null
+    probe.on('error', (err: unknown) => {
+      seen ??= err
+    })
+    try {
+      await probe.connect()
+      await probe.ping()
+      return null
+    } catch (err) {
+      fatal ??= classifyRedisError(seen ?? err, connection, true) ?? classifyRedisError(err, connection, true)
+    } finally {
+      probe.disconnect()
+    }
+  }
+  return fatal
 }

@@ -3,7 +3,9 @@ import {
   createTestCertificates,
   startRedis,
   startRedisCluster,
+  startRedisSentinel,
   type RedisClusterProcess,
+  type RedisSentinelProcess,
   type RedisProcess,
   type TestCertificates,
   waitFor,
@@ -184,8 +186,186 @@ describe('createRedis with REDIS_MODE=cluster (3 masters)', () => {
     }
   })
 
+  it('with a command timeout, fails commands within it while every master is down, and recovers by itself', async () => {
+    const settings = connection({ REDIS_URL: cluster.url, REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: cluster.nodes })
+    const redis = createRedis(settings, { commandTimeout: 300 })
+    redis.on('error', () => {})
+    try {
+      expect(await checkRedisAtStart(redis, settings)).toBe('ready')
+      await redis.set('lookstream:test:bounded', '1')
+      await Promise.all(cluster.masters.map((m) => m.stop()))
+      // The first command finds the masters gone (the client's status is no help: it stays "ready" until then).
+      for (const key of ['lookstream:test:bounded', 'lookstream:test:other', 'lookstream:test:third']) {
+        const started = performance.now()
+        await expect(redis.get(key)).rejects.toThrow()
+        expect(performance.now() - started).toBeLessThan(2000)
+      }
+      for (const i of cluster.masters.keys()) await cluster.restartMaster(i)
+      expect(
+        await waitFor(() => redis.set('lookstream:test:bounded', '2').catch(() => null), {
+          timeoutMs: 20_000,
+          message: 'a write accepted after the restart',
+        }),
+      ).toBe('OK')
+    } finally {
+      closed(redis)
+    }
+  })
+
   it('refuses hash tag parts that would end the tag early', () => {
     expect(() => hashTag('a}b')).toThrow(RangeError)
     expect(() => hashTag('')).toThrow(RangeError)
+  })
+})
+
+describe('createRedis with REDIS_MODE=sentinel (TLS, ACL users on the nodes and on the sentinels)', () => {
+  const SENTINEL_USER = 'sentinel-client'
+  const SENTINEL_PASSWORD = 'sentinel-acl-password-1'
+  let certs: TestCertificates
+  let sentinel: RedisSentinelProcess
+
+  beforeAll(async () => {
+    certs = createTestCertificates()
+    // Two replicas: after the first failover the other one follows the new master, ready for the planned one.
+    sentinel = await startRedisSentinel({
+      replicas: 2,
+      sentinels: 2,
+      tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile },
+      users: { [USER]: PASSWORD },
+      sentinelUser: { name: SENTINEL_USER, password: SENTINEL_PASSWORD },
+    })
+  })
+
+  afterAll(async () => {
+    await sentinel?.stop()
+    certs?.remove()
+  })
+
+  const settings = (extra: Record<string, string> = {}) =>
+    connection({
+      REDIS_URL: sentinel.url,
+      REDIS_MODE: 'sentinel',
+      REDIS_SENTINELS: sentinel.sentinels,
+      REDIS_SENTINEL_MASTER: sentinel.masterName,
+      REDIS_SENTINEL_USERNAME: SENTINEL_USER,
+      REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD,
+      REDIS_TLS_CA_FILE: certs.caFile,
+      REDIS_USERNAME: USER,
+      REDIS_PASSWORD: PASSWORD,
+      ...extra,
+    })
+
+  it('finds the master through the sentinels over TLS and runs commands on it as the ACL user', async () => {
+    const redis = createRedis(settings())
+    try {
+      expect(redis).not.toBeInstanceOf(Cluster)
+      expect(await checkRedisAtStart(redis, settings())).toBe('ready')
+      await redis.set('lookstream:test:sentinel', 'yes')
+      expect(await redis.get('lookstream:test:sentinel')).toBe('yes')
+      expect(await redis.call('ACL', 'WHOAMI')).toBe(USER)
+      expect(((await redis.call('ROLE')) as string[])[0]).toBe('master')
+      // The node it reached is the one the sentinels name as master.
+      const [, tlsPort] = (await redis.call('CONFIG', 'GET', 'tls-port')) as [string, string]
+      expect(Number(tlsPort)).toBe(await sentinel.masterPort())
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('fails the start with LS_REDIS_AUTH_FAILED on a wrong sentinel password, naming the setting', async () => {
+    const wrong = settings({ REDIS_SENTINEL_PASSWORD: 'not-the-sentinel-password' })
+    const redis = createRedis(wrong)
+    try {
+      const err = await checkRedisAtStart(redis, wrong).then(
+        () => null,
+        (e: unknown) => e as Error & { code: string },
+      )
+      expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
+      expect(err?.message).toContain('at the sentinels (WRONGPASS')
+      expect(err?.message).toContain('REDIS_SENTINEL_PASSWORD')
+      expect(err?.message).not.toContain('not-the-sentinel-password')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it("fails the start with LS_REDIS_TLS_FAILED when the sentinels' certificate is not trusted", async () => {
+    const untrusted = settings({ REDIS_TLS_CA_FILE: certs.otherCaFile })
+    const redis = createRedis(untrusted)
+    try {
+      const err = await checkRedisAtStart(redis, untrusted).then(
+        () => null,
+        (e: unknown) => e as Error & { code: string },
+      )
+      expect(err?.code).toBe('LS_REDIS_TLS_FAILED')
+      expect(err?.message).toContain('REDIS_TLS_CA_FILE')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('fails the start with LS_REDIS_AUTH_FAILED on a wrong node password, naming the setting', async () => {
+    const wrong = settings({ REDIS_PASSWORD: 'not-the-node-password' })
+    const redis = createRedis(wrong)
+    try {
+      const err = await checkRedisAtStart(redis, wrong).then(
+        () => null,
+        (e: unknown) => e as Error & { code: string },
+      )
+      expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
+      expect(err?.message).toContain('REDIS_PASSWORD')
+      expect(err?.message).not.toContain('not-the-node-password')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('follows a failover by itself: the master stopped, a replica promoted, writes resume on it', async () => {
+    const redis = createRedis(settings(), { failFast: true, maxRetriesPerRequest: 1 })
+    try {
+      expect(await checkRedisAtStart(redis, settings())).toBe('ready')
+      await redis.set('lookstream:test:before-failover', '1')
+      // Replication is asynchronous: only a write the replicas acknowledged is sure to survive the failover.
+      expect(await redis.call('WAIT', '2', '5000')).toBe(2)
+      const oldPort = await sentinel.masterPort()
+      await sentinel.nodes.find((n) => n.port === oldPort)!.stop()
+      await waitFor(() => redis.status !== 'ready', { message: 'the client to notice the outage' })
+      const newPort = await sentinel.waitForFailover(oldPort)
+      expect(newPort).not.toBe(oldPort)
+      expect(
+        await waitFor(() => redis.set('lookstream:test:after-failover', '1').catch(() => null), {
+          timeoutMs: 20_000,
+          message: 'a write accepted after the failover',
+        }),
+      ).toBe('OK')
+      expect(((await redis.call('ROLE')) as string[])[0]).toBe('master')
+      // The promoted replica had the write made (and acknowledged) before the outage.
+      expect(await redis.get('lookstream:test:before-failover')).toBe('1')
+      // The old master comes back empty; the sentinels make it a replica of the new one.
+      await sentinel.restartNode(oldPort)
+      expect(await sentinel.masterPort()).toBe(newPort)
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('follows a planned failover (SENTINEL FAILOVER) at once: no writes to the old master, still running, meanwhile', async () => {
+    const redis = createRedis(settings(), { failFast: true, maxRetriesPerRequest: 1 })
+    const tlsPort = async () => Number(((await redis.call('CONFIG', 'GET', 'tls-port')) as [string, string])[1])
+    try {
+      expect(await checkRedisAtStart(redis, settings())).toBe('ready')
+      const oldPort = await tlsPort()
+      const newPort = await sentinel.failover()
+      expect(newPort).not.toBe(oldPort)
+      // The sentinels demote the old master only about 8 s after the switch: until then a client that stayed on it
+      // would write to a master whose writes are thrown away. The switch is announced at once (+switch-master).
+      await waitFor(async () => (await tlsPort().catch(() => null)) === newPort, {
+        timeoutMs: 4000,
+        message: 'the client on the new master',
+      })
+      expect(await redis.set('lookstream:test:planned-failover', '1')).toBe('OK')
+    } finally {
+      closed(redis)
+    }
   })
 })

@@ -30,7 +30,10 @@ export type {} from './provided-context.ts'
 export {
   startRedis,
   startRedisCluster,
+  startRedisSentinel,
   type RedisClusterProcess,
+  type RedisSentinelOptions,
+  type RedisSentinelProcess,
   type RedisOptions,
   type RedisProcess,
 } from './redis-process.ts'

@@ -10,6 +10,7 @@ import {
   s3Client,
   spawnService,
   startRedis,
+  startRedisSentinel,
   startS3,
   uniqueGroup,
   uniqueTopic,
@@ -93,6 +94,34 @@ describe('startRedis', () => {
     const client = new Redis(redis.url, { maxRetriesPerRequest: 0 })
     onTestFinished(() => client.disconnect())
     expect(await client.config('GET', 'maxmemory')).toEqual(['maxmemory', String(12 * 1024 * 1024)])
+  })
+})
+
+describe('startRedisSentinel', () => {
+  it('starts a master, a replica and redis-server --sentinel processes on 127.0.0.1, and stops every one by PID', async () => {
+    const sentinel = await startRedisSentinel({ replicas: 1, sentinels: 2 })
+    onTestFinished(() => sentinel.stop())
+    const [master, replica] = sentinel.nodes
+    expect(await sentinel.masterPort()).toBe(master!.port)
+    expect(sentinel.sentinels).toBe(sentinel.sentinelProcesses.map((s) => `127.0.0.1:${s.port}`).join(','))
+    const client = new Redis(master!.url, { maxRetriesPerRequest: 0 })
+    onTestFinished(() => client.disconnect())
+    await client.set('k', 'replicated')
+    expect(await client.call('WAIT', '1', '5000')).toBe(1)
+    const onReplica = new Redis(replica!.url, { maxRetriesPerRequest: 0 })
+    onTestFinished(() => onReplica.disconnect())
+    expect(await onReplica.get('k')).toBe('replicated')
+    expect(((await onReplica.call('ROLE')) as string[])[0]).toBe('slave')
+    const asSentinel = new Redis(sentinel.sentinelProcesses[0]!.url, { maxRetriesPerRequest: 0 })
+    onTestFinished(() => asSentinel.disconnect())
+    expect(((await asSentinel.call('SENTINEL', 'SENTINELS', sentinel.masterName)) as unknown[]).length).toBe(1)
+
+    const processes = [...sentinel.nodes, ...sentinel.sentinelProcesses]
+    await sentinel.stop()
+    for (const p of processes) {
+      expect(isAlive(p.pid)).toBe(false)
+      expect(await refused(p.port)).toBe(true)
+    }
   })
 })
 

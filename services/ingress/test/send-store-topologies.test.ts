@@ -4,8 +4,10 @@ import {
   createTestCertificates,
   startRedis,
   startRedisCluster,
+  startRedisSentinel,
   type RedisClusterProcess,
   type RedisProcess,
+  type RedisSentinelProcess,
   type TestCertificates,
 } from '@lookstream/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -17,22 +19,24 @@ const PASSWORD = 'acl-password-for-ingress'
 let certs: TestCertificates
 let cluster: RedisClusterProcess
 let secured: RedisProcess
+let sentinel: RedisSentinelProcess
 const clients: RedisClient[] = []
 
 beforeAll(async () => {
   certs = createTestCertificates()
-  ;[cluster, secured] = await Promise.all([
+  ;[cluster, secured, sentinel] = await Promise.all([
     startRedisCluster({ masters: 3 }),
     startRedis({
       tls: { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, caFile: certs.caFile },
       users: { [USER]: PASSWORD },
     }),
+    startRedisSentinel({ replicas: 1, sentinels: 1 }),
   ])
 })
 
 afterAll(async () => {
   for (const c of clients) c.disconnect()
-  await Promise.all([cluster?.stop(), secured?.stop()])
+  await Promise.all([cluster?.stop(), secured?.stop(), sentinel?.stop()])
   certs?.remove()
 })
 
@@ -44,6 +48,15 @@ const topologies: [string, () => Record<string, string>][] = [
   [
     'redis-server with TLS and an ACL user',
     () => ({ REDIS_URL: secured.url, REDIS_TLS_CA_FILE: certs.caFile, REDIS_USERNAME: USER, REDIS_PASSWORD: PASSWORD }),
+  ],
+  [
+    'a master and a replica behind a Redis Sentinel',
+    () => ({
+      REDIS_URL: sentinel.url,
+      REDIS_MODE: 'sentinel',
+      REDIS_SENTINELS: sentinel.sentinels,
+      REDIS_SENTINEL_MASTER: sentinel.masterName,
+    }),
   ],
 ]
 
