@@ -8,6 +8,7 @@
 //
 //   node --conditions=@lookstream/source bench/recurly-engage/run.ts --rows 500000,1000000
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3'
+import { fileSendKeys } from '@lookstream/destination'
 import { HEADERS, TOPICS, headersFor, type CanonicalMessage } from '@lookstream/events'
 import { createKafka, createProducer, ensureTopics } from '@lookstream/kafka'
 import {
@@ -146,7 +147,7 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
     // can answer 200 while it is still writing it: polling HEAD would measure s3rver, not the file's publication.
     const state = new Redis(redis.url)
     stops.push(() => state.quit())
-    while ((await state.hget(`lookstream:file:recurly-engage:send:${sendId}`, 'outcome')) !== 'published') {
+    while ((await state.hget(fileSendKeys('recurly-engage', sendId).send, 'outcome')) !== 'published') {
       if (now() - lastRow > 1_800_000) throw new Error('no file after 30 min')
       await sleep(50)
     }
