@@ -151,7 +151,10 @@ describe('recurly-engage on a Redis Cluster', () => {
     proxy.set({ kind: 'slow', delayMs: 150 })
     await waitFor(() => unfinishedUploads(stack.s3, stack.bucket, 'ingest/'), { timeoutMs: 90_000, intervalMs: 20 })
     kill(second)
+    // Nothing of the interrupted upload is visible under the upload location.
+    const stamp = expectedName(send).slice(expectedName(send).indexOf('traits_'), -4)
     expect(await readObject(stack.s3, stack.bucket, expectedName(send))).toBeUndefined()
+    expect((await bucketState(stack)).files.filter((file) => file.includes(stamp))).toEqual([])
 
     proxy.set({ kind: 'pass' })
     await start()
@@ -164,7 +167,6 @@ describe('recurly-engage on a Redis Cluster', () => {
     for (const record of records.slice(1)) expect(record).toEqual([`user-${record[1]}`, record[1], PADDING])
     await waitFor(async () => (await bucketState(stack)).staged.length === 0, { timeoutMs: 30_000 })
     const state = await bucketState(stack)
-    const stamp = key.slice(key.indexOf('traits_'), key.length - 4)
     expect(state.files.filter((file) => file.includes(stamp))).toEqual([key])
     expect(state.unfinished).toBe(0)
     await expectSendForgotten(send)

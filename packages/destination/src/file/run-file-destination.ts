@@ -470,6 +470,17 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
 
   async function cleanup(sendId: string, sink: FileSink | undefined): Promise<void> {
     if (sink !== undefined) {
+      // A publish that failed (its rows turned out wrong, or S3 failed) and whose own abort did not get through
+      // leaves an unfinished multipart upload; the send is closed without that file, so no later publish of the
+      // name would abort it.
+      const target = await states.abandonedTarget(sendId)
+      if (target !== undefined) {
+        const aborted = await sink.abortUnfinished(target)
+        if (aborted > 0) {
+          fileMetrics.unfinishedAborted.inc(labels, aborted)
+          log.info({ sendId, aborted }, 'aborted the unfinished upload of a send closed without its file')
+        }
+      }
       let keys: string[] = []
       for await (const key of sink.listStaged(sendPrefix(sendId))) {
         keys.push(key)
@@ -562,6 +573,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       })
       return cleanup(sendId, sink)
     }
+    await states.publishing(sendId, target)
     const aborted = await sink.abortUnfinished(target)
     if (aborted > 0) {
       fileMetrics.unfinishedAborted.inc(labels, aborted)

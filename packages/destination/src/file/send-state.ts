@@ -8,7 +8,8 @@ import { sendRecordKey } from '../send-counts.ts'
 //   lookstream:file:{<name>:<id>}:send      hash: status/accepted/started_at/connection from the ingress's
 //                                            `finished` event, staged (rows written to staged chunks; more than
 //                                            the distinct rows after a crash, never fewer), first_seen_at, and once
-//                                            closed: outcome, location, rows, reason, delivered, dead_lettered
+//                                            closed: outcome, location, rows, reason, delivered, dead_lettered;
+//                                            target: the file name a publish was last started under
 //   lookstream:file:{<name>:<id>}:rejected  hash: `<topic>:<partition>:<offset>` -> reason, for rows that can
 //                                            never be written (idempotent: a row rejected again after a crash is
 //                                            counted once)
@@ -297,6 +298,17 @@ export class SendStates {
       delivered ?? '0',
       deadLettered ?? '0',
     )
+  }
+
+  /** Notes the name a publish starts under, so a send closed without that file can abort what it left. */
+  async publishing(sendId: string, name: string): Promise<void> {
+    await this.redis.hset(this.keys(sendId).send, 'target', name)
+  }
+
+  /** The name a publish was started under, for a send closed without publishing it (else undefined). */
+  async abandonedTarget(sendId: string): Promise<string | undefined> {
+    const [outcome, target] = await this.redis.hmget(this.keys(sendId).send, 'outcome', 'target')
+    return outcome === null || outcome === 'published' || target === null ? undefined : target
   }
 
   openSends(): Promise<string[]> {
