@@ -4,9 +4,10 @@
 // 6 partitions, send-id header) while the service consumes them; the send's `finished` event follows the last
 // row's acknowledgement. Reported per size: rows/s from the first row produced to the file visible, the
 // producer's own rate, the time from the last row acknowledged to the file visible (its upload completed), the
-// service's peak RSS (VmHWM) and CPU; the file is then read back and its rows counted.
+// service's peak RSS (VmHWM: overall, and once every row is staged, before composing) and CPU; the file is then
+// read back and its rows counted.
 //
-//   node --conditions=@lookstream/source bench/recurly-engage/run.ts --rows 500000,1000000
+//   node --conditions=@lookstream/source bench/recurly-engage/run.ts --rows 500000,5000000
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3'
 import { fileSendKeys } from '@lookstream/destination'
 import { HEADERS, TOPICS, headersFor, type CanonicalMessage } from '@lookstream/events'
@@ -35,7 +36,7 @@ const ENGAGE_DIR = join(import.meta.dirname, '../../services/recurly-engage')
 const BUCKET = 'bench-recurly-engage'
 const PARTITIONS = 6
 
-const { values: args } = parseArgs({ options: { rows: { type: 'string', default: '500000,1000000' } } })
+const { values: args } = parseArgs({ options: { rows: { type: 'string', default: '500000,5000000' } } })
 const sizes = args.rows.split(',').map((n) => Number(n.replace(/_/g, '')))
 
 const now = () => performance.now()
@@ -147,7 +148,16 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
     // can answer 200 while it is still writing it: polling HEAD would measure s3rver, not the file's publication.
     const state = new Redis(redis.url)
     stops.push(() => state.quit())
-    while ((await state.hget(fileSendKeys('recurly-engage', sendId).send, 'outcome')) !== 'published') {
+    // The peak while gathering (VmHWM once every row is staged) apart from the peak overall (composing included).
+    let gatherPeak: number | undefined
+    let gathered: number | undefined
+    for (;;) {
+      const [outcome, staged] = await state.hmget(fileSendKeys('recurly-engage', sendId).send, 'outcome', 'staged')
+      if (gatherPeak === undefined && Number(staged ?? 0) >= rows) {
+        gatherPeak = peakRssBytes(service.pid)
+        gathered = now()
+      }
+      if (outcome === 'published') break
       if (now() - lastRow > 1_800_000) throw new Error('no file after 30 min')
       await sleep(50)
     }
@@ -178,6 +188,8 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
       'producer rows/s': Math.round(rows / ((lastRow - first) / 1000)),
       'last row → file visible (s)': ((visible - lastRow) / 1000).toFixed(2),
       'service peak RSS (MiB)': (peak / 1048576).toFixed(1),
+      'peak RSS gathering (MiB)': ((gatherPeak ?? peak) / 1048576).toFixed(1),
+      'last row → every row staged (s)': (((gathered ?? visible) - lastRow) / 1000).toFixed(2),
       'service CPU (s)': cpu.toFixed(1),
       'rows per service CPU-second': Math.round(rows / cpu),
       'load average (1 min)': loadavg()[0]!.toFixed(1),

@@ -17,7 +17,7 @@ export const FileEnv = Type.Object({
   DELIVERY_FILE_MAX_BUFFERED_BYTES: Type.Integer({
     minimum: 1024,
     default: 16 * 1024 * 1024,
-    description: 'rows held in memory before being staged; above it partitions pause',
+    description: 'bytes of chunk buffers held in memory before being staged; above it partitions pause',
   }),
   DELIVERY_FILE_MAX_CONCURRENT_WRITES: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   DELIVERY_FILE_LOCK_MS: Type.Integer({

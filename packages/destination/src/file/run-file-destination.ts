@@ -200,7 +200,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
         if (!(err instanceof Stopped)) log.error({ err }, 'staging a chunk failed')
       })
       .finally(() => {
-        buffered -= chunk.writer.bytes
+        buffered -= chunk.writer.capacity
         fileMetrics.bufferedBytes.set(labels, buffered)
         resumeBackpressured()
       })
@@ -319,7 +319,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
         continue
       }
       if (chunk === undefined) {
-        const writer = new ChunkWriter(destination.encodeHeader(row.columns))
+        const writer = new ChunkWriter(destination.encodeHeader(row.columns), config.DELIVERY_FILE_CHUNK_BYTES)
         const created: OpenChunk = {
           slot,
           sendId: validSendId,
@@ -333,12 +333,12 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
         }
         chunk = created
         openChunks.set(slot, chunk)
-        buffered += writer.bytes
+        buffered += writer.capacity
       }
-      const before = chunk.writer.bytes
+      const before = chunk.writer.capacity
       chunk.writer.addRow(record.offset, row.line)
       chunk.offsets.push(record.offset)
-      buffered += chunk.writer.bytes - before
+      buffered += chunk.writer.capacity - before
       if (chunk.writer.bytes >= config.DELIVERY_FILE_CHUNK_BYTES) flush(chunk)
     }
     if (skipped > 0) metrics.skipped.inc(labels, skipped)
