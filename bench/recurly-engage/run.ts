@@ -36,8 +36,23 @@ const ENGAGE_DIR = join(import.meta.dirname, '../../services/recurly-engage')
 const BUCKET = 'bench-recurly-engage'
 const PARTITIONS = 6
 
-const { values: args } = parseArgs({ options: { rows: { type: 'string', default: '500000,5000000' } } })
+const { values: args } = parseArgs({
+  options: { rows: { type: 'string', default: '500000,5000000' }, compare: { type: 'string' } },
+})
 const sizes = args.rows.split(',').map((n) => Number(n.replace(/_/g, '')))
+// --compare NAME=VALUE[,NAME=VALUE]: each size is run a second time with these service settings, side by side.
+const variants: Record<string, string>[] = [{}]
+if (args.compare !== undefined) {
+  variants.push(
+    Object.fromEntries(
+      args.compare.split(',').map((pair) => {
+        const at = pair.indexOf('=')
+        if (at <= 0) throw new Error(`--compare takes NAME=VALUE pairs, got "${pair}"`)
+        return [pair.slice(0, at), pair.slice(at + 1)]
+      }),
+    ),
+  )
+}
 
 const now = () => performance.now()
 const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`)
@@ -60,7 +75,7 @@ function message(sendId: string, startedAt: string, index: number): CanonicalMes
   }
 }
 
-async function runSize(rows: number): Promise<Record<string, string | number>> {
+async function runSize(rows: number, settings: Record<string, string>): Promise<Record<string, string | number>> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-engage-'))
   const stops = stopsFor(dataDir)
   try {
@@ -96,6 +111,7 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
         RECURLY_ENGAGE_S3_ENDPOINT: s3.endpoint,
         RECURLY_ENGAGE_S3_ACCESS_KEY_ID: HARNESS_S3_CREDENTIALS.accessKeyId,
         RECURLY_ENGAGE_S3_SECRET_ACCESS_KEY: HARNESS_S3_CREDENTIALS.secretAccessKey,
+        ...settings,
       },
       { readyTimeoutMs: 60_000, compiled: true, nodeArgs: start.nodeArgs },
     )
@@ -184,6 +200,9 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
     if (lines !== rows + 1) throw new Error(`the file has ${lines} lines, expected ${rows + 1}`)
     const result = {
       rows,
+      settings: Object.entries(settings)
+        .map(([name, value]) => `${name}=${value}`)
+        .join(' '),
       'rows/s (first row → file visible)': Math.round(rows / ((visible - first) / 1000)),
       'producer rows/s': Math.round(rows / ((lastRow - first) / 1000)),
       'last row → file visible (s)': ((visible - lastRow) / 1000).toFixed(2),
@@ -203,6 +222,6 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
 }
 
 const results: Record<string, string | number>[] = []
-for (const rows of sizes) results.push(await runSize(rows))
+for (const rows of sizes) for (const settings of variants) results.push(await runSize(rows, settings))
 console.table(results)
 process.exit(0)

@@ -66,7 +66,7 @@ describe('recurly-engage: kill -9 and S3 faults', () => {
     running.delete(service)
   }
 
-  async function expectOneCompleteFile(send: TestSend, rows: number): Promise<void> {
+  async function expectOneCompleteFile(send: TestSend, rows: number, padding = PADDING): Promise<void> {
     const key = expectedName(send)
     expect(await waitForFile(stack, send, 90_000)).toBe(key)
     const { records } = await readCsv(stack, key)
@@ -74,7 +74,7 @@ describe('recurly-engage: kill -9 and S3 faults', () => {
     expect(records.length - 1).toBe(rows)
     const users = new Set(records.slice(1).map((record) => record[0]))
     expect(users.size).toBe(rows)
-    for (const record of records.slice(1)) expect(record).toEqual([`user-${record[1]}`, record[1], PADDING])
+    for (const record of records.slice(1)) expect(record).toEqual([`user-${record[1]}`, record[1], padding])
     await waitFor(async () => (await bucketState(stack)).staged.length === 0, { timeoutMs: 30_000 })
     const state = await bucketState(stack)
     // Only this send's file (other tests' files have other start times): no duplicate under another name.
@@ -83,9 +83,11 @@ describe('recurly-engage: kill -9 and S3 faults', () => {
     expect((await sendRecord(stack, send.sendId)).file).toBe(`s3://${stack.bucket}/${key}`)
   }
 
-  it('mid-gather, mid-upload and with S3 failing: one complete file after the restarts', async () => {
-    const rows = 20_000
-    const send = makeSend(rows, (i) => ({ 'Users Row': i, 'Users Padding': PADDING }))
+  it('a 200,000-row send killed mid-gather and mid-upload, S3 failing and slow: one complete file after the restarts', async () => {
+    const rows = 200_000
+    // ~55 bytes a row: an 11 MB file, published in three 5 MiB parts.
+    const padding = PADDING.slice(0, 32)
+    const send = makeSend(rows, (i) => ({ 'Users Row': i, 'Users Padding': padding }))
     const first = await start()
     await produceRows(stack, send, 0, rows / 2)
     // Killed while gathering: some chunks are staged, others only in memory, offsets partly committed.
@@ -110,8 +112,8 @@ describe('recurly-engage: kill -9 and S3 faults', () => {
     proxy.set({ kind: 'slow', delayMs: 50 })
     await waitFor(() => proxy.injected() >= 5, { timeoutMs: 1000 })
     proxy.set({ kind: 'pass' })
-    await expectOneCompleteFile(send, rows)
-  }, 240_000)
+    await expectOneCompleteFile(send, rows, padding)
+  }, 480_000)
 
   it('between publishing the file and recording it: the restart records it, no second file', async () => {
     const rows = 500

@@ -643,6 +643,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     heartbeatIntervalMs: config.KAFKA_HEARTBEAT_INTERVAL_MS,
     maxWaitTimeMs: config.KAFKA_FETCH_MAX_WAIT_MS,
+    maxBytesPerPartition: config.DELIVERY_FILE_FETCH_BYTES_PER_PARTITION,
     onAssignment: () => {
       joined = true
     },
