@@ -28,13 +28,21 @@ const FIELDS = {
   ],
   measures: [{ name: 'orders.ltv', label: 'Orders LTV', view: 'orders', tags: [], measure: true, type: 'sum' }],
 }
-const NOTES = ['a, "quoted" note', 'two\nlines', 'Zoë 中文 😀', '', 'plain']
+// Each note and its RFC 4180 cell, written out by hand; a null note is an empty cell.
+const NOTES: [note: string, cell: string][] = [
+  ['a, "quoted" note', '"a, ""quoted"" note"'],
+  ['two\nlines', '"two\nlines"'],
+  ['Zoë 中文 😀', 'Zoë 中文 😀'],
+  ['', ''],
+  ['plain', 'plain'],
+]
+const noteCell = (i: number) => (i % 6 === 5 ? '' : NOTES[i % NOTES.length]![1])
 
 function row(prefix: string, i: number): Record<string, unknown> {
   return {
     'users.email': { value: `${prefix}-${i}@example.com` },
     'users.id': { value: `${prefix}-${i}` },
-    'users.note': { value: i % 6 === 5 ? null : NOTES[i % NOTES.length] },
+    'users.note': { value: i % 6 === 5 ? null : NOTES[i % NOTES.length]![0] },
     'users.vip': { value: i % 2 === 0 },
     'orders.ltv': { value: i * 1.5 },
   }
@@ -84,7 +92,9 @@ describe('recurly_engage through the pipeline: one CSV per send in S3', () => {
     s3.destroy()
   }, 60_000)
 
-  async function fileOf(sendId: string): Promise<{ key: string; records: string[][]; text: string }> {
+  async function fileOf(
+    sendId: string,
+  ): Promise<{ key: string; records: string[][]; text: string; send: Record<string, unknown> }> {
     const send = await waitFor(
       async () => {
         const record = await pipeline.getSend(sendId)
@@ -101,7 +111,7 @@ describe('recurly_engage through the pipeline: one CSV per send in S3', () => {
     expect([`ingest/traits_${stamp}.csv`, `ingest/traits_${stamp}_${sendId.slice(0, 8)}.csv`]).toContain(key)
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
     const text = await object.Body!.transformToString('utf8')
-    return { key, text, records: parse(text) }
+    return { key, text, records: parse(text), send }
   }
 
   it('with a user_id tag: the tagged column first as user_id, the others by label in order', async () => {
@@ -114,20 +124,19 @@ describe('recurly_engage through the pipeline: one CSV per send in S3', () => {
       action: 'recurly_engage',
     })
     expect(result.looker.success).toBe(true)
-    const { records, text } = await fileOf(result.looker.send_id!)
-    expect(text.startsWith('user_id,Users Email,Users Note,Users VIP,Orders LTV\r\n')).toBe(true)
+    const { records, text, send } = await fileOf(result.looker.send_id!)
+    expect(send.accepted).toBe(rows)
+    expect(send.delivered).toBe(rows)
     expect(records.length - 1).toBe(rows)
-    const byUser = new Map(records.slice(1).map((r) => [r[0], r]))
-    for (let i = 0; i < rows; i++) {
-      const note = i % 6 === 5 ? '' : NOTES[i % NOTES.length]!
-      expect(byUser.get(`${prefix}-${i}`)).toEqual([
-        `${prefix}-${i}`,
-        `${prefix}-${i}@example.com`,
-        note,
-        String(i % 2 === 0),
-        String(i * 1.5),
-      ])
-    }
+    // Byte for byte, in the file's row order (partition by partition): every row once.
+    const order = records.slice(1).map((r) => Number(r[0]!.slice(prefix.length + 1)))
+    expect(new Set(order).size).toBe(rows)
+    expect(text).toBe(
+      'user_id,Users Email,Users Note,Users VIP,Orders LTV\r\n' +
+        order
+          .map((i) => `${prefix}-${i},${prefix}-${i}@example.com,${noteCell(i)},${i % 2 === 0},${i * 1.5}\r\n`)
+          .join(''),
+    )
   })
 
   it('without a user_id tag: the first column becomes user_id', async () => {
@@ -143,15 +152,18 @@ describe('recurly_engage through the pipeline: one CSV per send in S3', () => {
       action: 'recurly_engage',
     })
     expect(result.looker.success).toBe(true)
-    const { records } = await fileOf(result.looker.send_id!)
-    expect(records[0]).toEqual(['user_id', 'Users ID', 'Users Note', 'Users VIP', 'Orders LTV'])
+    const { records, text, send } = await fileOf(result.looker.send_id!)
+    expect(send.accepted).toBe(40)
+    expect(send.delivered).toBe(40)
     expect(records.length - 1).toBe(40)
-    expect(
-      records
-        .slice(1)
-        .map((r) => r[0])
-        .sort(),
-    ).toEqual(Array.from({ length: 40 }, (_, i) => `${prefix}-${i}@example.com`).sort())
+    const order = records.slice(1).map((r) => Number(r[1]!.slice(prefix.length + 1)))
+    expect(new Set(order).size).toBe(40)
+    expect(text).toBe(
+      'user_id,Users ID,Users Note,Users VIP,Orders LTV\r\n' +
+        order
+          .map((i) => `${prefix}-${i}@example.com,${prefix}-${i},${noteCell(i)},${i % 2 === 0},${i * 1.5}\r\n`)
+          .join(''),
+    )
   })
 
   it('a send whose Looker stream breaks writes no file; the send record says why', async () => {

@@ -4,10 +4,12 @@
 // 6 partitions, send-id header) while the service consumes them; the send's `finished` event follows the last
 // row's acknowledgement. Reported per size: rows/s from the first row produced to the file visible, the
 // producer's own rate, the time from the last row acknowledged to the file visible (its upload completed), the
-// service's peak RSS (VmHWM) and CPU; the file is then read back and its rows counted.
+// service's peak RSS (VmHWM: overall, and once every row is staged, before composing) and CPU; the file is then
+// read back and its rows counted.
 //
-//   node --conditions=@lookstream/source bench/recurly-engage/run.ts --rows 500000,1000000
+//   node --conditions=@lookstream/source bench/recurly-engage/run.ts --rows 500000,5000000
 import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3'
+import { fileSendKeys } from '@lookstream/destination'
 import { HEADERS, TOPICS, headersFor, type CanonicalMessage } from '@lookstream/events'
 import { createKafka, createProducer, ensureTopics } from '@lookstream/kafka'
 import {
@@ -34,8 +36,23 @@ const ENGAGE_DIR = join(import.meta.dirname, '../../services/recurly-engage')
 const BUCKET = 'bench-recurly-engage'
 const PARTITIONS = 6
 
-const { values: args } = parseArgs({ options: { rows: { type: 'string', default: '500000,1000000' } } })
+const { values: args } = parseArgs({
+  options: { rows: { type: 'string', default: '500000,5000000' }, compare: { type: 'string' } },
+})
 const sizes = args.rows.split(',').map((n) => Number(n.replace(/_/g, '')))
+// --compare NAME=VALUE[,NAME=VALUE]: each size is run a second time with these service settings, side by side.
+const variants: Record<string, string>[] = [{}]
+if (args.compare !== undefined) {
+  variants.push(
+    Object.fromEntries(
+      args.compare.split(',').map((pair) => {
+        const at = pair.indexOf('=')
+        if (at <= 0) throw new Error(`--compare takes NAME=VALUE pairs, got "${pair}"`)
+        return [pair.slice(0, at), pair.slice(at + 1)]
+      }),
+    ),
+  )
+}
 
 const now = () => performance.now()
 const log = (line: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`)
@@ -58,7 +75,7 @@ function message(sendId: string, startedAt: string, index: number): CanonicalMes
   }
 }
 
-async function runSize(rows: number): Promise<Record<string, string | number>> {
+async function runSize(rows: number, settings: Record<string, string>): Promise<Record<string, string | number>> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-engage-'))
   const stops = stopsFor(dataDir)
   try {
@@ -94,6 +111,7 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
         RECURLY_ENGAGE_S3_ENDPOINT: s3.endpoint,
         RECURLY_ENGAGE_S3_ACCESS_KEY_ID: HARNESS_S3_CREDENTIALS.accessKeyId,
         RECURLY_ENGAGE_S3_SECRET_ACCESS_KEY: HARNESS_S3_CREDENTIALS.secretAccessKey,
+        ...settings,
       },
       { readyTimeoutMs: 60_000, compiled: true, nodeArgs: start.nodeArgs },
     )
@@ -146,7 +164,16 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
     // can answer 200 while it is still writing it: polling HEAD would measure s3rver, not the file's publication.
     const state = new Redis(redis.url)
     stops.push(() => state.quit())
-    while ((await state.hget(`lookstream:file:recurly-engage:send:${sendId}`, 'outcome')) !== 'published') {
+    // The peak while gathering (VmHWM once every row is staged) apart from the peak overall (composing included).
+    let gatherPeak: number | undefined
+    let gathered: number | undefined
+    for (;;) {
+      const [outcome, staged] = await state.hmget(fileSendKeys('recurly-engage', sendId).send, 'outcome', 'staged')
+      if (gatherPeak === undefined && Number(staged ?? 0) >= rows) {
+        gatherPeak = peakRssBytes(service.pid)
+        gathered = now()
+      }
+      if (outcome === 'published') break
       if (now() - lastRow > 1_800_000) throw new Error('no file after 30 min')
       await sleep(50)
     }
@@ -173,10 +200,15 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
     if (lines !== rows + 1) throw new Error(`the file has ${lines} lines, expected ${rows + 1}`)
     const result = {
       rows,
+      settings: Object.entries(settings)
+        .map(([name, value]) => `${name}=${value}`)
+        .join(' '),
       'rows/s (first row → file visible)': Math.round(rows / ((visible - first) / 1000)),
       'producer rows/s': Math.round(rows / ((lastRow - first) / 1000)),
       'last row → file visible (s)': ((visible - lastRow) / 1000).toFixed(2),
       'service peak RSS (MiB)': (peak / 1048576).toFixed(1),
+      'peak RSS gathering (MiB)': ((gatherPeak ?? peak) / 1048576).toFixed(1),
+      'last row → every row staged (s)': (((gathered ?? visible) - lastRow) / 1000).toFixed(2),
       'service CPU (s)': cpu.toFixed(1),
       'rows per service CPU-second': Math.round(rows / cpu),
       'load average (1 min)': loadavg()[0]!.toFixed(1),
@@ -190,6 +222,6 @@ async function runSize(rows: number): Promise<Record<string, string | number>> {
 }
 
 const results: Record<string, string | number>[] = []
-for (const rows of sizes) results.push(await runSize(rows))
+for (const rows of sizes) for (const settings of variants) results.push(await runSize(rows, settings))
 console.table(results)
 process.exit(0)

@@ -30,6 +30,20 @@ describe('staged chunks', () => {
     expect(await frames([...body].map((byte) => Buffer.from([byte])))).toEqual(expected)
   })
 
+  it('grows its buffer past the chunk size it was given for a row that needs it, and no further', async () => {
+    const writer = new ChunkWriter('id\r\n', 64)
+    const long = `${'x'.repeat(200)}\r\n`
+    const rows = Array.from({ length: 40 }, (_, i) => (i % 7 === 3 ? `${i},${long}` : `${i},é\r\n`))
+    rows.forEach((row, i) => writer.addRow(String(i), row))
+    expect(writer.body().length).toBe(writer.bytes)
+    // Past the hint the buffer grows only to what each row needs.
+    expect(writer.capacity).toBe(writer.bytes)
+    expect(await frames([writer.body()])).toEqual([
+      { offset: undefined, text: 'id\r\n' },
+      ...rows.map((text, i) => ({ offset: String(i), text })),
+    ])
+  })
+
   it('refuses a truncated or corrupt chunk', async () => {
     const writer = new ChunkWriter('h\r\n')
     writer.addRow('1', 'row\r\n')

@@ -27,7 +27,9 @@ export async function startS3(options: S3Options = {}): Promise<S3Process> {
     const proc = await startManagedProcess({
       name: 's3rver',
       command: process.execPath,
-      args: ['--conditions=@lookstream/source', entry, directory],
+      // s3rver's ListObjectsV2 continuation tokens are DES-encrypted, a cipher OpenSSL 3 keeps in its legacy
+      // provider: without it every listing longer than one page (1000 keys) answers 500 InternalError.
+      args: ['--openssl-legacy-provider', '--conditions=@lookstream/source', entry, directory],
       readyLine: /^s3rver listening on (http:\/\/127\.0\.0\.1:(\d+))$/,
       readyTimeoutMs: 30_000,
     })

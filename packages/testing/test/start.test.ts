@@ -1,8 +1,12 @@
+import { GetObjectCommand } from '@aws-sdk/client-s3'
+import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, inject, it, onTestFinished } from 'vitest'
-import { isAlive, startManagedProcess, waitFor, type ManagedProcess } from '../src/index.ts'
+import { isAlive, s3Client, startManagedProcess, waitFor, type ManagedProcess } from '../src/index.ts'
 
 // `npm start` is `node --conditions=@lookstream/source scripts/start.ts` under the project's Node.
 const root = new URL('../../../', import.meta.url).pathname
@@ -131,4 +135,126 @@ describe('npm start (scripts/start.ts)', () => {
     expect(await proc.exited, proc.lines().join('\n')).toEqual({ code: 0, signal: null })
     expect(proc.lines().at(-1)).toBe('lookstream stopped')
   })
+
+  it('runs a Looker execute of recurly_engage, a Look with a user_id tag and one without: one byte-exact CSV per send in its local S3', async () => {
+    // Each note and its RFC 4180 cell, written out by hand; a null note is an empty cell.
+    const notes: [note: string | null, cell: string][] = [
+      ['a, "quoted" note', '"a, ""quoted"" note"'],
+      ['two\nlines', '"two\nlines"'],
+      ['crlf\r\nlines', '"crlf\r\nlines"'],
+      ['Zoë 中文 😀', 'Zoë 中文 😀'],
+      ['', ''],
+      [null, ''],
+    ]
+    const rows = 60
+    const prefix = `s${randomUUID().slice(0, 6)}`
+    const look = (tagged: boolean) =>
+      JSON.stringify({
+        ran_at: new Date().toISOString(),
+        fields: {
+          dimensions: [
+            { name: 'users.email', label: 'Users Email', tags: [] },
+            { name: 'users.id', label: 'Users ID', tags: tagged ? ['user_id'] : [] },
+            { name: 'users.note', label: 'Users Note', tags: [] },
+          ],
+          measures: [{ name: 'orders.ltv', label: 'Orders LTV', tags: [] }],
+        },
+        data: Array.from({ length: rows }, (_, i) => ({
+          'users.email': { value: `${prefix}-${i}@example.com` },
+          'users.id': { value: `${prefix}-${i}` },
+          'users.note': { value: notes[i % notes.length]![0] },
+          'orders.ltv': { value: i * 1.5 },
+        })),
+      })
+    const looks: Record<string, string> = { '/download/tagged': look(true), '/download/untagged': look(false) }
+    const looker = createServer((req, res) => {
+      const body = looks[req.url ?? '']
+      if (body === undefined) return void res.writeHead(404).end()
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body)
+    })
+    await new Promise<void>((resolve) => looker.listen(0, '127.0.0.1', resolve))
+    onTestFinished(() => void looker.close())
+    const lookerUrl = `http://127.0.0.1:${(looker.address() as AddressInfo).port}`
+
+    const proc = await startPipeline({
+      LOOKSTREAM_COMPONENTS: 'kafka,redis,s3,ingress,recurly-engage',
+      LOOKER_HOSTS: lookerUrl,
+    })
+    const lines = proc.lines()
+    const ingress = /^ingress\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(lines.find((l) => l.startsWith('ingress')) ?? '')?.[1]
+    const s3 = /^s3\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(lines.find((l) => l.startsWith('s3 ')) ?? '')?.[1]
+    const token = /^Action Hub token: (\S+)$/.exec(lines.find((l) => l.startsWith('Action Hub token:')) ?? '')?.[1]
+    expect(ingress).toBeDefined()
+    expect(s3).toBeDefined()
+    expect(token).toBeDefined()
+    const auth = { authorization: `Token token="${token}"` }
+    const client = s3Client(s3!)
+    onTestFinished(() => client.destroy())
+
+    async function execute(path: string, planId: number): Promise<string> {
+      const res = await fetch(`${ingress}/actions/recurly_engage/execute`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json', 'user-agent': 'LookerOutgoingWebhook/24.0.0' },
+        body: JSON.stringify({
+          type: 'query',
+          scheduled_plan: {
+            scheduled_plan_id: planId,
+            title: 'npm start test',
+            type: 'Look',
+            download_url: `${lookerUrl}${path}`,
+          },
+          data: {},
+          form_params: { connection: 'default' },
+        }),
+      })
+      const answer = JSON.parse((await res.text()).trim()) as { looker: { success: boolean; send_id?: string } }
+      expect(answer.looker.success).toBe(true)
+      return answer.looker.send_id!
+    }
+
+    async function fileOf(sendId: string): Promise<{ text: string; accepted: number }> {
+      const send = await waitFor(
+        async () => {
+          const res = await fetch(`${ingress}/sends/${sendId}`, { headers: auth })
+          const record = (await res.json()) as Record<string, unknown>
+          return typeof record.file === 'string' || typeof record.fileError === 'string' ? record : undefined
+        },
+        { timeoutMs: 60_000, message: 'the send record names its file' },
+      )
+      expect(send.fileError).toBeUndefined()
+      const [, bucket, key] = /^s3:\/\/([^/]+)\/(.+)$/.exec(String(send.file))!
+      expect(key).toMatch(/^ingest\/traits_\d{8}T\d{6}Z(_[0-9a-f-]{8})?\.csv$/)
+      const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+      return { text: await object.Body!.transformToString('utf8'), accepted: Number(send.accepted) }
+    }
+
+    // The file holds the header, then every row once in the order of the partitions it came through: every
+    // expected record occurs, and together with the header they make up the whole file.
+    function expectCsv(text: string, header: string, record: (i: number) => string): void {
+      expect(text.startsWith(header)).toBe(true)
+      let length = header.length
+      for (let i = 0; i < rows; i++) {
+        expect(text).toContain(record(i))
+        length += record(i).length
+      }
+      expect(text.length).toBe(length)
+    }
+
+    const tagged = await fileOf(await execute('/download/tagged', 7101))
+    expect(tagged.accepted).toBe(rows)
+    expectCsv(
+      tagged.text,
+      'user_id,Users Email,Users Note,Orders LTV\r\n',
+      (i) => `${prefix}-${i},${prefix}-${i}@example.com,${notes[i % notes.length]![1]},${i * 1.5}\r\n`,
+    )
+    const untagged = await fileOf(await execute('/download/untagged', 7102))
+    expect(untagged.accepted).toBe(rows)
+    expectCsv(
+      untagged.text,
+      'user_id,Users ID,Users Note,Orders LTV\r\n',
+      (i) => `${prefix}-${i}@example.com,${prefix}-${i},${notes[i % notes.length]![1]},${i * 1.5}\r\n`,
+    )
+    proc.kill('SIGTERM')
+    expect(await proc.exited, proc.lines().join('\n')).toEqual({ code: 0, signal: null })
+  }, 300_000)
 })

@@ -147,6 +147,8 @@ describe('recurly-engage: one complete CSV per send', () => {
     expect(record.file_error).not.toContain('secret-city')
     expect(record.dead_lettered).toBe('1')
     expect(await readObject(stack.s3, stack.bucket, expectedName(send))).toBeUndefined()
+    await waitFor(async () => (await bucketState(stack)).staged.length === 0, { message: 'staging cleaned up' })
+    expect((await bucketState(stack)).unfinished).toBe(0)
   })
 
   it('gives a second send started in the same second its own file', async () => {

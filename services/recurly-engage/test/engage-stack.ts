@@ -8,21 +8,22 @@ import {
   waitFor,
   startLocalKafkaTracked,
   startRedis,
+  startRedisCluster,
   type LocalKafka,
-  type RedisProcess,
 } from '@lookstream/testing'
 import { parse } from 'csv-parse/sync'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { randomUUID } from 'node:crypto'
 import { pino } from 'pino'
 import { createBucket, listKeys, readObject, uniqueBucket, unfinishedUploads } from './s3-helpers.ts'
 
-// One broker and one redis-server per test file (the consumer group lookstream.recurly-engage is fixed), the
-// harness's S3 with a bucket per test file.
+// One broker and one redis-server (or a 3-master Redis Cluster) per test file (the consumer group
+// lookstream.recurly-engage is fixed), the harness's S3 with a bucket per test file.
 export interface EngageStack {
   kafka: LocalKafka
-  redis: RedisProcess
-  redisClient: Redis
+  /** The service's Redis settings (REDIS_URL, and REDIS_MODE / REDIS_CLUSTER_NODES on a cluster). */
+  redisEnv: Record<string, string>
+  redisClient: Redis | Cluster
   client: KafkaClient
   producer: LookstreamProducer
   s3: S3Client
@@ -34,11 +35,27 @@ export interface EngageStack {
 export const PARTITIONS = 4
 const silent = pino({ level: 'silent' })
 
-export async function startEngageStack(s3Endpoint: string): Promise<EngageStack> {
+export async function startEngageStack(
+  s3Endpoint: string,
+  options: { redis: 'standalone' | 'cluster' } = { redis: 'standalone' },
+): Promise<EngageStack> {
   const loaded = await loadLocalKafka()
   if ('unavailable' in loaded) throw new Error(loaded.unavailable)
   const kafka = await startLocalKafkaTracked(loaded.start, { inMemory: true, initialRebalanceDelayMs: 0 })
-  const redis = await startRedis()
+  let redisEnv: Record<string, string>
+  let redisClient: Redis | Cluster
+  let stopRedis: () => Promise<void>
+  if (options.redis === 'cluster') {
+    const cluster = await startRedisCluster({ masters: 3 })
+    redisEnv = { REDIS_URL: cluster.url, REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: cluster.nodes }
+    redisClient = new Cluster(cluster.masters.map((m) => ({ host: '127.0.0.1', port: m.port })))
+    stopRedis = () => cluster.stop()
+  } else {
+    const redis = await startRedis()
+    redisEnv = { REDIS_URL: redis.url }
+    redisClient = new Redis(redis.url)
+    stopRedis = () => redis.stop()
+  }
   const client = createKafka({ brokers: kafka.brokers, clientId: 'engage-test', logger: silent })
   await ensureTopics(
     client,
@@ -48,10 +65,9 @@ export async function startEngageStack(s3Endpoint: string): Promise<EngageStack>
   const s3 = s3Client(s3Endpoint)
   const bucket = uniqueBucket()
   await createBucket(s3, bucket)
-  const redisClient = new Redis(redis.url)
   return {
     kafka,
-    redis,
+    redisEnv,
     redisClient,
     client,
     producer,
@@ -61,7 +77,7 @@ export async function startEngageStack(s3Endpoint: string): Promise<EngageStack>
     async stop() {
       redisClient.disconnect()
       await producer.close().catch(() => undefined)
-      await redis.stop()
+      await stopRedis()
       await kafka.stop()
     },
   }
@@ -71,7 +87,7 @@ export async function startEngageStack(s3Endpoint: string): Promise<EngageStack>
 export function engageEnv(stack: EngageStack, extra: Record<string, string> = {}): Record<string, string> {
   return {
     KAFKA_BROKERS: stack.kafka.brokers,
-    REDIS_URL: stack.redis.url,
+    ...stack.redisEnv,
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'warn',

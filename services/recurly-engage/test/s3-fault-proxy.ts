@@ -1,7 +1,11 @@
 import { createServer, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export type FaultMode = { kind: 'pass' } | { kind: 'error'; status: number } | { kind: 'slow'; delayMs: number }
+export type FaultMode =
+  | { kind: 'pass' }
+  /** Answers with `status`: every request, or only those of `method` whose URL holds `urlIncludes`. */
+  | { kind: 'error'; status: number; only?: { method: string; urlIncludes: string } }
+  | { kind: 'slow'; delayMs: number }
 
 export interface S3FaultProxy {
   endpoint: string
@@ -21,7 +25,11 @@ export async function startS3FaultProxy(target: string): Promise<S3FaultProxy> {
   let injected = 0
   const server: Server = createServer((req, res) => {
     const current = mode
-    if (current.kind === 'error') {
+    if (
+      current.kind === 'error' &&
+      (current.only === undefined ||
+        (req.method === current.only.method && (req.url ?? '').includes(current.only.urlIncludes)))
+    ) {
       injected++
       req.resume()
       req.on('end', () => {

@@ -17,7 +17,13 @@ export const FileEnv = Type.Object({
   DELIVERY_FILE_MAX_BUFFERED_BYTES: Type.Integer({
     minimum: 1024,
     default: 16 * 1024 * 1024,
-    description: 'rows held in memory before being staged; above it partitions pause',
+    description: 'bytes of chunk buffers held in memory before being staged; above it partitions pause',
+  }),
+  DELIVERY_FILE_FETCH_BYTES_PER_PARTITION: Type.Integer({
+    minimum: 16 * 1024,
+    maximum: 16 * 1024 * 1024,
+    default: 256 * 1024,
+    description: 'the most record bytes one Kafka fetch returns per partition (decoded records are held until staged)',
   }),
   DELIVERY_FILE_MAX_CONCURRENT_WRITES: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   DELIVERY_FILE_LOCK_MS: Type.Integer({

@@ -37,7 +37,7 @@ export function createFileMetrics(registry: Registry) {
     }),
     bufferedBytes: new Gauge({
       name: 'lookstream_destination_file_buffered_bytes',
-      help: 'Row bytes held in memory, not yet staged',
+      help: 'Bytes held in memory for rows not yet staged (the chunk buffers)',
       labelNames: ['destination'] as const,
       registers,
     }),

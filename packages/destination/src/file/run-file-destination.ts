@@ -20,11 +20,9 @@ import {
   type ConsumerRunner,
 } from '@lookstream/kafka'
 import { createLogger, createService } from '@lookstream/service'
-import { createRedis } from '@lookstream/redis'
-import type { Redis } from 'ioredis'
+import { checkRedisAtStart, createRedis } from '@lookstream/redis'
 import { randomUUID } from 'node:crypto'
 import { registerWhileRunning } from '../registration.ts'
-import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Type, type Static, type TObject } from 'typebox'
 import { backoffDelay } from '../backoff.ts'
@@ -38,7 +36,7 @@ import type { RunDestinationOptions, RunningDestination } from '../run-destinati
 import { HeaderMismatch, RowCountMismatch, composeBody, listChunks } from './compose.ts'
 import { FileEnv } from './file-config.ts'
 import { createFileMetrics } from './file-metrics.ts'
-import { SendStates, type SendState } from './send-state.ts'
+import { SendStates, type CloseDetails, type SendState } from './send-state.ts'
 import { ChunkWriter, SEND_ID_PATTERN, chunkKey, sendPrefix } from './staged-chunk.ts'
 
 export const FileRuntimeConfig = Type.Object({
@@ -94,11 +92,6 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   const redisConnection =
     options.env === undefined ? orExit(() => resolveRedisSettings(config)) : resolveRedisSettings(config)
   const name = destination.name as DestinationId
-  if (redisConnection.mode === 'cluster') {
-    // Its scripts touch the per-send keys, the open-send set and the ingress's send record in one call.
-    throw new Error(`${name}: the file runtime needs REDIS_MODE standalone or sentinel; cluster is not supported`)
-  }
-
   const log = createLogger({ name: `lookstream-${name}`, level: config.LOG_LEVEL })
   const connections = destination.connections(own)
   if (connections.size === 0) throw new Error(`${name}: no connection configured (see the service README)`)
@@ -109,13 +102,12 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   const metrics = createDestinationMetrics(service.registry)
   const fileMetrics = createFileMetrics(service.registry)
   const labels = { destination: name }
-  const redisClient = createRedis(redisConnection, {
+  // Standalone, Sentinel or Cluster: every script below touches the keys of one send (one cluster slot).
+  const redis = createRedis(redisConnection, {
     failFast: true,
     maxRetriesPerRequest: 1,
     connectionName: `lookstream-${name}`,
   })
-  // Standalone or sentinel (cluster is refused above): a plain ioredis client.
-  const redis = redisClient as Redis
   redis.on('error', () => {
     // Reported by the readiness check and the retried operations' warnings, not once per reconnect attempt.
   })
@@ -125,8 +117,12 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   service.addReadinessCheck('redis', () => {
     if (redis.status !== 'ready') throw new Error(`redis ${redis.status}`)
   })
-  if (redis.status !== 'ready') {
-    await Promise.race([once(redis, 'ready'), sleep(5000)]).catch(() => undefined)
+  try {
+    // Waits for the first connection (a Redis that is down is retried later); wrong credentials or TLS end here.
+    await checkRedisAtStart(redis, redisConnection)
+  } catch (err) {
+    redis.disconnect()
+    throw err
   }
 
   const states = new SendStates(redis, name, config.DELIVERY_FILE_STATE_TTL_SECONDS)
@@ -204,7 +200,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
         if (!(err instanceof Stopped)) log.error({ err }, 'staging a chunk failed')
       })
       .finally(() => {
-        buffered -= chunk.writer.bytes
+        buffered -= chunk.writer.capacity
         fileMetrics.bufferedBytes.set(labels, buffered)
         resumeBackpressured()
       })
@@ -323,7 +319,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
         continue
       }
       if (chunk === undefined) {
-        const writer = new ChunkWriter(destination.encodeHeader(row.columns))
+        const writer = new ChunkWriter(destination.encodeHeader(row.columns), config.DELIVERY_FILE_CHUNK_BYTES)
         const created: OpenChunk = {
           slot,
           sendId: validSendId,
@@ -337,12 +333,12 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
         }
         chunk = created
         openChunks.set(slot, chunk)
-        buffered += writer.bytes
+        buffered += writer.capacity
       }
-      const before = chunk.writer.bytes
+      const before = chunk.writer.capacity
       chunk.writer.addRow(record.offset, row.line)
       chunk.offsets.push(record.offset)
-      buffered += chunk.writer.bytes - before
+      buffered += chunk.writer.capacity - before
       if (chunk.writer.bytes >= config.DELIVERY_FILE_CHUNK_BYTES) flush(chunk)
     }
     if (skipped > 0) metrics.skipped.inc(labels, skipped)
@@ -462,9 +458,10 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   async function close(
     sendId: string,
     outcome: 'published' | 'failed' | 'empty',
-    details: { location?: string; rows: number; reason?: string; deadLettered: number },
+    details: CloseDetails,
   ): Promise<void> {
     const closed = await states.close(sendId, outcome, details)
+    await states.recordOutcome(sendId)
     if (!closed) return
     fileMetrics.files.inc({ ...labels, outcome })
     if (outcome === 'published') log.info({ sendId, location: details.location, rows: details.rows }, 'file published')
@@ -473,6 +470,17 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
 
   async function cleanup(sendId: string, sink: FileSink | undefined): Promise<void> {
     if (sink !== undefined) {
+      // A publish that failed (its rows turned out wrong, or S3 failed) and whose own abort did not get through
+      // leaves an unfinished multipart upload; the send is closed without that file, so no later publish of the
+      // name would abort it.
+      const target = await states.abandonedTarget(sendId)
+      if (target !== undefined) {
+        const aborted = await sink.abortUnfinished(target)
+        if (aborted > 0) {
+          fileMetrics.unfinishedAborted.inc(labels, aborted)
+          log.info({ sendId, aborted }, 'aborted the unfinished upload of a send closed without its file')
+        }
+      }
       let keys: string[] = []
       for await (const key of sink.listStaged(sendPrefix(sendId))) {
         keys.push(key)
@@ -490,7 +498,11 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     const state = await states.get(sendId)
     const connection = state.connection === undefined ? undefined : connections.get(state.connection)
     const sink = connection === undefined ? undefined : sinks.get(connection.name)
-    if (state.outcome !== undefined) return cleanup(sendId, sink)
+    if (state.outcome !== undefined) {
+      // Closed by an earlier pass that may have stopped before recording it or deleting the staged chunks.
+      await states.recordOutcome(sendId)
+      return cleanup(sendId, sink)
+    }
     if (state.status === undefined) {
       const abandonMs = config.DELIVERY_FILE_ABANDON_HOURS * 3_600_000
       if (state.firstSeenAt !== undefined && Date.now() - state.firstSeenAt > abandonMs) {
@@ -561,6 +573,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       })
       return cleanup(sendId, sink)
     }
+    await states.publishing(sendId, target)
     const aborted = await sink.abortUnfinished(target)
     if (aborted > 0) {
       fileMetrics.unfinishedAborted.inc(labels, aborted)
@@ -630,6 +643,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     heartbeatIntervalMs: config.KAFKA_HEARTBEAT_INTERVAL_MS,
     maxWaitTimeMs: config.KAFKA_FETCH_MAX_WAIT_MS,
+    maxBytesPerPartition: config.DELIVERY_FILE_FETCH_BYTES_PER_PARTITION,
     onAssignment: () => {
       joined = true
     },

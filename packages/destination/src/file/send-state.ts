@@ -1,15 +1,25 @@
+import { hashTag, type RedisClient } from '@lookstream/redis'
 import type { Redis } from 'ioredis'
 import { sendRecordKey } from '../send-counts.ts'
 
-// What a file destination knows about each send, in Redis (durable across restarts and shared by replicas):
-//   <base>:send:<id>      hash: status/accepted/started_at/connection from the ingress's `finished` event,
-//                         staged (rows written to staged chunks; more than the distinct rows after a crash,
-//                         never fewer), first_seen_at, and once closed: outcome, location, rows, reason
-//   <base>:rejected:<id>  hash: `<topic>:<partition>:<offset>` -> reason, for rows that can never be written
-//                         (idempotent: a row rejected again after a crash is counted once)
-//   <base>:open           set of the send ids not closed yet (the sweep's work list)
-//   <base>:lock:<id>      the composer's lease
-// Every key expires after the state TTL, renewed on each update.
+// What a file destination knows about each send, in Redis (durable across restarts and shared by replicas). The
+// keys of one send share the hash tag {<name>:<id>}, so on Redis Cluster they live on one slot and every script
+// below touches that slot only:
+//   lookstream:file:{<name>:<id>}:send      hash: status/accepted/started_at/connection from the ingress's
+//                                            `finished` event, staged (rows written to staged chunks; more than
+//                                            the distinct rows after a crash, never fewer), first_seen_at, and once
+//                                            closed: outcome, location, rows, reason, delivered, dead_lettered;
+//                                            target: the file name a publish was last started under
+//   lookstream:file:{<name>:<id>}:rejected  hash: `<topic>:<partition>:<offset>` -> reason, for rows that can
+//                                            never be written (idempotent: a row rejected again after a crash is
+//                                            counted once)
+//   lookstream:file:{<name>:<id>}:lock      the composer's lease
+//   lookstream:file:{<name>}:open           set of the send ids not finished with yet (the sweep's work list)
+// The open set and the ingress's send record (lookstream:{sends}:send:<id>) lie on other slots, so they are
+// written by separate commands, ordered so that a crash between two of them loses nothing: a send joins the open
+// set before its state is written, the send record is written from the closed state (again on every later
+// pass until it succeeds), and a send leaves the open set only once its record is written and its staged chunks
+// are deleted. Every key expires after the state TTL, renewed on each update.
 
 export interface SendState {
   /** The ingress's final status; undefined until its `finished` event was seen. */
@@ -38,7 +48,7 @@ const READ_FIELDS = [
   'reason',
 ] as const
 
-// KEYS: send hash, rejected hash, open set. ARGV: ttl, now, then field/value pairs to set (only while open).
+// KEYS: send hash, rejected hash. ARGV: ttl, now, then field/value pairs to set (only while open).
 // Returns the fields of READ_FIELDS followed by the rejected count.
 const UPDATE = `
 local ttl = tonumber(ARGV[1])
@@ -54,40 +64,49 @@ if open then
     end
     i = i + 2
   end
-  redis.call('SADD', KEYS[3], string.match(KEYS[1], 'send:(.*)$'))
   redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[3], ttl)
 end
 local values = redis.call('HMGET', KEYS[1], ${READ_FIELDS.map((f) => `'${f}'`).join(', ')})
 values[#values + 1] = redis.call('HLEN', KEYS[2])
 return values
 `
 
-// KEYS: send hash, open set, lock, the ingress's send record. ARGV: ttl, outcome, location, rows, reason,
-// delivered, dead-lettered. Closes the send once (a second close changes nothing and returns 0); the send record
-// gets the file's location or the reason there is none. The send stays in the open set until its staged chunks
-// are deleted (forget).
+// KEYS: send hash, rejected hash. ARGV: ttl, outcome, location, rows, reason, delivered, dead-lettered. Closes
+// the send once (a second close changes nothing and returns 0); the rejected rows' reasons were read before.
 const CLOSE = `
 if redis.call('HGET', KEYS[1], 'outcome') ~= false then return 0 end
-redis.call('HSET', KEYS[1], 'outcome', ARGV[2], 'location', ARGV[3], 'rows', ARGV[4], 'reason', ARGV[5])
+redis.call('HSET', KEYS[1], 'outcome', ARGV[2], 'location', ARGV[3], 'rows', ARGV[4], 'reason', ARGV[5],
+  'delivered', ARGV[6], 'dead_lettered', ARGV[7])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-if redis.call('EXISTS', KEYS[4]) == 1 then
-  if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], 'file', ARGV[3]) end
-  if ARGV[5] ~= '' then redis.call('HSET', KEYS[4], 'file_error', ARGV[5]) end
-  redis.call('HSET', KEYS[4], 'delivered', ARGV[6], 'dead_lettered', ARGV[7])
-end
+redis.call('DEL', KEYS[2])
 return 1
 `
 
-// KEYS: rejected hash, send hash, open set. ARGV: ttl, now, field, reason.
+// KEYS: the ingress's send record. ARGV: location, reason, delivered, dead-lettered. Gives the record the
+// file's location or the reason there is none (the same values again on a later pass: idempotent). A record
+// past its TTL, or a send id the ingress never recorded, is not created.
+const RECORD = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'file', ARGV[1]) end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'file_error', ARGV[2]) end
+redis.call('HSET', KEYS[1], 'delivered', ARGV[3], 'dead_lettered', ARGV[4])
+return 1
+`
+
+// KEYS: rejected hash, send hash. ARGV: ttl, now, field, reason.
 const REJECT = `
 if redis.call('HGET', KEYS[2], 'outcome') ~= false then return 0 end
 redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4])
 redis.call('HSETNX', KEYS[2], 'first_seen_at', ARGV[2])
-redis.call('SADD', KEYS[3], string.match(KEYS[2], 'send:(.*)$'))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
-redis.call('EXPIRE', KEYS[3], tonumber(ARGV[1]))
+return 1
+`
+
+// KEYS: open set. ARGV: ttl, send id.
+const OPEN = `
+redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 1
 `
 
@@ -131,52 +150,72 @@ export interface Finished {
   error: string | undefined
 }
 
+/** The Redis keys of one send's state (one Redis Cluster slot), and the destination's open-send set. */
+export function fileSendKeys(destination: string, sendId: string) {
+  const tag = `lookstream:file:${hashTag(`${destination}:${sendId}`)}`
+  return {
+    send: `${tag}:send`,
+    rejected: `${tag}:rejected`,
+    lock: `${tag}:lock`,
+  }
+}
+
+export function fileOpenSetKey(destination: string): string {
+  return `lookstream:file:${hashTag(destination)}:open`
+}
+
+export interface CloseDetails {
+  location?: string
+  rows: number
+  reason?: string
+  deadLettered: number
+}
+
 export class SendStates {
-  private readonly base: string
+  private readonly destination: string
+  private readonly openKey: string
   private readonly redis: Redis
   private readonly ttlSeconds: number
 
-  constructor(redis: Redis, destination: string, ttlSeconds: number) {
-    this.redis = redis
+  constructor(redis: RedisClient, destination: string, ttlSeconds: number) {
+    // A Cluster client runs every command used here (each script stays on one slot); the types name Redis's.
+    this.redis = redis as Redis
     this.ttlSeconds = ttlSeconds
-    this.base = `lookstream:file:${destination}`
+    this.destination = destination
+    this.openKey = fileOpenSetKey(destination)
   }
 
   private keys(sendId: string) {
-    return {
-      send: `${this.base}:send:${sendId}`,
-      rejected: `${this.base}:rejected:${sendId}`,
-      open: `${this.base}:open`,
-      lock: `${this.base}:lock:${sendId}`,
-    }
+    return fileSendKeys(this.destination, sendId)
+  }
+
+  /** Puts the send on the sweep's work list (before anything about it is written, so a crash cannot lose it). */
+  private async open(sendId: string): Promise<void> {
+    await this.redis.eval(OPEN, 1, this.openKey, this.ttlSeconds, sendId)
   }
 
   private async update(sendId: string, pairs: string[]): Promise<SendState> {
     const k = this.keys(sendId)
-    const values = (await this.redis.eval(
-      UPDATE,
-      3,
-      k.send,
-      k.rejected,
-      k.open,
-      this.ttlSeconds,
-      Date.now(),
-      ...pairs,
-    )) as (string | number | null)[]
+    const values = (await this.redis.eval(UPDATE, 2, k.send, k.rejected, this.ttlSeconds, Date.now(), ...pairs)) as (
+      string | number | null
+    )[]
     return parse(values)
   }
 
+  /** The send's state (an unknown send starts its abandonment clock here). */
   get(sendId: string): Promise<SendState> {
     return this.update(sendId, [])
   }
 
   /** Counts rows written to a staged chunk; resolves with the send's state after it. */
-  staged(sendId: string, connection: string, rows: number): Promise<SendState> {
+  async staged(sendId: string, connection: string, rows: number): Promise<SendState> {
+    await this.open(sendId)
     return this.update(sendId, ['+staged', String(rows), 'staged_connection', connection])
   }
 
   /** Records the ingress's `finished` event. */
-  finished(sendId: string, event: Finished): Promise<SendState> {
+  async finished(sendId: string, event: Finished): Promise<SendState> {
+    await this.open(sendId)
     return this.update(sendId, [
       'status',
       event.status,
@@ -201,7 +240,8 @@ export class SendStates {
   /** Records a row that can never be written (`where` identifies it: topic, partition, offset). */
   async reject(sendId: string, where: string, reason: string): Promise<void> {
     const k = this.keys(sendId)
-    await this.redis.eval(REJECT, 3, k.rejected, k.send, k.open, this.ttlSeconds, Date.now(), where, reason)
+    await this.open(sendId)
+    await this.redis.eval(REJECT, 2, k.rejected, k.send, this.ttlSeconds, Date.now(), where, reason)
   }
 
   /** Up to `limit` reasons rows were rejected for (reasons name columns and rules, never row values). */
@@ -216,19 +256,17 @@ export class SendStates {
     return [...reasons]
   }
 
-  async close(
-    sendId: string,
-    outcome: 'published' | 'failed' | 'empty',
-    details: { location?: string; rows: number; reason?: string; deadLettered: number },
-  ): Promise<boolean> {
+  /**
+   * Closes the send once: true when this call closed it. The send record is written by recordOutcome, which the
+   * caller runs after every close (and again on later passes over a closed send).
+   */
+  async close(sendId: string, outcome: 'published' | 'failed' | 'empty', details: CloseDetails): Promise<boolean> {
     const k = this.keys(sendId)
     const closed = await this.redis.eval(
       CLOSE,
-      4,
+      2,
       k.send,
-      k.open,
-      k.lock,
-      sendRecordKey(sendId),
+      k.rejected,
       this.ttlSeconds,
       outcome,
       details.location ?? '',
@@ -237,16 +275,48 @@ export class SendStates {
       outcome === 'published' ? details.rows : 0,
       details.deadLettered,
     )
-    await this.redis.del(k.rejected)
     return closed === 1
   }
 
+  /** Copies a closed send's outcome into the ingress's send record (idempotent; nothing for an open send). */
+  async recordOutcome(sendId: string): Promise<void> {
+    const [outcome, location, reason, delivered, deadLettered] = await this.redis.hmget(
+      this.keys(sendId).send,
+      'outcome',
+      'location',
+      'reason',
+      'delivered',
+      'dead_lettered',
+    )
+    if (outcome === null) return
+    await this.redis.eval(
+      RECORD,
+      1,
+      sendRecordKey(sendId),
+      location ?? '',
+      reason ?? '',
+      delivered ?? '0',
+      deadLettered ?? '0',
+    )
+  }
+
+  /** Notes the name a publish starts under, so a send closed without that file can abort what it left. */
+  async publishing(sendId: string, name: string): Promise<void> {
+    await this.redis.hset(this.keys(sendId).send, 'target', name)
+  }
+
+  /** The name a publish was started under, for a send closed without publishing it (else undefined). */
+  async abandonedTarget(sendId: string): Promise<string | undefined> {
+    const [outcome, target] = await this.redis.hmget(this.keys(sendId).send, 'outcome', 'target')
+    return outcome === null || outcome === 'published' || target === null ? undefined : target
+  }
+
   openSends(): Promise<string[]> {
-    return this.redis.smembers(this.keys('').open)
+    return this.redis.smembers(this.openKey)
   }
 
   async forget(sendId: string): Promise<void> {
-    await this.redis.srem(this.keys('').open, sendId)
+    await this.redis.srem(this.openKey, sendId)
   }
 
   async lock(sendId: string, token: string, ttlMs: number): Promise<boolean> {

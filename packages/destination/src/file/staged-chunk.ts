@@ -37,15 +37,29 @@ export function parseChunkKey(key: string): ChunkName | undefined {
   return { source: match[1]!, firstOffset: BigInt(match[2]!), key }
 }
 
-/** Builds the body of a chunk; row frames are appended as the rows arrive. */
+const INITIAL_CAPACITY = 16 * 1024
+
+/**
+ * Builds the body of a chunk; row frames are encoded into one growing buffer as the rows arrive (no string per
+ * row is kept, and the body is that buffer: nothing is copied to write it). The buffer doubles up to `capacityHint`
+ * (the chunk size it will be written at) and grows only by what a row needs beyond it.
+ */
 export class ChunkWriter {
-  private readonly parts: string[] = []
+  private buffer: Buffer
+  private readonly capacityHint: number
   /** Encoded bytes so far (frames included). */
   bytes = 0
   rows = 0
 
-  constructor(header: string) {
+  constructor(header: string, capacityHint = 2 * 1024 * 1024) {
+    this.capacityHint = capacityHint
+    this.buffer = Buffer.allocUnsafe(Math.min(INITIAL_CAPACITY, capacityHint))
     this.append('h', header)
+  }
+
+  /** Bytes held (the buffer's capacity, at least `bytes`). */
+  get capacity(): number {
+    return this.buffer.length
   }
 
   addRow(offset: string, line: string): void {
@@ -53,15 +67,23 @@ export class ChunkWriter {
     this.rows++
   }
 
+  /** The chunk's bytes (a view of the writer's buffer: write it before adding more rows). */
   body(): Buffer {
-    return Buffer.from(this.parts.join(''), 'utf8')
+    return this.buffer.subarray(0, this.bytes)
   }
 
   private append(tag: string, text: string): void {
     const length = Buffer.byteLength(text, 'utf8')
     const frame = `${tag} ${length}\n`
-    this.parts.push(frame, text)
-    this.bytes += frame.length + length
+    const needed = this.bytes + frame.length + length
+    if (needed > this.buffer.length) {
+      const doubled = Math.min(this.buffer.length * 2, this.capacityHint)
+      const grown = Buffer.allocUnsafe(Math.max(needed, doubled))
+      this.buffer.copy(grown, 0, 0, this.bytes)
+      this.buffer = grown
+    }
+    this.bytes += this.buffer.write(frame, this.bytes, 'latin1')
+    this.bytes += this.buffer.write(text, this.bytes, length, 'utf8')
   }
 }
 
