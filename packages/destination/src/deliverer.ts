@@ -11,6 +11,7 @@ import type {
   HttpRequest,
   HttpResponse,
   ItemOutcome,
+  RateFeedback,
 } from './destination.ts'
 import { DestinationError, RetryableError, type DestinationErrorCode, type ErrorClass } from './errors.ts'
 import type { DestinationMetrics } from './metrics.ts'
@@ -192,6 +193,7 @@ class Lane<Conn extends Connection, Item> {
 export class Deliverer<Conn extends Connection, Item> {
   readonly #deps: DelivererDeps<Conn, Item>
   readonly #lanes = new Map<string, Lane<Conn, Item>>()
+  readonly #feedbacks = new Map<string, RateFeedback>()
   readonly policy: DeliveryPolicy
   /** Caps the destination's items per request (DELIVERY_MAX_BATCH_ITEMS); never raises them. */
   readonly #maxBatchItems: number
@@ -261,6 +263,18 @@ export class Deliverer<Conn extends Connection, Item> {
   async drain(): Promise<void> {
     for (const lane of this.#lanes.values()) lane.flush()
     await Promise.all([...this.#lanes.values()].map((lane) => lane.whenIdle()))
+  }
+
+  /** The destination's usage reader of a connection, made on first use (undefined when it has none). */
+  #feedback(connection: Conn): RateFeedback | undefined {
+    const make = this.#deps.destination.rateFeedback
+    if (make === undefined) return undefined
+    let feedback = this.#feedbacks.get(connection.name)
+    if (feedback === undefined) {
+      feedback = make.call(this.#deps.destination, connection)
+      this.#feedbacks.set(connection.name, feedback)
+    }
+    return feedback
   }
 
   /** The shared budgets a request of this connection draws on: requests, and items where the API counts them. */
@@ -342,12 +356,22 @@ export class Deliverer<Conn extends Connection, Item> {
   async #attempt(jobs: DeliveryJob<Item>[], connection: Conn): Promise<AttemptResult<Item>> {
     const { destination, http, rateLimiter, redis, metrics, signal } = this.#deps
     const budgets = this.#budgets(connection)
-    let waited = 0
-    for (const budget of budgets) {
-      const cost = budget.perItem ? jobs.length : 1
-      waited += await redis.run(() => rateLimiter.acquire(budget.key, budget.options, signal, cost), signal)
-    }
-    metrics.rateLimitWait.observe({ destination: destination.name, connection: connection.name }, waited / 1000)
+    const reservation = await redis.run(
+      () =>
+        rateLimiter.reserve(
+          budgets.map((budget) => ({
+            key: budget.key,
+            options: budget.options,
+            cost: budget.perItem ? jobs.length : 1,
+          })),
+          signal,
+        ),
+      signal,
+    )
+    metrics.rateLimitWait.observe(
+      { destination: destination.name, connection: connection.name },
+      reservation.waitedMs / 1000,
+    )
 
     const encoded = jobs.map((job) => job.encoded)
     const request = destination.buildRequest(encoded, connection, new Date())
@@ -364,6 +388,14 @@ export class Deliverer<Conn extends Connection, Item> {
         (performance.now() - started) / 1000,
       )
       const classification = destination.classify(response, encoded, request)
+      const hint = this.#feedback(connection)?.(response, {
+        rate: reservation.rates.at(-1)!,
+        configuredRate: budgets.at(-1)!.options.rps,
+      })
+      if (hint !== undefined) {
+        const share = hint.share
+        await redis.run(() => rateLimiter.slowTo(budgets, share), signal)
+      }
       if (response.status === 429) {
         const wait = outcomesRetryAfter(classification) ?? backoffDelay(1, this.policy.backoff)
         for (const budget of budgets) {
