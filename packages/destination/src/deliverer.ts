@@ -280,9 +280,10 @@ export class Deliverer<Conn extends Connection, Item> {
   /** The shared budgets a request of this connection draws on: requests, and items where the API counts them. */
   #budgets(connection: Conn): { key: string; options: RateLimitOptions; perItem: boolean }[] {
     const key = RateLimiter.key(this.#deps.destination.name, connection.rateLimitScope ?? connection.name)
-    const budgets = [{ key, options: { rps: connection.rateLimitRps }, perItem: false }]
+    const late = connection.rateLimitMaxLateMs === undefined ? {} : { maxLateMs: connection.rateLimitMaxLateMs }
+    const budgets = [{ key, options: { rps: connection.rateLimitRps, ...late }, perItem: false }]
     if (connection.itemRatePerSecond !== undefined) {
-      const options: RateLimitOptions = { rps: connection.itemRatePerSecond }
+      const options: RateLimitOptions = { rps: connection.itemRatePerSecond, ...late }
       if (connection.itemBurst !== undefined) options.burst = connection.itemBurst
       budgets.push({ key: `${key}:items`, options, perItem: true })
     }
@@ -368,10 +369,9 @@ export class Deliverer<Conn extends Connection, Item> {
         ),
       signal,
     )
-    metrics.rateLimitWait.observe(
-      { destination: destination.name, connection: connection.name },
-      reservation.waitedMs / 1000,
-    )
+    const labels = { destination: destination.name, connection: connection.name }
+    metrics.rateLimitWait.observe(labels, reservation.waitedMs / 1000)
+    if (reservation.late > 0) metrics.rateLimitLate.inc(labels, reservation.late)
 
     const encoded = jobs.map((job) => job.encoded)
     const request = destination.buildRequest(encoded, connection, new Date())
@@ -394,6 +394,7 @@ export class Deliverer<Conn extends Connection, Item> {
       })
       if (hint !== undefined) {
         const share = hint.share
+        metrics.rateHintShare.set(labels, share)
         await redis.run(() => rateLimiter.slowTo(budgets, share), signal)
       }
       if (response.status === 429) {

@@ -33,6 +33,12 @@ export interface Connection {
    */
   itemBurst?: number
   /**
+   * A request that wakes more than this many ms after its booked time on the shared schedule is booked again
+   * instead of sent (sent late, it would arrive closer to the next one than the schedule spaces them: for APIs
+   * whose windows leave little room). Default: sent however late.
+   */
+  rateLimitMaxLateMs?: number
+  /**
    * The rate-limit scope: connections naming the same account share one budget (Braze: one per workspace,
    * whatever the number of connections pointing at it). Defaults to the connection's name.
    */

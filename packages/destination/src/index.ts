@@ -42,6 +42,7 @@ export {
   RateLimiter,
   RESERVATION_HORIZON_MS,
   type Acquisition,
+  type Booking,
   type Budget,
   type RateLimitOptions,
   type Reservation,

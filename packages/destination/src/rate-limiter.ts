@@ -153,6 +153,12 @@ export interface RateLimitOptions {
   decreaseFactor?: number
   /** Share of the configured rate regained per second after a usage hint lowered it (default 0.1). */
   shareRecoveryPerSecond?: number
+  /**
+   * A request that wakes more than this many ms after its booked time is booked again rather than sent: sent
+   * late, it would reach the destination closer to the next booked request than the schedule spaces them
+   * (default: sent however late).
+   */
+  maxLateMs?: number
 }
 
 export interface Acquisition {
@@ -170,9 +176,27 @@ export interface Budget {
 export interface Reservation {
   /** Milliseconds between the first ask and the booked time. */
   waitedMs: number
+  /** The booked time, on Redis' clock (epoch ms). */
+  sendAt: number
   /** The effective rate of each budget when the request was booked, in the budgets' order. */
   rates: number[]
+  /** Bookings given up on the way because the caller woke more than `maxLateMs` after them. */
+  late: number
 }
+
+export type Booking =
+  | { booked: false; retryInMs: number }
+  | {
+      booked: true
+      /** Milliseconds until the booked time. */
+      waitMs: number
+      /** The booked time, on Redis' clock (epoch ms). */
+      sendAt: number
+      keys: string[]
+      /** Per budget: the schedule's time after the booking and before it (what `release` compares and restores). */
+      bookings: string[]
+      rates: number[]
+    }
 
 /** How far ahead a request may be booked (ms): past it the caller waits and asks again. */
 export const RESERVATION_HORIZON_MS = 1000
@@ -222,6 +246,25 @@ export class RateLimiter {
   }
 
   /**
+   * One booking attempt on every budget of a request at once: either booked (the request goes in `waitMs`, at
+   * `sendAt` on Redis' clock) or not (the next free time is more than `horizonMs` ahead: ask again in
+   * `retryInMs`).
+   */
+  async book(budgets: readonly Budget[], horizonMs = RESERVATION_HORIZON_MS): Promise<Booking> {
+    const keys = budgets.map((b) => b.key)
+    const args = budgets.flatMap((b) => [...this.#args(b.options), b.cost])
+    const answer = (await this.#run(keys.length, ...keys, 'reserve', horizonMs, ...args)) as string[]
+    if (Number(answer[0]) === 0) return { booked: false, retryInMs: Number(answer[1]) }
+    const bookings: string[] = []
+    const rates: number[] = []
+    for (let i = 0; i < budgets.length; i++) {
+      bookings.push(answer[3 + i * 3]!, answer[4 + i * 3]!)
+      rates.push(Number(answer[5 + i * 3]))
+    }
+    return { booked: true, waitMs: Number(answer[1]), sendAt: Number(answer[2]), keys, bookings, rates }
+  }
+
+  /**
    * Books the request's place on every budget's schedule and sleeps until it: resolves when the request may go.
    * Aborted (shutdown) while sleeping, it gives the booking back when no later one was made, and rejects. A
    * booking made before a 429 this process reported for the same schedule is given back and made again after
@@ -232,47 +275,50 @@ export class RateLimiter {
     signal?: AbortSignal,
     horizonMs = RESERVATION_HORIZON_MS,
   ): Promise<Reservation> {
-    const keys = budgets.map((b) => b.key)
-    const args = budgets.flatMap((b) => [...this.#args(b.options), b.cost])
     let waitedMs = 0
+    let late = 0
+    const maxLateMs = Math.min(...budgets.map((b) => b.options.maxLateMs ?? Infinity))
     for (;;) {
       signal?.throwIfAborted()
-      const answer = (await this.#run(keys.length, ...keys, 'reserve', horizonMs, ...args)) as string[]
-      const waitMs = Number(answer[1])
-      if (Number(answer[0]) === 0) {
-        await sleep(waitMs, undefined, { signal })
-        waitedMs += waitMs
+      const booking = await this.book(budgets, horizonMs)
+      if (!booking.booked) {
+        await sleep(booking.retryInMs, undefined, { signal })
+        waitedMs += booking.retryInMs
         continue
       }
-      const sendAt = Number(answer[2])
-      const booked: string[] = []
-      const rates: number[] = []
-      for (let i = 0; i < budgets.length; i++) {
-        booked.push(answer[3 + i * 3]!, answer[4 + i * 3]!)
-        rates.push(Number(answer[5 + i * 3]))
-      }
-      if (waitMs > 0) {
+      const due = performance.now() + booking.waitMs
+      if (booking.waitMs > 0) {
         try {
-          await sleep(waitMs, undefined, { signal })
+          await sleep(booking.waitMs, undefined, { signal })
         } catch (err) {
-          await this.#release(keys, booked)
+          await this.release(booking)
           throw err
         }
-        waitedMs += waitMs
+        waitedMs += booking.waitMs
       }
-      if (keys.some((key) => (this.#blockedUntil.get(key) ?? 0) > sendAt)) {
-        await this.#release(keys, booked)
+      if (booking.keys.some((key) => (this.#blockedUntil.get(key) ?? 0) > booking.sendAt)) {
+        await this.release(booking)
         continue
       }
-      return { waitedMs, rates }
+      if (performance.now() - due > maxLateMs) {
+        late++
+        await this.release(booking)
+        continue
+      }
+      return { waitedMs, sendAt: booking.sendAt, rates: booking.rates, late }
     }
   }
 
-  /** Gives a booking back (best effort, at most one second): a lost booking only leaves its slot unused. */
-  async #release(keys: string[], booked: string[]): Promise<void> {
-    const release = this.#run(keys.length, ...keys, 'release', ...booked).catch(() => undefined)
-    const timer = sleep(1000, undefined, { ref: false })
-    await Promise.race([release, timer])
+  /**
+   * Gives a booking back where it is still the latest on its schedule (a later one stays where it is). Best
+   * effort, waiting at most one second: a booking not given back only leaves its slot unused. Resolves with
+   * the number of budgets given back (0 when Redis did not answer in time).
+   */
+  async release(booking: Extract<Booking, { booked: true }>): Promise<number> {
+    const { keys, bookings } = booking
+    const release = this.#run(keys.length, ...keys, 'release', ...bookings).then(Number, () => 0)
+    const timer = sleep(1000, 0, { ref: false })
+    return Promise.race([release, timer])
   }
 
   /** After a 429: lower the shared rate and block every replica until the destination's wait elapsed. */
