@@ -36,8 +36,9 @@ interface Sample {
  * everything every client sent and falls back when a new window starts; its slope over one window is the rate
  * the whole account sends at. The schedule's own rate over the same time is known (the runtime's context), so
  * the difference is what other clients of the account use. When that is more than `threshold` of the limit, the
- * hint caps the schedule at what is left (less `margin`); the runtime's cap recovers by itself, and each window
- * that still shows the others' usage renews it.
+ * hint caps the schedule at what is left (less `margin`), and lower still when the rest of the current window
+ * would not hold what the account sends until it ends (the window that shows the others first is already part
+ * used); the runtime's cap recovers by itself, and each window that still shows the others' usage renews it.
  */
 export function usageFeedback(options: UsageFeedbackOptions): RateFeedback {
   const { limit } = options
@@ -75,7 +76,12 @@ export function usageFeedback(options: UsageFeedbackOptions): RateFeedback {
     const ourRate = ours / ((at - first.at) / 1000)
     const others = accountRate - ourRate
     if (others < threshold) return undefined
-    const target = context.configuredRate - others - margin
+    let target = context.configuredRate - others - margin
+    // What is left of this window must also hold what everyone sends until it ends: the window started at
+    // `first` at the earliest, so at most this much of it is left. Near its end a few requests remain and the
+    // whole-percent reading is too coarse to be divided by so little time: the last quarter is left alone.
+    const leftMs = windowMs - (at - first.at)
+    if (leftMs >= windowMs / 4) target = Math.min(target, (limit - margin - used) / (leftMs / 1000) - others)
     return { share: Math.min(1, Math.max(0.05, target / context.configuredRate)) }
   }
 }
