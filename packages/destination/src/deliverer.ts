@@ -267,11 +267,11 @@ export class Deliverer<Conn extends Connection, Item> {
 
   /** The destination's usage reader of a connection, made on first use (undefined when it has none). */
   #feedback(connection: Conn): RateFeedback | undefined {
-    const make = this.#deps.destination.rateFeedback
-    if (make === undefined) return undefined
+    const destination = this.#deps.destination
+    if (destination.rateFeedback === undefined) return undefined
     let feedback = this.#feedbacks.get(connection.name)
     if (feedback === undefined) {
-      feedback = make.call(this.#deps.destination, connection)
+      feedback = destination.rateFeedback(connection)
       this.#feedbacks.set(connection.name, feedback)
     }
     return feedback
