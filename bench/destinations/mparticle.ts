@@ -212,10 +212,11 @@ try {
     const rate = (rows - 1) / ((last - first) / 1000)
     const tooMany = (limited.state.counters.requestsByStatus['429'] ?? 0) - (othersResult?.tooMany ?? 0)
     const late = (await metricOf(service, 'lookstream_destination_rate_limit_late_total')) ?? 0
+    const hints = (await metricOf(service, 'lookstream_destination_rate_hints_total')) ?? 0
     log(
       `${label}: ${rows} batches, first to last accepted ${((last - first) / 1000).toFixed(1)} s = ${rate.toFixed(1)} batches/s ` +
         `(${((100 * rate) / 270).toFixed(1)} % of 270), ${limited.state.counters.requests - (othersResult?.requests ?? 0)} requests, ` +
-        `service 429s: ${tooMany}, late bookings given up: ${late}` +
+        `service 429s: ${tooMany}, late bookings given up: ${late}, usage hints: ${hints}` +
         (othersResult === undefined
           ? ''
           : `; other client: ${othersResult.batches} batches in ${othersResult.requests} requests, ${othersResult.tooMany} answered 429`),

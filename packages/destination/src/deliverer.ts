@@ -391,10 +391,12 @@ export class Deliverer<Conn extends Connection, Item> {
       const hint = this.#feedback(connection)?.(response, {
         rate: reservation.rates.at(-1)!,
         configuredRate: budgets.at(-1)!.options.rps,
+        bookedAt: reservation.sendAt,
       })
       if (hint !== undefined) {
         const share = hint.share
         metrics.rateHintShare.set(labels, share)
+        metrics.rateHints.inc(labels)
         await redis.run(() => rateLimiter.slowTo(budgets, share), signal)
       }
       if (response.status === 429) {

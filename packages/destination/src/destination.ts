@@ -108,6 +108,11 @@ export interface RateContext {
   rate: number
   /** The rate configured for it (what it recovers to). */
   configuredRate: number
+  /**
+   * When the request was booked to go, on the schedule's clock (Redis time, epoch ms): closer to when the
+   * destination counted it than the arrival of its response, which waits on the network and the event loop.
+   */
+  bookedAt: number
 }
 
 /**

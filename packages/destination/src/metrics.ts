@@ -67,6 +67,12 @@ export function createDestinationMetrics(registry: Registry) {
       labelNames: ['destination', 'connection'] as const,
       registers,
     }),
+    rateHints: new Counter({
+      name: 'lookstream_destination_rate_hints_total',
+      help: "Responses on which the destination's usage reader asked to slow the shared rate",
+      labelNames: ['destination', 'connection'] as const,
+      registers,
+    }),
     rateHintShare: new Gauge({
       name: 'lookstream_destination_rate_hint_share',
       help: "The share of the configured rate the destination's latest usage hint asked for",

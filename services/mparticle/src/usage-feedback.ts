@@ -23,7 +23,6 @@ export interface UsageFeedbackOptions {
   threshold?: number
   /** Share of the limit left free under the estimate. */
   margin?: number
-  now?: () => number
 }
 
 interface Sample {
@@ -46,7 +45,6 @@ export function usageFeedback(options: UsageFeedbackOptions): RateFeedback {
   const minSpanMs = options.minSpanMs ?? 400
   const threshold = (options.threshold ?? 0.05) * limit
   const margin = (options.margin ?? 0.02) * limit
-  const now = options.now ?? (() => performance.now())
   let first: Sample | undefined
   let peak: Sample = { at: 0, used: 0 }
   /** The schedule's units since `first` (its rate integrated over time). */
@@ -56,7 +54,9 @@ export function usageFeedback(options: UsageFeedbackOptions): RateFeedback {
   return (response, context) => {
     const percent = percentageUsed(response.headers)
     if (percent === undefined) return undefined
-    const at = now()
+    // The booked time (the schedule's clock) is when mParticle counted the request, give or take the network;
+    // the response's arrival also waits on the event loop.
+    const at = context.bookedAt
     const used = (percent / 100) * limit
     // A new window: the counter fell (responses may arrive slightly out of order, so a small fall is not one),
     // or the first sample is older than a window.

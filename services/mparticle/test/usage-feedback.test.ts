@@ -18,8 +18,7 @@ const response = (value?: string | string[]): HttpResponse => ({
 function run(ours: number, others: number, seconds: number): RateHint[] {
   const limit = 270
   const account = new WindowRateLimiter({ limit, windowMs: 1000 })
-  let clock = 0
-  const feedback = usageFeedback({ limit, now: () => clock })
+  const feedback = usageFeedback({ limit })
   const events: { at: number; cost: number; own: boolean }[] = []
   for (let at = 0; at < seconds * 1000; at += (1000 * 10) / ours) events.push({ at, cost: 10, own: true })
   if (others > 0)
@@ -29,10 +28,13 @@ function run(ours: number, others: number, seconds: number): RateHint[] {
   for (const event of events) {
     const decision = account.take('key', event.cost, event.at)
     if (!event.own || !decision.allowed) continue
-    // The answer comes back 2 to 6 ms later.
-    clock = event.at + 2 + (event.at % 4)
     const percent = Math.round(((decision.limit - decision.remaining) / decision.limit) * 100)
-    const hint = feedback(response(String(percent)), { rate: ours, configuredRate: 260 })
+    // Booked 0 to 4 ms before mParticle counted it (lateness, the network).
+    const hint = feedback(response(String(percent)), {
+      rate: ours,
+      configuredRate: 260,
+      bookedAt: event.at - (event.at % 4),
+    })
     if (hint !== undefined) hints.push(hint)
   }
   return hints
@@ -75,7 +77,7 @@ describe('usage feedback from X-mp-rate-limit-percentage-used', () => {
     expect(percentageUsed(response('42').headers)).toBe(42)
     expect(percentageUsed(response(' 97.5 ').headers)).toBe(97.5)
     expect(percentageUsed(response(['10', '20']).headers)).toBe(20)
-    const feedback = usageFeedback({ limit: 270, now: () => 0 })
-    expect(feedback(response('abc'), { rate: 260, configuredRate: 260 })).toBeUndefined()
+    const feedback = usageFeedback({ limit: 270 })
+    expect(feedback(response('abc'), { rate: 260, configuredRate: 260, bookedAt: 0 })).toBeUndefined()
   })
 })
