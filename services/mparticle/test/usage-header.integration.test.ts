@@ -93,7 +93,7 @@ async function send(total: number, withOthers: number, usageHeader: boolean): Pr
 describe('mparticle service and X-mp-rate-limit-percentage-used', () => {
   it('another client of the account uses 30 % of its limit: reading the header, the service slows down before the 429s and recovers after; ignoring it, it draws 429s', async () => {
     const read = await send(1000, 500, true)
-    const share = await read.service.service.registry.getSingleMetric('lookstream_destination_rate_hint_share')?.get()
+    const hints = await read.service.service.registry.getSingleMetric('lookstream_destination_rate_hints_total')?.get()
     stack.simulator.reset()
     await Promise.all(running.splice(0).map((r) => r.close()))
     const ignored = await send(1000, 500, false)
@@ -102,8 +102,7 @@ describe('mparticle service and X-mp-rate-limit-percentage-used', () => {
       `${o.service429s} 429s, ${o.rateWithOthers.toFixed(1)} batches/s with the other client, ${o.rateAfter.toFixed(1)} after`
     process.stderr.write(`usage header read: ${figures(read)}; ignored: ${figures(ignored)}\n`)
     // Reading the header: slowed to what the other client leaves (≈ 97 − 30 − 2 of 97).
-    expect(share?.values[0]?.value).toBeGreaterThan(0.5)
-    expect(share?.values[0]?.value).toBeLessThan(0.8)
+    expect(hints?.values[0]?.value).toBeGreaterThan(0)
     expect(read.rateWithOthers).toBeLessThan(LIMIT - OTHERS + 5)
     // Ignoring it, the account overflows (97 + 30 > 100 batches/s) until a 429 halves the service's rate (which
     // then takes long to recover); reading it, the service slows down first.
