@@ -393,7 +393,14 @@ export class Deliverer<Conn extends Connection, Item> {
         configuredRate: budgets.at(-1)!.options.rps,
         bookedAt: reservation.sendAt,
       })
-      if (hint !== undefined) {
+      // A share out of (0, 1] is a bug in the destination's reader: the hint is dropped (and said), the response
+      // is still classified; checked here because a throw inside redis.run would be retried as a Redis outage.
+      if (hint !== undefined && !(hint.share > 0 && hint.share <= 1)) {
+        this.#deps.log.error(
+          { connection: connection.name, share: String(hint.share) },
+          'usage hint ignored: its share must be in (0, 1]',
+        )
+      } else if (hint !== undefined) {
         const share = hint.share
         metrics.rateHintShare.set(labels, share)
         metrics.rateHints.inc(labels)

@@ -312,6 +312,17 @@ describe('Deliverer against the Segment simulator and real Redis', () => {
     expect(hints?.values[0]?.value).toBe(12)
   })
 
+  it('ignores a usage hint whose share is out of (0, 1] and still delivers', async () => {
+    const { submit, registry, connection } = setup({
+      rateFeedback: () => () => ({ share: Number.NaN }),
+    })
+    const outcomes = await submit(items(3))
+    expect(outcomes.every((o) => o.kind === 'delivered')).toBe(true)
+    expect(await redis.hget(RateLimiter.key('segment', connection.name), 'share')).toBe('1')
+    const hints = await registry.getSingleMetric('lookstream_destination_rate_hints_total')?.get()
+    expect(hints?.values ?? []).toEqual([])
+  })
+
   it('keeps the request rate within the shared limit', async () => {
     const { submit } = setup({ rps: 20, maxBatchItems: 1 })
     // 30 requests of one item at 20/s: about 1.5 s; no window of 1 s may hold more than 20 (+1 for the first).
