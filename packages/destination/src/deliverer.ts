@@ -11,6 +11,7 @@ import type {
   HttpRequest,
   HttpResponse,
   ItemOutcome,
+  RateFeedback,
 } from './destination.ts'
 import { DestinationError, RetryableError, type DestinationErrorCode, type ErrorClass } from './errors.ts'
 import type { DestinationMetrics } from './metrics.ts'
@@ -192,6 +193,7 @@ class Lane<Conn extends Connection, Item> {
 export class Deliverer<Conn extends Connection, Item> {
   readonly #deps: DelivererDeps<Conn, Item>
   readonly #lanes = new Map<string, Lane<Conn, Item>>()
+  readonly #feedbacks = new Map<string, RateFeedback>()
   readonly policy: DeliveryPolicy
   /** Caps the destination's items per request (DELIVERY_MAX_BATCH_ITEMS); never raises them. */
   readonly #maxBatchItems: number
@@ -266,12 +268,25 @@ export class Deliverer<Conn extends Connection, Item> {
     await Promise.all([...this.#lanes.values()].map((lane) => lane.whenIdle()))
   }
 
+  /** The destination's usage reader of a connection, made on first use (undefined when it has none). */
+  #feedback(connection: Conn): RateFeedback | undefined {
+    const destination = this.#deps.destination
+    if (destination.rateFeedback === undefined) return undefined
+    let feedback = this.#feedbacks.get(connection.name)
+    if (feedback === undefined) {
+      feedback = destination.rateFeedback(connection)
+      this.#feedbacks.set(connection.name, feedback)
+    }
+    return feedback
+  }
+
   /** The shared budgets a request of this connection draws on: requests, and items where the API counts them. */
   #budgets(connection: Conn): { key: string; options: RateLimitOptions; perItem: boolean }[] {
     const key = RateLimiter.key(this.#deps.destination.name, connection.rateLimitScope ?? connection.name)
-    const budgets = [{ key, options: { rps: connection.rateLimitRps }, perItem: false }]
+    const late = connection.rateLimitMaxLateMs === undefined ? {} : { maxLateMs: connection.rateLimitMaxLateMs }
+    const budgets = [{ key, options: { rps: connection.rateLimitRps, ...late }, perItem: false }]
     if (connection.itemRatePerSecond !== undefined) {
-      const options: RateLimitOptions = { rps: connection.itemRatePerSecond }
+      const options: RateLimitOptions = { rps: connection.itemRatePerSecond, ...late }
       if (connection.itemBurst !== undefined) options.burst = connection.itemBurst
       budgets.push({ key: `${key}:items`, options, perItem: true })
     }
@@ -345,12 +360,21 @@ export class Deliverer<Conn extends Connection, Item> {
   async #attempt(jobs: DeliveryJob<Item>[], connection: Conn): Promise<AttemptResult<Item>> {
     const { destination, http, rateLimiter, redis, metrics, signal } = this.#deps
     const budgets = this.#budgets(connection)
-    let waited = 0
-    for (const budget of budgets) {
-      const cost = budget.perItem ? jobs.length : 1
-      waited += await redis.run(() => rateLimiter.acquire(budget.key, budget.options, signal, cost), signal)
-    }
-    metrics.rateLimitWait.observe({ destination: destination.name, connection: connection.name }, waited / 1000)
+    const reservation = await redis.run(
+      () =>
+        rateLimiter.reserve(
+          budgets.map((budget) => ({
+            key: budget.key,
+            options: budget.options,
+            cost: budget.perItem ? jobs.length : 1,
+          })),
+          signal,
+        ),
+      signal,
+    )
+    const labels = { destination: destination.name, connection: connection.name }
+    metrics.rateLimitWait.observe(labels, reservation.waitedMs / 1000)
+    if (reservation.late > 0) metrics.rateLimitLate.inc(labels, reservation.late)
 
     const encoded = jobs.map((job) => job.encoded)
     const request = destination.buildRequest(encoded, connection, new Date())
@@ -367,6 +391,24 @@ export class Deliverer<Conn extends Connection, Item> {
         (performance.now() - started) / 1000,
       )
       const classification = destination.classify(response, encoded, request)
+      const hint = this.#feedback(connection)?.(response, {
+        rate: reservation.rates.at(-1)!,
+        configuredRate: budgets.at(-1)!.options.rps,
+        bookedAt: reservation.sendAt,
+      })
+      // A share out of (0, 1] is a bug in the destination's reader: the hint is dropped (and said), the response
+      // is still classified; checked here because a throw inside redis.run would be retried as a Redis outage.
+      if (hint !== undefined && !(hint.share > 0 && hint.share <= 1)) {
+        this.#deps.log.error(
+          { connection: connection.name, share: String(hint.share) },
+          'usage hint ignored: its share must be in (0, 1]',
+        )
+      } else if (hint !== undefined) {
+        const share = hint.share
+        metrics.rateHintShare.set(labels, share)
+        metrics.rateHints.inc(labels)
+        await redis.run(() => rateLimiter.slowTo(budgets, share), signal)
+      }
       if (response.status === 429) {
         const wait = outcomesRetryAfter(classification) ?? backoffDelay(1, this.policy.backoff)
         for (const budget of budgets) {

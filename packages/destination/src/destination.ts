@@ -33,6 +33,12 @@ export interface Connection {
    */
   itemBurst?: number
   /**
+   * A request that wakes more than this many ms after its booked time on the shared schedule is booked again
+   * instead of sent (sent late, it would arrive closer to the next one than the schedule spaces them: for APIs
+   * whose windows leave little room). Default: sent however late.
+   */
+  rateLimitMaxLateMs?: number
+  /**
    * The rate-limit scope: connections naming the same account share one budget (Braze: one per workspace,
    * whatever the number of connections pointing at it). Defaults to the connection's name.
    */
@@ -93,6 +99,34 @@ export type ItemOutcome =
  */
 export type Classification = { kind: 'items'; outcomes: ItemOutcome[] } | { kind: 'split'; reason: string }
 
+/**
+ * What the runtime knows of a connection's shared schedule when a response arrives, for `rateFeedback`. The
+ * schedule is the item budget where the connection has one (`itemRatePerSecond`), else the request budget.
+ */
+export interface RateContext {
+  /** The schedule's effective rate (units per second) when the request was booked: lowered by 429s and hints. */
+  rate: number
+  /** The rate configured for it (what it recovers to). */
+  configuredRate: number
+  /**
+   * When the request was booked to go, on the schedule's clock (Redis time, epoch ms): closer to when the
+   * destination counted it than the arrival of its response, which waits on the network and the event loop.
+   */
+  bookedAt: number
+}
+
+/**
+ * A usage hint read from a response: run the connection's shared schedule (every replica) at no more than
+ * `share` (0 < share ≤ 1) of its configured rate from now on; the cap recovers towards the configured rate by
+ * itself (docs/adr/0020-rate-reservations-and-usage-hints.md).
+ */
+export interface RateHint {
+  share: number
+}
+
+/** Reads one response of a connection (any status; network errors never reach it) and may answer a hint. */
+export type RateFeedback = (response: HttpResponse, context: RateContext) => RateHint | undefined
+
 interface DestinationBase<Config extends TSchema, Conn extends { name: string }> {
   /** Destination id: consumer group `lookstream.<name>`, topics `lookstream.retry|dlq.<name>`, metric label. */
   name: string
@@ -141,6 +175,13 @@ export interface HttpDestination<
    * (network errors and timeouts never reach it). `request` is what `buildRequest` returned, layout included.
    */
   classify(response: HttpResponse, items: readonly EncodedItem<Item>[], request: BuiltRequest): Classification
+  /**
+   * For APIs that report how much of the account's limit is used (mParticle's `X-mp-rate-limit-percentage-used`):
+   * called once per connection by each process; the function it returns sees every response of that connection
+   * and may keep state between them (e.g. an estimate of the account's usage). Its hints slow the shared schedule
+   * before the destination answers 429.
+   */
+  rateFeedback?(connection: Conn): RateFeedback
 }
 
 /** A named account of a file destination (a bucket and its credentials): whatever the sink needs. */

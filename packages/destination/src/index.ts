@@ -21,6 +21,9 @@ export type {
   HttpRequest,
   HttpResponse,
   ItemOutcome,
+  RateContext,
+  RateFeedback,
+  RateHint,
 } from './destination.ts'
 export {
   AuthError,
@@ -35,7 +38,15 @@ export {
 export { HttpSender, type HttpSenderOptions } from './http-sender.ts'
 export { createDestinationMetrics, type DestinationMetrics } from './metrics.ts'
 export { batchBytes, bisect, packBatches } from './pack-batches.ts'
-export { RateLimiter, type Acquisition, type RateLimitOptions } from './rate-limiter.ts'
+export {
+  RateLimiter,
+  RESERVATION_HORIZON_MS,
+  type Acquisition,
+  type Booking,
+  type Budget,
+  type RateLimitOptions,
+  type Reservation,
+} from './rate-limiter.ts'
 export { RedisGate } from './redis-gate.ts'
 export { routeRecord, type InboundRecord, type Route } from './route-record.ts'
 export { DeliveryEnv } from './delivery-config.ts'

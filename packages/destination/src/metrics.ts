@@ -61,6 +61,24 @@ export function createDestinationMetrics(registry: Registry) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
+    rateLimitLate: new Counter({
+      name: 'lookstream_destination_rate_limit_late_total',
+      help: 'Bookings on the shared schedule given up because the request woke too late for them (booked again)',
+      labelNames: ['destination', 'connection'] as const,
+      registers,
+    }),
+    rateHints: new Counter({
+      name: 'lookstream_destination_rate_hints_total',
+      help: "Responses on which the destination's usage reader asked to slow the shared rate",
+      labelNames: ['destination', 'connection'] as const,
+      registers,
+    }),
+    rateHintShare: new Gauge({
+      name: 'lookstream_destination_rate_hint_share',
+      help: "The share of the configured rate the destination's latest usage hint asked for",
+      labelNames: ['destination', 'connection'] as const,
+      registers,
+    }),
     rateLimitWait: new Histogram({
       name: 'lookstream_destination_rate_limit_wait_seconds',
       help: 'Time a request waited for the shared rate limit',

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Dedupe } from '../src/dedupe.ts'
 import { Deliverer, type FinalOutcome } from '../src/deliverer.ts'
-import type { Classification, Connection, EncodedItem, HttpDestination } from '../src/destination.ts'
+import type { Classification, Connection, EncodedItem, HttpDestination, RateContext } from '../src/destination.ts'
 import { HttpSender } from '../src/http-sender.ts'
 import { createDestinationMetrics } from '../src/metrics.ts'
 import { RateLimiter } from '../src/rate-limiter.ts'
@@ -92,6 +92,7 @@ function setup(
     classify?: typeof destination.classify
     http?: HttpSender
     lingerMs?: number
+    rateFeedback?: HttpDestination<never, TestConnection, Item>['rateFeedback']
   } = {},
 ) {
   const registry = new Registry()
@@ -109,6 +110,7 @@ function setup(
       ...destination,
       limits: { ...destination.limits, maxBatchItems: overrides.maxBatchItems ?? destination.limits.maxBatchItems },
       ...(overrides.classify ? { classify: overrides.classify } : {}),
+      ...(overrides.rateFeedback ? { rateFeedback: overrides.rateFeedback } : {}),
     },
     http: overrides.http ?? sender,
     rateLimiter: new RateLimiter(redis),
@@ -285,6 +287,49 @@ describe('Deliverer against the Segment simulator and real Redis', () => {
       { kind: 'retry-later', reason: 'unexpected error: unexpected body', code: 'LS_DEST_INTERNAL' },
       { kind: 'retry-later', reason: 'unexpected error: unexpected body', code: 'LS_DEST_INTERNAL' },
     ])
+  })
+
+  it("applies a destination's usage hint to the connection's shared schedule: later requests are booked at the share asked", async () => {
+    const contexts: RateContext[] = []
+    const made: string[] = []
+    const { submit, registry, connection } = setup({
+      rps: 20,
+      maxBatchItems: 1,
+      rateFeedback: (conn) => {
+        made.push(conn.name)
+        return (response, context) => {
+          contexts.push(context)
+          return response.status === 200 ? { share: 0.5 } : undefined
+        }
+      },
+    })
+    const outcomes = await submit(items(12))
+    expect(outcomes.every((o) => o.kind === 'delivered')).toBe(true)
+    // One reader per connection, fed every response with the schedule's rates and the booked time.
+    expect(made).toEqual([connection.name])
+    expect(contexts).toHaveLength(12)
+    expect(contexts[0]!.configuredRate).toBe(20)
+    expect(contexts[0]!.rate).toBeCloseTo(20, 0)
+    expect(contexts.every((c) => Number.isFinite(c.bookedAt))).toBe(true)
+    // Booked after the first hint: 10/s (the share, plus what it regained since: 10 % of 20 per second).
+    expect(contexts.at(-1)!.rate).toBeGreaterThanOrEqual(10)
+    expect(contexts.at(-1)!.rate).toBeLessThan(12)
+    const share = Number(await redis.hget(RateLimiter.key('segment', connection.name), 'share'))
+    expect(share).toBeGreaterThanOrEqual(0.5)
+    expect(share).toBeLessThan(0.6)
+    const hints = await registry.getSingleMetric('lookstream_destination_rate_hints_total')?.get()
+    expect(hints?.values[0]?.value).toBe(12)
+  })
+
+  it('ignores a usage hint whose share is out of (0, 1] and still delivers', async () => {
+    const { submit, registry, connection } = setup({
+      rateFeedback: () => () => ({ share: Number.NaN }),
+    })
+    const outcomes = await submit(items(3))
+    expect(outcomes.every((o) => o.kind === 'delivered')).toBe(true)
+    expect(await redis.hget(RateLimiter.key('segment', connection.name), 'share')).toBe('1')
+    const hints = await registry.getSingleMetric('lookstream_destination_rate_hints_total')?.get()
+    expect(hints?.values ?? []).toEqual([])
   })
 
   it('keeps the request rate within the shared limit', async () => {

@@ -19,6 +19,12 @@ export {
   type MparticleSimulatorOptions,
   type MparticleCredential,
 } from './mparticle-simulator.ts'
+export {
+  startAccountLoad,
+  type AccountLoad,
+  type AccountLoadOptions,
+  type AccountLoadResult,
+} from './mparticle-account-load.ts'
 export { spawnSimulators, type SpawnedSimulators, type SimulatorName } from './spawn-simulators.ts'
 export {
   type CommonSimulatorOptions,

@@ -63,6 +63,28 @@ describe('mparticle simulator', () => {
     expect([...sim.state.acceptedIds.keys()]).toHaveLength(2)
   })
 
+  it("reports the share of the key's limit used in its current window, by every client of the key, from 0 again in the next window", async () => {
+    await start({ rateLimit: { limit: 10, windowMs: 400 } })
+    const used = async (count: number, headers = auth) => {
+      const res = await bulk(
+        Array.from({ length: count }, (_, i) => batch(i)),
+        headers,
+      )
+      return [res.status, res.headers['x-mp-rate-limit-percentage-used']]
+    }
+    expect(await used(3)).toEqual([202, '30'])
+    // Another key has its own window.
+    expect(await used(2, basic('key-b', 'secret-b'))).toEqual([202, '20'])
+    // Another client of key-a (same credentials) counts in the same window.
+    expect(await used(3)).toEqual([202, '60'])
+    expect(await used(4)).toEqual([202, '100'])
+    // Over the limit: 429, and no usage reading.
+    expect(await used(1)).toEqual([429, undefined])
+    // The passing of the window is what is tested here: the next request opens a new one.
+    await new Promise((resolve) => setTimeout(resolve, 450))
+    expect(await used(1)).toEqual([202, '10'])
+  })
+
   it('answers 202 when some batches are invalid, recording each rejection with its reason and index', async () => {
     await start()
     const res = await bulk([

@@ -63,6 +63,11 @@ export const MparticleConfig = Type.Object({
     default: 270,
     description: "batches per second per connection, shared by all replicas (mParticle's default limit: ~270)",
   }),
+  MPARTICLE_USAGE_HEADER: Type.Boolean({
+    default: true,
+    description:
+      'slow the shared rate when X-mp-rate-limit-percentage-used shows other clients of the account using part of its limit',
+  }),
   MPARTICLE_ALLOWED_HOSTS: Type.Optional(
     Type.String({
       minLength: 1,
