@@ -283,10 +283,12 @@ export class Deliverer<Conn extends Connection, Item> {
   /** The shared budgets a request of this connection draws on: requests, and items where the API counts them. */
   #budgets(connection: Conn): { key: string; options: RateLimitOptions; perItem: boolean }[] {
     const key = RateLimiter.key(this.#deps.destination.name, connection.rateLimitScope ?? connection.name)
-    const late = connection.rateLimitMaxLateMs === undefined ? {} : { maxLateMs: connection.rateLimitMaxLateMs }
-    const budgets = [{ key, options: { rps: connection.rateLimitRps, ...late }, perItem: false }]
+    const shared: Partial<RateLimitOptions> = {}
+    if (connection.rateLimitMaxLateMs !== undefined) shared.maxLateMs = connection.rateLimitMaxLateMs
+    if (connection.rateLimitDecreaseFactor !== undefined) shared.decreaseFactor = connection.rateLimitDecreaseFactor
+    const budgets = [{ key, options: { rps: connection.rateLimitRps, ...shared }, perItem: false }]
     if (connection.itemRatePerSecond !== undefined) {
-      const options: RateLimitOptions = { rps: connection.itemRatePerSecond, ...late }
+      const options: RateLimitOptions = { rps: connection.itemRatePerSecond, ...shared }
       if (connection.itemBurst !== undefined) options.burst = connection.itemBurst
       budgets.push({ key: `${key}:items`, options, perItem: true })
     }

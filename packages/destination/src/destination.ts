@@ -39,6 +39,11 @@ export interface Connection {
    */
   rateLimitMaxLateMs?: number
   /**
+   * What a 429 multiplies the shared rate by (at most once a second; default 0.5). An API whose limit is fixed and
+   * published gets a 429 from timing jitter rather than a smaller limit, and needs only a small step down.
+   */
+  rateLimitDecreaseFactor?: number
+  /**
    * The rate-limit scope: connections naming the same account share one budget (Braze: one per workspace,
    * whatever the number of connections pointing at it). Defaults to the connection's name.
    */

@@ -92,6 +92,7 @@ function setup(
     classify?: typeof destination.classify
     http?: HttpSender
     lingerMs?: number
+    decreaseFactor?: number
     rateFeedback?: HttpDestination<never, TestConnection, Item>['rateFeedback']
   } = {},
 ) {
@@ -102,6 +103,7 @@ function setup(
   const connection: TestConnection = {
     name: `c-${Math.random().toString(36).slice(2)}`,
     rateLimitRps: overrides.rps ?? 1000,
+    ...(overrides.decreaseFactor === undefined ? {} : { rateLimitDecreaseFactor: overrides.decreaseFactor }),
     endpoint: simulator.url,
     authorization: `Basic ${Buffer.from('wk:').toString('base64')}`,
   }
@@ -187,6 +189,25 @@ describe('Deliverer against the Segment simulator and real Redis', () => {
     const [limited, next] = simulator.state.requests.toArray()
     expect(limited?.status).toBe(429)
     expect(next!.receivedAt - limited!.respondedAt).toBeGreaterThanOrEqual(1000)
+  })
+
+  it("lowers the shared rate on a 429 by the connection's decrease factor (half by default)", async () => {
+    for (const [factor, expected] of [
+      [undefined, 500],
+      [0.9, 900],
+    ] as const) {
+      simulator.reset()
+      const { submit, connection } = setup(factor === undefined ? {} : { decreaseFactor: factor })
+      simulator.faults.configure({
+        script: [{ type: 'status', status: 429, headers: { 'retry-after': '0' }, count: 1 }],
+      })
+      const outcomes = await submit(items(3))
+      expect(outcomes.every((o) => o.kind === 'delivered')).toBe(true)
+      const rate = Number(await redis.hget(RateLimiter.key(destination.name, connection.name), 'rate'))
+      // Lowered from the configured 1,000/s, then recovering by at most a few per second since.
+      expect(rate).toBeGreaterThanOrEqual(expected)
+      expect(rate).toBeLessThan(expected + 50)
+    }
   })
 
   it('retries 500s and timeouts to success', async () => {
