@@ -123,7 +123,7 @@ export interface RateContext {
 /**
  * A usage hint read from a response: run the connection's shared schedule (every replica) at no more than
  * `share` (0 < share ≤ 1) of its configured rate from now on; the cap recovers towards the configured rate by
- * itself (docs/adr/0020-rate-reservations-and-usage-hints.md).
+ * itself (docs/adr/0021-rate-reservations-and-usage-hints.md).
  */
 export interface RateHint {
   share: number

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 // `reserve` books a request's place on the schedule in one call: it moves the theoretical arrival time (tat) on
 // by the request's cost and answers how long to wait until the booked time. The caller sleeps once and sends;
 // the schedule never loses the time a caller spends sleeping, waking late or asking Redis again, so a busy
-// schedule runs at its rate (docs/adr/0020-rate-reservations-and-usage-hints.md). A request is booked at most
+// schedule runs at its rate (docs/adr/0021-rate-reservations-and-usage-hints.md). A request is booked at most
 // `horizon` ms ahead; further out, the answer is how long to wait before asking again (nothing booked). Every
 // budget of a request (requests, items) is booked in the same call at the same time.
 //
