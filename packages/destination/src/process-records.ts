@@ -15,6 +15,16 @@ import type { ThrottledLog } from './throttled-log.ts'
 import type { RowFailure } from '@lookstream/send-history'
 import type { CanonicalMessage } from '@lookstream/events'
 import { addSendCounts, type SendCountDelta } from './send-counts.ts'
+import {
+  ORDER_HEADER,
+  formatTicket,
+  orderUserOf,
+  orderVerdict,
+  parseTicket,
+  type OrderTicket,
+  type PredecessorFate,
+  type UserOrder,
+} from './user-order.ts'
 
 /** How often delivered counts of a batch still being delivered are added to the send records. */
 const PROGRESS_INTERVAL_MS = 1000
@@ -56,7 +66,19 @@ export interface ProcessorDeps<Conn extends Connection, Item> {
   /** Writes records and resolves once the broker acknowledged all of them. */
   produce(records: OutboundRecord[]): Promise<void>
   signal: AbortSignal
+  /** Per-user order (destinations with `orderedPerUser`): absent, every message is delivered as it comes. */
+  order?: UserOrder
 }
+
+/** The outcome of a message parked behind an earlier message of its user (never sent meanwhile). */
+const HELD: FinalOutcome = {
+  kind: 'retry-later',
+  reason: 'held behind an earlier message of the same user in the retry topic',
+  code: 'LS_DEST_ORDER_HELD',
+}
+
+/** Records of a batch holding their user's turn (per-user order): user, and the ticket they came with. */
+type Turns = Map<number, { user: string; ticket: OrderTicket | undefined }>
 
 interface Failure {
   kind: 'dead-letter'
@@ -73,6 +95,20 @@ interface Failure {
 export async function processRecords<Conn extends Connection, Item>(
   records: readonly InboundRecord[],
   deps: ProcessorDeps<Conn, Item>,
+): Promise<boolean[]> {
+  const turns: Turns = new Map()
+  try {
+    return await processInOrder(records, deps, turns)
+  } finally {
+    // A batch that failed (or was cut by a shutdown) passes on the turns it still holds.
+    for (const { user } of turns.values()) deps.order?.leave(user, deps.signal.aborted ? 'abandoned' : 'finished')
+  }
+}
+
+async function processInOrder<Conn extends Connection, Item>(
+  records: readonly InboundRecord[],
+  deps: ProcessorDeps<Conn, Item>,
+  turns: Turns,
 ): Promise<boolean[]> {
   const { destination, connections, deliverer, dedupe, redis, metrics, signal } = deps
   const name = destination.name
@@ -120,12 +156,38 @@ export async function processRecords<Conn extends Connection, Item>(
       })
     return progressFlush
   }
+  const order = deps.order
+  // Per-user order: completions of ticketed messages still being written (awaited before the batch ends).
+  const orderWrites: Promise<void>[] = []
+  const leaveTurn = (index: number, fate: PredecessorFate): void => {
+    const turn = turns.get(index)
+    if (turn === undefined) return
+    turns.delete(index)
+    order!.leave(turn.user, fate)
+  }
   const settle = (index: number, outcome: Settled): void => {
     if (settled[index] !== undefined) return
     settled[index] = outcome
     if (typeof outcome === 'object' && outcome.kind === 'delivered') {
       const sendId = sendIds[index]
       if (sendId !== undefined) progress.set(sendId, (progress.get(sendId) ?? 0) + 1)
+    }
+    const turn = turns.get(index)
+    if (turn !== undefined && typeof outcome === 'object' && outcome.kind !== 'retry-later') {
+      // Delivered or dead-lettered: the user's next message may go once the mark knows this one is done.
+      // Parked: its turn passes on after the retry record is written (below), so the next one lands behind it.
+      if (outcome.kind === 'abandoned') leaveTurn(index, 'abandoned')
+      else if (turn.ticket === undefined) leaveTurn(index, 'finished')
+      else {
+        const ticket = turn.ticket
+        turn.ticket = undefined
+        orderWrites.push(
+          redis.run(() => order!.complete(turn.user, ticket), signal).then(
+            () => leaveTurn(index, 'finished'),
+            () => leaveTurn(index, 'abandoned'),
+          ),
+        )
+      }
     }
     const same = followers.get(index)
     if (same !== undefined) for (const follower of same) settle(follower, shareOf(outcome))
@@ -197,6 +259,26 @@ export async function processRecords<Conn extends Connection, Item>(
   const submitted: DeliveryJob<Item>[] = []
   let duplicates = 0
   let current: Conn | undefined
+  // Per-user order: records that took their user's turn at once (their marks are read below), their connections.
+  const firstTurns: number[] = []
+  const jobConnections = new Map<number, Conn>()
+  const hold = (index: number): void => {
+    metrics.orderHeld.inc({ destination: name })
+    settle(index, HELD)
+  }
+  // The turn of a record that waited behind an earlier message of its user in this process.
+  const afterPredecessor = (index: number, connection: Conn, fate: PredecessorFate): void => {
+    if (fate === 'abandoned') return settle(index, { kind: 'abandoned' })
+    if (fate === 'parked') return hold(index)
+    const turn = turns.get(index)!
+    redis.run(() => order!.lookup([turn.user]), signal).then(
+      ([mark]) => {
+        if (orderVerdict(mark, turn.ticket) === 'hold') hold(index)
+        else deliverer.submit(connection, jobs[index]!)
+      },
+      () => settle(index, { kind: 'abandoned' }),
+    )
+  }
   for (let position = 0; position < candidates.length; position++) {
     const index = candidates[position]!
     if (delivered[position] === true) {
@@ -227,6 +309,16 @@ export async function processRecords<Conn extends Connection, Item>(
     unsettled++
     // Jobs go to the deliverer in runs per connection, so its lane queues them all before it packs batches.
     const connection = candidateConnections[position]!
+    const user = order === undefined ? undefined : orderUserOf(records[index]!.key)
+    if (user !== undefined) {
+      // One message per user in delivery at a time: a later one waits here, outside the deliverer, so neither an
+      // in-process retry nor a concurrent request can put it ahead of the earlier one.
+      const ticket = histories[index] === undefined ? undefined : parseTicket(records[index]!.headers[ORDER_HEADER])
+      turns.set(index, { user, ticket })
+      jobConnections.set(index, connection)
+      if (order!.enter(user, (fate) => afterPredecessor(index, connection, fate))) firstTurns.push(index)
+      continue
+    }
     if (current !== undefined && current !== connection) {
       deliverer.submitAll(current, submitted)
       submitted.length = 0
@@ -236,6 +328,24 @@ export async function processRecords<Conn extends Connection, Item>(
   }
   if (duplicates > 0) metrics.duplicates.inc({ destination: name }, duplicates)
   if (current !== undefined) deliverer.submitAll(current, submitted)
+  if (firstTurns.length > 0) {
+    // The users' marks, read after taking their turns: a mark written after this read is for a later message.
+    const users = firstTurns.map((index) => turns.get(index)!.user)
+    const marks = await redis.run(() => order!.lookup(users), signal)
+    submitted.length = 0
+    current = undefined
+    firstTurns.forEach((index, position) => {
+      if (orderVerdict(marks[position], turns.get(index)!.ticket) === 'hold') return hold(index)
+      const connection = jobConnections.get(index)!
+      if (current !== undefined && current !== connection) {
+        deliverer.submitAll(current, submitted)
+        submitted.length = 0
+      }
+      current = connection
+      submitted.push(jobs[index]!)
+    })
+    if (current !== undefined) deliverer.submitAll(current, submitted)
+  }
   // Whatever is still unsettled settles in a later tick (a shutdown settles jobs synchronously, above).
   if (unsettled > 0) {
     const ticker = setInterval(() => void flushProgress(), PROGRESS_INTERVAL_MS)
@@ -269,9 +379,28 @@ export async function processRecords<Conn extends Connection, Item>(
     lastDelta![field]++
   }
 
+  // Per-user order: parked records of ordered users (their tickets go in their headers) and retry-topic records
+  // finished here whose tickets the marks must learn about.
+  const parks: { index: number; user: string; ticket: OrderTicket | undefined; position: number }[] = []
+  const finishing: { index: number; user: string; ticket: OrderTicket }[] = []
+  const orderOf = (index: number): { user: string; ticket: OrderTicket | undefined } | undefined => {
+    if (order === undefined) return undefined
+    const turn = turns.get(index)
+    if (turn !== undefined) return turn
+    const user = orderUserOf(records[index]!.key)
+    if (user === undefined) return undefined
+    const ticket = histories[index] === undefined ? undefined : parseTicket(records[index]!.headers[ORDER_HEADER])
+    return { user, ticket }
+  }
+  const finish = (index: number): void => {
+    const of = orderOf(index)
+    if (of?.ticket !== undefined) finishing.push({ index, user: of.user, ticket: of.ticket })
+  }
+
   for (let index = 0; index < records.length; index++) {
     const outcome = settled[index]!
     if (outcome === 'skip' || outcome === 'duplicate') {
+      if (outcome === 'duplicate') finish(index)
       done[index] = true
       continue
     }
@@ -312,9 +441,12 @@ export async function processRecords<Conn extends Connection, Item>(
         count(index, 'deadLettered')
         report(index, 'dead-letter', 'LS_DEST_RETRY_WINDOW_EXCEEDED', outcome.reason)
         remember(index, 'LS_DEST_RETRY_WINDOW_EXCEEDED', outcome.reason, now)
+        finish(index)
       } else {
         const cycle = Math.max(1, Math.ceil(attempts / Math.max(1, deps.quickAttempts)))
         const retryAt = now + backoffDelay(cycle, deps.retry.delay)
+        const of = orderOf(index)
+        if (of !== undefined) parks.push({ index, user: of.user, ticket: of.ticket, position: out.length })
         out.push({
           topic: deps.retryTopic,
           key: record.key,
@@ -348,9 +480,26 @@ export async function processRecords<Conn extends Connection, Item>(
     count(index, 'deadLettered')
     report(index, 'dead-letter', outcome.code, outcome.reason)
     remember(index, outcome.code, outcome.reason, now)
+    if (!turns.has(index)) finish(index)
   }
 
+  if (order !== undefined) {
+    if (parks.length > 0) {
+      const tickets = await redis.run(() => order.park(parks), signal)
+      parks.forEach((park, position) => {
+        const ticket = tickets[position]
+        if (ticket !== undefined) out[park.position]!.headers[ORDER_HEADER] = formatTicket(ticket)
+      })
+    }
+    if (finishing.length > 0) {
+      await redis.run(() => Promise.all(finishing.map((entry) => order.complete(entry.user, entry.ticket))), signal)
+    }
+    await Promise.all(orderWrites)
+  }
   if (out.length > 0) await deps.produce(out)
+  // The retry records are written: a user's next message, waiting here, goes behind its parked one.
+  for (const park of parks) leaveTurn(park.index, 'parked')
+  for (const entry of finishing) leaveTurn(entry.index, 'finished')
   if (deps.rowFailures !== undefined && failures.size > 0) {
     const rowFailures = deps.rowFailures
     await redis
