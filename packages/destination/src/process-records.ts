@@ -182,10 +182,12 @@ async function processInOrder<Conn extends Connection, Item>(
         const ticket = turn.ticket
         turn.ticket = undefined
         orderWrites.push(
-          redis.run(() => order!.complete(turn.user, ticket), signal).then(
-            () => leaveTurn(index, 'finished'),
-            () => leaveTurn(index, 'abandoned'),
-          ),
+          redis
+            .run(() => order!.complete(turn.user, ticket), signal)
+            .then(
+              () => leaveTurn(index, 'finished'),
+              () => leaveTurn(index, 'abandoned'),
+            ),
         )
       }
     }
@@ -271,13 +273,15 @@ async function processInOrder<Conn extends Connection, Item>(
     if (fate === 'abandoned') return settle(index, { kind: 'abandoned' })
     if (fate === 'parked') return hold(index)
     const turn = turns.get(index)!
-    redis.run(() => order!.lookup([turn.user]), signal).then(
-      ([mark]) => {
-        if (orderVerdict(mark, turn.ticket) === 'hold') hold(index)
-        else deliverer.submit(connection, jobs[index]!)
-      },
-      () => settle(index, { kind: 'abandoned' }),
-    )
+    redis
+      .run(() => order!.lookup([turn.user]), signal)
+      .then(
+        ([mark]) => {
+          if (orderVerdict(mark, turn.ticket, histories[index] !== undefined) === 'hold') hold(index)
+          else deliverer.submit(connection, jobs[index]!)
+        },
+        () => settle(index, { kind: 'abandoned' }),
+      )
   }
   for (let position = 0; position < candidates.length; position++) {
     const index = candidates[position]!
@@ -335,7 +339,9 @@ async function processInOrder<Conn extends Connection, Item>(
     submitted.length = 0
     current = undefined
     firstTurns.forEach((index, position) => {
-      if (orderVerdict(marks[position], turns.get(index)!.ticket) === 'hold') return hold(index)
+      if (orderVerdict(marks[position], turns.get(index)!.ticket, histories[index] !== undefined) === 'hold') {
+        return hold(index)
+      }
       const connection = jobConnections.get(index)!
       if (current !== undefined && current !== connection) {
         deliverer.submitAll(current, submitted)
@@ -445,8 +451,11 @@ async function processInOrder<Conn extends Connection, Item>(
       } else {
         const cycle = Math.max(1, Math.ceil(attempts / Math.max(1, deps.quickAttempts)))
         const retryAt = now + backoffDelay(cycle, deps.retry.delay)
+        // A message from a canonical topic joins its user's mark; a retry-topic one keeps its ticket, if any.
         const of = orderOf(index)
-        if (of !== undefined) parks.push({ index, user: of.user, ticket: of.ticket, position: out.length })
+        if (of !== undefined && (histories[index] === undefined || of.ticket !== undefined)) {
+          parks.push({ index, user: of.user, ticket: of.ticket, position: out.length })
+        }
         out.push({
           topic: deps.retryTopic,
           key: record.key,
@@ -487,8 +496,8 @@ async function processInOrder<Conn extends Connection, Item>(
     if (parks.length > 0) {
       const tickets = await redis.run(() => order.park(parks), signal)
       parks.forEach((park, position) => {
-        const ticket = tickets[position]
-        if (ticket !== undefined) out[park.position]!.headers[ORDER_HEADER] = formatTicket(ticket)
+        park.ticket = tickets[position]
+        if (park.ticket !== undefined) out[park.position]!.headers[ORDER_HEADER] = formatTicket(park.ticket)
       })
     }
     if (finishing.length > 0) {
@@ -498,7 +507,8 @@ async function processInOrder<Conn extends Connection, Item>(
   }
   if (out.length > 0) await deps.produce(out)
   // The retry records are written: a user's next message, waiting here, goes behind its parked one.
-  for (const park of parks) leaveTurn(park.index, 'parked')
+  // (Parked without a ticket, the user was released: what follows it need not wait.)
+  for (const park of parks) leaveTurn(park.index, park.ticket === undefined ? 'finished' : 'parked')
   for (const entry of finishing) leaveTurn(entry.index, 'finished')
   if (deps.rowFailures !== undefined && failures.size > 0) {
     const rowFailures = deps.rowFailures

@@ -47,11 +47,18 @@ elseif op == 'park' then
   for i = 6, #ARGV, 3 do
     local user, epoch_in, seq_in = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
     local value = redis.call('HGET', marks, user)
-    if value then
-      local epoch, issued, done = parse(value)
+    if epoch_in ~= '' then
+      -- Parked again: it keeps its place, or stays unordered once its user's mark is gone (released).
+      local epoch, issued = nil, 0
+      if value then epoch, issued = parse(value) end
       if epoch == epoch_in and seq_in <= issued then
         results[#results + 1] = epoch .. '.' .. seq_in
-      elseif issued - done >= max_parked then
+      else
+        results[#results + 1] = ''
+      end
+    elseif value then
+      local epoch, issued, done = parse(value)
+      if issued - done >= max_parked then
         redis.call('HDEL', marks, user)
         redis.call('ZREM', deadlines, user)
         limited = limited + 1
@@ -153,11 +160,18 @@ function parseMark(value: string): OrderMark | undefined {
 /**
  * Whether a record of a user may be sent now: `send`, or `hold` (park it behind the user's earlier message). A
  * record holding a ticket of the user's current mark is sent when it is the next one (or an old copy of one
- * done); any other record waits while the user is parked.
+ * done); a message from a canonical topic waits while the user is parked.
  */
-export function orderVerdict(mark: OrderMark | undefined, ticket: OrderTicket | undefined): 'send' | 'hold' {
+export function orderVerdict(
+  mark: OrderMark | undefined,
+  ticket: OrderTicket | undefined,
+  fromRetryTopic: boolean,
+): 'send' | 'hold' {
   if (mark === undefined) return 'send'
   if (ticket !== undefined && ticket.epoch === mark.epoch) return ticket.seq <= mark.done + 1 ? 'send' : 'hold'
+  // A parked message without a ticket of the current mark was parked unordered (its user released): it never
+  // waits again.
+  if (fromRetryTopic) return 'send'
   return mark.issued > mark.done ? 'hold' : 'send'
 }
 
@@ -243,11 +257,13 @@ export class UserOrder {
   }
 
   /**
-   * Records these messages as parked: a message keeping its ticket keeps its place; any other gets the next
-   * ticket of its user (a new mark when the user was not parked). Undefined: parked without order (the user was
-   * released at the limit, or the capacity is reached).
+   * Records these messages as parked: a message with a ticket keeps its place (or, its user released, is parked
+   * without order); one without gets the next ticket of its user (a new mark when the user was not parked).
+   * Undefined: parked without order (released, at the per-user limit, or at capacity).
    */
-  async park(entries: readonly { user: string; ticket: OrderTicket | undefined }[]): Promise<(OrderTicket | undefined)[]> {
+  async park(
+    entries: readonly { user: string; ticket: OrderTicket | undefined }[],
+  ): Promise<(OrderTicket | undefined)[]> {
     if (entries.length === 0) return []
     const args: (string | number)[] = [
       this.settings.releaseMs,
