@@ -77,8 +77,22 @@ const HELD: FinalOutcome = {
   code: 'LS_DEST_ORDER_HELD',
 }
 
-/** Records of a batch holding their user's turn (per-user order): user, and the ticket they came with. */
-type Turns = Map<number, { user: string; ticket: OrderTicket | undefined }>
+/**
+ * Per-user order: the records of a batch that entered their user's turn (user, the ticket they came with, whether
+ * they hold the turn now or wait for it), and whether the batch is over.
+ */
+interface Turn {
+  user: string
+  ticket: OrderTicket | undefined
+  holds: boolean
+  /** A retry-topic record not (or no longer) in its user's order: what follows it need not wait for it. */
+  unordered: boolean
+}
+
+interface Turns {
+  entries: Map<number, Turn>
+  finished: boolean
+}
 
 interface Failure {
   kind: 'dead-letter'
@@ -96,12 +110,15 @@ export async function processRecords<Conn extends Connection, Item>(
   records: readonly InboundRecord[],
   deps: ProcessorDeps<Conn, Item>,
 ): Promise<boolean[]> {
-  const turns: Turns = new Map()
+  const turns: Turns = { entries: new Map(), finished: false }
   try {
     return await processInOrder(records, deps, turns)
   } finally {
-    // A batch that failed (or was cut by a shutdown) passes on the turns it still holds.
-    for (const { user } of turns.values()) deps.order?.leave(user, deps.signal.aborted ? 'abandoned' : 'finished')
+    // A batch that failed (or was cut by a shutdown) passes on the turns it still holds; one of its records still
+    // waiting passes its turn on as soon as it gets it.
+    turns.finished = true
+    const fate = deps.signal.aborted ? 'abandoned' : 'finished'
+    for (const turn of turns.entries.values()) if (turn.holds) deps.order?.leave(turn.user, fate)
   }
 }
 
@@ -160,9 +177,9 @@ async function processInOrder<Conn extends Connection, Item>(
   // Per-user order: completions of ticketed messages still being written (awaited before the batch ends).
   const orderWrites: Promise<void>[] = []
   const leaveTurn = (index: number, fate: PredecessorFate): void => {
-    const turn = turns.get(index)
-    if (turn === undefined) return
-    turns.delete(index)
+    const turn = turns.entries.get(index)
+    if (turn === undefined || !turn.holds) return
+    turns.entries.delete(index)
     order!.leave(turn.user, fate)
   }
   const settle = (index: number, outcome: Settled): void => {
@@ -172,8 +189,11 @@ async function processInOrder<Conn extends Connection, Item>(
       const sendId = sendIds[index]
       if (sendId !== undefined) progress.set(sendId, (progress.get(sendId) ?? 0) + 1)
     }
-    const turn = turns.get(index)
-    if (turn !== undefined && typeof outcome === 'object' && outcome.kind !== 'retry-later') {
+    const turn = turns.entries.get(index)
+    if (turn?.holds === true && typeof outcome === 'object' && outcome.kind === 'retry-later') {
+      // The user's next message in this batch is parked right behind this one (same produce, later record).
+      if (order!.passWithin(turn.user, turns, turn.unordered ? 'finished' : 'parked')) turns.entries.delete(index)
+    } else if (turn?.holds === true && typeof outcome === 'object') {
       // Delivered or dead-lettered: the user's next message may go once the mark knows this one is done.
       // Parked: its turn passes on after the retry record is written (below), so the next one lands behind it.
       if (outcome.kind === 'abandoned') leaveTurn(index, 'abandoned')
@@ -270,14 +290,21 @@ async function processInOrder<Conn extends Connection, Item>(
   }
   // The turn of a record that waited behind an earlier message of its user in this process.
   const afterPredecessor = (index: number, connection: Conn, fate: PredecessorFate): void => {
+    const turn = turns.entries.get(index)!
+    turn.holds = true
+    if (turns.finished) return leaveTurn(index, fate)
     if (fate === 'abandoned') return settle(index, { kind: 'abandoned' })
-    if (fate === 'parked') return hold(index)
-    const turn = turns.get(index)!
+    const fromRetryTopic = histories[index] !== undefined
+    if (fate === 'parked') {
+      turn.unordered = fromRetryTopic && turn.ticket === undefined
+      return hold(index)
+    }
     redis
       .run(() => order!.lookup([turn.user]), signal)
       .then(
         ([mark]) => {
-          if (orderVerdict(mark, turn.ticket, histories[index] !== undefined) === 'hold') hold(index)
+          turn.unordered = fromRetryTopic && (mark === undefined || turn.ticket?.epoch !== mark.epoch)
+          if (orderVerdict(mark, turn.ticket, fromRetryTopic) === 'hold') hold(index)
           else deliverer.submit(connection, jobs[index]!)
         },
         () => settle(index, { kind: 'abandoned' }),
@@ -318,9 +345,13 @@ async function processInOrder<Conn extends Connection, Item>(
       // One message per user in delivery at a time: a later one waits here, outside the deliverer, so neither an
       // in-process retry nor a concurrent request can put it ahead of the earlier one.
       const ticket = histories[index] === undefined ? undefined : parseTicket(records[index]!.headers[ORDER_HEADER])
-      turns.set(index, { user, ticket })
+      const turn: Turn = { user, ticket, holds: false, unordered: false }
+      turns.entries.set(index, turn)
       jobConnections.set(index, connection)
-      if (order!.enter(user, (fate) => afterPredecessor(index, connection, fate))) firstTurns.push(index)
+      if (order!.enter(user, turns, (fate) => afterPredecessor(index, connection, fate))) {
+        turn.holds = true
+        firstTurns.push(index)
+      }
       continue
     }
     if (current !== undefined && current !== connection) {
@@ -334,14 +365,16 @@ async function processInOrder<Conn extends Connection, Item>(
   if (current !== undefined) deliverer.submitAll(current, submitted)
   if (firstTurns.length > 0) {
     // The users' marks, read after taking their turns: a mark written after this read is for a later message.
-    const users = firstTurns.map((index) => turns.get(index)!.user)
+    const users = firstTurns.map((index) => turns.entries.get(index)!.user)
     const marks = await redis.run(() => order!.lookup(users), signal)
     submitted.length = 0
     current = undefined
     firstTurns.forEach((index, position) => {
-      if (orderVerdict(marks[position], turns.get(index)!.ticket, histories[index] !== undefined) === 'hold') {
-        return hold(index)
-      }
+      const turn = turns.entries.get(index)!
+      const mark = marks[position]
+      const fromRetryTopic = histories[index] !== undefined
+      turn.unordered = fromRetryTopic && (mark === undefined || turn.ticket?.epoch !== mark.epoch)
+      if (orderVerdict(mark, turn.ticket, fromRetryTopic) === 'hold') return hold(index)
       const connection = jobConnections.get(index)!
       if (current !== undefined && current !== connection) {
         deliverer.submitAll(current, submitted)
@@ -391,7 +424,7 @@ async function processInOrder<Conn extends Connection, Item>(
   const finishing: { index: number; user: string; ticket: OrderTicket }[] = []
   const orderOf = (index: number): { user: string; ticket: OrderTicket | undefined } | undefined => {
     if (order === undefined) return undefined
-    const turn = turns.get(index)
+    const turn = turns.entries.get(index)
     if (turn !== undefined) return turn
     const user = orderUserOf(records[index]!.key)
     if (user === undefined) return undefined
@@ -489,7 +522,7 @@ async function processInOrder<Conn extends Connection, Item>(
     count(index, 'deadLettered')
     report(index, 'dead-letter', outcome.code, outcome.reason)
     remember(index, outcome.code, outcome.reason, now)
-    if (!turns.has(index)) finish(index)
+    if (!turns.entries.has(index)) finish(index)
   }
 
   if (order !== undefined) {

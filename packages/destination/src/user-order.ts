@@ -206,7 +206,7 @@ export class UserOrder {
   readonly settings: UserOrderSettings
   readonly #events: OrderEvents
   /** Users with a message in delivery here, and the messages of theirs waiting behind it, in arrival order. */
-  readonly #active = new Map<string, ((fate: PredecessorFate) => void)[]>()
+  readonly #active = new Map<string, { batch: object; resume: (fate: PredecessorFate) => void }[]>()
   #pendingCompletions: { user: string; ticket: OrderTicket }[] = []
   #completionFlush: Promise<void> | undefined
 
@@ -227,16 +227,17 @@ export class UserOrder {
   }
 
   /**
-   * Takes the user's turn: true when no earlier message of the user is in delivery here (the caller goes on);
-   * otherwise `waiter` is called once the earlier one is finished, parked or abandoned, and it then has the turn.
+   * Takes the user's turn for a message of `batch`: true when no earlier message of the user is in delivery here
+   * (the caller goes on); otherwise `resume` is called once the earlier one is finished, parked or abandoned, and
+   * it then has the turn.
    */
-  enter(user: string, waiter: (fate: PredecessorFate) => void): boolean {
+  enter(user: string, batch: object, resume: (fate: PredecessorFate) => void): boolean {
     const queue = this.#active.get(user)
     if (queue === undefined) {
       this.#active.set(user, [])
       return true
     }
-    queue.push(waiter)
+    queue.push({ batch, resume })
     return false
   }
 
@@ -246,7 +247,18 @@ export class UserOrder {
     if (queue === undefined) return
     const next = queue.shift()
     if (next === undefined) this.#active.delete(user)
-    else next(fate)
+    else next.resume(fate)
+  }
+
+  /**
+   * Gives the turn on only when the next waiting message is of the same batch (its retry record is written after
+   * this one's, in the same produce); false, and the caller keeps the turn, otherwise.
+   */
+  passWithin(user: string, batch: object, fate: PredecessorFate): boolean {
+    const next = this.#active.get(user)?.[0]
+    if (next?.batch !== batch) return false
+    this.leave(user, fate)
+    return true
   }
 
   /** The users' current marks (undefined: not parked). */

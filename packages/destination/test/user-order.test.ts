@@ -190,11 +190,12 @@ describe('UserOrder marks in Redis', () => {
 describe('UserOrder turns in this process', () => {
   it('lets one message per user in at a time, the others in arrival order, told what became of the one before', () => {
     const { order } = orderFor()
+    const batch = {}
     const told: string[] = []
-    expect(order.enter('u', () => told.push('never'))).toBe(true)
-    expect(order.enter('v', () => told.push('never'))).toBe(true)
-    expect(order.enter('u', (fate) => told.push(`second:${fate}`))).toBe(false)
-    expect(order.enter('u', (fate) => told.push(`third:${fate}`))).toBe(false)
+    expect(order.enter('u', batch, () => told.push('never'))).toBe(true)
+    expect(order.enter('v', batch, () => told.push('never'))).toBe(true)
+    expect(order.enter('u', batch, (fate) => told.push(`second:${fate}`))).toBe(false)
+    expect(order.enter('u', batch, (fate) => told.push(`third:${fate}`))).toBe(false)
     order.leave('u', 'parked')
     expect(told).toEqual(['second:parked'])
     order.leave('u', 'finished')
@@ -203,5 +204,21 @@ describe('UserOrder turns in this process', () => {
     order.leave('u', 'finished')
     order.leave('v', 'finished')
     expect(order.activeUsers).toBe(0)
+  })
+
+  it('passes a turn on at once only to a message of the same batch', () => {
+    const { order } = orderFor()
+    const [first, second] = [{}, {}]
+    const told: string[] = []
+    order.enter('u', first, () => told.push('never'))
+    order.enter('u', second, (fate) => told.push(`later batch:${fate}`))
+    expect(order.passWithin('u', first, 'parked')).toBe(false)
+    expect(told).toEqual([])
+    order.enter('w', first, () => told.push('never'))
+    order.enter('w', first, (fate) => told.push(`same batch:${fate}`))
+    expect(order.passWithin('w', first, 'parked')).toBe(true)
+    expect(told).toEqual(['same batch:parked'])
+    order.leave('u', 'parked')
+    expect(told).toEqual(['same batch:parked', 'later batch:parked'])
   })
 })
