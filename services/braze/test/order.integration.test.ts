@@ -69,10 +69,14 @@ describe('braze service: per-user order under retries', { timeout: 60_000 }, () 
     stack.simulator.faults.addRule({ type: 'status', status: 500, bodyContains: `first-${run}`, count: 4 })
     const service = await start({ DELIVERY_QUICK_ATTEMPTS: '2' })
     await produceMessages(stack, [update(run, user, 1, `first-${run}`)])
-    await waitFor(async () => (await metricValue(service, 'lookstream_destination_order_parked_users')) === 1, {
-      timeoutMs: 20_000,
-      message: 'the user parked',
-    })
+    await waitFor(
+      async () => (await metricValue(service, 'lookstream_destination_retries_total', { stage: 'topic' })) === 1,
+      {
+        timeoutMs: 20_000,
+        message: 'the first update parked',
+      },
+    )
+    const parkedUsers = await metricValue(service, 'lookstream_destination_order_parked_users')
 
     // Newer values of the same user, and another user who must not wait.
     await produceMessages(stack, [update(run, user, 2, `second-${run}`)])
@@ -81,6 +85,7 @@ describe('braze service: per-user order under retries', { timeout: 60_000 }, () 
 
     expect(acceptedTiers(user)).toEqual([`first-${run}`, `second-${run}`, `third-${run}`])
     expect(profileOf(stack, user)?.tier).toBe(`third-${run}`)
+    expect(parkedUsers).toBe(1)
     expect(await metricValue(service, 'lookstream_destination_order_held_total')).toBeGreaterThanOrEqual(2)
     // The other user went straight through, long before the parked one came back.
     expect(acceptedAt(user + 1, `other-${run}`)!).toBeLessThan(acceptedAt(user, `first-${run}`)!)
@@ -116,10 +121,13 @@ describe('braze service: per-user order under retries', { timeout: 60_000 }, () 
     stack.simulator.faults.addRule({ type: 'status', status: 500, bodyContains: `stuck-${run}` })
     const service = await start({ DELIVERY_QUICK_ATTEMPTS: '1', DELIVERY_ORDER_RELEASE_MS: String(releaseMs) })
     await produceMessages(stack, [update(run, stuck, 1, `stuck-${run}`)])
-    await waitFor(async () => (await metricValue(service, 'lookstream_destination_order_parked_users')) === 1, {
-      timeoutMs: 20_000,
-      message: 'the stuck user parked',
-    })
+    await waitFor(
+      async () => (await metricValue(service, 'lookstream_destination_retries_total', { stage: 'topic' })) >= 1,
+      {
+        timeoutMs: 20_000,
+        message: 'the stuck update parked',
+      },
+    )
     // The first refusal happened before the mark was written: the release is due no earlier than this plus the bound.
     const firstRefusal = stack.simulator.state.requests.toArray().find((r) => r.status === 500)!.receivedAt
 
