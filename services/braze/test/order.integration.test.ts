@@ -114,6 +114,28 @@ describe('braze service: per-user order under retries', { timeout: 60_000 }, () 
     expect(acceptedAt(user + 1, `other-${run}`)!).toBeLessThan(acceptedAt(user, `first-${run}`)!)
   })
 
+  it('the order holds across a restart: a new process finds the parked user in Redis and holds its next update', async () => {
+    const run = newRunId()
+    const user = 401
+    // Parked by the first process (two requests), refused once more by the second: it comes back after the update.
+    stack.simulator.faults.addRule({ type: 'status', status: 500, bodyContains: `first-${run}`, count: 3 })
+    const first = await start({ DELIVERY_QUICK_ATTEMPTS: '2', DELIVERY_RETRY_DELAY_MS: '3000' })
+    await produceMessages(stack, [update(run, user, 1, `first-${run}`)])
+    await waitFor(
+      async () => (await metricValue(first, 'lookstream_destination_retries_total', { stage: 'topic' })) === 1,
+      { timeoutMs: 20_000, message: 'the first update parked' },
+    )
+    await first.close()
+    running = undefined
+
+    const second = await start({ DELIVERY_QUICK_ATTEMPTS: '2' })
+    await produceMessages(stack, [update(run, user, 2, `second-${run}`)])
+    await waitFor(() => acceptedTiers(user).length === 2, { timeoutMs: 30_000, message: 'both updates accepted' })
+    expect(acceptedTiers(user)).toEqual([`first-${run}`, `second-${run}`])
+    expect(profileOf(stack, user)?.tier).toBe(`second-${run}`)
+    expect(await metricValue(second, 'lookstream_destination_order_held_total')).toBeGreaterThanOrEqual(1)
+  })
+
   it('a user stuck failing holds no other user back, and is released after DELIVERY_ORDER_RELEASE_MS', async () => {
     const run = newRunId()
     const stuck = 301
