@@ -87,6 +87,8 @@ interface Turn {
   holds: boolean
   /** A retry-topic record not (or no longer) in its user's order: what follows it need not wait for it. */
   unordered: boolean
+  /** Its user had no mark when it was sent. */
+  clear: boolean
 }
 
 interface Turns {
@@ -197,7 +199,7 @@ async function processInOrder<Conn extends Connection, Item>(
       // Delivered or dead-lettered: the user's next message may go once the mark knows this one is done.
       // Parked: its turn passes on after the retry record is written (below), so the next one lands behind it.
       if (outcome.kind === 'abandoned') leaveTurn(index, 'abandoned')
-      else if (turn.ticket === undefined) leaveTurn(index, 'finished')
+      else if (turn.ticket === undefined) leaveTurn(index, turn.clear ? 'clear' : 'finished')
       else {
         const ticket = turn.ticket
         turn.ticket = undefined
@@ -299,11 +301,20 @@ async function processInOrder<Conn extends Connection, Item>(
       turn.unordered = fromRetryTopic && turn.ticket === undefined
       return hold(index)
     }
+    if (fate === 'clear') {
+      // Only a park of a message of this user from a canonical topic writes a mark; in this process those pass
+      // through this turn, so none was written since (another topic's, on another replica, is not ordered with
+      // this one by Kafka either).
+      turn.clear = true
+      turn.unordered = fromRetryTopic
+      return deliverer.submit(connection, jobs[index]!)
+    }
     redis
       .run(() => order!.lookup([turn.user]), signal)
       .then(
         ([mark]) => {
           turn.unordered = fromRetryTopic && (mark === undefined || turn.ticket?.epoch !== mark.epoch)
+          turn.clear = mark === undefined
           if (orderVerdict(mark, turn.ticket, fromRetryTopic) === 'hold') hold(index)
           else deliverer.submit(connection, jobs[index]!)
         },
@@ -345,7 +356,7 @@ async function processInOrder<Conn extends Connection, Item>(
       // One message per user in delivery at a time: a later one waits here, outside the deliverer, so neither an
       // in-process retry nor a concurrent request can put it ahead of the earlier one.
       const ticket = histories[index] === undefined ? undefined : parseTicket(records[index]!.headers[ORDER_HEADER])
-      const turn: Turn = { user, ticket, holds: false, unordered: false }
+      const turn: Turn = { user, ticket, holds: false, unordered: false, clear: false }
       turns.entries.set(index, turn)
       jobConnections.set(index, connection)
       if (order!.enter(user, turns, (fate) => afterPredecessor(index, connection, fate))) {
@@ -374,6 +385,7 @@ async function processInOrder<Conn extends Connection, Item>(
       const mark = marks[position]
       const fromRetryTopic = histories[index] !== undefined
       turn.unordered = fromRetryTopic && (mark === undefined || turn.ticket?.epoch !== mark.epoch)
+      turn.clear = mark === undefined
       if (orderVerdict(mark, turn.ticket, fromRetryTopic) === 'hold') return hold(index)
       const connection = jobConnections.get(index)!
       if (current !== undefined && current !== connection) {

@@ -191,8 +191,12 @@ export interface OrderEvents {
   released(reason: 'time' | 'limit' | 'capacity', users: number): void
 }
 
-/** What a released waiter learns about the message it waited behind. */
-export type PredecessorFate = 'parked' | 'finished' | 'abandoned'
+/**
+ * What a released waiter learns about the message it waited behind: parked (the waiter is held behind it),
+ * finished (delivered or dead-lettered: the waiter reads its user's mark), clear (finished, and its user had no
+ * mark when it was sent: the waiter goes without reading it again), abandoned (shutdown).
+ */
+export type PredecessorFate = 'parked' | 'finished' | 'clear' | 'abandoned'
 
 /**
  * The Redis marks of one destination plus, in this process, one message per user in delivery at a time: a later

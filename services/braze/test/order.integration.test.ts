@@ -76,12 +76,22 @@ describe('braze service: per-user order under retries', { timeout: 60_000 }, () 
         message: 'the first update parked',
       },
     )
-    const parkedUsers = await metricValue(service, 'lookstream_destination_order_parked_users')
+    // The gauge, sampled while the user waits (it is set once the park is recorded in Redis).
+    let parkedUsers = 0
+    const sampleParked = async () => {
+      parkedUsers = Math.max(parkedUsers, await metricValue(service, 'lookstream_destination_order_parked_users'))
+    }
 
     // Newer values of the same user, and another user who must not wait.
     await produceMessages(stack, [update(run, user, 2, `second-${run}`)])
     await produceMessages(stack, [update(run, user, 3, `third-${run}`), update(run, user + 1, 1, `other-${run}`)])
-    await waitFor(() => acceptedTiers(user).length === 3, { timeoutMs: 30_000, message: 'the three updates accepted' })
+    await waitFor(
+      async () => {
+        await sampleParked()
+        return acceptedTiers(user).length === 3
+      },
+      { timeoutMs: 30_000, message: 'the three updates accepted' },
+    )
 
     expect(acceptedTiers(user)).toEqual([`first-${run}`, `second-${run}`, `third-${run}`])
     expect(profileOf(stack, user)?.tier).toBe(`third-${run}`)
