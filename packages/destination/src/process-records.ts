@@ -285,6 +285,7 @@ async function processInOrder<Conn extends Connection, Item>(
   let current: Conn | undefined
   // Per-user order: records that took their user's turn at once (their marks are read below), their connections.
   const firstTurns: number[] = []
+  const doneEarly = new Set<number>()
   const jobConnections = new Map<number, Conn>()
   const hold = (index: number): void => {
     metrics.orderHeld.inc({ destination: name })
@@ -327,6 +328,8 @@ async function processInOrder<Conn extends Connection, Item>(
       duplicates++
       settled[index] = 'duplicate'
       jobs[index] = undefined
+      // A parked message already delivered (its offset was not committed): done, before its user's next is judged.
+      if (order !== undefined && histories[index] !== undefined) doneEarly.add(index)
       continue
     }
     const messageId = candidateIds[position]!
@@ -374,6 +377,14 @@ async function processInOrder<Conn extends Connection, Item>(
   }
   if (duplicates > 0) metrics.duplicates.inc({ destination: name }, duplicates)
   if (current !== undefined) deliverer.submitAll(current, submitted)
+  const early = [...doneEarly].flatMap((index) => {
+    const user = orderUserOf(records[index]!.key)
+    const ticket = parseTicket(records[index]!.headers[ORDER_HEADER])
+    return user === undefined || ticket === undefined ? [] : [{ user, ticket }]
+  })
+  if (early.length > 0) {
+    await redis.run(() => Promise.all(early.map((entry) => order!.complete(entry.user, entry.ticket))), signal)
+  }
   if (firstTurns.length > 0) {
     // The users' marks, read after taking their turns: a mark written after this read is for a later message.
     const users = firstTurns.map((index) => turns.entries.get(index)!.user)
@@ -451,7 +462,7 @@ async function processInOrder<Conn extends Connection, Item>(
   for (let index = 0; index < records.length; index++) {
     const outcome = settled[index]!
     if (outcome === 'skip' || outcome === 'duplicate') {
-      if (outcome === 'duplicate') finish(index)
+      if (outcome === 'duplicate' && !doneEarly.has(index)) finish(index)
       done[index] = true
       continue
     }

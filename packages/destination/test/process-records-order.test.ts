@@ -229,6 +229,24 @@ describe('processRecords with per-user order', () => {
     expect(d.order.activeUsers).toBe(0)
   })
 
+  it('a parked message found already delivered (a crash before its offset was committed) counts as done', async () => {
+    simulator.reset()
+    const run = `d${Date.now()}`
+    const produced: OutboundRecord[] = []
+    const d = deps(produced)
+    simulator.faults.addRule({ type: 'status', status: 503, bodyContains: `${run}-e1` })
+    await processRecords([record(message(`${run}-e1`, `${run}-erin`)), record(message(`${run}-e2`, `${run}-erin`))], d)
+    const [e1, e2] = produced.splice(0)
+    expect(e2!.headers[RUNTIME_HEADERS.errorCode]).toBe('LS_DEST_ORDER_HELD')
+    simulator.faults.clear()
+    // e1 was delivered by a process that died before committing: its copy comes back as a duplicate.
+    await d.dedupe.markDelivered([`${run}-e1`])
+    expect(await processRecords([consumed(e1!), consumed(e2!)], d)).toEqual([true, true])
+    expect(produced).toEqual([])
+    expect([...simulator.state.acceptedIds.keys()]).toEqual([`${run}-e2`])
+    expect(await redis.exists(orderMarksKey(d.orderName))).toBe(0)
+  })
+
   it('a ticketed message that is not next is held again, keeping its ticket and place', async () => {
     simulator.reset()
     const run = `n${Date.now()}`
