@@ -146,6 +146,56 @@ describe('braze service: per-user order under retries', { timeout: 60_000 }, () 
     expect(await metricValue(second, 'lookstream_destination_order_held_total')).toBeGreaterThanOrEqual(1)
   })
 
+  it("two replicas: each user's updates arrive in order, whichever replica holds its canonical and retry partitions", async () => {
+    const run = newRunId()
+    const users = [501, 502, 503, 504, 505, 506]
+    for (const user of users) {
+      stack.simulator.faults.addRule({ type: 'status', status: 500, bodyContains: `first-${run}-${user}`, count: 3 })
+    }
+    const env = brazeEnv(stack, { DELIVERY_QUICK_ATTEMPTS: '2' })
+    const a = await runDestination(braze, { env })
+    const b = await runDestination(braze, { env })
+    try {
+      await waitFor(
+        async () => (await fetch(`${a.address.url}/readyz`)).ok && (await fetch(`${b.address.url}/readyz`)).ok,
+        { timeoutMs: 30_000, message: 'both replicas in the group' },
+      )
+      const parked = async () =>
+        (await metricValue(a, 'lookstream_destination_retries_total', { stage: 'topic' })) +
+        (await metricValue(b, 'lookstream_destination_retries_total', { stage: 'topic' }))
+      await produceMessages(
+        stack,
+        users.map((user) => update(run, user, 1, `first-${run}-${user}`)),
+      )
+      await waitFor(async () => (await parked()) >= users.length, {
+        timeoutMs: 20_000,
+        message: 'every first update parked',
+      })
+      await produceMessages(
+        stack,
+        users.map((user) => update(run, user, 2, `second-${run}-${user}`)),
+      )
+      await produceMessages(
+        stack,
+        users.map((user) => update(run, user, 3, `third-${run}-${user}`)),
+      )
+      await waitFor(() => users.every((user) => acceptedTiers(user).length === 3), {
+        timeoutMs: 40_000,
+        message: 'every update accepted',
+      })
+      for (const user of users) {
+        expect(acceptedTiers(user), `user-${user}`).toEqual([
+          `first-${run}-${user}`,
+          `second-${run}-${user}`,
+          `third-${run}-${user}`,
+        ])
+        expect(profileOf(stack, user)?.tier).toBe(`third-${run}-${user}`)
+      }
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+
   it('a user stuck failing holds no other user back, and is released after DELIVERY_ORDER_RELEASE_MS', async () => {
     const run = newRunId()
     const stuck = 301
