@@ -150,6 +150,19 @@ export const dashboards: Dashboard[] = [
         `sum by (destination, reason) (increase(lookstream_destination_dead_lettered_total{${D}}[$__rate_interval]))`,
         '{{destination}} {{reason}}',
       ]),
+      // Per-user order (Braze, Heap, mParticle): every replica reports the same Redis count, hence max.
+      panel('Users parked with their later messages held (per-user order)', 'short', [
+        `max by (destination) (lookstream_destination_order_parked_users{${D}})`,
+        '{{destination}}',
+      ]),
+      panel('Held behind a parked message/s', 'rps', [
+        `sum by (destination) (rate(lookstream_destination_order_held_total{${D}}[$__rate_interval]))`,
+        '{{destination}}',
+      ]),
+      panel('Users released from order, by reason', 'short', [
+        `sum by (destination, reason) (increase(lookstream_destination_order_releases_total{${D}}[$__rate_interval]))`,
+        '{{destination}} {{reason}}',
+      ]),
       panel('Skipped/s (for other destinations)', 'rps', [
         `sum by (destination) (rate(lookstream_destination_skipped_total{${D}}[$__rate_interval]))`,
         '{{destination}}',

@@ -52,6 +52,22 @@ export const DeliveryEnv = Type.Object({
     default: 6,
     description: 'after this long since the first attempt a failing message goes to the DLQ',
   }),
+  DELIVERY_ORDER_RELEASE_MS: Type.Integer({
+    minimum: 1000,
+    default: 30 * 60_000,
+    description:
+      'ordered destinations: this long after a user first had a message parked, its later messages stop waiting behind it',
+  }),
+  DELIVERY_ORDER_MAX_PARKED_PER_USER: Type.Integer({
+    minimum: 1,
+    default: 100,
+    description: 'ordered destinations: a user with this many messages parked is released instead of holding more',
+  }),
+  DELIVERY_ORDER_MAX_USERS: Type.Integer({
+    minimum: 1,
+    default: 100_000,
+    description: 'ordered destinations: users held in order at once (beyond it a newly parked user is not held)',
+  }),
   DELIVERY_DEDUPE_TTL_SECONDS: Type.Integer({ minimum: 60, default: 7 * 24 * 3600 }),
   DELIVERY_PARTITIONS_CONCURRENTLY: Type.Integer({ minimum: 1, maximum: 64, default: 8 }),
   DELIVERY_TOPIC_PARTITIONS: Type.Integer({

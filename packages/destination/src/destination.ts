@@ -157,6 +157,12 @@ export interface HttpDestination<
   Item = unknown,
 > extends DestinationBase<Config, Conn> {
   kind: 'http'
+  /**
+   * The items are state (attributes, properties, profiles): a user's messages must arrive in order, so a later
+   * one waits behind an earlier one parked in the retry topic (docs/adr/0022-per-user-order.md). Absent, messages
+   * are delivered as they come (events, which the destination orders by their own timestamps).
+   */
+  orderedPerUser?: boolean
   /** The limits of a request; `limitsFor` overrides them per batch key. */
   limits: BatchLimits
   /**

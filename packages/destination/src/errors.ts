@@ -21,6 +21,7 @@ export type DestinationErrorCode =
   | 'LS_DEST_HOST_NOT_ALLOWED'
   | 'LS_DEST_RETRY_WINDOW_EXCEEDED'
   | 'LS_DEST_REDIS_UNAVAILABLE'
+  | 'LS_DEST_ORDER_HELD'
 
 type Digit = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9
 type ToNumber<S> = S extends `${infer N extends number}` ? N : never

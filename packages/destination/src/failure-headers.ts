@@ -6,6 +6,8 @@ export const RUNTIME_HEADERS = {
   errorCode: 'lookstream-error-code',
   /** Set by the DLQ replay command on messages it re-publishes. */
   replayedAt: 'lookstream-replayed-at',
+  /** A parked message's place among its user's parked messages (ordered destinations; docs/adr/0020). */
+  orderTicket: 'lookstream-order-ticket',
 } as const
 
 const MAX_ERROR_CHARS = 1000
@@ -23,6 +25,7 @@ export const FAILURE_HEADERS: ReadonlySet<string> = new Set<string>([
   HEADERS.lastAttemptAt,
   HEADERS.retryAt,
   RUNTIME_HEADERS.errorCode,
+  RUNTIME_HEADERS.orderTicket,
 ])
 
 /** Where a message first came from and how often it was tried, read back from a retry-topic record. */

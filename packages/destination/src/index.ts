@@ -65,6 +65,18 @@ export {
   type RunningDestination,
 } from './run-destination.ts'
 export { addSendCounts, sendRecordKey, type SendCountDelta } from './send-counts.ts'
+export {
+  ORDER_HEADER,
+  UserOrder,
+  orderDeadlinesKey,
+  orderMarksKey,
+  orderUserOf,
+  orderVerdict,
+  parseTicket,
+  type OrderMark,
+  type OrderTicket,
+  type UserOrderSettings,
+} from './user-order.ts'
 export { FileEnv } from './file/file-config.ts'
 export { FileRuntimeConfig, runFileDestination } from './file/run-file-destination.ts'
 export { ChunkWriter, chunkKey, parseChunkKey, readFrames } from './file/staged-chunk.ts'

@@ -98,6 +98,24 @@ export function createDestinationMetrics(registry: Registry) {
       labelNames: ['destination', 'connection'] as const,
       registers,
     }),
+    orderParkedUsers: new Gauge({
+      name: 'lookstream_destination_order_parked_users',
+      help: 'Users with a message parked in the retry topic, whose later messages wait behind it (ordered destinations)',
+      labelNames: ['destination'] as const,
+      registers,
+    }),
+    orderHeld: new Counter({
+      name: 'lookstream_destination_order_held_total',
+      help: 'Messages parked behind an earlier parked message of the same user instead of being sent',
+      labelNames: ['destination'] as const,
+      registers,
+    }),
+    orderReleases: new Counter({
+      name: 'lookstream_destination_order_releases_total',
+      help: 'Users whose order was given up: time (release deadline), limit (too many parked), capacity (too many users)',
+      labelNames: ['destination', 'reason'] as const,
+      registers,
+    }),
     redisAvailable: new Gauge({
       name: 'lookstream_destination_redis_available',
       help: '0 while Redis is unreachable and delivery waits for it',

@@ -15,6 +15,16 @@ import type { ThrottledLog } from './throttled-log.ts'
 import type { RowFailure } from '@lookstream/send-history'
 import type { CanonicalMessage } from '@lookstream/events'
 import { addSendCounts, type SendCountDelta } from './send-counts.ts'
+import {
+  ORDER_HEADER,
+  formatTicket,
+  orderUserOf,
+  orderVerdict,
+  parseTicket,
+  type OrderTicket,
+  type PredecessorFate,
+  type UserOrder,
+} from './user-order.ts'
 
 /** How often delivered counts of a batch still being delivered are added to the send records. */
 const PROGRESS_INTERVAL_MS = 1000
@@ -56,6 +66,34 @@ export interface ProcessorDeps<Conn extends Connection, Item> {
   /** Writes records and resolves once the broker acknowledged all of them. */
   produce(records: OutboundRecord[]): Promise<void>
   signal: AbortSignal
+  /** Per-user order (destinations with `orderedPerUser`): absent, every message is delivered as it comes. */
+  order?: UserOrder
+}
+
+/** The outcome of a message parked behind an earlier message of its user (never sent meanwhile). */
+const HELD: FinalOutcome = {
+  kind: 'retry-later',
+  reason: 'held behind an earlier message of the same user in the retry topic',
+  code: 'LS_DEST_ORDER_HELD',
+}
+
+/**
+ * Per-user order: the records of a batch that entered their user's turn (user, the ticket they came with, whether
+ * they hold the turn now or wait for it), and whether the batch is over.
+ */
+interface Turn {
+  user: string
+  ticket: OrderTicket | undefined
+  holds: boolean
+  /** A retry-topic record not (or no longer) in its user's order: what follows it need not wait for it. */
+  unordered: boolean
+  /** Its user had no mark when it was sent. */
+  clear: boolean
+}
+
+interface Turns {
+  entries: Map<number, Turn>
+  finished: boolean
 }
 
 interface Failure {
@@ -73,6 +111,23 @@ interface Failure {
 export async function processRecords<Conn extends Connection, Item>(
   records: readonly InboundRecord[],
   deps: ProcessorDeps<Conn, Item>,
+): Promise<boolean[]> {
+  const turns: Turns = { entries: new Map(), finished: false }
+  try {
+    return await processInOrder(records, deps, turns)
+  } finally {
+    // A batch that failed (or was cut by a shutdown) passes on the turns it still holds; one of its records still
+    // waiting passes its turn on as soon as it gets it.
+    turns.finished = true
+    const fate = deps.signal.aborted ? 'abandoned' : 'finished'
+    for (const turn of turns.entries.values()) if (turn.holds) deps.order?.leave(turn.user, fate)
+  }
+}
+
+async function processInOrder<Conn extends Connection, Item>(
+  records: readonly InboundRecord[],
+  deps: ProcessorDeps<Conn, Item>,
+  turns: Turns,
 ): Promise<boolean[]> {
   const { destination, connections, deliverer, dedupe, redis, metrics, signal } = deps
   const name = destination.name
@@ -120,12 +175,43 @@ export async function processRecords<Conn extends Connection, Item>(
       })
     return progressFlush
   }
+  const order = deps.order
+  // Per-user order: completions of ticketed messages still being written (awaited before the batch ends).
+  const orderWrites: Promise<void>[] = []
+  const leaveTurn = (index: number, fate: PredecessorFate): void => {
+    const turn = turns.entries.get(index)
+    if (turn === undefined || !turn.holds) return
+    turns.entries.delete(index)
+    order!.leave(turn.user, fate)
+  }
   const settle = (index: number, outcome: Settled): void => {
     if (settled[index] !== undefined) return
     settled[index] = outcome
     if (typeof outcome === 'object' && outcome.kind === 'delivered') {
       const sendId = sendIds[index]
       if (sendId !== undefined) progress.set(sendId, (progress.get(sendId) ?? 0) + 1)
+    }
+    const turn = turns.entries.get(index)
+    if (turn?.holds === true && typeof outcome === 'object' && outcome.kind === 'retry-later') {
+      // The user's next message in this batch is parked right behind this one (same produce, later record).
+      if (order!.passWithin(turn.user, turns, turn.unordered ? 'finished' : 'parked')) turns.entries.delete(index)
+    } else if (turn?.holds === true && typeof outcome === 'object') {
+      // Delivered or dead-lettered: the user's next message may go once the mark knows this one is done.
+      // Parked: its turn passes on after the retry record is written (below), so the next one lands behind it.
+      if (outcome.kind === 'abandoned') leaveTurn(index, 'abandoned')
+      else if (turn.ticket === undefined) leaveTurn(index, turn.clear ? 'clear' : 'finished')
+      else {
+        const ticket = turn.ticket
+        turn.ticket = undefined
+        orderWrites.push(
+          redis
+            .run(() => order!.complete(turn.user, ticket), signal)
+            .then(
+              () => leaveTurn(index, 'finished'),
+              () => leaveTurn(index, 'abandoned'),
+            ),
+        )
+      }
     }
     const same = followers.get(index)
     if (same !== undefined) for (const follower of same) settle(follower, shareOf(outcome))
@@ -197,12 +283,53 @@ export async function processRecords<Conn extends Connection, Item>(
   const submitted: DeliveryJob<Item>[] = []
   let duplicates = 0
   let current: Conn | undefined
+  // Per-user order: records that took their user's turn at once (their marks are read below), their connections.
+  const firstTurns: number[] = []
+  const doneEarly = new Set<number>()
+  const jobConnections = new Map<number, Conn>()
+  const hold = (index: number): void => {
+    metrics.orderHeld.inc({ destination: name })
+    settle(index, HELD)
+  }
+  // The turn of a record that waited behind an earlier message of its user in this process.
+  const afterPredecessor = (index: number, connection: Conn, fate: PredecessorFate): void => {
+    const turn = turns.entries.get(index)!
+    turn.holds = true
+    if (turns.finished) return leaveTurn(index, fate)
+    if (fate === 'abandoned') return settle(index, { kind: 'abandoned' })
+    const fromRetryTopic = histories[index] !== undefined
+    if (fate === 'parked') {
+      turn.unordered = fromRetryTopic && turn.ticket === undefined
+      return hold(index)
+    }
+    if (fate === 'clear') {
+      // Only a park of a message of this user from a canonical topic writes a mark; in this process those pass
+      // through this turn, so none was written since (another topic's, on another replica, is not ordered with
+      // this one by Kafka either).
+      turn.clear = true
+      turn.unordered = fromRetryTopic
+      return deliverer.submit(connection, jobs[index]!)
+    }
+    redis
+      .run(() => order!.lookup([turn.user]), signal)
+      .then(
+        ([mark]) => {
+          turn.unordered = fromRetryTopic && (mark === undefined || turn.ticket?.epoch !== mark.epoch)
+          turn.clear = mark === undefined
+          if (orderVerdict(mark, turn.ticket, fromRetryTopic) === 'hold') hold(index)
+          else deliverer.submit(connection, jobs[index]!)
+        },
+        () => settle(index, { kind: 'abandoned' }),
+      )
+  }
   for (let position = 0; position < candidates.length; position++) {
     const index = candidates[position]!
     if (delivered[position] === true) {
       duplicates++
       settled[index] = 'duplicate'
       jobs[index] = undefined
+      // A parked message already delivered (its offset was not committed): done, before its user's next is judged.
+      if (order !== undefined && histories[index] !== undefined) doneEarly.add(index)
       continue
     }
     const messageId = candidateIds[position]!
@@ -227,6 +354,20 @@ export async function processRecords<Conn extends Connection, Item>(
     unsettled++
     // Jobs go to the deliverer in runs per connection, so its lane queues them all before it packs batches.
     const connection = candidateConnections[position]!
+    const user = order === undefined ? undefined : orderUserOf(records[index]!.key)
+    if (user !== undefined) {
+      // One message per user in delivery at a time: a later one waits here, outside the deliverer, so neither an
+      // in-process retry nor a concurrent request can put it ahead of the earlier one.
+      const ticket = histories[index] === undefined ? undefined : parseTicket(records[index]!.headers[ORDER_HEADER])
+      const turn: Turn = { user, ticket, holds: false, unordered: false, clear: false }
+      turns.entries.set(index, turn)
+      jobConnections.set(index, connection)
+      if (order!.enter(user, turns, (fate) => afterPredecessor(index, connection, fate))) {
+        turn.holds = true
+        firstTurns.push(index)
+      }
+      continue
+    }
     if (current !== undefined && current !== connection) {
       deliverer.submitAll(current, submitted)
       submitted.length = 0
@@ -236,6 +377,37 @@ export async function processRecords<Conn extends Connection, Item>(
   }
   if (duplicates > 0) metrics.duplicates.inc({ destination: name }, duplicates)
   if (current !== undefined) deliverer.submitAll(current, submitted)
+  const early = [...doneEarly].flatMap((index) => {
+    const user = orderUserOf(records[index]!.key)
+    const ticket = parseTicket(records[index]!.headers[ORDER_HEADER])
+    return user === undefined || ticket === undefined ? [] : [{ user, ticket }]
+  })
+  if (early.length > 0) {
+    await redis.run(() => Promise.all(early.map((entry) => order!.complete(entry.user, entry.ticket))), signal)
+  }
+  if (firstTurns.length > 0) {
+    // The users' marks, read after taking their turns: a mark written after this read is for a later message.
+    const users = firstTurns.map((index) => turns.entries.get(index)!.user)
+    const marks = await redis.run(() => order!.lookup(users), signal)
+    submitted.length = 0
+    current = undefined
+    firstTurns.forEach((index, position) => {
+      const turn = turns.entries.get(index)!
+      const mark = marks[position]
+      const fromRetryTopic = histories[index] !== undefined
+      turn.unordered = fromRetryTopic && (mark === undefined || turn.ticket?.epoch !== mark.epoch)
+      turn.clear = mark === undefined
+      if (orderVerdict(mark, turn.ticket, fromRetryTopic) === 'hold') return hold(index)
+      const connection = jobConnections.get(index)!
+      if (current !== undefined && current !== connection) {
+        deliverer.submitAll(current, submitted)
+        submitted.length = 0
+      }
+      current = connection
+      submitted.push(jobs[index]!)
+    })
+    if (current !== undefined) deliverer.submitAll(current, submitted)
+  }
   // Whatever is still unsettled settles in a later tick (a shutdown settles jobs synchronously, above).
   if (unsettled > 0) {
     const ticker = setInterval(() => void flushProgress(), PROGRESS_INTERVAL_MS)
@@ -269,9 +441,28 @@ export async function processRecords<Conn extends Connection, Item>(
     lastDelta![field]++
   }
 
+  // Per-user order: parked records of ordered users (their tickets go in their headers) and retry-topic records
+  // finished here whose tickets the marks must learn about.
+  const parks: { index: number; user: string; ticket: OrderTicket | undefined; position: number }[] = []
+  const finishing: { index: number; user: string; ticket: OrderTicket }[] = []
+  const orderOf = (index: number): { user: string; ticket: OrderTicket | undefined } | undefined => {
+    if (order === undefined) return undefined
+    const turn = turns.entries.get(index)
+    if (turn !== undefined) return turn
+    const user = orderUserOf(records[index]!.key)
+    if (user === undefined) return undefined
+    const ticket = histories[index] === undefined ? undefined : parseTicket(records[index]!.headers[ORDER_HEADER])
+    return { user, ticket }
+  }
+  const finish = (index: number): void => {
+    const of = orderOf(index)
+    if (of?.ticket !== undefined) finishing.push({ index, user: of.user, ticket: of.ticket })
+  }
+
   for (let index = 0; index < records.length; index++) {
     const outcome = settled[index]!
     if (outcome === 'skip' || outcome === 'duplicate') {
+      if (outcome === 'duplicate' && !doneEarly.has(index)) finish(index)
       done[index] = true
       continue
     }
@@ -312,9 +503,15 @@ export async function processRecords<Conn extends Connection, Item>(
         count(index, 'deadLettered')
         report(index, 'dead-letter', 'LS_DEST_RETRY_WINDOW_EXCEEDED', outcome.reason)
         remember(index, 'LS_DEST_RETRY_WINDOW_EXCEEDED', outcome.reason, now)
+        finish(index)
       } else {
         const cycle = Math.max(1, Math.ceil(attempts / Math.max(1, deps.quickAttempts)))
         const retryAt = now + backoffDelay(cycle, deps.retry.delay)
+        // A message from a canonical topic joins its user's mark; a retry-topic one keeps its ticket, if any.
+        const of = orderOf(index)
+        if (of !== undefined && (histories[index] === undefined || of.ticket !== undefined)) {
+          parks.push({ index, user: of.user, ticket: of.ticket, position: out.length })
+        }
         out.push({
           topic: deps.retryTopic,
           key: record.key,
@@ -348,9 +545,27 @@ export async function processRecords<Conn extends Connection, Item>(
     count(index, 'deadLettered')
     report(index, 'dead-letter', outcome.code, outcome.reason)
     remember(index, outcome.code, outcome.reason, now)
+    if (!turns.entries.has(index)) finish(index)
   }
 
+  if (order !== undefined) {
+    if (parks.length > 0) {
+      const tickets = await redis.run(() => order.park(parks), signal)
+      parks.forEach((park, position) => {
+        park.ticket = tickets[position]
+        if (park.ticket !== undefined) out[park.position]!.headers[ORDER_HEADER] = formatTicket(park.ticket)
+      })
+    }
+    if (finishing.length > 0) {
+      await redis.run(() => Promise.all(finishing.map((entry) => order.complete(entry.user, entry.ticket))), signal)
+    }
+    await Promise.all(orderWrites)
+  }
   if (out.length > 0) await deps.produce(out)
+  // The retry records are written: a user's next message, waiting here, goes behind its parked one.
+  // (Parked without a ticket, the user was released: what follows it need not wait.)
+  for (const park of parks) leaveTurn(park.index, park.ticket === undefined ? 'finished' : 'parked')
+  for (const entry of finishing) leaveTurn(entry.index, 'finished')
   if (deps.rowFailures !== undefined && failures.size > 0) {
     const rowFailures = deps.rowFailures
     await redis

@@ -39,6 +39,7 @@ import { RateLimiter } from './rate-limiter.ts'
 import { RedisGate } from './redis-gate.ts'
 import { registerWhileRunning } from './registration.ts'
 import { ThrottledLog } from './throttled-log.ts'
+import { UserOrder } from './user-order.ts'
 import { deriveHistoryKey, recordRowFailures, type RowFailure } from '@lookstream/send-history'
 
 /** Keeps dead-lettered rows for the send history page when the service shares the ingress's secret. */
@@ -204,6 +205,34 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     { maxBatchItems: config.DELIVERY_MAX_BATCH_ITEMS },
   )
 
+  const events = new ThrottledLog(log)
+  const order = destination.orderedPerUser
+    ? new UserOrder(
+        redis,
+        name,
+        {
+          releaseMs: config.DELIVERY_ORDER_RELEASE_MS,
+          maxParkedPerUser: config.DELIVERY_ORDER_MAX_PARKED_PER_USER,
+          maxUsers: config.DELIVERY_ORDER_MAX_USERS,
+        },
+        {
+          parkedUsers: (count) => metrics.orderParkedUsers.set({ destination: name }, count),
+          released: (reason, users) => {
+            metrics.orderReleases.inc({ destination: name, reason }, users)
+            events.warn(
+              `order-release\u0000${reason}`,
+              { destination: name, reason, users, releaseMs: config.DELIVERY_ORDER_RELEASE_MS },
+              'per-user order given up for users parked too long or too often: their later messages no longer wait',
+            )
+          },
+        },
+      )
+    : undefined
+  if (order !== undefined) {
+    metrics.orderParkedUsers.set({ destination: name }, 0)
+    for (const reason of ['time', 'limit', 'capacity']) metrics.orderReleases.inc({ destination: name, reason }, 0)
+  }
+
   const deps: ProcessorDeps<Conn, Item> = {
     destination,
     connections,
@@ -213,7 +242,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     redisClient: redisCommands,
     metrics,
     log,
-    events: new ThrottledLog(log),
+    events,
     ...rowFailuresFor(config.SEND_HISTORY_SECRET, redisCommands),
     retryTopic: retry,
     dlqTopic: dlq,
@@ -235,6 +264,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
       )
     },
     signal: controller.signal,
+    ...(order === undefined ? {} : { order }),
   }
 
   // Records taken from Kafka and not yet finished: bounded, by pausing the partitions that feed them.

@@ -362,6 +362,8 @@ function baseUrl(endpoint: string): string {
 
 export const braze: HttpDestination<typeof BrazeConfig, BrazeConnection, BrazeItem> = {
   kind: 'http',
+  // Profile attributes are state: a user's later update must never land before an earlier one.
+  orderedPerUser: true,
   name: 'braze',
   integrationKey: 'Braze',
   config: BrazeConfig,

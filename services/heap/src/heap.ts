@@ -239,6 +239,8 @@ function hostOf(url: string): string {
 
 export const heap: HttpDestination<typeof HeapConfig, HeapConnection, HeapItem> = {
   kind: 'http',
+  // User and account properties are state: a later update must never land before an earlier one.
+  orderedPerUser: true,
   name: 'heap',
   integrationKey: 'Heap',
   config: HeapConfig,

@@ -286,6 +286,8 @@ function baseUrl(settings: Pick<ConnectionSettings, 'pod' | 'apiUrl'>, fallback:
 
 export const mparticle: HttpDestination<typeof MparticleConfig, MparticleConnection, MparticleBatch> = {
   kind: 'http',
+  // User attributes and identities are state: a user's later update must never land before an earlier one.
+  orderedPerUser: true,
   name: 'mparticle',
   integrationKey: 'mParticle',
   config: MparticleConfig,
