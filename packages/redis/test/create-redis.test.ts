@@ -25,6 +25,19 @@ function closed(client: RedisClient): void {
   client.disconnect()
 }
 
+/** The error a start with these settings fails with (null when it does not fail). */
+async function startError(settings: RedisConnection): Promise<(Error & { code: string }) | null> {
+  const redis = createRedis(settings)
+  try {
+    return await checkRedisAtStart(redis, settings).then(
+      () => null,
+      (e: unknown) => e as Error & { code: string },
+    )
+  } finally {
+    closed(redis)
+  }
+}
+
 describe('createRedis with rediss:// and an ACL user', () => {
   let certs: TestCertificates
   let server: RedisProcess
@@ -66,49 +79,25 @@ describe('createRedis with rediss:// and an ACL user', () => {
 
   it('fails the start with LS_REDIS_AUTH_FAILED on a wrong password, naming the settings and not the password', async () => {
     const settings = secured({ REDIS_PASSWORD: 'not-the-password' })
-    const redis = createRedis(settings)
-    try {
-      const err = await checkRedisAtStart(redis, settings).then(
-        () => null,
-        (e: unknown) => e as Error & { code: string },
-      )
-      expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
-      expect(err?.message).toContain('REDIS_PASSWORD')
-      expect(err?.message).toContain(`ACL user "${USER}"`)
-      expect(err?.message).not.toContain('not-the-password')
-    } finally {
-      closed(redis)
-    }
+    const err = await startError(settings)
+    expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
+    expect(err?.message).toContain('REDIS_PASSWORD')
+    expect(err?.message).toContain(`ACL user "${USER}"`)
+    expect(err?.message).not.toContain('not-the-password')
   })
 
   it('fails the start with LS_REDIS_AUTH_FAILED when no credentials are given', async () => {
     const settings = connection({ REDIS_URL: server.url, REDIS_TLS_CA_FILE: certs.caFile })
-    const redis = createRedis(settings)
-    try {
-      const err = await checkRedisAtStart(redis, settings).then(
-        () => null,
-        (e: unknown) => e as Error & { code: string },
-      )
-      expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
-      expect(err?.message).toContain('Redis requires credentials')
-    } finally {
-      closed(redis)
-    }
+    const err = await startError(settings)
+    expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
+    expect(err?.message).toContain('Redis requires credentials')
   })
 
   it('fails the start with LS_REDIS_TLS_FAILED when the server certificate is not trusted', async () => {
     const settings = secured({ REDIS_TLS_CA_FILE: certs.otherCaFile })
-    const redis = createRedis(settings)
-    try {
-      const err = await checkRedisAtStart(redis, settings).then(
-        () => null,
-        (e: unknown) => e as Error & { code: string },
-      )
-      expect(err?.code).toBe('LS_REDIS_TLS_FAILED')
-      expect(err?.message).toContain('REDIS_TLS_CA_FILE')
-    } finally {
-      closed(redis)
-    }
+    const err = await startError(settings)
+    expect(err?.code).toBe('LS_REDIS_TLS_FAILED')
+    expect(err?.message).toContain('REDIS_TLS_CA_FILE')
   })
 
   it('fails fast while the TLS server is down and recovers by itself when it is back', async () => {
@@ -274,50 +263,26 @@ describe('createRedis with REDIS_MODE=sentinel (TLS, ACL users on the nodes and 
 
   it('fails the start with LS_REDIS_AUTH_FAILED on a wrong sentinel password, naming the setting', async () => {
     const wrong = settings({ REDIS_SENTINEL_PASSWORD: 'not-the-sentinel-password' })
-    const redis = createRedis(wrong)
-    try {
-      const err = await checkRedisAtStart(redis, wrong).then(
-        () => null,
-        (e: unknown) => e as Error & { code: string },
-      )
-      expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
-      expect(err?.message).toContain('at the sentinels (WRONGPASS')
-      expect(err?.message).toContain('REDIS_SENTINEL_PASSWORD')
-      expect(err?.message).not.toContain('not-the-sentinel-password')
-    } finally {
-      closed(redis)
-    }
+    const err = await startError(wrong)
+    expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
+    expect(err?.message).toContain('at the sentinels (WRONGPASS')
+    expect(err?.message).toContain('REDIS_SENTINEL_PASSWORD')
+    expect(err?.message).not.toContain('not-the-sentinel-password')
   })
 
   it("fails the start with LS_REDIS_TLS_FAILED when the sentinels' certificate is not trusted", async () => {
     const untrusted = settings({ REDIS_TLS_CA_FILE: certs.otherCaFile })
-    const redis = createRedis(untrusted)
-    try {
-      const err = await checkRedisAtStart(redis, untrusted).then(
-        () => null,
-        (e: unknown) => e as Error & { code: string },
-      )
-      expect(err?.code).toBe('LS_REDIS_TLS_FAILED')
-      expect(err?.message).toContain('REDIS_TLS_CA_FILE')
-    } finally {
-      closed(redis)
-    }
+    const err = await startError(untrusted)
+    expect(err?.code).toBe('LS_REDIS_TLS_FAILED')
+    expect(err?.message).toContain('REDIS_TLS_CA_FILE')
   })
 
   it('fails the start with LS_REDIS_AUTH_FAILED on a wrong node password, naming the setting', async () => {
     const wrong = settings({ REDIS_PASSWORD: 'not-the-node-password' })
-    const redis = createRedis(wrong)
-    try {
-      const err = await checkRedisAtStart(redis, wrong).then(
-        () => null,
-        (e: unknown) => e as Error & { code: string },
-      )
-      expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
-      expect(err?.message).toContain('REDIS_PASSWORD')
-      expect(err?.message).not.toContain('not-the-node-password')
-    } finally {
-      closed(redis)
-    }
+    const err = await startError(wrong)
+    expect(err?.code).toBe('LS_REDIS_AUTH_FAILED')
+    expect(err?.message).toContain('REDIS_PASSWORD')
+    expect(err?.message).not.toContain('not-the-node-password')
   })
 
   it('follows a failover by itself: the master stopped, a replica promoted, writes resume on it', async () => {
