@@ -1,19 +1,18 @@
 import { HEADERS, headersFor, type CanonicalMessage } from '@lookstream/events'
-import { startSegmentSimulator, type Simulator } from '@lookstream/simulators'
-import { startRedis } from '@lookstream/testing'
-import { Redis } from 'ioredis'
+import { type Simulator } from '@lookstream/simulators'
+import { type Redis } from 'ioredis'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { Dedupe } from '../src/dedupe.ts'
 import { Deliverer } from '../src/deliverer.ts'
-import type { Connection, HttpDestination } from '../src/destination.ts'
 import { RUNTIME_HEADERS } from '../src/failure-headers.ts'
-import { HttpSender } from '../src/http-sender.ts'
+import { type HttpSender } from '../src/http-sender.ts'
 import { createDestinationMetrics } from '../src/metrics.ts'
 import { processRecords, type OutboundRecord, type ProcessorDeps } from '../src/process-records.ts'
 import { RateLimiter } from '../src/rate-limiter.ts'
 import { RedisGate } from '../src/redis-gate.ts'
+import { segmentShaped, useProcessFixture, type Conn } from './support/segment-shaped.ts'
 import type { InboundRecord } from '../src/route-record.ts'
 import { ThrottledLog } from '../src/throttled-log.ts'
 import { ORDER_HEADER, UserOrder, orderMarksKey, parseTicket } from '../src/user-order.ts'
@@ -21,55 +20,14 @@ import { ORDER_HEADER, UserOrder, orderMarksKey, parseTicket } from '../src/user
 // processRecords with per-user order, against the Segment simulator (a Segment-shaped destination that declares
 // its items state) and a real Redis: what is sent, what is held, and the tickets on the retry records.
 
-interface Conn extends Connection {
-  authorization: string
-}
+const destination = segmentShaped({ orderedPerUser: true })
 
-const destination: HttpDestination<never, Conn, Record<string, unknown>> = {
-  kind: 'http',
-  name: 'segment',
-  integrationKey: 'Segment',
-  orderedPerUser: true,
-  config: undefined as never,
-  limits: { maxBatchItems: 100, maxBatchBytes: 400_000, maxItemBytes: 2000, lingerMs: 1 },
-  connections: () => new Map(),
-  allowedHosts: () => [],
-  toItem: (message) => {
-    const { integrations: _routing, ...item } = message
-    return item
-  },
-  buildRequest: (items, connection) => ({
-    url: `${connection.endpoint}/v1/batch`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: connection.authorization },
-    body: `{"batch":[${items.map((i) => i.json).join(',')}]}`,
-  }),
-  classify: (response, items) =>
-    response.status < 300
-      ? { kind: 'items', outcomes: items.map(() => ({ kind: 'delivered' as const })) }
-      : {
-          kind: 'items',
-          outcomes: items.map(() => ({ kind: 'retryable' as const, reason: `HTTP ${response.status}` })),
-        },
-}
-
-let redisServer: Awaited<ReturnType<typeof startRedis>>
+const fixture = useProcessFixture()
 let redis: Redis
 let simulator: Simulator
 let sender: HttpSender
-
-beforeAll(async () => {
-  redisServer = await startRedis()
-  redis = new Redis(redisServer.url)
-  simulator = await startSegmentSimulator({ writeKeys: ['wk'], rateLimit: null })
-  sender = new HttpSender({ allowedHosts: ['127.0.0.1'], timeoutMs: 1000, connectionsPerOrigin: 2 })
-})
-
-afterAll(async () => {
-  await sender.close()
-  await simulator.close()
-  redis.disconnect()
-  await redisServer.stop()
+beforeAll(() => {
+  ;({ redis, simulator, sender } = fixture)
 })
 
 function message(id: string, userId: string): CanonicalMessage {

@@ -1,75 +1,39 @@
 import { HEADERS, headersFor, sendRecordKey, type CanonicalMessage } from '@lookstream/events'
-import { startSegmentSimulator, type Simulator } from '@lookstream/simulators'
-import { startRedis, waitFor } from '@lookstream/testing'
-import { Redis } from 'ioredis'
+import { type Simulator } from '@lookstream/simulators'
+import { waitFor } from '@lookstream/testing'
+import { type Redis } from 'ioredis'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { Dedupe } from '../src/dedupe.ts'
 import { Deliverer } from '../src/deliverer.ts'
 import { ThrottledLog } from '../src/throttled-log.ts'
 import { deriveHistoryKey, failuresKey, readRowFailures, recordRowFailures } from '@lookstream/send-history'
-import type { Connection, HttpDestination } from '../src/destination.ts'
 import { PermanentError } from '../src/errors.ts'
 import { RUNTIME_HEADERS } from '../src/failure-headers.ts'
-import { HttpSender } from '../src/http-sender.ts'
+import { type HttpSender } from '../src/http-sender.ts'
 import { createDestinationMetrics } from '../src/metrics.ts'
 import { processRecords, type OutboundRecord } from '../src/process-records.ts'
 import { RateLimiter } from '../src/rate-limiter.ts'
 import { RedisGate } from '../src/redis-gate.ts'
+import { segmentShaped, useProcessFixture, type Conn } from './support/segment-shaped.ts'
 import type { InboundRecord } from '../src/route-record.ts'
 
-interface Conn extends Connection {
-  authorization: string
-}
-
 // Segment-shaped, with two traps: a message whose userId is "bug" makes toItem throw, "nobody" is refused.
-const destination: HttpDestination<never, Conn, Record<string, unknown>> = {
-  kind: 'http',
-  name: 'segment',
-  integrationKey: 'Segment',
-  config: undefined as never,
-  limits: { maxBatchItems: 100, maxBatchBytes: 400_000, maxItemBytes: 2000, lingerMs: 1 },
-  connections: () => new Map(),
-  allowedHosts: () => [],
-  toItem: (message) => {
+const destination = segmentShaped({
+  check: (message) => {
     if (message.userId === 'bug') throw new Error('boom')
     if (message.userId === 'nobody') return new PermanentError('refused by the mapping')
-    const { integrations: _routing, ...item } = message
-    return item
+    return undefined
   },
-  buildRequest: (items, connection) => ({
-    url: `${connection.endpoint}/v1/batch`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: connection.authorization },
-    body: `{"batch":[${items.map((i) => i.json).join(',')}]}`,
-  }),
-  classify: (response, items) =>
-    response.status < 300
-      ? { kind: 'items', outcomes: items.map(() => ({ kind: 'delivered' as const })) }
-      : {
-          kind: 'items',
-          outcomes: items.map(() => ({ kind: 'retryable' as const, reason: `HTTP ${response.status}` })),
-        },
-}
+})
 
-let redisServer: Awaited<ReturnType<typeof startRedis>>
+const fixture = useProcessFixture()
 let redis: Redis
 let simulator: Simulator
 let sender: HttpSender
-
-beforeAll(async () => {
-  redisServer = await startRedis()
-  redis = new Redis(redisServer.url)
-  simulator = await startSegmentSimulator({ writeKeys: ['wk'], rateLimit: null })
-  sender = new HttpSender({ allowedHosts: ['127.0.0.1'], timeoutMs: 1000, connectionsPerOrigin: 2 })
-})
-
-afterAll(async () => {
-  await sender.close()
-  await simulator.close()
-  redis.disconnect()
-  await redisServer.stop()
+beforeAll(() => {
+  ;({ redis, simulator, sender } = fixture)
 })
 
 function message(id: string, userId = 'u-1'): CanonicalMessage {
