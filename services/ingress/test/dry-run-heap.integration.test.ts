@@ -2,16 +2,8 @@ import { serviceEnv, startDeliveryStack, type DeliveryStack } from '@lookstream/
 import { runDestination, type RunningDestination } from '@lookstream/destination'
 import { heap } from '@lookstream/heap'
 import { startHeapSimulator, type HeapSimulator } from '@lookstream/simulators'
-import { waitFor } from '@lookstream/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  deadLetteredRows,
-  deliveryCounts,
-  endOffsets,
-  executeLook,
-  recordedFailures,
-  type DryRunAnswer,
-} from './support/dry-run.ts'
+import { endOffsets, executeLook, expectRealSendLikeDryRun, type DryRunAnswer } from './support/dry-run.ts'
 import { createTopics, startIngress, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 
@@ -161,29 +153,16 @@ describe('dry run of a Heap send', () => {
 
   it('the real send through the heap service reports the same counts and reasons, and sends the sampled payload', async () => {
     const real = await executeLook(ingress, 'heap', stub.route('/heap-real', { kind: 'body', body: look.text }), FORM)
-    expect(real.rows).toEqual(dry.rows)
-    expect(real.rejected_rows).toEqual(dry.rejected_rows)
-    expect(real.dry_run).toBeUndefined()
-
-    const counts = await deliveryCounts(ingress, real)
-    expect(counts.deadLettered).toBe(dry.dry_run!.refused_rows)
-    const dead = await deadLetteredRows(stack, 'heap', real.send_id, look.refused.length)
-    expect(dead).toHaveLength(look.refused.length)
-    expect(dead.map(({ row, reason }) => ({ row, reason }))).toEqual(look.refused)
-    expect(dead.slice(0, 20)).toEqual(dry.dry_run!.problems)
-
-    // The send history (the page) holds the same failed rows with the same reasons for the dry run and the real
-    // send: every rejection at the ingress and every row the service refused, not only the first problems.
-    const expected = await recordedFailures(ingress, HISTORY_SECRET, dry.send_id)
-    expect(expected).toHaveLength(look.rejected.length + look.refused.length)
-    const recorded = await waitFor(
-      async () => {
-        const failures = await recordedFailures(ingress, HISTORY_SECRET, real.send_id)
-        return failures.length === expected.length && failures
-      },
-      { timeoutMs: 30_000, message: "the real send's failed rows in the send history" },
-    )
-    expect(recorded).toEqual(expected)
+    await expectRealSendLikeDryRun({
+      ingress,
+      stack,
+      destination: 'heap',
+      historySecret: HISTORY_SECRET,
+      dry,
+      real,
+      refused: look.refused,
+      rejected: look.rejected.length,
+    })
 
     const sample = JSON.parse(dry.dry_run!.sample_payloads[0]!) as { identity: string }
     const sent = stack.simulator.state.accepted

@@ -115,3 +115,44 @@ export async function recordedFailures(ingress: Ingress, secret: string, sendId:
   }
   return all.sort((a, b) => a.row - b.row || a.stage.localeCompare(b.stage))
 }
+
+/**
+ * The real send reports what its dry run did: the same rows received, accepted and rejected at the ingress, as many
+ * dead letters as the dry run refused (the same rows and reasons, its first problems among them), and the same
+ * failed rows in the send history.
+ */
+export async function expectRealSendLikeDryRun(options: {
+  ingress: Ingress
+  stack: DeliveryStack
+  destination: DestinationId
+  historySecret: string
+  dry: DryRunAnswer
+  real: DryRunAnswer
+  refused: readonly { row: number; reason: string }[]
+  rejected: number
+}): Promise<void> {
+  const { ingress, stack, destination, historySecret, dry, real, refused } = options
+  expect(real.rows).toEqual(dry.rows)
+  expect(real.rejected_rows).toEqual(dry.rejected_rows)
+  expect(real.dry_run).toBeUndefined()
+
+  const counts = await deliveryCounts(ingress, real)
+  expect(counts.deadLettered).toBe(dry.dry_run!.refused_rows)
+  const dead = await deadLetteredRows(stack, destination, real.send_id, refused.length)
+  expect(dead).toHaveLength(refused.length)
+  expect(dead.map(({ row, reason }) => ({ row, reason }))).toEqual(refused)
+  expect(dead.slice(0, 20)).toEqual(dry.dry_run!.problems)
+
+  // The send history (the page) holds the same failed rows with the same reasons for the dry run and the real
+  // send: every rejection at the ingress and every row the service refused, not only the first problems.
+  const expected = await recordedFailures(ingress, historySecret, dry.send_id)
+  expect(expected).toHaveLength(options.rejected + refused.length)
+  const recorded = await waitFor(
+    async () => {
+      const failures = await recordedFailures(ingress, historySecret, real.send_id)
+      return failures.length === expected.length && failures
+    },
+    { timeoutMs: 30_000, message: "the real send's failed rows in the send history" },
+  )
+  expect(recorded).toEqual(expected)
+}
