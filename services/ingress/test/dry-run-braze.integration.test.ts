@@ -3,7 +3,7 @@ import { serviceEnv, startDeliveryStack, type DeliveryStack } from '@lookstream/
 import { runDestination, type RunningDestination } from '@lookstream/destination'
 import { startBrazeSimulator, type BrazeSimulator } from '@lookstream/simulators'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { endOffsets, executeLook, expectRealSendLikeDryRun, type DryRunAnswer } from './support/dry-run.ts'
+import { executeDryRun, executeLook, expectRealSendLikeDryRun, type DryRunAnswer } from './support/dry-run.ts'
 import { createTopics, startIngress, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 
@@ -108,12 +108,13 @@ describe('dry run of a Braze send', () => {
   let dry: DryRunAnswer
 
   it("produces nothing and reports the rows Braze's own rules refuse, with the connection's limits", async () => {
-    const before = await endOffsets(stack, 'braze')
-    dry = await executeLook(ingress, 'braze', stub.route('/braze-dry', { kind: 'body', body: look.text }), {
-      ...FORM,
-      lookstream_run: 'dry_run',
-    })
-    expect(await endOffsets(stack, 'braze')).toEqual(before)
+    dry = await executeDryRun(
+      ingress,
+      stack,
+      'braze',
+      stub.route('/braze-dry', { kind: 'body', body: look.text }),
+      FORM,
+    )
 
     expect(dry.rows).toEqual({ received: ROWS, accepted: ROWS - look.rejected.length, rejected: look.rejected.length })
     expect(dry.rejected_rows.map((r) => r.row)).toEqual(look.rejected.slice(0, 20))

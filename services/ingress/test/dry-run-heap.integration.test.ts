@@ -3,7 +3,7 @@ import { runDestination, type RunningDestination } from '@lookstream/destination
 import { heap } from '@lookstream/heap'
 import { startHeapSimulator, type HeapSimulator } from '@lookstream/simulators'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { endOffsets, executeLook, expectRealSendLikeDryRun, type DryRunAnswer } from './support/dry-run.ts'
+import { executeDryRun, executeLook, expectRealSendLikeDryRun, type DryRunAnswer } from './support/dry-run.ts'
 import { createTopics, startIngress, type Ingress } from './support/ingress-harness.ts'
 import { startLookerStub, type LookerStub } from './support/looker-stub.ts'
 
@@ -117,12 +117,7 @@ describe('dry run of a Heap send', () => {
   let dry: DryRunAnswer
 
   it("produces nothing and reports the rows Heap's own rules refuse, on the connection's environments", async () => {
-    const before = await endOffsets(stack, 'heap')
-    dry = await executeLook(ingress, 'heap', stub.route('/heap-dry', { kind: 'body', body: look.text }), {
-      ...FORM,
-      lookstream_run: 'dry_run',
-    })
-    expect(await endOffsets(stack, 'heap')).toEqual(before)
+    dry = await executeDryRun(ingress, stack, 'heap', stub.route('/heap-dry', { kind: 'body', body: look.text }), FORM)
 
     expect(dry.rows).toEqual({ received: ROWS, accepted: ROWS - look.rejected.length, rejected: look.rejected.length })
     expect(dry.rejected_rows.map((r) => r.row)).toEqual(look.rejected.slice(0, 20))

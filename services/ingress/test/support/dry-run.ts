@@ -55,6 +55,20 @@ export async function executeLook(
   return answer.json.looker as unknown as DryRunAnswer
 }
 
+/** A dry run of the Look at downloadUrl: Looker's answer, after checking that nothing reached any of its topics. */
+export async function executeDryRun(
+  ingress: Ingress,
+  stack: DeliveryStack,
+  destination: DestinationId,
+  downloadUrl: string,
+  form: Record<string, string>,
+): Promise<DryRunAnswer> {
+  const before = await endOffsets(stack, destination)
+  const answer = await executeLook(ingress, destination, downloadUrl, { ...form, lookstream_run: 'dry_run' })
+  expect(await endOffsets(stack, destination)).toEqual(before)
+  return answer
+}
+
 /** Waits until every accepted row of a real send is delivered or dead-lettered; returns both counts. */
 export async function deliveryCounts(
   ingress: Ingress,
