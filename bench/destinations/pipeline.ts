@@ -7,7 +7,8 @@
 // during the run weighs on every destination alike.
 // Per phase: a warm-up send, then one --rows send from the execute POST to the last row accepted by the simulator:
 // rows/s; every row accepted once (the simulator's accepted count equals the rows); the destination service's and
-// the ingress's peak RSS (VmHWM, warm-up included) and the service's CPU seconds during the send.
+// the ingress's peak RSS (VmHWM, warm-up included) and the service's CPU seconds during the send; redis-server's
+// CPU seconds and the commands it ran meanwhile (the ingress's and the service's; per command in the log line).
 // Simulator limits are raised above the services' defaults where the service's own default is the lower one
 // (Braze: 6,000 per 3 s against the service's 3,000; mParticle: 100,000 batches/s with the service's rate raised).
 // --env applies to every destination service; --cpu-prof-dir makes every service write a V8 CPU profile there.
@@ -20,6 +21,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
 import { request } from 'undici'
 import { spawnSimulators, type SimulatorName } from '@lookstream/simulators'
 import { buildProject, readStartCommand, spawnService } from '@lookstream/testing'
@@ -229,7 +231,33 @@ interface PhaseResult {
   servicePeakRssMiB: number
   ingressPeakRssMiB: number
   serviceCpuSeconds: number
+  /** redis-server's CPU seconds and the commands it ran during the send (INFO commandstats). */
+  redisCpuSeconds: number
+  redisCalls: number
+  redisCallsByCommand: Record<string, number>
   loadAverage: string
+}
+
+/** Calls per command from INFO commandstats (EVALSHA of a script counts once per call). */
+async function redisCalls(url: string): Promise<Map<string, number>> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await client.connect()
+    const info = await client.info('commandstats')
+    return new Map([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]))
+  } finally {
+    client.disconnect()
+  }
+}
+
+function callsSince(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const calls: Record<string, number> = {}
+  for (const [command, count] of after) {
+    // The INFO call of this measurement is left out.
+    const added = count - (before.get(command) ?? 0) - (command === 'info' ? 1 : 0)
+    if (added > 0) calls[command] = added
+  }
+  return calls
 }
 
 async function phase(destination: string, round: number): Promise<PhaseResult> {
@@ -319,6 +347,8 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
     log(`${destination}: ${ROWS} rows`)
     const load0 = loadAverage()
     const cpu0 = cpuSeconds(service.pid)
+    const redisCpu0 = cpuSeconds(redis.pid)
+    const redisCalls0 = await redisCalls(redis.url)
     const sent = await execute('tp', ROWS, 1)
     log(`${destination}: execute answered after ${Math.round(sent.answeredAt - sent.startedAt)} ms`)
     await waitAccepted(ROWS, 3_600_000)
@@ -338,8 +368,12 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
       servicePeakRssMiB: MiB(peakRssBytes(service.pid)),
       ingressPeakRssMiB: MiB(peakRssBytes(ingress.pid)),
       serviceCpuSeconds: +(cpuSeconds(service.pid) - cpu0).toFixed(1),
+      redisCpuSeconds: +(cpuSeconds(redis.pid) - redisCpu0).toFixed(1),
+      redisCalls: 0,
+      redisCallsByCommand: callsSince(redisCalls0, await redisCalls(redis.url)),
       loadAverage: `${load0} → ${loadAverage()}`,
     }
+    result.redisCalls = Object.values(result.redisCallsByCommand).reduce((a, b) => a + b, 0)
     if (result.simulatorAccepted !== ROWS) {
       throw new Error(`${destination}: the simulator accepted ${result.simulatorAccepted} rows of ${ROWS}`)
     }
@@ -360,11 +394,11 @@ try {
   }
   process.stdout.write(
     [
-      '| send | round | rows | execute → last accepted | rows/s | requests | service peak RSS | ingress peak RSS | service CPU s | load average |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+      '| send | round | rows | execute → last accepted | rows/s | requests | service peak RSS | ingress peak RSS | service CPU s | Redis CPU s | Redis calls | load average |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
       ...results.map(
         (r) =>
-          `| ${r.destination} | ${r.round} | ${r.rows.toLocaleString('en')} | ${(r.executeToLastAcceptedMs / 1000).toFixed(1)} s | ${r.rowsPerSecond.toLocaleString('en')} | ${r.simulatorRequests.toLocaleString('en')} | ${r.servicePeakRssMiB} MiB | ${r.ingressPeakRssMiB} MiB | ${r.serviceCpuSeconds} | ${r.loadAverage} |`,
+          `| ${r.destination} | ${r.round} | ${r.rows.toLocaleString('en')} | ${(r.executeToLastAcceptedMs / 1000).toFixed(1)} s | ${r.rowsPerSecond.toLocaleString('en')} | ${r.simulatorRequests.toLocaleString('en')} | ${r.servicePeakRssMiB} MiB | ${r.ingressPeakRssMiB} MiB | ${r.serviceCpuSeconds} | ${r.redisCpuSeconds} | ${r.redisCalls.toLocaleString('en')} | ${r.loadAverage} |`,
       ),
       '',
     ].join('\n'),

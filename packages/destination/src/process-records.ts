@@ -18,6 +18,7 @@ import { addSendCounts, type SendCountDelta } from './send-counts.ts'
 import {
   ORDER_HEADER,
   formatTicket,
+  localUserOf,
   orderUserOf,
   orderVerdict,
   parseTicket,
@@ -82,6 +83,7 @@ const HELD: FinalOutcome = {
  * they hold the turn now or wait for it), and whether the batch is over.
  */
 interface Turn {
+  /** The user within this process (`localUserOf`); Redis knows it only by `orderUserOf`. */
   user: string
   ticket: OrderTicket | undefined
   holds: boolean
@@ -205,7 +207,7 @@ async function processInOrder<Conn extends Connection, Item>(
         turn.ticket = undefined
         orderWrites.push(
           redis
-            .run(() => order!.complete(turn.user, ticket), signal)
+            .run(() => order!.complete(orderUserOf(records[index]!.key)!, ticket), signal)
             .then(
               () => leaveTurn(index, 'finished'),
               () => leaveTurn(index, 'abandoned'),
@@ -311,7 +313,7 @@ async function processInOrder<Conn extends Connection, Item>(
       return deliverer.submit(connection, jobs[index]!)
     }
     redis
-      .run(() => order!.lookup([turn.user]), signal)
+      .run(() => order!.lookup([orderUserOf(records[index]!.key)!]), signal)
       .then(
         ([mark]) => {
           turn.unordered = fromRetryTopic && (mark === undefined || turn.ticket?.epoch !== mark.epoch)
@@ -354,7 +356,7 @@ async function processInOrder<Conn extends Connection, Item>(
     unsettled++
     // Jobs go to the deliverer in runs per connection, so its lane queues them all before it packs batches.
     const connection = candidateConnections[position]!
-    const user = order === undefined ? undefined : orderUserOf(records[index]!.key)
+    const user = order === undefined ? undefined : localUserOf(records[index]!.key)
     if (user !== undefined) {
       // One message per user in delivery at a time: a later one waits here, outside the deliverer, so neither an
       // in-process retry nor a concurrent request can put it ahead of the earlier one.
@@ -387,8 +389,14 @@ async function processInOrder<Conn extends Connection, Item>(
   }
   if (firstTurns.length > 0) {
     // The users' marks, read after taking their turns: a mark written after this read is for a later message.
-    const users = firstTurns.map((index) => turns.entries.get(index)!.user)
-    const marks = await redis.run(() => order!.lookup(users), signal)
+    // Mostly no user of the destination is parked at all: one probe says so, and no user is hashed nor sent.
+    const marks = await redis.run(
+      async () =>
+        (await order!.anyParked())
+          ? order!.lookup(firstTurns.map((index) => orderUserOf(records[index]!.key)!))
+          : new Array<undefined>(firstTurns.length),
+      signal,
+    )
     submitted.length = 0
     current = undefined
     firstTurns.forEach((index, position) => {
@@ -447,10 +455,10 @@ async function processInOrder<Conn extends Connection, Item>(
   const finishing: { index: number; user: string; ticket: OrderTicket }[] = []
   const orderOf = (index: number): { user: string; ticket: OrderTicket | undefined } | undefined => {
     if (order === undefined) return undefined
-    const turn = turns.entries.get(index)
-    if (turn !== undefined) return turn
     const user = orderUserOf(records[index]!.key)
     if (user === undefined) return undefined
+    const turn = turns.entries.get(index)
+    if (turn !== undefined) return { user, ticket: turn.ticket }
     const ticket = histories[index] === undefined ? undefined : parseTicket(records[index]!.headers[ORDER_HEADER])
     return { user, ticket }
   }

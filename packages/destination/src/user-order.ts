@@ -35,7 +35,9 @@ local function parse(value)
 end
 local results = {}
 local limited, refused, created = 0, 0, 0
-if op == 'lookup' then
+if op == 'probe' then
+  -- Nothing but the count of parked users (in the reply's header): zero means no user has a mark.
+elseif op == 'lookup' then
   for i = 2, #ARGV do
     results[#results + 1] = redis.call('HGET', marks, ARGV[i]) or ''
   end
@@ -119,10 +121,23 @@ export function orderDeadlinesKey(destination: string): string {
   return `lookstream:{order:${destination}}:deadlines`
 }
 
-/** Who a record belongs to: a hash of its Kafka key (undefined without a key: such records are not ordered). */
+/**
+ * Who a record belongs to in Redis: a hash of its Kafka key, so no row value is stored (undefined without a key:
+ * such records are not ordered).
+ */
 export function orderUserOf(key: Buffer | null): string | undefined {
   if (key === null || key.length === 0) return undefined
   return createHash('sha256').update(key).digest('base64url').slice(0, 22)
+}
+
+/**
+ * Who a record belongs to within this process (the turns of `UserOrder.enter`): its Kafka key as it is, one
+ * character per byte, never written anywhere. Hashing is left to the rare record whose user is looked up, parked
+ * or completed in Redis.
+ */
+export function localUserOf(key: Buffer | null): string | undefined {
+  if (key === null || key.length === 0) return undefined
+  return key.toString('latin1')
 }
 
 export interface OrderTicket {
@@ -198,6 +213,13 @@ export interface OrderEvents {
  */
 export type PredecessorFate = 'parked' | 'finished' | 'clear' | 'abandoned'
 
+interface Waiter {
+  batch: object
+  resume: (fate: PredecessorFate) => void
+}
+
+const NO_WAITERS: Waiter[] = []
+
 /**
  * The Redis marks of one destination plus, in this process, one message per user in delivery at a time: a later
  * message of a user waits (in memory, not in the deliverer) until the earlier one is delivered, dead-lettered or
@@ -209,8 +231,11 @@ export class UserOrder {
   readonly #deadlines: string
   readonly settings: UserOrderSettings
   readonly #events: OrderEvents
-  /** Users with a message in delivery here, and the messages of theirs waiting behind it, in arrival order. */
-  readonly #active = new Map<string, { batch: object; resume: (fate: PredecessorFate) => void }[]>()
+  /**
+   * Users with a message in delivery here, and the messages of theirs waiting behind it, in arrival order (the
+   * shared NO_WAITERS until one waits: most users never have a second message in delivery).
+   */
+  readonly #active = new Map<string, Waiter[]>()
   #pendingCompletions: { user: string; ticket: OrderTicket }[] = []
   #completionFlush: Promise<void> | undefined
 
@@ -238,10 +263,11 @@ export class UserOrder {
   enter(user: string, batch: object, resume: (fate: PredecessorFate) => void): boolean {
     const queue = this.#active.get(user)
     if (queue === undefined) {
-      this.#active.set(user, [])
+      this.#active.set(user, NO_WAITERS)
       return true
     }
-    queue.push({ batch, resume })
+    if (queue === NO_WAITERS) this.#active.set(user, [{ batch, resume }])
+    else queue.push({ batch, resume })
     return false
   }
 
@@ -263,6 +289,16 @@ export class UserOrder {
     if (next?.batch !== batch) return false
     this.leave(user, fate)
     return true
+  }
+
+  /**
+   * Whether any user of the destination is parked (has a mark) now: when none is, every lookup would answer
+   * undefined, and the caller need not hash its users nor send them.
+   */
+  async anyParked(): Promise<boolean> {
+    let parked = 0
+    await this.#call('probe', [], (size) => (parked = size))
+    return parked > 0
   }
 
   /** The users' current marks (undefined: not parked). */
@@ -309,9 +345,14 @@ export class UserOrder {
     return this.#completionFlush
   }
 
-  async #call(op: 'lookup' | 'park' | 'complete', args: readonly (string | number)[]): Promise<string[]> {
+  async #call(
+    op: 'probe' | 'lookup' | 'park' | 'complete',
+    args: readonly (string | number)[],
+    parkedUsers?: (size: number) => void,
+  ): Promise<string[]> {
     const reply = await this.#run(this.#marks, this.#deadlines, op, ...args)
     const [byTime, size, byLimit, refused] = reply.slice(0, 4).map(Number) as [number, number, number, number]
+    parkedUsers?.(size)
     this.#events.parkedUsers(size)
     if (byTime > 0) this.#events.released('time', byTime)
     if (byLimit > 0) this.#events.released('limit', byLimit)
