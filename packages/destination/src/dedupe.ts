@@ -101,6 +101,19 @@ interface Layout {
   bucketMs: number
   /** Previous-layout keys are read while now is before this (epoch ms). */
   legacyUntil: number
+  /**
+   * Whether Redis held keys of the previous layout for this destination when this layout was first used: `none`
+   * (none are read), `present`, or undefined while no replica has looked yet (they are read meanwhile).
+   */
+  legacy: 'none' | 'present' | undefined
+}
+
+/** Keys per SCAN call while looking for keys of the previous layout. */
+const LEGACY_SCAN_COUNT = 1000
+
+/** A glob pattern that matches `text` literally. */
+function globLiteral(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
 }
 
 type RedisClient = Redis | Cluster
@@ -120,6 +133,8 @@ export class Dedupe {
   readonly #legacyGraceMs: number
   readonly #now: () => number
   #layout: Promise<Layout> | undefined
+  /** The search for keys of the previous layout, once per instance (see `#checkLegacy`). */
+  #legacyCheck: Promise<void> | undefined
 
   constructor(
     redis: RedisClient,
@@ -160,7 +175,7 @@ export class Dedupe {
     const lookups = this.#redis.isCluster
       ? keys.map((key) => this.#script(LOOKUP, [key], [packed]))
       : [this.#script(LOOKUP, keys, [packed])]
-    const legacy = now < layout.legacyUntil ? this.#legacyLookup(messageIds) : undefined
+    const legacy = now < layout.legacyUntil && layout.legacy !== 'none' ? this.#legacyLookup(messageIds) : undefined
     const [found, legacyFound] = await Promise.all([Promise.all(lookups) as Promise<number[][]>, legacy])
     const result = new Array<boolean>(messageIds.length).fill(false)
     for (const positions of found) for (const index of positions) result[index - 1] = true
@@ -188,6 +203,15 @@ export class Dedupe {
     return (await this.#redis.mget(keys)).map((value) => value !== null)
   }
 
+  /**
+   * Settles when the search for keys of the previous layout started by the first lookup is over (tests): after it,
+   * lookups read previous-layout keys only if some existed.
+   */
+  async legacyChecked(): Promise<void> {
+    await this.#getLayout(this.#now())
+    await this.#legacyCheck
+  }
+
   #getLayout(now: number): Promise<Layout> {
     this.#layout ??= this.#script(
       LAYOUT,
@@ -195,11 +219,18 @@ export class Dedupe {
       [String(Math.ceil(this.#windowMs / DEDUPE_BUCKETS_PER_WINDOW)), String(this.#windowMs), String(now)],
     ).then(
       (reply) => {
-        const [bucketMs, since] = (reply as string[]).map(Number)
+        const [bucketMs, since] = (reply as string[]).slice(0, 2).map(Number)
         if (!(bucketMs! > 0) || !Number.isFinite(since)) {
           throw new Error(`${dedupeMetaKey(this.#destination)} holds an invalid layout`)
         }
-        return { bucketMs: bucketMs!, legacyUntil: since! + this.#windowMs + this.#legacyGraceMs }
+        const stored = (reply as (string | null)[])[2]
+        const layout: Layout = {
+          bucketMs: bucketMs!,
+          legacyUntil: since! + this.#windowMs + this.#legacyGraceMs,
+          legacy: stored === 'none' || stored === 'present' ? stored : undefined,
+        }
+        if (layout.legacy === undefined && now < layout.legacyUntil) this.#legacyCheck = this.#checkLegacy(layout)
+        return layout
       },
       (err: unknown) => {
         this.#layout = undefined
@@ -207,6 +238,36 @@ export class Dedupe {
       },
     )
     return this.#layout
+  }
+
+  /**
+   * Looks for any key of the previous layout (SCAN with MATCH, on every master of a cluster), in the background:
+   * lookups go on reading the previous layout meanwhile. The verdict is stored with the layout (HSETNX: the first
+   * replica's stands) so other replicas and restarts do not search again. Only keys present at the first search
+   * count: an old replica that had delivered nothing within the window and delivers its first message during the
+   * upgrade is not seen (docs/adr/0012-compact-dedupe.md).
+   */
+  async #checkLegacy(layout: Layout): Promise<void> {
+    const pattern = `${globLiteral(dedupeKey(this.#destination, ''))}*`
+    const nodes = this.#redis.isCluster ? (this.#redis as Cluster).nodes('master') : [this.#redis as Redis]
+    try {
+      let found = false
+      for (const node of nodes) {
+        let cursor = '0'
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', LEGACY_SCAN_COUNT)
+          cursor = next
+          found = keys.length > 0
+        } while (cursor !== '0' && !found)
+        if (found) break
+      }
+      const meta = dedupeMetaKey(this.#destination)
+      await this.#redis.hsetnx(meta, 'legacy', found ? 'present' : 'none')
+      const stored = await this.#redis.hget(meta, 'legacy')
+      if (stored === 'none' || stored === 'present') layout.legacy = stored
+    } catch {
+      // Redis unavailable: lookups keep reading the previous layout; the next process (or instance) looks again.
+    }
   }
 
   async #script(script: Script, keys: readonly string[], args: readonly (string | Buffer)[]): Promise<unknown> {
@@ -251,7 +312,7 @@ if not stored or stored <= 0 or stored > window or window / stored > ${MAX_BUCKE
   redis.call('HSET', KEYS[1], 'bucket-ms', ARGV[1])
 end
 redis.call('HSETNX', KEYS[1], 'compact-since', ARGV[3])
-return redis.call('HMGET', KEYS[1], 'bucket-ms', 'compact-since')`)
+return redis.call('HMGET', KEYS[1], 'bucket-ms', 'compact-since', 'legacy')`)
 
 // Unpacks packFields' argument into a table of fields.
 const UNPACK = `

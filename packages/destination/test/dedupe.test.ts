@@ -198,6 +198,29 @@ describe('Dedupe', () => {
     expect(await afterGrace.wasDelivered([legacyId])).toEqual([false])
   })
 
+  it('looks for previous-layout keys once: where there were some it goes on reading them, where none it stops, for every replica', async () => {
+    const withOld = destination()
+    const legacyId = randomUUID()
+    await client.set(dedupeKey(withOld, legacyId), '1', 'EX', 3600)
+    const first = new Dedupe(client, withOld, 3600)
+    expect(await first.wasDelivered([legacyId])).toEqual([true])
+    await first.legacyChecked()
+    expect(await client.hget(dedupeMetaKey(withOld), 'legacy')).toBe('present')
+    expect(await first.wasDelivered([legacyId])).toEqual([true])
+
+    // A destination first used with this layout: nothing of the previous one to read, then or later.
+    const fresh = destination()
+    const replica = new Dedupe(client, fresh, 3600)
+    expect(await replica.wasDelivered([randomUUID()])).toEqual([false])
+    await replica.legacyChecked()
+    expect(await client.hget(dedupeMetaKey(fresh), 'legacy')).toBe('none')
+    const lateId = randomUUID()
+    await client.set(dedupeKey(fresh, lateId), '1', 'EX', 3600)
+    expect(await replica.wasDelivered([lateId])).toEqual([false])
+    // Another replica (or a restart) takes the stored verdict without looking again.
+    expect(await new Dedupe(client, fresh, 3600).wasDelivered([lateId])).toEqual([false])
+  })
+
   it('keeps the bucket length it was first given when the window changes', async () => {
     const dest = destination()
     const id = randomUUID()
