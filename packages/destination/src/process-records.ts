@@ -91,6 +91,8 @@ interface Turn {
   unordered: boolean
   /** Its user had no mark when it was sent. */
   clear: boolean
+  /** The connection its job goes to once it may be sent. */
+  connection: Connection
 }
 
 interface Turns {
@@ -288,7 +290,6 @@ async function processInOrder<Conn extends Connection, Item>(
   // Per-user order: records that took their user's turn at once (their marks are read below), their connections.
   const firstTurns: number[] = []
   const doneEarly = new Set<number>()
-  const jobConnections = new Map<number, Conn>()
   const hold = (index: number): void => {
     metrics.orderHeld.inc({ destination: name })
     settle(index, HELD)
@@ -361,12 +362,13 @@ async function processInOrder<Conn extends Connection, Item>(
       // One message per user in delivery at a time: a later one waits here, outside the deliverer, so neither an
       // in-process retry nor a concurrent request can put it ahead of the earlier one.
       const ticket = histories[index] === undefined ? undefined : parseTicket(records[index]!.headers[ORDER_HEADER])
-      const turn: Turn = { user, ticket, holds: false, unordered: false, clear: false }
+      const turn: Turn = { user, ticket, holds: false, unordered: false, clear: false, connection }
       turns.entries.set(index, turn)
-      jobConnections.set(index, connection)
-      if (order!.enter(user, turns, (fate) => afterPredecessor(index, connection, fate))) {
+      if (order!.tryEnter(user)) {
         turn.holds = true
         firstTurns.push(index)
+      } else {
+        order!.wait(user, turns, (fate) => afterPredecessor(index, connection, fate))
       }
       continue
     }
@@ -406,7 +408,7 @@ async function processInOrder<Conn extends Connection, Item>(
       turn.unordered = fromRetryTopic && (mark === undefined || turn.ticket?.epoch !== mark.epoch)
       turn.clear = mark === undefined
       if (orderVerdict(mark, turn.ticket, fromRetryTopic) === 'hold') return hold(index)
-      const connection = jobConnections.get(index)!
+      const connection = turn.connection as Conn
       if (current !== undefined && current !== connection) {
         deliverer.submitAll(current, submitted)
         submitted.length = 0

@@ -261,14 +261,27 @@ export class UserOrder {
    * it then has the turn.
    */
   enter(user: string, batch: object, resume: (fate: PredecessorFate) => void): boolean {
+    if (this.tryEnter(user)) return true
+    this.wait(user, batch, resume)
+    return false
+  }
+
+  /** Takes the user's turn when no earlier message of the user is in delivery here (true); false changes nothing. */
+  tryEnter(user: string): boolean {
+    if (this.#active.has(user)) return false
+    this.#active.set(user, NO_WAITERS)
+    return true
+  }
+
+  /**
+   * Queues a message of `batch` behind the user's message in delivery here (after `tryEnter` said false): `resume`
+   * is called once the messages ahead of it are finished, parked or abandoned, and it then has the turn.
+   */
+  wait(user: string, batch: object, resume: (fate: PredecessorFate) => void): void {
     const queue = this.#active.get(user)
-    if (queue === undefined) {
-      this.#active.set(user, NO_WAITERS)
-      return true
-    }
+    if (queue === undefined) throw new Error('UserOrder.wait: the user has no message in delivery here')
     if (queue === NO_WAITERS) this.#active.set(user, [{ batch, resume }])
     else queue.push({ batch, resume })
-    return false
   }
 
   /** Gives the turn to the user's next waiting message (told what became of this one), or frees the user. */

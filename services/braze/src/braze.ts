@@ -178,8 +178,21 @@ export function toBrazeAttributes(
   return attributes
 }
 
+/** An item serialises as its attributes object; the method lives on the prototype, not in a closure per row. */
+class BrazeAttributesItem implements BrazeItem {
+  readonly attributes: Record<string, unknown>
+  readonly maxObjects: number
+  constructor(attributes: Record<string, unknown>, maxObjects: number) {
+    this.attributes = attributes
+    this.maxObjects = maxObjects
+  }
+  toJSON(): Record<string, unknown> {
+    return this.attributes
+  }
+}
+
 export function brazeItem(attributes: Record<string, unknown>, maxObjects: number): BrazeItem {
-  return { attributes, maxObjects, toJSON: () => attributes }
+  return new BrazeAttributesItem(attributes, maxObjects)
 }
 
 /** What `toBrazeItem` reads of a connection: its workspace's limits, never its key or endpoint. */
