@@ -5,7 +5,7 @@ import type { TSchema } from 'typebox'
 import { backoffDelay, type BackoffPolicy } from './backoff.ts'
 import type { Dedupe } from './dedupe.ts'
 import type { Deliverer, DeliveryJob, FinalOutcome } from './deliverer.ts'
-import type { Connection, HttpDestination } from './destination.ts'
+import type { Connection, EncodedItem, HttpDestination } from './destination.ts'
 import { PermanentError, type DestinationErrorCode } from './errors.ts'
 import { failureHeaders, historyOf, type DeliveryHistory, type FailureInfo } from './failure-headers.ts'
 import type { DestinationMetrics } from './metrics.ts'
@@ -144,7 +144,10 @@ async function processInOrder<Conn extends Connection, Item>(
   const histories: (DeliveryHistory | undefined)[] = new Array<DeliveryHistory | undefined>(records.length)
   const sendIds: (string | undefined)[] = new Array<string | undefined>(records.length)
   const connectionNames: (string | undefined)[] = new Array<string | undefined>(records.length)
-  const messages: (CanonicalMessage | undefined)[] = new Array<CanonicalMessage | undefined>(records.length)
+  // Who each message was for, as the send history keeps a dead-lettered row: a few strings per message in arrays,
+  // not the decoded message, which can then die young once its item is built instead of surviving (and being
+  // copied by) every collection until the whole batch is settled.
+  const identities = new RowIdentities(records.length)
   const jobs: (DeliveryJob<Item> | undefined)[] = new Array<DeliveryJob<Item> | undefined>(records.length)
   const candidates: number[] = []
   const candidateIds: string[] = []
@@ -237,7 +240,7 @@ async function processInOrder<Conn extends Connection, Item>(
       continue
     }
     connectionNames[index] = route.connection
-    messages[index] = route.message
+    identities.keep(index, route.message)
     const connection = connections.get(route.connection)
     if (connection === undefined) {
       settled[index] = deadLetter(`unknown connection "${route.connection}"`, 'LS_DEST_UNKNOWN_CONNECTION')
@@ -273,12 +276,13 @@ async function processInOrder<Conn extends Connection, Item>(
     candidateIds.push(route.message.messageId)
     candidateConnections.push(connection)
     const history = histories[index]
-    jobs[index] = {
-      messageId: route.message.messageId,
-      encoded: { item, json, bytes },
-      attempts: history === undefined ? 0 : history.attempts,
-      resolve: (outcome) => settle(index, outcome),
-    }
+    jobs[index] = new BatchJob(
+      route.message.messageId,
+      { item, json, bytes },
+      history === undefined ? 0 : history.attempts,
+      index,
+      settle,
+    )
   }
   if (skipped > 0) metrics.skipped.inc({ destination: name }, skipped)
 
@@ -603,16 +607,18 @@ async function processInOrder<Conn extends Connection, Item>(
   // The send history's row of a dead-lettered record: which row of which send, why, and who it was for.
   function remember(index: number, code: string, reason: string, at: number): void {
     const sendId = sendIds[index]
-    const message = messages[index]
     if (sendId === undefined || deps.rowFailures === undefined) return
     const identity: Record<string, string> = {}
-    if (message?.userId !== undefined) identity.userId = message.userId
-    if (message?.anonymousId !== undefined) identity.anonymousId = message.anonymousId
-    if (message?.type === 'group') identity.groupId = message.groupId
+    const userId = identities.userIds[index]
+    const anonymousId = identities.anonymousIds[index]
+    const groupId = identities.groupIds[index]
+    if (userId !== undefined) identity.userId = userId
+    if (anonymousId !== undefined) identity.anonymousId = anonymousId
+    if (groupId !== undefined) identity.groupId = groupId
     const entry: RowFailure = {
       destination: name,
-      row: message?.context?.lookstream?.row ?? 0,
-      messageId: message?.messageId,
+      row: identities.rows[index] ?? 0,
+      messageId: identities.messageIds[index],
       stage: 'dead-lettered',
       code,
       reason,
@@ -641,6 +647,58 @@ async function processInOrder<Conn extends Connection, Item>(
       value: record.value,
       headers: failureHeaders(record, history, failure),
     }
+  }
+}
+
+/** A job of one batch: it settles its record through the batch's own function (no closure per message). */
+class BatchJob<Item> implements DeliveryJob<Item> {
+  readonly messageId: string
+  readonly encoded: EncodedItem<Item>
+  attempts: number
+  readonly #index: number
+  readonly #settle: (index: number, outcome: FinalOutcome) => void
+
+  constructor(
+    messageId: string,
+    encoded: EncodedItem<Item>,
+    attempts: number,
+    index: number,
+    settle: (index: number, outcome: FinalOutcome) => void,
+  ) {
+    this.messageId = messageId
+    this.encoded = encoded
+    this.attempts = attempts
+    this.#index = index
+    this.#settle = settle
+  }
+
+  resolve(outcome: FinalOutcome): void {
+    this.#settle(this.#index, outcome)
+  }
+}
+
+/** What the send history keeps of a dead-lettered message, per record of a batch: its row and who it was for. */
+class RowIdentities {
+  readonly rows: (number | undefined)[]
+  readonly messageIds: (string | undefined)[]
+  readonly userIds: (string | undefined)[]
+  readonly anonymousIds: (string | undefined)[]
+  readonly groupIds: (string | undefined)[]
+
+  constructor(length: number) {
+    this.rows = new Array<number | undefined>(length)
+    this.messageIds = new Array<string | undefined>(length)
+    this.userIds = new Array<string | undefined>(length)
+    this.anonymousIds = new Array<string | undefined>(length)
+    this.groupIds = new Array<string | undefined>(length)
+  }
+
+  keep(index: number, message: CanonicalMessage): void {
+    this.rows[index] = message.context?.lookstream?.row
+    this.messageIds[index] = message.messageId
+    this.userIds[index] = message.userId
+    this.anonymousIds[index] = message.anonymousId
+    if (message.type === 'group') this.groupIds[index] = message.groupId
   }
 }
 
