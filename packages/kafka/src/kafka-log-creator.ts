@@ -38,6 +38,15 @@ export function kafkaLogLevelFor(logger: Logger): logLevel {
 // which the deterministic messageId and the destinations' dedupe absorb.
 const EXPECTED_WARNINGS = new Set(['Limiting retries for the idempotent producer may invalidate EoS guarantees'])
 
+// kafkajs says at info level every time a partition's fetching is paused or resumed. The destination runtime pauses
+// a partition whenever its in-flight bound is reached and resumes it as soon as deliveries free room: thousands of
+// times on a large send, each a log line (and its serialisation) that tells an operator nothing. Debug instead.
+const ROUTINE_INFO = ['Pausing fetching from ', 'Resuming fetching from ']
+
+function isRoutine(message: string): boolean {
+  return ROUTINE_INFO.some((prefix) => message.startsWith(prefix))
+}
+
 /** Routes kafkajs logs to pino under `{ kafka: namespace }`, dropping fields that could hold data or secrets. */
 export function pinoLogCreator(logger: Logger): logCreator {
   return () =>
@@ -45,7 +54,9 @@ export function pinoLogCreator(logger: Logger): logCreator {
       const { message, timestamp: _timestamp, logger: _logger, ...extra } = log as typeof log & { logger?: unknown }
       const fields: Record<string, unknown> = { kafka: namespace }
       for (const [name, value] of Object.entries(extra)) if (!UNSAFE_FIELDS.has(name)) fields[name] = value
-      switch (EXPECTED_WARNINGS.has(message) ? logLevel.DEBUG : level) {
+      switch (
+        EXPECTED_WARNINGS.has(message) || (level === logLevel.INFO && isRoutine(message)) ? logLevel.DEBUG : level
+      ) {
         case logLevel.ERROR:
           logger.error(fields, message)
           break

@@ -68,4 +68,27 @@ describe('kafkajs logs to pino', () => {
     ])
     expect(JSON.stringify(lines)).not.toMatch(/secret-row|password/)
   })
+
+  it("logs kafkajs's pause and resume of fetching at debug, not info", () => {
+    for (const level of ['info', 'debug'] as const) {
+      const { logger, lines } = captureLogger(level)
+      const log = pinoLogCreator(logger)(4)
+      for (const message of [
+        'Pausing fetching from 1 topics',
+        'Resuming fetching from 1 topics',
+        'Consumer has joined',
+      ]) {
+        log({ namespace: 'ConsumerGroup', level: 4, label: 'INFO', log: { timestamp: 'x', message } })
+      }
+      expect(lines.map((line) => [line.level, line.msg])).toEqual(
+        level === 'info'
+          ? [[30, 'Consumer has joined']]
+          : [
+              [20, 'Pausing fetching from 1 topics'],
+              [20, 'Resuming fetching from 1 topics'],
+              [30, 'Consumer has joined'],
+            ],
+      )
+    }
+  })
 })
