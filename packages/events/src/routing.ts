@@ -60,9 +60,11 @@ export function integrationOptions<D extends DestinationId>(
   message: Pick<CanonicalMessage, 'integrations'>,
   destination: D,
 ): (DestinationOptions[D] & { connection: string }) | undefined {
-  if (!destinationsOf(message).includes(destination)) return undefined
+  // destinationsOf's rule for this one destination, without building the list (this runs once per message).
   const key: IntegrationKey = INTEGRATION_KEYS[destination]
   const setting = message.integrations[key]
+  const included = message.integrations.All !== false ? setting !== false : setting !== undefined && setting !== false
+  if (!included) return undefined
   const options = typeof setting === 'object' ? setting : {}
   return { ...options, connection: options.connection ?? DEFAULT_CONNECTION }
 }

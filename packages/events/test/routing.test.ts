@@ -90,6 +90,22 @@ describe('integrationOptions', () => {
       joinKey: 'email',
     })
   })
+  it('answers for exactly the destinations destinationsOf lists, for every All and setting combination', () => {
+    const settings = [undefined, true, false, {}] as const
+    for (const all of [undefined, true, false] as const) {
+      for (const setting of settings) {
+        for (const id of DESTINATIONS) {
+          const integrations: Integrations = {}
+          if (all !== undefined) integrations.All = all
+          if (setting !== undefined) (integrations as Record<string, unknown>)[INTEGRATION_KEYS[id]] = setting
+          const message = identify(integrations)
+          expect(integrationOptions(message, id) !== undefined, `All ${all}, ${id} ${String(setting)}`).toBe(
+            destinationsOf(message).includes(id),
+          )
+        }
+      }
+    }
+  })
 })
 
 describe('headers', () => {
