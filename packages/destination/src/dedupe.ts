@@ -392,14 +392,16 @@ redis.call('PEXPIREAT', KEYS[1], expireAt)
 return count`)
 
 /**
- * Coalesces concurrent markDelivered calls: the first goes at once; while it is in flight the ids of later calls
- * gather and go together in the next call, and every caller resolves when its own ids are remembered. With many
+ * Coalesces concurrent markDelivered calls: the first goes once the event loop's current I/O callbacks have run
+ * (with the ids of the calls they made); while it is in flight the ids of later calls gather and go together in the
+ * next call, and every caller resolves when its own ids are remembered. With many
  * small requests in flight (Braze, mParticle) this turns a script call per request into a few per round trip.
  */
 export class DeliveredMarks {
   readonly #dedupe: Dedupe
   #gathering: { ids: string[]; settle: { resolve: () => void; reject: (err: unknown) => void }[] } | undefined
   #inFlight = false
+  #scheduled = false
 
   constructor(dedupe: Dedupe) {
     this.#dedupe = dedupe
@@ -411,7 +413,15 @@ export class DeliveredMarks {
       const group = (this.#gathering ??= { ids: [], settle: [] })
       for (const id of messageIds) group.ids.push(id)
       group.settle.push({ resolve, reject })
-      if (!this.#inFlight) this.#send()
+      // Not at once but after the I/O callbacks of this turn of the event loop: the responses that arrived together
+      // share one call.
+      if (!this.#inFlight && !this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(() => {
+          this.#scheduled = false
+          if (!this.#inFlight) this.#send()
+        })
+      }
     })
   }
 

@@ -328,9 +328,18 @@ describe('DeliveredMarks', () => {
     const before = await scriptCalls()
     await Promise.all(groups.map((ids) => marks.mark(ids)))
     const calls = (await scriptCalls()) - before
-    // The first call goes alone; the other 39 gather behind it.
-    expect(calls).toBe(2)
+    // Made in one turn of the event loop, the 40 calls share one script call.
+    expect(calls).toBe(1)
     expect((await dedupe.wasDelivered(groups.flat())).every(Boolean)).toBe(true)
+
+    // Calls made while one is in flight (or after it) gather: one more script call for all of them.
+    const first = marks.mark([randomUUID()])
+    await new Promise((resolve) => setImmediate(resolve))
+    const later = Array.from({ length: 10 }, () => Array.from({ length: 75 }, () => randomUUID()))
+    const beforeLater = await scriptCalls()
+    await Promise.all([first, ...later.map((ids) => marks.mark(ids))])
+    expect((await scriptCalls()) - beforeLater).toBe(1)
+    expect((await dedupe.wasDelivered(later.flat())).every(Boolean)).toBe(true)
   })
 
   it('rejects every gathered caller when the call fails, and works again once Redis is back', async () => {
