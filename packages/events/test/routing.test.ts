@@ -99,7 +99,7 @@ describe('integrationOptions', () => {
           if (all !== undefined) integrations.All = all
           if (setting !== undefined) (integrations as Record<string, unknown>)[INTEGRATION_KEYS[id]] = setting
           const message = identify(integrations)
-          expect(integrationOptions(message, id) !== undefined, `All ${all}, ${id} ${String(setting)}`).toBe(
+          expect(integrationOptions(message, id) !== undefined, `All ${all}, ${id} ${JSON.stringify(setting)}`).toBe(
             destinationsOf(message).includes(id),
           )
         }
