@@ -120,6 +120,16 @@ export function attributeValueProblem(name: string, value: unknown, maxArrayLeng
   return `attribute "${name}" holds ${kindOf(value)} (Braze takes strings, numbers, booleans, dates and arrays of strings)`
 }
 
+/** The last export label's `{"add": [label]}`: one frozen object shared by the rows of a send, not one per row. */
+let lastExportLabel: { label: string; operation: Readonly<{ add: readonly string[] }> } | undefined
+
+function exportLabelOperation(label: string): Readonly<{ add: readonly string[] }> {
+  if (lastExportLabel?.label !== label) {
+    lastExportLabel = { label, operation: Object.freeze({ add: Object.freeze([label]) }) }
+  }
+  return lastExportLabel.operation
+}
+
 /**
  * The attributes object for one canonical identify, as the Looker Action Hub's Braze action shaped it: the
  * identifier under the send's Unique Key, `_update_existing_only`, the export label added to `looker_export`,
@@ -147,19 +157,21 @@ export function toBrazeAttributes(
   const attributes: Record<string, unknown> = {
     [identifierKey]: message.userId,
     _update_existing_only: options.updateExistingOnly ?? true,
-    looker_export: { add: [options.exportLabel ?? DEFAULT_EXPORT_LABEL] },
+    looker_export: exportLabelOperation(options.exportLabel ?? DEFAULT_EXPORT_LABEL),
   }
   const traits = message.traits ?? {}
-  const problems: string[] = []
+  let problems: string[] | undefined
   for (const name in traits) {
     if (!Object.hasOwn(traits, name)) continue
     const value = traits[name]
     if (RESERVED_NAMES.has(name)) {
-      problems.push(`attribute name "${name}" is reserved (identifier, update mode or export label)`)
+      ;(problems ??= []).push(`attribute name "${name}" is reserved (identifier, update mode or export label)`)
       continue
     }
     if (name.startsWith('$') || name.length === 0 || tooLong(name)) {
-      problems.push(`attribute name "${name.slice(0, 64)}" is not valid at Braze (empty, over 255, or starting with $)`)
+      ;(problems ??= []).push(
+        `attribute name "${name.slice(0, 64)}" is not valid at Braze (empty, over 255, or starting with $)`,
+      )
       continue
     }
     if (value === null || value === undefined) {
@@ -167,10 +179,10 @@ export function toBrazeAttributes(
       continue
     }
     const problem = attributeValueProblem(name, value, maxArrayLength)
-    if (problem !== undefined) problems.push(problem)
+    if (problem !== undefined) (problems ??= []).push(problem)
     else attributes[name] = value
   }
-  if (problems.length > 0) {
+  if (problems !== undefined) {
     const shown = problems.slice(0, 5).join('; ')
     const more = problems.length > 5 ? `; and ${problems.length - 5} more` : ''
     return new PermanentError(`${shown}${more}`, 'LS_DEST_UNSUPPORTED_VALUE')
