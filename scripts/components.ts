@@ -29,6 +29,10 @@ export interface Context {
   addresses: Record<string, string>
   /** Extra environment for a service component, by component name (after its own; bench/chaos tunes retries). */
   serviceEnv?: Record<string, Record<string, string>>
+  /** Extra arguments for a service component, by component name (after its own, e.g. a simulator's limits). */
+  serviceArgs?: Record<string, string[]>
+  /** Projects already compiled in this context: a service restarted by bench/chaos is not compiled again. */
+  built?: Set<string>
 }
 
 export interface Running {
@@ -181,7 +185,8 @@ export function service(line: ServiceLine): Component {
       const chosen = port(ctx, line.port[0], line.port[1]) || (await freePort())
       let started: { entry: string; nodeArgs: string[]; env: Record<string, string> } | undefined
       if (line.asStarted !== undefined) {
-        buildProject(join(ctx.root, line.asStarted))
+        if (!ctx.built?.has(line.asStarted)) buildProject(join(ctx.root, line.asStarted))
+        ctx.built?.add(line.asStarted)
         started = readStartCommand(join(ctx.root, line.asStarted))
       }
       const spawned = await spawnService(
@@ -192,7 +197,7 @@ export function service(line: ServiceLine): Component {
           ...(line.listenLine ? { listenLine: line.listenLine } : {}),
           compiled: started !== undefined,
           nodeArgs: [...(started?.nodeArgs ?? []), ...(line.nodeArgs ?? [])],
-          args: line.args?.(chosen) ?? [],
+          args: [...(line.args?.(chosen) ?? []), ...(ctx.serviceArgs?.[line.name] ?? [])],
           inheritEnv: true,
           cwd: ctx.root,
           readyTimeoutMs: 60_000,
