@@ -35,7 +35,7 @@ import {
   type DestinationName,
   type Observation,
 } from './destinations.ts'
-import { startS3FaultProxy } from './s3-fault-proxy.ts'
+import { startS3FaultProxy, type S3FaultProxy } from './s3-fault-proxy.ts'
 import { loadAverage } from '../ingress/proc-stats.ts'
 
 export const FAULTS = ['rates', 'bad-rows', 'replica', 'service-kill', 'redis', 'broker'] as const
@@ -123,6 +123,20 @@ const TUNING: Record<string, string> = {
 }
 /** Every simulator answers after 50–150 ms, as a real API across the internet does (and sends last long enough). */
 const LATENCY = { latencyMs: 50, latencyJitterMs: 100 }
+/**
+ * Until a component fault starts (or a replica has joined), every simulator and the S3 proxy answer after 1.5 s (under
+ * the services' 2 s request timeout): the sends are surely still in flight when the fault lands.
+ */
+const HOLD = { latencyMs: 1500, latencyJitterMs: 0 }
+
+async function setLatency(
+  d: Destination,
+  latency: { latencyMs: number; latencyJitterMs: number },
+  proxy: S3FaultProxy,
+) {
+  if (d.simulator === undefined) proxy.faults.setLatency(latency.latencyMs, latency.latencyJitterMs)
+  else await admin(ctx.addresses[d.simulator]!, '/faults', 'PATCH', latency)
+}
 
 export interface Row {
   destination: DestinationName
@@ -141,6 +155,9 @@ export interface Row {
   lost: number
   /** Return of the component (or restart of the service) → first progress at the destination; the worst one. */
   recoveryMs: number | null
+  /** Fault events (kills, joins, leaves, outages) that landed while the send was in flight, of all. */
+  inFlightEvents: number
+  faultEvents: number
   longestStallMs: number
   notes: string[]
   misses: string[]
@@ -263,6 +280,7 @@ function lookBody(d: Destination, prefix: string, rows: number, bad: ReadonlySet
 interface LookerAnswer {
   success: boolean
   message: string
+  send_id?: string
   rows?: { received: number; accepted: number; rejected: number }
   rejected_rows?: { row: number; reason: string }[]
 }
@@ -340,6 +358,29 @@ async function monitor(d: Destination): Promise<void> {
 
 const firstChangeAfter = (name: DestinationName, t: number): number | undefined => changes.get(name)!.find((c) => c > t)
 
+function lastChangeBefore(name: DestinationName, t: number): number {
+  return changes
+    .get(name)!
+    .filter((c) => c <= t)
+    .reduce((a, b) => Math.max(a, b), 0)
+}
+
+/** The ingress's record of a send (status, delivered, fileError): why a send did not complete. */
+async function sendStatus(sendId: string | undefined): Promise<string[]> {
+  if (sendId === undefined) return []
+  try {
+    const nonce = randomBytes(16).toString('hex')
+    const res = await request(`${ctx.addresses.ingress}/sends/${encodeURIComponent(sendId)}`, {
+      headers: { authorization: `Token token="${nonce}/${createHmac('sha512', secret).update(nonce).digest('hex')}"` },
+    })
+    const send = (await res.body.json()) as Record<string, unknown>
+    const { status, delivered, deadLettered, fileError } = send
+    return [`send ${JSON.stringify({ status, delivered, deadLettered, fileError })}`]
+  } catch (err) {
+    return [`send record unavailable: ${(err as Error).message}`]
+  }
+}
+
 function longestStall(name: DestinationName, from: number, to: number): number {
   let previous = from
   let longest = 0
@@ -358,12 +399,7 @@ function pick(random: () => number, count: number, rows: number): Set<number> {
   return out
 }
 
-async function phase(
-  fault: Fault,
-  index: number,
-  dests: Destination[],
-  proxy: Awaited<ReturnType<typeof startS3FaultProxy>>,
-): Promise<Row[]> {
+async function phase(fault: Fault, index: number, dests: Destination[], proxy: S3FaultProxy): Promise<Row[]> {
   const tag = `${fault.replace(/[^a-z]/g, '').slice(0, 6)}${randomBytes(3).toString('hex')}`
   log(`phase ${fault}: ${dests.length} destinations × ${ROWS} rows (prefix ${tag})`)
   for (const d of dests) {
@@ -397,6 +433,9 @@ async function phase(
     })
   }
 
+  if (fault === 'redis' || fault === 'broker' || fault === 'replica') {
+    for (const d of dests) await setLatency(d, HOLD, proxy)
+  }
   const rows: Row[] = []
   const startedAt = now()
   await Promise.all(
@@ -433,13 +472,14 @@ async function phase(
         badDelivered: 0,
         lost: 0,
         recoveryMs: null,
+        inFlightEvents: 0,
+        faultEvents: 0,
         longestStallMs: 0,
         notes,
         misses: [],
       }
       rows.push(row)
       let completedAt: number | undefined = undefined
-      const returns: { what: string; at: number }[] = []
 
       const snapshot = async (): Promise<{ o: Observation; dlq: number[] }> => ({
         o: await d.observe(prefix, good, bad),
@@ -461,31 +501,26 @@ async function phase(
         else await sleep(300 + share * 2000)
       }
 
+      const events: { what: string; at: number; restart?: boolean }[] = []
       const faultDone = (async () => {
         if (fault === 'service-kill') {
-          let during = 0
           for (let k = 0; k < KILLS; k++) {
             await moment(0.05 + (0.85 * k) / KILLS, 0.05 + (0.85 * (k + 1)) / KILLS)
-            if (completedAt === undefined) during++
+            events.push({ what: `kill ${k + 1}`, at: now() })
             await kill9(d.name)
             await start(d.name)
-            returns.push({ what: `restart ${k + 1}`, at: now() })
+            events.push({ what: `restart ${k + 1}`, at: now(), restart: true })
           }
-          notes.push(`${KILLS} kill -9, ${during} of them before the send was complete`)
         } else if (fault === 'replica') {
-          await moment(0.1, 0.3)
           const replica = await component(d.name).start(ctx)
           extra.push(replica)
           watch(`${d.name} replica`, replica)
-          const joined = completedAt === undefined
-          await moment(0.5, 0.8)
-          const left = completedAt === undefined
+          events.push({ what: 'replica joined', at: now() })
+          await setLatency(d, LATENCY, proxy)
+          await moment(0.4, 0.7)
+          events.push({ what: 'replica left', at: now() })
           await stopComponent(replica)
           extra.splice(extra.indexOf(replica), 1)
-          notes.push(
-            `replica joined ${joined ? 'mid-send' : 'after the send'}, left ${left ? 'mid-send' : 'after the send'}`,
-          )
-          returns.push({ what: 'replica left', at: now() })
         }
       })()
 
@@ -513,6 +548,7 @@ async function phase(
         { timeoutMs: PHASE_TIMEOUT_MS, intervalMs: 1000, message: `${d.name} delivering ${good.size} rows` },
       ).catch(() => undefined)
       completedAt = now()
+      if (fault === 'replica') await faultDone
       if (waited === undefined) notes.push(`not complete after ${PHASE_TIMEOUT_MS / 1000} s`)
       await faultDone
       await outageDone
@@ -539,16 +575,41 @@ async function phase(
         final.dlq.every((i) => expectedDlq.has(i))
       row.lost = good.size - final.o.delivered
       if (final.o.files !== undefined) notes.push(`${final.o.files} file${final.o.files === 1 ? '' : 's'}`)
-      for (const r of [...returns, ...outageReturns]) {
-        if (completedAt !== undefined && waited !== undefined && r.at > completedAt) {
-          notes.push(`${r.what} after the send was complete`)
-          continue
-        }
+      // When the send was last seen progressing: a fault after it did not hit the send.
+      const deliveredAt = lastChangeBefore(d.name, completedAt)
+      const all = [...events, ...outageEvents].sort((x, y) => x.at - y.at)
+      const hits = all.filter((e) => !e.restart && e.at < deliveredAt)
+      const after = all.filter((e) => !e.restart && e.at >= deliveredAt)
+      if (all.length > 0) {
+        notes.push(
+          `${hits.length} of ${hits.length + after.length} fault events while the send was in flight` +
+            (after.length > 0 ? ` (after it: ${after.map((e) => e.what).join(', ')})` : ''),
+        )
+      }
+      for (const r of all) {
+        if (!r.restart || r.at >= deliveredAt) continue
         const next = firstChangeAfter(d.name, r.at)
         const took = next === undefined ? Number.POSITIVE_INFINITY : Math.round(next - r.at)
         row.recoveryMs = Math.max(row.recoveryMs ?? 0, took)
       }
+      row.inFlightEvents = hits.length
+      row.faultEvents = hits.length + after.length
+      notes.push(`delivered in ${((deliveredAt - startedAt) / 1000).toFixed(1)} s`)
+      if (waited === undefined) {
+        notes.push(...(await sendStatus(answer.send_id)))
+        if (process.env.CHAOS_DEBUG) {
+          const metrics = await (await request(`${ctx.addresses[d.name]}/metrics`)).body.text()
+          log(
+            metrics
+              .split('\n')
+              .filter((l) => l.startsWith('lookstream_destination_file') || l.includes('error'))
+              .join('\n'),
+          )
+        }
+      }
       row.longestStallMs = longestStall(d.name, startedAt, completedAt)
+      if (after.length > 0)
+        row.misses.push(`${after.length} fault events after the send was delivered (not a test of it)`)
       if (row.lost !== 0) row.misses.push(`${row.lost} lost`)
       if (row.effectiveDuplicates !== 0) row.misses.push(`${row.effectiveDuplicates} effective duplicates`)
       if (!row.deadLetteredAsExpected) row.misses.push('the DLQ does not hold exactly the bad rows')
@@ -568,9 +629,10 @@ async function phase(
 // Redis and broker outages hit every destination of a phase at once, once all sends were accepted.
 let phaseAnswered: DestinationName[] = []
 let outageDone: Promise<void> = Promise.resolve()
-let outageReturns: { what: string; at: number }[] = []
+let outageEvents: { what: string; at: number; restart?: boolean }[] = []
 
-async function outage(fault: Fault, count: number, index: number): Promise<void> {
+async function outage(fault: Fault, dests: Destination[], index: number, proxy: S3FaultProxy): Promise<void> {
+  const count = dests.length
   if (fault !== 'redis' && fault !== 'broker') return
   await waitFor(() => phaseAnswered.length === count, {
     timeoutMs: 120_000,
@@ -579,17 +641,23 @@ async function outage(fault: Fault, count: number, index: number): Promise<void>
   })
   const random = seeded(SEED + index * 31)
   await sleep(random() * 300)
+  // The held sends go on at the usual pace once the fault has started.
+  const release = () => Promise.all(dests.map((d) => setLatency(d, LATENCY, proxy)))
   if (fault === 'redis') {
     log(`redis down for ${REDIS_DOWN_MS / 1000} s`)
+    outageEvents.push({ what: 'Redis down', at: now() })
     await stopComponent(running.get('redis')!)
+    await release()
     await sleep(REDIS_DOWN_MS)
     await start('redis')
-    outageReturns.push({ what: 'Redis back', at: now() })
+    outageEvents.push({ what: 'Redis back', at: now(), restart: true })
   } else {
     log('kill -9 local-kafka')
+    outageEvents.push({ what: 'broker killed', at: now() })
     await kill9('kafka')
+    await release()
     await start('kafka')
-    outageReturns.push({ what: 'broker back', at: now() })
+    outageEvents.push({ what: 'broker back', at: now(), restart: true })
   }
   log(`${fault} back`)
 }
@@ -599,11 +667,11 @@ function table(report: Report): string {
   const lines = [
     `Seed ${report.seed}; ${report.rows} rows per send; ${report.kills} kills; Redis down ${report.redisDownMs / 1000} s; load average ${report.loadAverage}; ${report.durationS} s.`,
     '',
-    '| destination | fault | rows sent | accepted by ingress | delivered | raw re-deliveries | effective duplicates | dead-lettered (expected) | lost | recovery | longest stall | targets | notes |',
-    '|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|',
+    '| destination | fault | fault events in flight | rows sent | accepted by ingress | delivered | raw re-deliveries | effective duplicates | dead-lettered (expected) | lost | recovery | longest stall | targets | notes |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|',
     ...report.results.map(
       (r) =>
-        `| ${r.destination} | ${r.fault} | ${r.rowsSent} | ${r.accepted} | ${r.delivered} | ${r.rawRedeliveries} | ${r.effectiveDuplicates} | ${r.deadLettered} (${r.expectedDeadLetters}, ${r.deadLetteredAsExpected ? 'exactly the bad rows' : 'NOT the bad rows'}) | ${r.lost} | ${ms(r.recoveryMs)} | ${ms(r.longestStallMs)} | ${r.misses.length === 0 ? 'met' : `MISSED: ${r.misses.join('; ')}`} | ${r.notes.join('; ')} |`,
+        `| ${r.destination} | ${r.fault} | ${r.faultEvents === 0 ? '—' : `${r.inFlightEvents}/${r.faultEvents}`} | ${r.rowsSent} | ${r.accepted} | ${r.delivered} | ${r.rawRedeliveries} | ${r.effectiveDuplicates} | ${r.deadLettered} (${r.expectedDeadLetters}, ${r.deadLetteredAsExpected ? 'exactly the bad rows' : 'NOT the bad rows'}) | ${r.lost} | ${ms(r.recoveryMs)} | ${ms(r.longestStallMs)} | ${r.misses.length === 0 ? 'met' : `MISSED: ${r.misses.join('; ')}`} | ${r.notes.join('; ')} |`,
     ),
     '',
   ]
@@ -623,7 +691,7 @@ async function main(): Promise<number> {
       if (name.endsWith('-simulator')) return names.has(name.slice(0, -'-simulator'.length) as DestinationName)
       return names.has(name as DestinationName)
     })
-  let proxy: Awaited<ReturnType<typeof startS3FaultProxy>> | undefined
+  let proxy: S3FaultProxy | undefined
   const rows: Row[] = []
   try {
     for (const name of wanted) {
@@ -646,8 +714,8 @@ async function main(): Promise<number> {
     const monitors = dests.map((d) => monitor(d))
     for (const [i, fault] of SELECTED_FAULTS.entries()) {
       phaseAnswered = []
-      outageReturns = []
-      outageDone = outage(fault, dests.length, i)
+      outageEvents = []
+      outageDone = outage(fault, dests, i, proxy)
       rows.push(...(await phase(fault, i, dests, proxy)))
       await outageDone
     }
