@@ -70,6 +70,8 @@ export interface Destination {
   observe(prefix: string, good: ReadonlySet<number>, bad: ReadonlySet<number>): Promise<Observation>
   /** A number that changes whenever the destination makes progress (accepted items, staged chunks). */
   progress(): Promise<number>
+  /** Distinct rows the destination holds so far (none for recurly-engage, whose rows appear with its file). */
+  delivered?(): Promise<number>
 }
 
 export interface Endpoints {
@@ -135,6 +137,12 @@ function keyed(
   return { delivered: keys.size, effectiveDuplicates, rawRedeliveries: duplicates + extra, badDelivered }
 }
 
+/** Distinct ids (Segment messageIds, mParticle source_request_ids) or profiles (Braze) or users (Heap) held. */
+async function distinct(base: string, key: 'acceptedIds' | 'profiles' | 'users'): Promise<number> {
+  const state = await admin<{ counters: { acceptedIds: number }; profiles?: number; users?: number }>(base, '/state')
+  return (key === 'acceptedIds' ? state.counters.acceptedIds : state[key]) ?? 0
+}
+
 async function simulatorProgress(base: string): Promise<number> {
   const state = await admin<{ counters: { accepted: number; duplicates: number; rejected: number } }>(base, '/state')
   return state.counters.accepted + state.counters.duplicates + state.counters.rejected
@@ -180,6 +188,7 @@ export function destinations(endpoints: Endpoints): Record<DestinationName, Dest
         )
       },
       progress: () => simulatorProgress(sim('segment-simulator')),
+      delivered: () => distinct(sim('segment-simulator'), 'acceptedIds'),
     },
     mparticle: {
       name: 'mparticle',
@@ -218,6 +227,7 @@ export function destinations(endpoints: Endpoints): Record<DestinationName, Dest
         )
       },
       progress: () => simulatorProgress(sim('mparticle-simulator')),
+      delivered: () => distinct(sim('mparticle-simulator'), 'acceptedIds'),
     },
     braze: {
       name: 'braze',
@@ -268,6 +278,7 @@ export function destinations(endpoints: Endpoints): Record<DestinationName, Dest
         )
       },
       progress: () => simulatorProgress(sim('braze-simulator')),
+      delivered: () => distinct(sim('braze-simulator'), 'profiles'),
     },
     heap: {
       name: 'heap',
@@ -312,6 +323,7 @@ export function destinations(endpoints: Endpoints): Record<DestinationName, Dest
         )
       },
       progress: () => simulatorProgress(sim('heap-simulator')),
+      delivered: () => distinct(sim('heap-simulator'), 'users'),
     },
     'recurly-engage': {
       name: 'recurly-engage',

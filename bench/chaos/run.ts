@@ -63,11 +63,13 @@ function positive(name: string, value: string | undefined, fallback: number): nu
 }
 
 const QUICK = args.quick
-const ROWS = positive('rows', args.rows, QUICK ? 1500 : 10_000)
-const KILLS = positive('kills', args.kills, QUICK ? 3 : 10)
+const ROWS = positive('rows', args.rows, QUICK ? 1000 : 10_000)
+const KILLS = positive('kills', args.kills, QUICK ? 2 : 10)
 const REDIS_DOWN_MS = positive('redis-down-s', args['redis-down-s'], QUICK ? 10 : 30) * 1000
 const SEED = positive('seed', args.seed, randomInt(2 ** 31))
-const PHASE_TIMEOUT_MS = QUICK ? 120_000 : 600_000
+const PHASE_TIMEOUT_MS = QUICK ? 120_000 : 900_000
+/** A send with no progress and no fault event for this long is reported as stalled. */
+const STALL_MS = QUICK ? 20_000 : 120_000
 const RECOVERY_TARGET_MS = 5000
 const SELECTED = args.destinations.split(',').filter(Boolean) as DestinationName[]
 const SELECTED_FAULTS = args.faults.split(',').filter(Boolean) as Fault[]
@@ -118,6 +120,8 @@ const TUNING: Record<string, string> = {
   KAFKA_SESSION_TIMEOUT_MS: '6000',
   KAFKA_HEARTBEAT_INTERVAL_MS: '500',
   SHUTDOWN_TIMEOUT_MS: '15000',
+  // At most 4 requests in flight per service (the default is higher), so that the held latency below holds.
+  DELIVERY_MAX_IN_FLIGHT_REQUESTS: '4',
   // Smaller requests than the destinations allow: a send spans many requests, so faults land inside it.
   DELIVERY_MAX_BATCH_ITEMS: '100',
 }
@@ -488,7 +492,7 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
       const complete = (s: { o: Observation; dlq: number[] }) =>
         s.o.delivered >= good.size && s.dlq.length >= expectedDlq.size
       const progressAtLeast = (target: number) =>
-        waitFor(async () => completedAt !== undefined || (await d.progress()) >= target, {
+        waitFor(async () => completedAt !== undefined || ((await d.delivered?.()) ?? 0) >= target, {
           timeoutMs: PHASE_TIMEOUT_MS,
           intervalMs: 20,
           message: `${d.name} progress ${target}`,
@@ -497,7 +501,7 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
       // file: a seeded delay after the last restart instead).
       const moment = async (low: number, high: number) => {
         const share = low + dRandom() * (high - low)
-        if (d.simulator !== undefined) await progressAtLeast(Math.floor(share * good.size))
+        if (d.delivered !== undefined) await progressAtLeast(Math.floor(share * good.size))
         else await sleep(300 + share * 2000)
       }
 
@@ -540,16 +544,31 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
       // The component faults (redis, broker) run once for every destination: see outage() below.
       phaseAnswered.push(d.name)
 
-      const waited = await waitFor(
+      const answeredAt = now()
+      // Complete, or stalled: no progress and no fault event for STALL_MS (and no outage under way).
+      const ended = await waitFor(
         async () => {
           const s = await snapshot()
-          return complete(s) ? s : false
+          if (complete(s)) return { s }
+          const quiet = Math.max(
+            answeredAt,
+            lastChangeBefore(d.name, now()),
+            ...[...events, ...outageEvents].map((e) => e.at),
+          )
+          return !outageActive && now() - quiet > STALL_MS ? { stalledS: Math.round((now() - quiet) / 1000) } : false
         },
         { timeoutMs: PHASE_TIMEOUT_MS, intervalMs: 1000, message: `${d.name} delivering ${good.size} rows` },
-      ).catch(() => undefined)
+      ).catch(() => ({ stalledS: undefined }))
+      const waited = 's' in ended ? ended.s : undefined
+      if (!('s' in ended)) {
+        notes.push(
+          ended.stalledS === undefined
+            ? `not complete after ${PHASE_TIMEOUT_MS / 1000} s`
+            : `stalled: no progress for ${ended.stalledS} s`,
+        )
+      }
       completedAt = now()
       if (fault === 'replica') await faultDone
-      if (waited === undefined) notes.push(`not complete after ${PHASE_TIMEOUT_MS / 1000} s`)
       await faultDone
       await outageDone
       // Settled: two readings 1.5 s apart agree (late retries and re-deliveries included).
@@ -629,6 +648,7 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
 // Redis and broker outages hit every destination of a phase at once, once all sends were accepted.
 let phaseAnswered: DestinationName[] = []
 let outageDone: Promise<void> = Promise.resolve()
+let outageActive = false
 let outageEvents: { what: string; at: number; restart?: boolean }[] = []
 
 async function outage(fault: Fault, dests: Destination[], index: number, proxy: S3FaultProxy): Promise<void> {
@@ -639,6 +659,7 @@ async function outage(fault: Fault, dests: Destination[], index: number, proxy: 
     intervalMs: 20,
     message: 'every send accepted',
   })
+  outageActive = true
   const random = seeded(SEED + index * 31)
   await sleep(random() * 300)
   // The held sends go on at the usual pace once the fault has started.
@@ -659,6 +680,7 @@ async function outage(fault: Fault, dests: Destination[], index: number, proxy: 
     await start('kafka')
     outageEvents.push({ what: 'broker back', at: now(), restart: true })
   }
+  outageActive = false
   log(`${fault} back`)
 }
 
