@@ -21,7 +21,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -69,7 +69,7 @@ const REDIS_DOWN_MS = positive('redis-down-s', args['redis-down-s'], QUICK ? 10 
 const SEED = positive('seed', args.seed, randomInt(2 ** 31))
 const PHASE_TIMEOUT_MS = QUICK ? 120_000 : 900_000
 /** A send with no progress and no fault event for this long is reported as stalled. */
-const STALL_MS = QUICK ? 20_000 : 120_000
+const STALL_MS = QUICK ? 30_000 : 120_000
 const RECOVERY_TARGET_MS = 5000
 const SELECTED = args.destinations.split(',').filter(Boolean) as DestinationName[]
 const SELECTED_FAULTS = args.faults.split(',').filter(Boolean) as Fault[]
@@ -197,7 +197,12 @@ const serviceEnv: Record<string, Record<string, string>> = {
   ingress: { DESTINATION_REGISTRY_CACHE_MS: '0' },
 }
 for (const name of DESTINATIONS) serviceEnv[name] = { ...TUNING }
-serviceEnv['recurly-engage']!.RECURLY_ENGAGE_S3_REQUEST_TIMEOUT_MS = '2000'
+// The file runtime's composer lease and sweep, shortened like the backoffs: a killed composer's lease expires in 5 s.
+Object.assign(serviceEnv['recurly-engage']!, {
+  RECURLY_ENGAGE_S3_REQUEST_TIMEOUT_MS: '2000',
+  DELIVERY_FILE_LOCK_MS: '5000',
+  DELIVERY_FILE_SWEEP_MS: '2000',
+})
 const simulatorArgs = ['--max-items', '200000', '--max-requests', '2000']
 const ctx = {
   root: ROOT,
@@ -763,9 +768,9 @@ async function main(): Promise<number> {
     results: rows,
   }
   const md = table(report)
-  mkdirSync(dirname(join(ROOT, args.out)), { recursive: true })
-  writeFileSync(`${join(ROOT, args.out)}.json`, JSON.stringify(report, null, 2) + '\n')
-  writeFileSync(`${join(ROOT, args.out)}.md`, md)
+  mkdirSync(dirname(resolve(ROOT, args.out)), { recursive: true })
+  writeFileSync(`${resolve(ROOT, args.out)}.json`, JSON.stringify(report, null, 2) + '\n')
+  writeFileSync(`${resolve(ROOT, args.out)}.md`, md)
   process.stdout.write(md)
   log(`written ${args.out}.json and ${args.out}.md; seed ${SEED}`)
   return rows.every((r) => r.misses.length === 0) ? 0 : 1
