@@ -410,7 +410,10 @@ function pick(random: () => number, count: number, rows: number): Set<number> {
 
 async function phase(fault: Fault, index: number, dests: Destination[], proxy: S3FaultProxy): Promise<Row[]> {
   const tag = `${fault.replace(/[^a-z]/g, '').slice(0, 6)}${randomBytes(3).toString('hex')}`
-  log(`phase ${fault}: ${dests.length} destinations × ${ROWS} rows (prefix ${tag})`)
+  // A replica needs seconds to boot and join: the quick run's replica phase sends three times the rows, so that the
+  // send outlasts the boot on a loaded machine.
+  const SEND_ROWS = QUICK && fault === 'replica' ? ROWS * 3 : ROWS
+  log(`phase ${fault}: ${dests.length} destinations × ${SEND_ROWS} rows (prefix ${tag})`)
   for (const d of dests) {
     if (d.simulator === undefined) continue
     const base = ctx.addresses[d.simulator]!
@@ -451,9 +454,10 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
     dests.map(async (d, n) => {
       const dRandom = seeded(SEED + index * 7919 + n * 104_729)
       const prefix = `${tag}${n}`
-      const bad = fault === 'bad-rows' ? pick(dRandom, Math.max(3, Math.ceil(ROWS / 500)), ROWS) : new Set<number>()
+      const bad =
+        fault === 'bad-rows' ? pick(dRandom, Math.max(3, Math.ceil(SEND_ROWS / 500)), SEND_ROWS) : new Set<number>()
       const good = new Set<number>()
-      for (let i = 0; i < ROWS; i++) if (!(d.badRows === 'ingress' && bad.has(i))) good.add(i)
+      for (let i = 0; i < SEND_ROWS; i++) if (!(d.badRows === 'ingress' && bad.has(i))) good.add(i)
       for (const i of bad) if (d.badRows === 'simulator') good.delete(i)
       if (d.badRows === 'simulator') {
         for (const i of bad) {
@@ -470,7 +474,7 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
       const row: Row = {
         destination: d.name,
         fault,
-        rowsSent: ROWS,
+        rowsSent: SEND_ROWS,
         accepted: 0,
         delivered: 0,
         rawRedeliveries: 0,
@@ -533,7 +537,7 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
         }
       })()
 
-      const answer = await execute(d, lookBody(d, prefix, ROWS, bad))
+      const answer = await execute(d, lookBody(d, prefix, SEND_ROWS, bad))
       row.accepted = answer.rows?.accepted ?? 0
       if (d.badRows === 'ingress' && bad.size > 0) {
         const refused = new Set((answer.rejected_rows ?? []).map((r) => r.row - 1))
