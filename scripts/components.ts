@@ -17,7 +17,7 @@ import {
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { generateToken } from '../services/ingress/src/looker/token.ts'
-import { isAbsolute, join, relative } from 'node:path'
+import { isAbsolute, join, relative, resolve } from 'node:path'
 
 export type Env = Readonly<Record<string, string | undefined>>
 
@@ -108,11 +108,19 @@ const localRedis: Component = {
   async start(ctx) {
     if (ctx.env.REDIS_URL) return external(ctx.env.REDIS_URL, 'REDIS_URL')
     const wanted = port(ctx, 'LOCAL_REDIS_PORT', 6379)
+    // Persistent like a production Redis: the file runtime keeps the state of open sends only in Redis (ADR 0019),
+    // so a redis-server that came back empty would lose them. The append-only file is fsynced every second.
+    const dataDir = resolve(ctx.root, ctx.env.LOCAL_REDIS_DATA_DIR || join('.data', 'redis'))
+    mkdirSync(dataDir, { recursive: true })
     // redis-server cannot pick a port itself (--port 0 disables TCP).
-    const redis = await startRedis({ port: wanted === 0 ? await freePort() : wanted })
+    const redis = await startRedis({
+      port: wanted === 0 ? await freePort() : wanted,
+      args: ['--dir', dataDir, '--appendonly', 'yes', '--appendfsync', 'everysec'],
+    })
+    const shown = dataDir.startsWith(ctx.root) ? relative(ctx.root, dataDir) : dataDir
     return {
       address: redis.url,
-      detail: `redis-server, pid ${redis.pid}, data in memory`,
+      detail: `redis-server, pid ${redis.pid}, data in ${shown}`,
       pid: redis.pid,
       exited: redis.process.exited.then(
         (e) =>

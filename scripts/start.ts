@@ -8,7 +8,8 @@
 //                              get every KAFKA_* and REDIS_* security setting set here (docs/operations.md)
 //   LOCAL_KAFKA_PORT           port of the local-kafka started here (default 9092)
 //   LOCAL_KAFKA_DATA_DIR       its data directory (default .data/kafka)
-//   LOCAL_REDIS_PORT           port of the redis-server started here (default 6379; data in memory)
+//   LOCAL_REDIS_PORT           port of the redis-server started here (default 6379)
+//   LOCAL_REDIS_DATA_DIR       its data directory, append-only file fsynced every second (default .data/redis)
 //   LOCAL_S3_DATA_DIR          the data directory of the s3rver started here (default .data/s3)
 //   LOOKSTREAM_START_PORTS=ephemeral
 //                              every component started here takes a free port instead of its default
