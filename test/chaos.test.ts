@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DESTINATIONS = ['segment', 'braze', 'heap', 'mparticle', 'recurly-engage'] as const
+// The faults of --quick: every fault of the full run but redis-lost (a Redis that comes back empty, which loses
+// recurly-engage's open send by design, ADR 0019; the full run reports it in bench/README.md).
 const FAULTS = ['rates', 'bad-rows', 'replica', 'service-kill', 'redis', 'broker'] as const
 
 interface Row {
@@ -89,19 +91,6 @@ function expectTargets(r: Row & { where: string }, fault: string): void {
 describe('chaos (quick): every destination under every fault', () => {
   for (const fault of FAULTS) {
     for (const destination of DESTINATIONS) {
-      if (destination === 'recurly-engage' && fault === 'redis') {
-        // Known miss, reported in bench/README.md: the file runtime keeps each send's state (the ingress's finished
-        // event, the staged count) in Redis only (ADR 0019), so a redis-server that comes back empty leaves the
-        // send never whole and no file is written. The test fails as soon as that is fixed.
-        it(`${destination} × ${fault}: known miss, the send's rows are lost when redis-server comes back empty`, () => {
-          const r = row(destination, fault)
-          expect(r.inFlightEvents, r.where).toBe(r.faultEvents)
-          // The targets are checked as for every other row, and they fail on lost rows: when this starts passing,
-          // the miss is fixed and this becomes a plain expectTargets row.
-          expect(() => expectTargets(r, fault)).toThrow(/lost rows/)
-        })
-        continue
-      }
       it(`${destination} × ${fault}: 0 lost, 0 effective duplicates, exactly the bad rows dead-lettered${
         fault === 'redis' || fault === 'broker' ? ', delivery resumed within 5 s' : ''
       }`, () => {

@@ -11,11 +11,13 @@
 //                 row check refuses (they never reach Kafka, so its DLQ stays empty)
 //   replica       a second replica of each service joins mid-send and leaves (SIGTERM) mid-send
 //   service-kill  kill -9 of each destination service --kills times at random moments of its send, restarted
-//   redis         redis-server stopped for --redis-down-s seconds after the sends were accepted, restarted on
-//                 its port (in memory: it comes back empty)
+//   redis         redis-server stopped (SIGTERM) for --redis-down-s seconds after the sends were accepted,
+//                 restarted on its port with its data (npm start's Redis persists: append-only file)
+//   redis-lost    the same, but its data directory is emptied before the restart: it comes back empty, as a Redis
+//                 without persistence would (not in --quick; recurly-engage loses its open send, ADR 0019)
 //   broker        kill -9 of local-kafka after the sends were accepted, restarted on its port and data dir
-// Defaults: 10,000 rows per send, 10 kills, Redis down 30 s; --quick (npm test's): 1,000 rows (3,000 in the replica
-// phase), 2 kills, Redis down 10 s. The random moments come from --seed (printed; pass it again to replay a run).
+// Defaults: every fault, 10,000 rows per send, 10 kills, Redis down 30 s; --quick (npm test's): every fault but
+// redis-lost, 1,000 rows (3,000 in the replica phase), 2 kills, Redis down 10 s. The random moments come from --seed (printed; pass it again to replay a run).
 // Writes PATH-PREFIX.json and .md (default .data/chaos/report) and exits 1 when a target is missed (2 when the run
 // itself failed). CHAOS_DEBUG=1 also prints the file runtime's metrics of a send that did not complete.
 // bench/README.md (chaos) says what each column of the table means.
@@ -41,8 +43,12 @@ import {
 import { startS3FaultProxy, type S3FaultProxy } from './s3-fault-proxy.ts'
 import { loadAverage } from '../ingress/proc-stats.ts'
 
-export const FAULTS = ['rates', 'bad-rows', 'replica', 'service-kill', 'redis', 'broker'] as const
+export const FAULTS = ['rates', 'bad-rows', 'replica', 'service-kill', 'redis', 'redis-lost', 'broker'] as const
 export type Fault = (typeof FAULTS)[number]
+/** The faults of --quick: redis-lost is a known miss of recurly-engage (ADR 0019), measured by the full run only. */
+export const QUICK_FAULTS: readonly Fault[] = FAULTS.filter((f) => f !== 'redis-lost')
+/** Faults that stop a shared component (Redis or the broker) once for every destination of the phase. */
+const OUTAGES: readonly Fault[] = ['redis', 'redis-lost', 'broker']
 
 const { values: args } = parseArgs({
   options: {
@@ -50,7 +56,7 @@ const { values: args } = parseArgs({
     rows: { type: 'string' },
     kills: { type: 'string' },
     destinations: { type: 'string', default: DESTINATIONS.join(',') },
-    faults: { type: 'string', default: FAULTS.join(',') },
+    faults: { type: 'string' },
     seed: { type: 'string' },
     'redis-down-s': { type: 'string' },
     out: { type: 'string', default: '.data/chaos/report' },
@@ -75,7 +81,7 @@ const PHASE_TIMEOUT_MS = QUICK ? 120_000 : 900_000
 const STALL_MS = QUICK ? 30_000 : 120_000
 const RECOVERY_TARGET_MS = 5000
 const SELECTED = args.destinations.split(',').filter(Boolean) as DestinationName[]
-const SELECTED_FAULTS = args.faults.split(',').filter(Boolean) as Fault[]
+const SELECTED_FAULTS = (args.faults ?? (QUICK ? QUICK_FAULTS : FAULTS).join(',')).split(',').filter(Boolean) as Fault[]
 for (const name of SELECTED) if (!DESTINATIONS.includes(name)) throw new Error(`unknown destination ${name}`)
 for (const fault of SELECTED_FAULTS) if (!FAULTS.includes(fault)) throw new Error(`unknown fault ${fault}`)
 
@@ -187,6 +193,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'lookstream-chaos-'))
 const env: Record<string, string | undefined> = {
   ...process.env,
   LOCAL_KAFKA_DATA_DIR: join(dataDir, 'kafka'),
+  LOCAL_REDIS_DATA_DIR: join(dataDir, 'redis'),
   LOCAL_S3_DATA_DIR: join(dataDir, 's3'),
   ACTION_HUB_SECRET: secret,
   VIEWER_TOKEN: randomBytes(16).toString('hex'),
@@ -448,7 +455,7 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
     })
   }
 
-  if (fault === 'redis' || fault === 'broker' || fault === 'replica') {
+  if (OUTAGES.includes(fault) || fault === 'replica') {
     for (const d of dests) await setLatency(d, HOLD, proxy)
   }
   const rows: Row[] = []
@@ -645,9 +652,14 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
       if (row.effectiveDuplicates !== 0) row.misses.push(`${row.effectiveDuplicates} effective duplicates`)
       if (!row.deadLetteredAsExpected) row.misses.push('the DLQ does not hold exactly the bad rows')
       if (row.badDelivered !== 0) row.misses.push(`${row.badDelivered} bad rows delivered`)
-      if ((fault === 'redis' || fault === 'broker') && (row.recoveryMs ?? 0) > RECOVERY_TARGET_MS) {
+      if (OUTAGES.includes(fault) && (row.recoveryMs ?? 0) > RECOVERY_TARGET_MS) {
         row.misses.push(
-          `delivery resumed ${row.recoveryMs} ms after the ${fault === 'redis' ? 'Redis' : 'broker'} return`,
+          `delivery resumed ${row.recoveryMs} ms after the ${fault === 'broker' ? 'broker' : 'Redis'} return`,
+        )
+      }
+      if (fault === 'redis-lost' && d.name === 'recurly-engage' && row.lost !== 0) {
+        notes.push(
+          'known miss: the file runtime keeps the state of open sends only in Redis (ADR 0019); run Redis with persistence or a replica',
         )
       }
       if (fault === 'service-kill' && unexpected.length > 0) row.notes.push(...unexpected)
@@ -665,7 +677,7 @@ let outageEvents: { what: string; at: number; restart?: boolean }[] = []
 
 async function outage(fault: Fault, dests: Destination[], index: number, proxy: S3FaultProxy): Promise<void> {
   const count = dests.length
-  if (fault !== 'redis' && fault !== 'broker') return
+  if (!OUTAGES.includes(fault)) return
   await waitFor(() => phaseAnswered.length === count, {
     timeoutMs: 120_000,
     intervalMs: 20,
@@ -676,10 +688,15 @@ async function outage(fault: Fault, dests: Destination[], index: number, proxy: 
   await sleep(random() * 300)
   // The held sends go on at the usual pace once the fault has started.
   const release = () => Promise.all(dests.map((d) => setLatency(d, LATENCY, proxy)))
-  if (fault === 'redis') {
-    log(`redis down for ${REDIS_DOWN_MS / 1000} s`)
+  if (fault === 'redis' || fault === 'redis-lost') {
+    log(`redis down for ${REDIS_DOWN_MS / 1000} s${fault === 'redis-lost' ? ', its data lost' : ''}`)
     outageEvents.push({ what: 'Redis down', at: now() })
     await stopComponent(running.get('redis')!)
+    if (fault === 'redis-lost') {
+      // What a Redis without persistence (or a lost disk) comes back with: nothing.
+      rmSync(env.LOCAL_REDIS_DATA_DIR!, { recursive: true, force: true })
+      mkdirSync(env.LOCAL_REDIS_DATA_DIR!)
+    }
     await release()
     await sleep(REDIS_DOWN_MS)
     await start('redis')
