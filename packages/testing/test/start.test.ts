@@ -1,5 +1,6 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3'
 import { randomUUID } from 'node:crypto'
+import { readdirSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -21,7 +22,14 @@ async function startPipeline(env: Record<string, string>): Promise<ManagedProces
     args: ['--conditions=@lookstream/source', script],
     cwd: root,
     // Free ports for everything started, so the test never collides with a running `npm start`.
-    env: { PATH: process.env.PATH, LOOKSTREAM_START_PORTS: 'ephemeral', LOCAL_KAFKA_DATA_DIR: dataDir, ...env },
+    // Data directories of its own too, so the test never reads nor leaves data in .data/.
+    env: {
+      PATH: process.env.PATH,
+      LOOKSTREAM_START_PORTS: 'ephemeral',
+      LOCAL_KAFKA_DATA_DIR: join(dataDir, 'kafka'),
+      LOCAL_REDIS_DATA_DIR: join(dataDir, 'redis'),
+      ...env,
+    },
     readyLine: /^lookstream ready: \d+ components running/,
     // Every service is compiled first (as its `pnpm start` does) and then started: minutes on a busy machine.
     readyTimeoutMs: 240_000,
@@ -46,9 +54,10 @@ describe('npm start (scripts/start.ts)', () => {
     const proc = await startPipeline({})
     const lines = proc.lines()
     expect(lines).toContainEqual(expect.stringMatching(/^kafka\s+127\.0\.0\.1:\d+\s+\(local-kafka, pid \d+, data in /))
-    expect(lines).toContainEqual(
-      expect.stringMatching(/^redis\s+redis:\/\/127\.0\.0\.1:\d+\s+\(redis-server, pid \d+, data in memory\)$/),
-    )
+    // redis-server persists like a production Redis: an append-only file in LOCAL_REDIS_DATA_DIR.
+    const redisLine = /^redis\s+redis:\/\/127\.0\.0\.1:\d+\s+\(redis-server, pid \d+, data in (\/\S+\/redis)\)$/
+    const redisDir = lines.map((l) => redisLine.exec(l)?.[1]).find((d) => d !== undefined)
+    expect(redisDir, lines.join('\n')).toBeDefined()
     const pids = componentPids(proc)
     expect(Object.keys(pids).sort()).toEqual([
       'braze',
@@ -75,6 +84,7 @@ describe('npm start (scripts/start.ts)', () => {
     expect(await proc.exited, proc.lines().join('\n')).toEqual({ code: 0, signal: null })
     expect(proc.lines().at(-1)).toBe('lookstream stopped')
     for (const pid of Object.values(pids)) expect(isAlive(pid)).toBe(false)
+    expect(readdirSync(join(redisDir!, 'appendonlydir')).some((f) => f.endsWith('.aof'))).toBe(true)
   }, 300_000)
 
   it('when a component dies, stops the others and exits 1 with the reason', async () => {

@@ -52,7 +52,13 @@ export class S3Sink implements FileSink {
       ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
       ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
       maxAttempts: 3,
-      requestHandler: { connectionTimeout: 10_000, requestTimeout: options.requestTimeoutMs },
+      // throwOnRequestTimeout: without it the SDK only warns when requestTimeout passes and the request waits on
+      // forever (a hung S3 request would stall the send for good).
+      requestHandler: {
+        connectionTimeout: 10_000,
+        requestTimeout: options.requestTimeoutMs,
+        throwOnRequestTimeout: true,
+      },
       // S3-compatible stores differ in the checksums they take: only where S3 requires one.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
