@@ -52,3 +52,44 @@ export function flatness(samples: readonly Sample[], tolerance = FLAT_TOLERANCE)
     flat: growth <= tolerance,
   }
 }
+
+/** The pipeline's own services; the other components (Kafka, Redis, simulators, S3) hold the run's data. */
+export const SERVICES = ['ingress', 'segment', 'braze', 'heap', 'mparticle', 'recurly-engage']
+
+export function markdownTable(rows: Record<string, number | string>[]): string {
+  const keys = Object.keys(rows[0] ?? {})
+  return [
+    `| ${keys.join(' | ')} |`,
+    `|${keys.map(() => '---').join('|')}|`,
+    ...rows.map(
+      (r) =>
+        `| ${keys.map((k) => (typeof r[k] === 'number' ? r[k].toLocaleString('en') : (r[k] ?? ''))).join(' | ')} |`,
+    ),
+  ].join('\n')
+}
+
+const mib = (bytes: number) => (bytes / 1048576).toFixed(1)
+
+/** One line per component: peak, RSS over the run, quartile maxima, the verdict and CPU seconds. */
+export function memoryTable(rows: { component: string; f: Flatness; cpuSeconds: number }[]): string {
+  return markdownTable(
+    rows.map(({ component, f, cpuSeconds }) => {
+      const service = SERVICES.includes(component)
+      return {
+        component,
+        'peak RSS MiB': mib(f.peakBytes),
+        'RSS at 10/25/50/75/100 % (MiB)': f.at.map(mib).join(' / '),
+        'quartile max (MiB)': f.quartileMax.map(mib).join(' / '),
+        'Q4 vs Q2': `${f.growth >= 0 ? '+' : ''}${(f.growth * 100).toFixed(1)} %`,
+        verdict: service
+          ? f.flat
+            ? 'flat'
+            : `GROWS (> ${FLAT_TOLERANCE * 100} %)`
+          : f.flat
+            ? 'flat (not a service)'
+            : 'grows (not a service: holds the run’s data)',
+        'CPU s': cpuSeconds.toFixed(0),
+      }
+    }),
+  )
+}

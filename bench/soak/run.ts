@@ -21,7 +21,7 @@ import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
-import { flatness, FLAT_TOLERANCE, type Flatness, type Sample } from './flatness.ts'
+import { flatness, markdownTable as table, memoryTable, SERVICES, type Flatness, type Sample } from './flatness.ts'
 import { JOIN_KEY_LABEL, rowIndex, startSoakLooker } from './look.ts'
 
 const { values: args } = parseArgs({
@@ -67,8 +67,6 @@ interface Component {
 
 /** A component line of scripts/start.ts: `<name>  <address>  (<detail with "pid N">)`. */
 const COMPONENT_LINE = /^(\S+) +(\S+) {2}\((.*)\)$/
-
-const SERVICES = ['ingress', 'segment', 'braze', 'heap', 'mparticle', 'recurly-engage']
 
 interface Destination {
   name: string
@@ -148,9 +146,18 @@ async function main(): Promise<void> {
       process.kill(child.pid, 'SIGKILL')
     }
   }
+  // The first Ctrl-C during the send ends the sampling: what was delivered so far is checked and reported, then
+  // everything stops. Before or after the send, or a second time: stop at once.
   let interrupted = false
+  let sampling = false
+  let stopSampling = false
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
+      if (sampling && !stopSampling) {
+        stopSampling = true
+        log(`${signal}: ending the send here; checking what was delivered (again to stop at once)`)
+        return
+      }
       if (interrupted) return
       interrupted = true
       log(`${signal}: stopping`)
@@ -331,25 +338,33 @@ async function main(): Promise<void> {
     }
     let csvKey: string | undefined
     let csvSize = -1
+    // New CSVs of other sends (another copy of the pipeline started from this checkout shares its .data/s3).
+    const otherCsv = new Set<string>()
     const pollRecurly = async (): Promise<void> => {
       const p = progress.get('recurly-engage')!
       if (p.doneAt !== undefined) return
-      const fresh = [...(await listCsv())].filter(([key]) => !csvBefore.has(key))
-      if (fresh.length > 1) throw new Error(`more than one new CSV in s3://${RECURLY_BUCKET}/${RECURLY_PREFIX}`)
-      if (fresh.length === 0) return
-      const [key, size] = fresh[0]!
-      if (csvKey === undefined) {
+      for (const [key, size] of await listCsv()) {
+        if (csvBefore.has(key) || otherCsv.has(key)) continue
+        // This send's file: its first data row is a user of this Look (`<prefix>-<i>`).
+        const head = await s3.send(new GetObjectCommand({ Bucket: RECURLY_BUCKET, Key: key, Range: 'bytes=0-4095' }))
+        const lines = (await head.Body!.transformToString()).split('\n')
+        if (lines.length < 3) continue // not written that far yet
+        if (!lines[1]!.replace(/^"/, '').startsWith(`${prefix}-`)) {
+          otherCsv.add(key)
+          continue
+        }
         csvKey = key
+        csvSize = size
         p.doneAt = now()
-        log(`recurly-engage: ${key} is visible (${(MiB(size) || 0).toFixed(1)} MiB)`)
+        log(`recurly-engage: ${key} is visible (${MiB(size).toFixed(1)} MiB)`)
+        return
       }
-      csvSize = size
     }
 
-    let stopSampling = false
     let lastChange = now()
     let lastTotal = -1
     let lastPrint = 0
+    sampling = true
     const sampler = (async () => {
       while (!stopSampling) {
         const tick = now()
@@ -402,7 +417,7 @@ async function main(): Promise<void> {
       }
     })()
     await sampler
-    stopSampling = true
+    sampling = false
     const runSeconds = (now() - executeAt) / 1000
     const loadAfter = load()
     const cpuSeconds = new Map(
@@ -521,38 +536,13 @@ async function main(): Promise<void> {
       })),
     }
     writeFileSync(join(OUT, 'summary.json'), JSON.stringify(summary, null, 2) + '\n')
-    const table = (rows: Record<string, number | string>[]) => {
-      const keys = Object.keys(rows[0]!)
-      return [
-        `| ${keys.join(' | ')} |`,
-        `|${keys.map(() => '---').join('|')}|`,
-        ...rows.map((r) => `| ${keys.map((k) => (typeof r[k] === 'number' ? fmt(r[k]) : (r[k] ?? ''))).join(' | ')} |`),
-      ].join('\n')
-    }
-    const mib = (b: number) => MiB(b).toFixed(1)
     process.stdout.write(
       [
         `soak: ${fmt(ROWS)} rows to ${DESTINATIONS.length} destinations at once, ${runSeconds.toFixed(0)} s, load ${loadBefore} → ${loadAfter}`,
         '',
         table(results),
         '',
-        table(
-          memory.map((m) => ({
-            component: m.component,
-            'peak RSS MiB': mib(m.f.peakBytes),
-            'RSS at 10/25/50/75/100 % (MiB)': m.f.at.map(mib).join(' / '),
-            'quartile max (MiB)': m.f.quartileMax.map(mib).join(' / '),
-            'Q4 vs Q2': `${m.f.growth >= 0 ? '+' : ''}${(m.f.growth * 100).toFixed(1)} %`,
-            verdict: m.service
-              ? m.f.flat
-                ? 'flat'
-                : `GROWS (> ${FLAT_TOLERANCE * 100} %)`
-              : m.f.flat
-                ? 'flat (not a service)'
-                : 'grows (not a service: holds the run’s data)',
-            'CPU s': m.cpuSeconds.toFixed(0),
-          })),
-        ),
+        memoryTable(memory),
         '',
         `samples: ${join(OUT, 'samples.csv')}; summary: ${join(OUT, 'summary.json')}`,
         '',
