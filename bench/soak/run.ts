@@ -517,6 +517,8 @@ async function main(): Promise<void> {
       rows: ROWS,
       date: new Date().toISOString(),
       runSeconds: +runSeconds.toFixed(1),
+      // Ended by Ctrl-C or a stall before every row arrived: "lost" then counts rows not delivered yet.
+      finished: [...progress.values()].every((p) => p.doneAt !== undefined),
       loadAverage: { before: loadBefore, after: loadAfter },
       raisedEnv: RAISED_ENV,
       simulatorLimitsRemoved: simulatorLimits,
@@ -539,6 +541,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         `soak: ${fmt(ROWS)} rows to ${DESTINATIONS.length} destinations at once, ${runSeconds.toFixed(0)} s, load ${loadBefore} → ${loadAfter}`,
+        ...(summary.finished ? [] : ['ENDED EARLY (Ctrl-C or no progress): "lost" counts the rows not delivered yet']),
         '',
         table(results),
         '',
