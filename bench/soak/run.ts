@@ -202,7 +202,8 @@ async function main(): Promise<void> {
     const ready = new Promise<void>((resolve, reject) => {
       const tail: string[] = []
       createInterface({ input: started.stdout }).on('line', (line) => {
-        startLog.write(`${line}\n`)
+        // The Action Hub and viewer tokens are secrets: start.log keeps the lines without them.
+        startLog.write(`${line.replace(/(Action Hub token: |viewer token: )[^\s)]+/g, '$1***')}\n`)
         tail.push(line)
         if (tail.length > 20) tail.shift()
         const component = COMPONENT_LINE.exec(line)
