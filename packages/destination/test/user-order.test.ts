@@ -119,6 +119,17 @@ describe('UserOrder marks in Redis', () => {
     expect(await redis.exists(orderMarksKey(destination), orderDeadlinesKey(destination))).toBe(0)
   })
 
+  it('says whether any user is parked: no before the first park, yes while one is, no once it is done', async () => {
+    const { order } = orderFor()
+    expect(await order.anyParked()).toBe(false)
+    const [ticket] = await order.park([{ user: 'p1', ticket: undefined }])
+    expect(await order.anyParked()).toBe(true)
+    // Per destination: another destination has none parked.
+    expect(await orderFor().order.anyParked()).toBe(false)
+    await order.complete('p1', ticket!)
+    expect(await order.anyParked()).toBe(false)
+  })
+
   it('keeps its state on one Cluster slot, with an expiry, holding hashes and numbers only', async () => {
     const { order, destination } = orderFor({ releaseMs: 30_000 })
     const user = orderUserOf(Buffer.from('user-with-a-name'))!
