@@ -291,7 +291,7 @@ async function processInOrder<Conn extends Connection, Item>(
   const submitted: DeliveryJob<Item>[] = []
   let duplicates = 0
   let current: Conn | undefined
-  // Per-user order: records that took their user's turn at once (their marks are read below), their connections.
+  // Per-user order: records that took their user's turn at once (their marks are read below).
   const firstTurns: number[] = []
   const doneEarly = new Set<number>()
   const hold = (index: number): void => {
