@@ -131,7 +131,7 @@ export function orderUserOf(key: Buffer | null): string | undefined {
 }
 
 /**
- * Who a record belongs to within this process (the turns of `UserOrder.enter`): its Kafka key as it is, one
+ * Who a record belongs to within this process (the turns of `UserOrder.tryEnter`): its Kafka key as it is, one
  * character per byte, never written anywhere. Hashing is left to the rare record whose user is looked up, parked
  * or completed in Redis.
  */
@@ -253,17 +253,6 @@ export class UserOrder {
   /** Users with a message in delivery in this process (for tests and shutdown checks). */
   get activeUsers(): number {
     return this.#active.size
-  }
-
-  /**
-   * Takes the user's turn for a message of `batch`: true when no earlier message of the user is in delivery here
-   * (the caller goes on); otherwise `resume` is called once the earlier one is finished, parked or abandoned, and
-   * it then has the turn.
-   */
-  enter(user: string, batch: object, resume: (fate: PredecessorFate) => void): boolean {
-    if (this.tryEnter(user)) return true
-    this.wait(user, batch, resume)
-    return false
   }
 
   /** Takes the user's turn when no earlier message of the user is in delivery here (true); false changes nothing. */

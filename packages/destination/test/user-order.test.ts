@@ -8,6 +8,7 @@ import {
   orderUserOf,
   orderVerdict,
   parseTicket,
+  type PredecessorFate,
   type UserOrderSettings,
 } from '../src/user-order.ts'
 
@@ -198,15 +199,22 @@ describe('UserOrder marks in Redis', () => {
   })
 })
 
+/** A message's turn as processRecords takes it: at once (true), or waiting behind the user's earlier message. */
+function enter(order: UserOrder, user: string, batch: object, resume: (fate: PredecessorFate) => void): boolean {
+  if (order.tryEnter(user)) return true
+  order.wait(user, batch, resume)
+  return false
+}
+
 describe('UserOrder turns in this process', () => {
   it('lets one message per user in at a time, the others in arrival order, told what became of the one before', () => {
     const { order } = orderFor()
     const batch = {}
     const told: string[] = []
-    expect(order.enter('u', batch, () => told.push('never'))).toBe(true)
-    expect(order.enter('v', batch, () => told.push('never'))).toBe(true)
-    expect(order.enter('u', batch, (fate) => told.push(`second:${fate}`))).toBe(false)
-    expect(order.enter('u', batch, (fate) => told.push(`third:${fate}`))).toBe(false)
+    expect(enter(order, 'u', batch, () => told.push('never'))).toBe(true)
+    expect(enter(order, 'v', batch, () => told.push('never'))).toBe(true)
+    expect(enter(order, 'u', batch, (fate) => told.push(`second:${fate}`))).toBe(false)
+    expect(enter(order, 'u', batch, (fate) => told.push(`third:${fate}`))).toBe(false)
     order.leave('u', 'parked')
     expect(told).toEqual(['second:parked'])
     order.leave('u', 'finished')
@@ -221,12 +229,12 @@ describe('UserOrder turns in this process', () => {
     const { order } = orderFor()
     const [first, second] = [{}, {}]
     const told: string[] = []
-    order.enter('u', first, () => told.push('never'))
-    order.enter('u', second, (fate) => told.push(`later batch:${fate}`))
+    enter(order, 'u', first, () => told.push('never'))
+    enter(order, 'u', second, (fate) => told.push(`later batch:${fate}`))
     expect(order.passWithin('u', first, 'parked')).toBe(false)
     expect(told).toEqual([])
-    order.enter('w', first, () => told.push('never'))
-    order.enter('w', first, (fate) => told.push(`same batch:${fate}`))
+    enter(order, 'w', first, () => told.push('never'))
+    enter(order, 'w', first, (fate) => told.push(`same batch:${fate}`))
     expect(order.passWithin('w', first, 'parked')).toBe(true)
     expect(told).toEqual(['same batch:parked'])
     order.leave('u', 'parked')
