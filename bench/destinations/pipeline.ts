@@ -8,7 +8,9 @@
 // Per phase: a warm-up send, then one --rows send from the execute POST to the last row accepted by the simulator:
 // rows/s; every row accepted once (the simulator's accepted count equals the rows); the destination service's and
 // the ingress's peak RSS (VmHWM, warm-up included) and the service's CPU seconds during the send; redis-server's
-// CPU seconds and the commands it ran meanwhile (the ingress's and the service's; per command in the log line).
+// CPU seconds and the commands it ran meanwhile (the ingress's and the service's; per command in the log line);
+// the CPU seconds of the ingress, the simulator, local-kafka and this process (the Looker stub) during the send:
+// everything runs on one machine, so where its CPU goes decides the rate once the machine is busy.
 // Simulator limits are raised above the services' defaults where the service's own default is the lower one
 // (Braze: 6,000 per 3 s against the service's 3,000; mParticle: 100,000 batches/s with the service's rate raised).
 // --env applies to every destination service; --cpu-prof-dir makes every service write a V8 CPU profile there.
@@ -231,6 +233,11 @@ interface PhaseResult {
   servicePeakRssMiB: number
   ingressPeakRssMiB: number
   serviceCpuSeconds: number
+  ingressCpuSeconds: number
+  simulatorCpuSeconds: number
+  kafkaCpuSeconds: number
+  /** This process: the Looker stub serving the Look, and the polling of the simulator. */
+  lookerStubCpuSeconds: number
   /** redis-server's CPU seconds and the commands it ran during the send (INFO commandstats). */
   redisCpuSeconds: number
   redisCalls: number
@@ -347,6 +354,10 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
     log(`${destination}: ${ROWS} rows`)
     const load0 = loadAverage()
     const cpu0 = cpuSeconds(service.pid)
+    const ingressCpu0 = cpuSeconds(ingress.pid)
+    const simulatorCpu0 = cpuSeconds(simulator.pid)
+    const kafkaCpu0 = cpuSeconds(kafka.pid)
+    const ownCpu0 = process.cpuUsage()
     const redisCpu0 = cpuSeconds(redis.pid)
     const redisCalls0 = await redisCalls(redis.url)
     const sent = await execute('tp', ROWS, 1)
@@ -368,11 +379,17 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
       servicePeakRssMiB: MiB(peakRssBytes(service.pid)),
       ingressPeakRssMiB: MiB(peakRssBytes(ingress.pid)),
       serviceCpuSeconds: +(cpuSeconds(service.pid) - cpu0).toFixed(1),
+      ingressCpuSeconds: +(cpuSeconds(ingress.pid) - ingressCpu0).toFixed(1),
+      simulatorCpuSeconds: +(cpuSeconds(simulator.pid) - simulatorCpu0).toFixed(1),
+      kafkaCpuSeconds: +(cpuSeconds(kafka.pid) - kafkaCpu0).toFixed(1),
+      lookerStubCpuSeconds: 0,
       redisCpuSeconds: +(cpuSeconds(redis.pid) - redisCpu0).toFixed(1),
       redisCalls: 0,
       redisCallsByCommand: callsSince(redisCalls0, await redisCalls(redis.url)),
       loadAverage: `${load0} → ${loadAverage()}`,
     }
+    const ownCpu = process.cpuUsage(ownCpu0)
+    result.lookerStubCpuSeconds = +((ownCpu.user + ownCpu.system) / 1e6).toFixed(1)
     result.redisCalls = Object.values(result.redisCallsByCommand).reduce((a, b) => a + b, 0)
     if (result.simulatorAccepted !== ROWS) {
       throw new Error(`${destination}: the simulator accepted ${result.simulatorAccepted} rows of ${ROWS}`)
@@ -394,11 +411,11 @@ try {
   }
   process.stdout.write(
     [
-      '| send | round | rows | execute → last accepted | rows/s | requests | service peak RSS | ingress peak RSS | service CPU s | Redis CPU s | Redis calls | load average |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+      '| send | round | rows | execute → last accepted | rows/s | requests | service peak RSS | ingress peak RSS | service CPU s | Redis CPU s | ingress CPU s | simulator CPU s | local-kafka CPU s | Looker stub CPU s | Redis calls | load average |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
       ...results.map(
         (r) =>
-          `| ${r.destination} | ${r.round} | ${r.rows.toLocaleString('en')} | ${(r.executeToLastAcceptedMs / 1000).toFixed(1)} s | ${r.rowsPerSecond.toLocaleString('en')} | ${r.simulatorRequests.toLocaleString('en')} | ${r.servicePeakRssMiB} MiB | ${r.ingressPeakRssMiB} MiB | ${r.serviceCpuSeconds} | ${r.redisCpuSeconds} | ${r.redisCalls.toLocaleString('en')} | ${r.loadAverage} |`,
+          `| ${r.destination} | ${r.round} | ${r.rows.toLocaleString('en')} | ${(r.executeToLastAcceptedMs / 1000).toFixed(1)} s | ${r.rowsPerSecond.toLocaleString('en')} | ${r.simulatorRequests.toLocaleString('en')} | ${r.servicePeakRssMiB} MiB | ${r.ingressPeakRssMiB} MiB | ${r.serviceCpuSeconds} | ${r.redisCpuSeconds} | ${r.ingressCpuSeconds} | ${r.simulatorCpuSeconds} | ${r.kafkaCpuSeconds} | ${r.lookerStubCpuSeconds} | ${r.redisCalls.toLocaleString('en')} | ${r.loadAverage} |`,
       ),
       '',
     ].join('\n'),
