@@ -74,7 +74,9 @@ interface AttemptResult<Item> {
  * in-flight window.
  */
 class Lane<Conn extends Connection, Item> {
-  readonly #queue: DeliveryJob<Item>[] = []
+  /** Queued jobs are `#queue[#head…]`: a batch is taken by moving `#head`, not by shifting the array. */
+  #queue: (DeliveryJob<Item> | undefined)[] = []
+  #head = 0
   #queuedBytes = 0
   #oldestAt = 0
   #timer: NodeJS.Timeout | undefined
@@ -93,12 +95,16 @@ class Lane<Conn extends Connection, Item> {
   }
 
   get busy(): boolean {
-    return this.#queue.length > 0 || this.#inFlight > 0
+    return this.#queued > 0 || this.#inFlight > 0
+  }
+
+  get #queued(): number {
+    return this.#queue.length - this.#head
   }
 
   add(jobs: readonly DeliveryJob<Item>[]): void {
     if (jobs.length === 0) return
-    if (this.#queue.length === 0) this.#oldestAt = Date.now()
+    if (this.#queued === 0) this.#oldestAt = Date.now()
     for (const job of jobs) {
       this.#queue.push(job)
       this.#queuedBytes += job.encoded.bytes + 1
@@ -115,7 +121,9 @@ class Lane<Conn extends Connection, Item> {
   abandonQueued(): void {
     clearTimeout(this.#timer)
     this.#timer = undefined
-    const jobs = this.#queue.splice(0)
+    const jobs = this.#queue.slice(this.#head) as DeliveryJob<Item>[]
+    this.#queue = []
+    this.#head = 0
     this.#queuedBytes = 0
     for (const job of jobs) job.resolve({ kind: 'abandoned' })
     if (!this.busy) for (const resolve of this.#idle.splice(0)) resolve()
@@ -134,16 +142,12 @@ class Lane<Conn extends Connection, Item> {
 
   #full(): boolean {
     const { maxBatchItems, maxBatchBytes } = this.limits
-    return this.#queue.length >= maxBatchItems || this.#queuedBytes >= maxBatchBytes
+    return this.#queued >= maxBatchItems || this.#queuedBytes >= maxBatchBytes
   }
 
   drain(): void {
     const linger = this.#deliverer.policy.lingerMs ?? this.limits.lingerMs
-    while (
-      !this.#paused &&
-      this.#queue.length > 0 &&
-      this.#inFlight < this.#deliverer.policy.maxInFlightPerConnection
-    ) {
+    while (!this.#paused && this.#queued > 0 && this.#inFlight < this.#deliverer.policy.maxInFlightPerConnection) {
       const lingered = Date.now() - this.#oldestAt >= linger
       if (!this.#full() && !lingered && !this.#flushAll) {
         if (this.#timer === undefined) {
@@ -171,15 +175,31 @@ class Lane<Conn extends Connection, Item> {
     const { maxBatchItems, maxBatchBytes } = this.limits
     let count = 0
     let bytes = 0
-    while (count < this.#queue.length && count < maxBatchItems) {
-      const next = this.#queue[count]!.encoded.bytes
+    const head = this.#head
+    const queued = this.#queued
+    while (count < queued && count < maxBatchItems) {
+      const next = this.#queue[head + count]!.encoded.bytes
       const added = count === 0 ? next : bytes + 1 + next
       if (count > 0 && added > maxBatchBytes) break
       bytes = added
       count++
     }
-    // One splice per batch: shifting item by item is quadratic on a queue of thousands.
-    const batch = this.#queue.splice(0, count)
+    // Taking from the front moves the head: splicing the front off copies the rest of the queue, a few thousand
+    // jobs per batch. The taken slots are dropped once they are the larger part of the array, or the queue is empty.
+    const batch: DeliveryJob<Item>[] = new Array<DeliveryJob<Item>>(count)
+    for (let i = 0; i < count; i++) {
+      batch[i] = this.#queue[head + i]!
+      // A taken job is the batch's now: the queue must not keep it (and its item) alive until the next compaction.
+      this.#queue[head + i] = undefined
+    }
+    this.#head = head + count
+    if (this.#head === this.#queue.length) {
+      this.#queue = []
+      this.#head = 0
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head)
+      this.#head = 0
+    }
     for (const job of batch) this.#queuedBytes -= job.encoded.bytes + 1
     this.#oldestAt = Date.now()
     return batch
