@@ -10,7 +10,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 // the schedule never loses the time a caller spends sleeping, waking late or asking Redis again, so a busy
 // schedule runs at its rate (docs/adr/0021-rate-reservations-and-usage-hints.md). A request is booked at most
 // `horizon` ms ahead; further out, the answer is how long to wait before asking again (nothing booked). Every
-// budget of a request (requests, items) is booked in the same call at the same time.
+// budget of a request (requests, items) is booked in the same call at the same time. Bookings asked for in the same
+// turn of the event loop (a lane starting several requests, responses that arrived together) go to Redis in one
+// call that books them one after the other, exactly as separate calls in that order would.
 //
 // The allowed rate lives beside the schedule: a 429 lowers it (at most once a second, so one burst of 429s from
 // parallel requests halves it once) and blocks the connection until the destination's Retry-After; it then
@@ -84,28 +86,45 @@ if op == 'acquire' then
 end
 
 if op == 'reserve' then
-  -- ARGV: op, horizon, then per key: max_rate, burst, min_rate, recovery, share_recovery, cost.
+  -- ARGV: op, horizon, count, then per key: max_rate, burst, min_rate, recovery, share_recovery; then per booking,
+  -- per key: cost. Books count requests one after the other, each as a call of its own would; the first that
+  -- would fall beyond the horizon ends the answer with how long to wait (it and the rest are not booked).
   local horizon = tonumber(ARGV[2])
+  local count = tonumber(ARGV[3])
   local budgets = {}
-  local send_at = now
   for i, key in ipairs(KEYS) do
-    local b = load(key, 3 + (i - 1) * 6)
-    b.cost = tonumber(ARGV[3 + (i - 1) * 6 + 5])
+    local b = load(key, 4 + (i - 1) * 5)
     b.interval = 1000 / effective(b)
-    send_at = math.max(send_at, b.blocked, b.tat - (b.burst - 1) * b.interval)
     budgets[i] = b
   end
-  if send_at - now > horizon then
-    return {0, ms(send_at - now - horizon)}
+  local costs = 4 + #KEYS * 5
+  local answer = {}
+  local booked = 0
+  for n = 1, count do
+    local send_at = now
+    for _, b in ipairs(budgets) do
+      send_at = math.max(send_at, b.blocked, b.tat - (b.burst - 1) * b.interval)
+    end
+    if send_at - now > horizon then
+      answer[#answer + 1] = 0
+      answer[#answer + 1] = ms(send_at - now - horizon)
+      break
+    end
+    answer[#answer + 1] = 1
+    answer[#answer + 1] = ms(send_at - now)
+    answer[#answer + 1] = ms(send_at)
+    for i, b in ipairs(budgets) do
+      local before = b.tat_text
+      b.tat = math.max(b.tat, send_at) + b.interval * tonumber(ARGV[costs + (n - 1) * #KEYS + i - 1])
+      b.tat_text = ms(b.tat)
+      answer[#answer + 1] = b.tat_text
+      answer[#answer + 1] = before
+      answer[#answer + 1] = tostring(1000 / b.interval)
+    end
+    booked = booked + 1
   end
-  local answer = {1, ms(send_at - now), ms(send_at)}
-  for i, b in ipairs(budgets) do
-    local before = b.tat_text
-    b.tat = math.max(b.tat, send_at) + b.interval * b.cost
-    save(b)
-    answer[#answer + 1] = ms(b.tat)
-    answer[#answer + 1] = before
-    answer[#answer + 1] = tostring(1000 / b.interval)
+  if booked > 0 then
+    for _, b in ipairs(budgets) do save(b) end
   end
   return answer
 end
@@ -203,8 +222,25 @@ export const RESERVATION_HORIZON_MS = 1000
 
 type RateLimitCommand = (keys: number, ...args: (string | number)[]) => Promise<unknown>
 
+/** Bookings asked for together in one script call, for the same budgets: per booking its costs, in key order. */
+interface BookingGroup {
+  keys: string[]
+  options: (string | number)[]
+  horizonMs: number
+  costs: number[]
+  waiters: { resolve: (booking: Booking) => void; reject: (err: unknown) => void }[]
+}
+
+/** Most bookings one script call makes (a longer run of asks is split into several calls). */
+const MAX_BOOKINGS_PER_CALL = 64
+
 export class RateLimiter {
   readonly #run: RateLimitCommand
+  /** Bookings asked for in this turn of the event loop, per schedule (budgets, options, horizon). */
+  readonly #gathering = new Map<string, BookingGroup>()
+  /** Full groups of this turn, waiting for the same call-out as `#gathering`. */
+  readonly #groups: BookingGroup[] = []
+  #scheduled = false
   /** Per key, the end (Redis time, ms) of the latest block this process set after a 429. */
   readonly #blockedUntil = new Map<string, number>()
   /** Per key, the latest share applied from this process and when (local ms), to skip repeating it. */
@@ -212,8 +248,8 @@ export class RateLimiter {
 
   constructor(redis: RedisClient) {
     // defineCommand runs EVALSHA and falls back to EVAL once per connection when the script is unknown.
-    if (!('lookstreamRateLimit2' in redis)) redis.defineCommand('lookstreamRateLimit2', { lua: SCRIPT })
-    const command = (redis as unknown as { lookstreamRateLimit2: RateLimitCommand }).lookstreamRateLimit2
+    if (!('lookstreamRateLimit3' in redis)) redis.defineCommand('lookstreamRateLimit3', { lua: SCRIPT })
+    const command = (redis as unknown as { lookstreamRateLimit3: RateLimitCommand }).lookstreamRateLimit3
     this.#run = command.bind(redis)
   }
 
@@ -248,20 +284,77 @@ export class RateLimiter {
   /**
    * One booking attempt on every budget of a request at once: either booked (the request goes in `waitMs`, at
    * `sendAt` on Redis' clock) or not (the next free time is more than `horizonMs` ahead: ask again in
-   * `retryInMs`).
+   * `retryInMs`). Attempts made in the same turn of the event loop for the same budgets are booked in one call,
+   * in the order they were asked.
    */
-  async book(budgets: readonly Budget[], horizonMs = RESERVATION_HORIZON_MS): Promise<Booking> {
+  book(budgets: readonly Budget[], horizonMs = RESERVATION_HORIZON_MS): Promise<Booking> {
     const keys = budgets.map((b) => b.key)
-    const args = budgets.flatMap((b) => [...this.#args(b.options), b.cost])
-    const answer = (await this.#run(keys.length, ...keys, 'reserve', horizonMs, ...args)) as string[]
-    if (Number(answer[0]) === 0) return { booked: false, retryInMs: Number(answer[1]) }
-    const bookings: string[] = []
-    const rates: number[] = []
-    for (let i = 0; i < budgets.length; i++) {
-      bookings.push(answer[3 + i * 3]!, answer[4 + i * 3]!)
-      rates.push(Number(answer[5 + i * 3]))
+    const options = budgets.flatMap((b) => this.#args(b.options))
+    const schedule = `${horizonMs}\u0000${keys.join('\u0000')}\u0000${options.join(',')}`
+    return new Promise<Booking>((resolve, reject) => {
+      let group = this.#gathering.get(schedule)
+      if (group === undefined || group.waiters.length >= MAX_BOOKINGS_PER_CALL) {
+        if (group !== undefined) this.#groups.push(group)
+        group = { keys, options, horizonMs, costs: [], waiters: [] }
+        this.#gathering.set(schedule, group)
+      }
+      for (const budget of budgets) group.costs.push(budget.cost)
+      group.waiters.push({ resolve, reject })
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(() => this.#bookGathered())
+      }
+    })
+  }
+
+  #bookGathered(): void {
+    this.#scheduled = false
+    const groups = [...this.#groups, ...this.#gathering.values()]
+    this.#groups.length = 0
+    this.#gathering.clear()
+    for (const group of groups) void this.#bookGroup(group)
+  }
+
+  async #bookGroup(group: BookingGroup): Promise<void> {
+    const { keys, waiters } = group
+    let answer: string[]
+    try {
+      answer = (await this.#run(
+        keys.length,
+        ...keys,
+        'reserve',
+        group.horizonMs,
+        waiters.length,
+        ...group.options,
+        ...group.costs,
+      )) as string[]
+    } catch (err) {
+      for (const waiter of waiters) waiter.reject(err)
+      return
     }
-    return { booked: true, waitMs: Number(answer[1]), sendAt: Number(answer[2]), keys, bookings, rates }
+    let at = 0
+    for (const waiter of waiters) {
+      if (at >= answer.length || Number(answer[at]) === 0) {
+        // Not booked: neither is any later one of the group (each would come after it).
+        waiter.resolve({ booked: false, retryInMs: Number(answer[at + 1] ?? 0) })
+        continue
+      }
+      const bookings: string[] = []
+      const rates: number[] = []
+      for (let i = 0; i < keys.length; i++) {
+        bookings.push(answer[at + 3 + i * 3]!, answer[at + 4 + i * 3]!)
+        rates.push(Number(answer[at + 5 + i * 3]))
+      }
+      waiter.resolve({
+        booked: true,
+        waitMs: Number(answer[at + 1]),
+        sendAt: Number(answer[at + 2]),
+        keys,
+        bookings,
+        rates,
+      })
+      at += 3 + keys.length * 3
+    }
   }
 
   /**

@@ -123,6 +123,49 @@ describe('RateLimiter reservations', () => {
     expect(second.rates).toEqual([10, 100])
   })
 
+  it('books the requests asked for in one turn of the event loop in one script call, one after the other, up to the horizon', async () => {
+    const redisClient = client()
+    const limiter = new RateLimiter(redisClient)
+    const key = RateLimiter.key('test', `together-${Date.now()}`)
+    const budgets = [
+      { key, options: { rps: 20 }, cost: 1 },
+      { key: `${key}:items`, options: { rps: 1000 }, cost: 10 },
+    ]
+    const scriptCalls = async () => {
+      const stats = await redisClient.info('commandstats')
+      return (
+        Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0) +
+        Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0)
+      )
+    }
+    await limiter.book([{ key: RateLimiter.key('test', `warm-${Date.now()}`), options: { rps: 1 }, cost: 1 }])
+    const before = await scriptCalls()
+    // Six asks at once with a 220 ms horizon: 50 ms apart, the fifth and sixth would be 200 and 250 ms out.
+    const bookings = await Promise.all(Array.from({ length: 6 }, () => limiter.book(budgets, 220)))
+    // The asks and the INFO calls themselves: one script call for the six.
+    expect((await scriptCalls()) - before).toBe(1)
+    const booked = bookings.filter((b) => b.booked)
+    expect(booked).toHaveLength(5)
+    expect(bookings.slice(0, 5).every((b) => b.booked)).toBe(true)
+    const sendAts = booked.map((b) => (b.booked ? b.sendAt : NaN))
+    for (let i = 1; i < sendAts.length; i++) expect(sendAts[i]! - sendAts[i - 1]!).toBeCloseTo(50, 2)
+    const last = bookings[5]!
+    expect(last.booked).toBe(false)
+    expect(last.booked ? 0 : last.retryInMs).toBeGreaterThan(0)
+    expect(last.booked ? Infinity : last.retryInMs).toBeLessThanOrEqual(30)
+    // Each booking carries what `release` needs: the schedule after it and before it, per budget.
+    const second = bookings[1]!
+    const first = bookings[0]!
+    expect(first.booked && second.booked).toBe(true)
+    if (first.booked && second.booked) {
+      expect(second.bookings[1]).toBe(first.bookings[0])
+      expect(second.bookings[3]).toBe(first.bookings[2])
+      expect(second.rates).toEqual([20, 1000])
+    }
+    expect(await tatOf(key)).toBeCloseTo(sendAts.at(-1)! + 50, 2)
+    expect(await tatOf(`${key}:items`)).toBeCloseTo(sendAts.at(-1)! + 10, 2)
+  })
+
   it('books nothing beyond the horizon: the caller is told when to ask again', async () => {
     const limiter = new RateLimiter(client())
     const key = RateLimiter.key('test', `horizon-${Date.now()}`)
