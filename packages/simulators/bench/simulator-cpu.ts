@@ -106,6 +106,13 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
+/** Peak resident set size (VmHWM) in MiB. */
+function peakRssMiB(pid: number): number {
+  const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  if (!match) throw new Error(`no VmHWM in /proc/${pid}/status`)
+  return Math.round(Number(match[1]) / 1024)
+}
+
 function loadAverage(): string {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
 }
@@ -164,6 +171,7 @@ interface Result {
   version: string
   round: number
   cpuSeconds: number
+  peakRssMiB: number
   requests: number
   load: string
 }
@@ -190,6 +198,7 @@ async function measure(destination: Destination, version: Version, round: number
       version: version.label,
       round,
       cpuSeconds: +cpu.toFixed(2),
+      peakRssMiB: peakRssMiB(simulator.pid),
       requests: bodies.length,
       load: `${load} → ${loadAverage()}`,
     }
@@ -213,13 +222,13 @@ for (let round = 1; round <= ROUNDS; round++) {
 }
 const lines = [
   `\n${ROWS.toLocaleString('en')} rows per send, ${CONNECTIONS} connections\n`,
-  '| simulator | code | round | requests | simulator CPU s | µs per row | load average |',
-  '|---|---|---:|---:|---:|---:|---|',
+  '| simulator | code | round | requests | simulator CPU s | µs per row | simulator peak RSS | load average |',
+  '|---|---|---:|---:|---:|---:|---:|---|',
 ]
 for (const r of results) {
   const perRow = ((r.cpuSeconds / ROWS) * 1e6).toFixed(1)
   lines.push(
-    `| ${r.destination} | ${r.version} | ${r.round} | ${r.requests.toLocaleString('en')} | ${r.cpuSeconds} | ${perRow} | ${r.load} |`,
+    `| ${r.destination} | ${r.version} | ${r.round} | ${r.requests.toLocaleString('en')} | ${r.cpuSeconds} | ${perRow} | ${r.peakRssMiB} MiB | ${r.load} |`,
   )
 }
 process.stdout.write(`${lines.join('\n')}\n`)
