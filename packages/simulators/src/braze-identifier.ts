@@ -23,21 +23,22 @@ export function isValidEmail(value: unknown): value is string {
  * present (otherwise they are ordinary attributes), and email wins over phone.
  */
 export function readBrazeIdentifier(object: Record<string, unknown>): IdentifierResult {
-  const present = ['external_id', 'user_alias', 'braze_id'].filter((key) => object[key] !== undefined)
-  if (present.length > 1)
+  const hasExternalId = object.external_id !== undefined
+  const hasAlias = object.user_alias !== undefined
+  const hasBrazeId = object.braze_id !== undefined
+  if ((hasExternalId ? 1 : 0) + (hasAlias ? 1 : 0) + (hasBrazeId ? 1 : 0) > 1)
     return { ok: false, error: `Only one of 'external_id', 'user_alias' or 'braze_id' may be provided` }
-  const [key] = present
-  if (key === 'external_id') {
+  if (hasExternalId) {
     const value = object.external_id
     if (typeof value !== 'string' || value === '') return { ok: false, error: "'external_id' is not valid" }
     return { ok: true, identifier: { kind: 'external_id', value } }
   }
-  if (key === 'braze_id') {
+  if (hasBrazeId) {
     const value = object.braze_id
     if (typeof value !== 'string' || value === '') return { ok: false, error: "'braze_id' is not valid" }
     return { ok: true, identifier: { kind: 'braze_id', value } }
   }
-  if (key === 'user_alias') {
+  if (hasAlias) {
     const alias = object.user_alias
     if (
       !isRecord(alias) ||

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 import { type BrazeIdentifier, invalidEmailError, isValidEmail } from './braze-identifier.ts'
 import { isRecord } from './json-body.ts'
 
@@ -88,11 +88,12 @@ export function attributeValueError(name: string, value: unknown): string | unde
       : `'${name}' increment must be a number`
   }
   if ('add' in value || 'remove' in value) {
-    for (const op of ['add', 'remove'] as const) {
-      const list = value[op]
-      if (list !== undefined && (!Array.isArray(list) || !list.every(isScalar)))
-        return `'${name}' ${op} must be an array of values`
-    }
+    const add = value.add
+    if (add !== undefined && (!Array.isArray(add) || !add.every(isScalar)))
+      return `'${name}' add must be an array of values`
+    const remove = value.remove
+    if (remove !== undefined && (!Array.isArray(remove) || !remove.every(isScalar)))
+      return `'${name}' remove must be an array of values`
     return undefined
   }
   if ('$add' in value || '$update' in value || '$remove' in value) {
@@ -114,27 +115,64 @@ export function attributeValueError(name: string, value: unknown): string | unde
   return undefined
 }
 
+/**
+ * `current` without the values in `remove`, then each value of `add` moved to (or put at) the end, keeping the last
+ * `max` values: a new array, `current` is left as it is.
+ */
+function addAndRemove(current: unknown, add: unknown, remove: unknown, max: number): Scalar[] {
+  const next: Scalar[] = []
+  if (Array.isArray(current)) {
+    for (let i = 0; i < current.length; i++) {
+      // Holes are skipped, as Array.prototype.filter skips them.
+      if (!(i in current)) continue
+      const value = current[i] as Scalar
+      if (!(remove as Scalar[] | undefined)?.includes(value)) next.push(value)
+    }
+  }
+  for (const added of (add as Scalar[] | undefined) ?? []) {
+    // Re-adding moves the value to the end; at the cap the oldest value is discarded.
+    let kept = 0
+    for (let i = 0; i < next.length; i++) {
+      const value = next[i] as Scalar
+      if (value !== added) next[kept++] = value
+    }
+    next.length = kept
+    next.push(added)
+  }
+  // A copy of exactly the values kept: the attribute holds no spare capacity.
+  return next.slice(Math.max(0, next.length - max))
+}
+
 export class BrazeProfileStore {
-  readonly #byBrazeId = new Map<string, BrazeProfile>()
+  /** Every profile in creation order: what `list()` and `size` report. */
+  readonly #profiles: BrazeProfile[] = []
+  /**
+   * braze_id → profile, built at the first lookup by braze_id (or the first profile created with a given braze_id)
+   * and kept up to date from then on: most sends never look a profile up by braze_id.
+   */
+  #byBrazeId: Map<string, BrazeProfile> | undefined
   readonly #byExternalId = new Map<string, BrazeProfile>()
   readonly #byAlias = new Map<string, BrazeProfile>()
   readonly #byContact = new Map<string, Set<BrazeProfile>>()
   readonly #limits: AttributeLimits
+  /** The last braze_id assigned, as bytes: six random ones for this store, then a counter, so none repeats. */
+  readonly #lastBrazeId = randomFillSync(Buffer.alloc(12), 0, 6)
 
   constructor(limits: AttributeLimits) {
     this.#limits = limits
   }
 
   get size(): number {
-    return this.#byBrazeId.size
+    return this.#profiles.length
   }
 
   list(): BrazeProfile[] {
-    return [...this.#byBrazeId.values()]
+    return this.#profiles.slice()
   }
 
   clear(): void {
-    this.#byBrazeId.clear()
+    this.#profiles.length = 0
+    this.#byBrazeId = undefined
     this.#byExternalId.clear()
     this.#byAlias.clear()
     this.#byContact.clear()
@@ -145,7 +183,7 @@ export class BrazeProfileStore {
       case 'external_id':
         return this.#byExternalId.get(identifier.value)
       case 'braze_id':
-        return this.#byBrazeId.get(identifier.value)
+        return this.#brazeIdIndex().get(identifier.value)
       case 'user_alias':
         return this.#byAlias.get(aliasKey(identifier.label, identifier.name))
       case 'email':
@@ -156,7 +194,8 @@ export class BrazeProfileStore {
 
   create(identifier: BrazeIdentifier, now = Date.now()): BrazeProfile {
     const profile: BrazeProfile = {
-      braze_id: randomUUID().replaceAll('-', '').slice(0, 24),
+      // braze_ids are assigned by Braze; seeding may still pin one so tests can address the profile.
+      braze_id: identifier.kind === 'braze_id' ? identifier.value : this.#nextBrazeId(),
       external_id: undefined,
       user_aliases: [],
       email: undefined,
@@ -167,7 +206,17 @@ export class BrazeProfileStore {
       createdAt: now,
       updatedAt: now,
     }
-    this.#byBrazeId.set(profile.braze_id, profile)
+    if (identifier.kind === 'braze_id') {
+      const index = this.#brazeIdIndex()
+      const replaced = index.get(profile.braze_id)
+      // A braze_id names one profile: pinning one already held takes that profile's place.
+      if (replaced === undefined) this.#profiles.push(profile)
+      else this.#profiles[this.#profiles.indexOf(replaced)] = profile
+      index.set(profile.braze_id, profile)
+    } else {
+      this.#profiles.push(profile)
+      this.#byBrazeId?.set(profile.braze_id, profile)
+    }
     switch (identifier.kind) {
       case 'external_id':
         profile.external_id = identifier.value
@@ -186,13 +235,28 @@ export class BrazeProfileStore {
         profile.attributes.phone = identifier.value
         break
       case 'braze_id':
-        // braze_ids are assigned by Braze; seeding may still pin one so tests can address the profile.
-        this.#byBrazeId.delete(profile.braze_id)
-        profile.braze_id = identifier.value
-        this.#byBrazeId.set(identifier.value, profile)
+        // Pinned above.
         break
     }
     return profile
+  }
+
+  /** 24 hex digits, as Braze's ids are. */
+  #nextBrazeId(): string {
+    const id = this.#lastBrazeId
+    for (let i = id.length - 1; i >= 6; i--) {
+      id[i] = (id[i]! + 1) & 0xff
+      if (id[i] !== 0) break
+    }
+    return id.toString('hex')
+  }
+
+  #brazeIdIndex(): Map<string, BrazeProfile> {
+    if (this.#byBrazeId === undefined) {
+      this.#byBrazeId = new Map()
+      for (const profile of this.#profiles) this.#byBrazeId.set(profile.braze_id, profile)
+    }
+    return this.#byBrazeId
   }
 
   seed(seeds: readonly BrazeProfileSeed[]): BrazeProfile[] {
@@ -233,11 +297,23 @@ export class BrazeProfileStore {
 
   /** Applies a validated attributes object (see attributeValueError) to the profile. */
   applyAttributes(profile: BrazeProfile, object: Record<string, unknown>, now = Date.now()): AttributeUpdate {
-    const mergeObjects = object._merge_objects === true
     const dropped: AttributeUpdate['dropped'] = []
+    this.applyAttributesInto(profile, object, dropped, now)
+    return { dropped }
+  }
+
+  /** As applyAttributes, appending the attributes Braze drops to `dropped` instead of returning a new list. */
+  applyAttributesInto(
+    profile: BrazeProfile,
+    object: Record<string, unknown>,
+    dropped: AttributeUpdate['dropped'],
+    now = Date.now(),
+  ): void {
+    const mergeObjects = object._merge_objects === true
     const attributes = profile.attributes
-    for (const [name, value] of Object.entries(object)) {
-      if (controlKeys.has(name)) continue
+    for (const name in object) {
+      if (!Object.hasOwn(object, name) || controlKeys.has(name)) continue
+      const value = object[name]
       if (value === null) {
         delete attributes[name]
       } else if (isScalar(value)) {
@@ -250,15 +326,7 @@ export class BrazeProfileStore {
           const current = attributes[name]
           attributes[name] = (typeof current === 'number' ? current : 0) + (value.inc as number)
         } else if ('add' in value || 'remove' in value) {
-          const current = Array.isArray(attributes[name]) ? (attributes[name] as Scalar[]) : []
-          let next = current.filter((v) => !(value.remove as Scalar[] | undefined)?.includes(v))
-          for (const added of (value.add as Scalar[] | undefined) ?? []) {
-            // Re-adding moves the value to the end; at the cap the oldest value is discarded.
-            next = next.filter((v) => v !== added)
-            next.push(added)
-          }
-          if (next.length > this.#limits.maxArrayLength) next = next.slice(next.length - this.#limits.maxArrayLength)
-          attributes[name] = next
+          attributes[name] = addAndRemove(attributes[name], value.add, value.remove, this.#limits.maxArrayLength)
         } else if ('$add' in value || '$update' in value || '$remove' in value) {
           this.#applyObjectArrayOps(attributes, name, value, dropped)
         } else {
@@ -278,7 +346,6 @@ export class BrazeProfileStore {
       }
     }
     profile.updatedAt = now
-    return { dropped }
   }
 
   #capArray(values: Scalar[]): Scalar[] {

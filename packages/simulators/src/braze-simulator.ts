@@ -2,11 +2,12 @@ import { AdminInputError } from './admin-input-error.ts'
 import { type BrazeIdentifier, describeIdentifier, readBrazeIdentifier } from './braze-identifier.ts'
 import {
   attributeValueError,
+  type AttributeUpdate,
   type BrazeProfile,
   type BrazeProfileSeed,
   BrazeProfileStore,
 } from './braze-profile-store.ts'
-import { matchesAnySecret, readAuthorization } from './credentials.ts'
+import { digestMatchesAnySecret, readAuthorization, secretDigest } from './credentials.ts'
 import { isRecord, parseJson } from './json-body.ts'
 import {
   type AdminRequest,
@@ -107,7 +108,9 @@ function purchaseError(purchase: Record<string, unknown>): string | undefined {
 }
 
 function attributesError(object: Record<string, unknown>): string | undefined {
-  for (const [name, value] of Object.entries(object)) {
+  for (const name in object) {
+    if (!Object.hasOwn(object, name)) continue
+    const value = object[name]
     if (name === 'external_id' || name === 'braze_id' || name === 'user_alias' || name === 'push_token_import') continue
     if (name === '_update_existing_only' || name === '_merge_objects') {
       if (typeof value !== 'boolean') return `'${name}' must be a boolean`
@@ -117,6 +120,19 @@ function attributesError(object: Record<string, unknown>): string | undefined {
     if (error !== undefined) return error
   }
   return undefined
+}
+
+function fail(
+  state: SimulatorState,
+  record: RequestRecord,
+  errors: BrazeError[],
+  arrayName: InputArray,
+  index: number,
+  item: unknown,
+  type: string,
+): void {
+  errors.push({ type, input_array: arrayName, index })
+  state.reject(record, arrayName, type, { index, item })
 }
 
 function rateHeaders(decision: WindowDecision): Record<string, string> {
@@ -152,6 +168,8 @@ export async function startBrazeSimulator(options: BrazeSimulatorOptions = {}): 
     maxObjectArrayBytes: options.maxObjectArrayBytes ?? brazeDefaults.maxObjectArrayBytes,
   })
   profiles.seed(seeds)
+  // What applyAttributesInto drops from the item being processed (emptied before each).
+  const dropped: AttributeUpdate['dropped'] = []
 
   // Update-only defaults to true for aliases (an alias-only profile needs an explicit false) and false otherwise;
   // braze_ids are assigned by Braze, so an unknown one can never be created.
@@ -174,30 +192,38 @@ export async function startBrazeSimulator(options: BrazeSimulatorOptions = {}): 
     errors: BrazeError[],
   ): number => {
     let processed = 0
-    items.forEach((item, index) => {
-      const fail = (type: string): void => {
-        errors.push({ type, input_array: arrayName, index })
-        state.reject(record, arrayName, type, { index, item })
+    for (let index = 0; index < items.length; index++) {
+      const item = items[index]
+      if (!isRecord(item)) {
+        fail(state, record, errors, arrayName, index, item, `${arrayName} entries must be objects`)
+        continue
       }
-      if (!isRecord(item)) return fail(`${arrayName} entries must be objects`)
       const identified = readBrazeIdentifier(item)
-      if (!identified.ok) return fail(identified.error)
+      if (!identified.ok) {
+        fail(state, record, errors, arrayName, index, item, identified.error)
+        continue
+      }
       const error =
         arrayName === 'attributes'
           ? attributesError(item)
           : arrayName === 'events'
             ? eventError(item)
             : purchaseError(item)
-      if (error !== undefined) return fail(error)
+      if (error !== undefined) {
+        fail(state, record, errors, arrayName, index, item, error)
+        continue
+      }
       processed++
       const profile = resolveProfile(identified.identifier, item)
       const who = describeIdentifier(identified.identifier)
       if (profile === undefined) {
         state.skip(record, arrayName, `no existing profile for ${who} (update-only)`, { id: who, index, item })
-        return
+        continue
       }
       if (arrayName === 'attributes') {
-        for (const drop of profiles.applyAttributes(profile, item).dropped) {
+        dropped.length = 0
+        profiles.applyAttributesInto(profile, item, dropped)
+        for (const drop of dropped) {
           state.skip(record, arrayName, `${drop.attribute}: ${drop.reason}`, { id: who, index, item })
         }
       } else if (arrayName === 'events') {
@@ -207,7 +233,7 @@ export async function startBrazeSimulator(options: BrazeSimulatorOptions = {}): 
       }
       // Keyed by the identifier (e.g. external_id:u1): Braze has no message id, the user is what an update names.
       state.accept(record, arrayName, who, item)
-    })
+    }
     return processed
   }
 
@@ -216,10 +242,14 @@ export async function startBrazeSimulator(options: BrazeSimulatorOptions = {}): 
       return { status: 404, body: { message: 'Not Found' } }
     const auth = readAuthorization(request.headers)
     const token = auth.scheme === 'bearer' ? auth.token : ''
-    if (token === '' || !matchesAnySecret(token, [...apiKeys, ...restrictedApiKeys])) {
+    // Every key of both lists is compared, whichever matches; the token is hashed once.
+    const tokenDigest = token === '' ? undefined : secretDigest(token)
+    const permitted = tokenDigest !== undefined && digestMatchesAnySecret(tokenDigest, apiKeys)
+    const restricted = tokenDigest !== undefined && digestMatchesAnySecret(tokenDigest, restrictedApiKeys)
+    if (!permitted && !restricted) {
       return { status: 401, body: { message: 'Invalid API key' } }
     }
-    if (!matchesAnySecret(token, apiKeys)) {
+    if (!permitted) {
       return { status: 403, body: { message: 'Access Denied: this API key lacks the users.track permission' } }
     }
 

@@ -1,16 +1,35 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { type IncomingHttpHeaders } from 'node:http'
 
-function digest(value: string): Buffer {
+export function secretDigest(value: string): Buffer {
   return createHash('sha256').update(value).digest()
+}
+
+// The digests of configured secrets, so a request hashes only what it presents. Configured secrets are few; the
+// bound only keeps a caller that passes ever-new "secrets" from growing it without end.
+const configuredDigests = new Map<string, Buffer>()
+const maxConfiguredDigests = 1000
+
+function configuredDigest(secret: string): Buffer {
+  let digest = configuredDigests.get(secret)
+  if (digest === undefined) {
+    if (configuredDigests.size >= maxConfiguredDigests) configuredDigests.clear()
+    digest = secretDigest(secret)
+    configuredDigests.set(secret, digest)
+  }
+  return digest
 }
 
 // Hashing first gives equal-length inputs to timingSafeEqual, and every configured secret is compared so the time
 // taken does not reveal which one (if any) matched.
 export function matchesAnySecret(candidate: string, secrets: readonly string[]): boolean {
-  const candidateDigest = digest(candidate)
+  return digestMatchesAnySecret(secretDigest(candidate), secrets)
+}
+
+/** As matchesAnySecret, given the candidate's secretDigest (a request checked against several lists hashes once). */
+export function digestMatchesAnySecret(candidateDigest: Buffer, secrets: readonly string[]): boolean {
   let matched = false
-  for (const secret of secrets) if (timingSafeEqual(candidateDigest, digest(secret))) matched = true
+  for (const secret of secrets) if (timingSafeEqual(candidateDigest, configuredDigest(secret))) matched = true
   return matched
 }
 

@@ -84,93 +84,135 @@ function isScalar(value: unknown): boolean {
   )
 }
 
-function attributesError(attributes: unknown, where: string, allowLists: boolean): string | undefined {
+/**
+ * Where an error is, for its message: `batch` (the one batch of /events) or `batches[i]`, then `.events[j]` when it
+ * is in an event. Built only once an error is found, never for a valid batch.
+ */
+function at(batch: number, event: number): string {
+  const where = batch < 0 ? 'batch' : `batches[${batch}]`
+  return event < 0 ? where : `${where}.events[${event}]`
+}
+
+/** `path` is the attributes' place below `at(batch, event)`, e.g. `.user_attributes`. */
+function attributesError(
+  attributes: unknown,
+  batch: number,
+  event: number,
+  path: string,
+  allowLists: boolean,
+): string | undefined {
   if (attributes === undefined) return undefined
-  if (!isRecord(attributes)) return `${where} must be an object`
-  const entries = Object.entries(attributes)
-  if (entries.length > maxAttributes) return `${where} has more than ${maxAttributes} attributes`
-  for (const [name, value] of entries) {
-    if (name.length > maxAttributeNameLength)
-      return `${where}: attribute name over ${maxAttributeNameLength} characters`
-    if (value === null) continue
-    if (Array.isArray(value) && allowLists) {
-      if (value.length > maxUserAttributeList) return `${where}.${name}: list over ${maxUserAttributeList} entries`
-      if (!value.every((v) => isScalar(v) && String(v).length <= maxUserAttributeListEntry)) {
-        return `${where}.${name}: list entries must be values of at most ${maxUserAttributeListEntry} characters`
-      }
-      continue
+  if (!isRecord(attributes)) return `${at(batch, event)}${path} must be an object`
+  // Too many attributes is the error to report even when an earlier one is also invalid: count them all first.
+  let count = 0
+  let firstError: string | undefined
+  for (const name in attributes) {
+    if (!Object.hasOwn(attributes, name)) continue
+    count++
+    if (firstError === undefined) firstError = attributeError(name, attributes[name], batch, event, path, allowLists)
+  }
+  if (count > maxAttributes) return `${at(batch, event)}${path} has more than ${maxAttributes} attributes`
+  return firstError
+}
+
+function attributeError(
+  name: string,
+  value: unknown,
+  batch: number,
+  event: number,
+  path: string,
+  allowLists: boolean,
+): string | undefined {
+  if (name.length > maxAttributeNameLength)
+    return `${at(batch, event)}${path}: attribute name over ${maxAttributeNameLength} characters`
+  if (value === null) return undefined
+  if (Array.isArray(value) && allowLists) {
+    if (value.length > maxUserAttributeList)
+      return `${at(batch, event)}${path}.${name}: list over ${maxUserAttributeList} entries`
+    if (!value.every((v) => isScalar(v) && String(v).length <= maxUserAttributeListEntry)) {
+      return `${at(batch, event)}${path}.${name}: list entries must be values of at most ${maxUserAttributeListEntry} characters`
     }
-    if (!isScalar(value)) return `${where}.${name} must be a string, number or boolean`
-    if (typeof value === 'string' && value.length > maxAttributeValueLength) {
-      return `${where}.${name}: value over ${maxAttributeValueLength} characters`
-    }
+    return undefined
+  }
+  if (!isScalar(value)) return `${at(batch, event)}${path}.${name} must be a string, number or boolean`
+  if (typeof value === 'string' && value.length > maxAttributeValueLength) {
+    return `${at(batch, event)}${path}.${name}: value over ${maxAttributeValueLength} characters`
   }
   return undefined
 }
 
-function eventError(event: unknown, where: string, historicalBefore: number | undefined): string | undefined {
-  if (!isRecord(event)) return `${where} must be an object`
-  if (typeof event.event_type !== 'string' || event.event_type === '') return `${where}.event_type is required`
+function eventError(
+  event: unknown,
+  batchIndex: number,
+  index: number,
+  historicalBefore: number | undefined,
+): string | undefined {
+  if (!isRecord(event)) return `${at(batchIndex, index)} must be an object`
+  if (typeof event.event_type !== 'string' || event.event_type === '')
+    return `${at(batchIndex, index)}.event_type is required`
   const data = event.data
-  if (data !== undefined && !isRecord(data)) return `${where}.data must be an object`
+  if (data !== undefined && !isRecord(data)) return `${at(batchIndex, index)}.data must be an object`
   if (event.event_type === 'custom_event') {
-    if (data === undefined) return `${where}.data is required`
-    if (typeof data.event_name !== 'string' || data.event_name === '') return `${where}.data.event_name is required`
+    if (data === undefined) return `${at(batchIndex, index)}.data is required`
+    if (typeof data.event_name !== 'string' || data.event_name === '')
+      return `${at(batchIndex, index)}.data.event_name is required`
     if (typeof data.custom_event_type !== 'string' || !customEventTypes.has(data.custom_event_type)) {
-      return `${where}.data.custom_event_type must be one of ${[...customEventTypes].join(', ')}`
+      return `${at(batchIndex, index)}.data.custom_event_type must be one of ${[...customEventTypes].join(', ')}`
     }
   }
   if (data === undefined) return undefined
   const sourceMessageId = data.source_message_id
   if (sourceMessageId !== undefined && (typeof sourceMessageId !== 'string' || !uuidPattern.test(sourceMessageId))) {
-    return `${where}.data.source_message_id must be a UUID`
+    return `${at(batchIndex, index)}.data.source_message_id must be a UUID`
   }
   const timestamp = data.timestamp_unixtime_ms
   if (timestamp !== undefined && (typeof timestamp !== 'number' || !Number.isFinite(timestamp))) {
-    return `${where}.data.timestamp_unixtime_ms must be a number`
+    return `${at(batchIndex, index)}.data.timestamp_unixtime_ms must be a number`
   }
   if (historicalBefore !== undefined && (typeof timestamp !== 'number' || timestamp > historicalBefore)) {
-    return `${where}.data.timestamp_unixtime_ms must be at least 72 hours old for historical data`
+    return `${at(batchIndex, index)}.data.timestamp_unixtime_ms must be at least 72 hours old for historical data`
   }
-  return attributesError(data.custom_attributes, `${where}.data.custom_attributes`, false)
+  return attributesError(data.custom_attributes, batchIndex, index, '.data.custom_attributes', false)
 }
 
-/** Returns why a batch is invalid, or undefined. */
-function batchError(batch: unknown, where: string, historicalBefore: number | undefined): string | undefined {
-  if (!isRecord(batch)) return `${where} must be an object`
+/** Returns why a batch is invalid, or undefined; `index` is its place in /bulkevents, -1 for /events. */
+function batchError(batch: unknown, index: number, historicalBefore: number | undefined): string | undefined {
+  if (!isRecord(batch)) return `${at(index, -1)} must be an object`
   if (typeof batch.environment !== 'string' || !environments.has(batch.environment)) {
-    return `${where}.environment must be "production" or "development"`
+    return `${at(index, -1)}.environment must be "production" or "development"`
   }
   if (batch.schema_version !== undefined && typeof batch.schema_version !== 'number')
-    return `${where}.schema_version must be a number`
+    return `${at(index, -1)}.schema_version must be a number`
   const identities = batch.user_identities
   let identified = false
   if (identities !== undefined) {
-    if (!isRecord(identities)) return `${where}.user_identities must be an object`
-    for (const [key, value] of Object.entries(identities)) {
-      if (!identityKeys.has(key)) return `${where}.user_identities.${key} is not a known identity type`
+    if (!isRecord(identities)) return `${at(index, -1)}.user_identities must be an object`
+    for (const key in identities) {
+      if (!Object.hasOwn(identities, key)) continue
+      if (!identityKeys.has(key)) return `${at(index, -1)}.user_identities.${key} is not a known identity type`
+      const value = identities[key]
       if (value === null) continue
-      if (typeof value !== 'string') return `${where}.user_identities.${key} must be a string`
+      if (typeof value !== 'string') return `${at(index, -1)}.user_identities.${key} must be a string`
       identified = true
     }
   }
   if (batch.mpid !== undefined) identified = true
   if (isRecord(batch.device_info) && Object.keys(batch.device_info).some((key) => key !== 'platform')) identified = true
-  if (!identified) return `${where} identifies no user (user_identities, mpid or device_info)`
-  const attributes = attributesError(batch.user_attributes, `${where}.user_attributes`, true)
+  if (!identified) return `${at(index, -1)} identifies no user (user_identities, mpid or device_info)`
+  const attributes = attributesError(batch.user_attributes, index, -1, '.user_attributes', true)
   if (attributes !== undefined) return attributes
   const deleted = batch.deleted_user_attributes
   if (deleted !== undefined && (!Array.isArray(deleted) || !deleted.every((v) => typeof v === 'string'))) {
-    return `${where}.deleted_user_attributes must be an array of strings`
+    return `${at(index, -1)}.deleted_user_attributes must be an array of strings`
   }
   if (batch.source_request_id !== undefined && typeof batch.source_request_id !== 'string') {
-    return `${where}.source_request_id must be a string`
+    return `${at(index, -1)}.source_request_id must be a string`
   }
   const events = batch.events
   if (events === undefined) return undefined
-  if (!Array.isArray(events)) return `${where}.events must be an array`
+  if (!Array.isArray(events)) return `${at(index, -1)}.events must be an array`
   for (let i = 0; i < events.length; i++) {
-    const error = eventError(events[i], `${where}.events[${i}]`, historicalBefore)
+    const error = eventError(events[i], index, i, historicalBefore)
     if (error !== undefined) return error
   }
   return undefined
@@ -186,8 +228,8 @@ export function startMparticleSimulator(options: MparticleSimulatorOptions = {})
   const batches = new WindowRateLimiter(
     options.rateLimit === undefined ? { ...mparticleDefaults.rateLimit } : options.rateLimit,
   )
-  // source_request_id dedupe is scoped per API key.
-  const seenRequests = new Map<string, number>()
+  // source_request_id dedupe is scoped per API key: API key → source_request_id → when it was accepted.
+  const seenRequests = new Map<string, Map<string, number>>()
 
   const rateLimitHeaders = (seconds: number): Record<string, string> => ({
     'retry-after': String(seconds),
@@ -239,30 +281,36 @@ export function startMparticleSimulator(options: MparticleSimulatorOptions = {})
     const record = request.record
     state.received(record, list.length)
     if (endpoint === 'events') {
-      const error = batchError(list[0], 'batch', historicalBefore)
+      const error = batchError(list[0], -1, historicalBefore)
       if (error !== undefined) {
         state.reject(record, 'batch', error, { index: 0, item: list[0] })
         return { ...badRequest(error), headers }
       }
     }
-    list.forEach((batch, index) => {
-      const error = batchError(batch, `batches[${index}]`, historicalBefore)
+    let seen = seenRequests.get(apiKey)
+    if (seen === undefined) seenRequests.set(apiKey, (seen = new Map<string, number>()))
+    for (let index = 0; index < list.length; index++) {
+      const batch = list[index]
+      const error = batchError(batch, index, historicalBefore)
       const sourceRequestId =
         isRecord(batch) && typeof batch.source_request_id === 'string' ? batch.source_request_id : undefined
       // A bulk request is answered 202 even when some of its batches are invalid: they are dropped silently.
-      if (error !== undefined) return state.reject(record, 'batch', error, { id: sourceRequestId, index, item: batch })
+      if (error !== undefined) {
+        state.reject(record, 'batch', error, { id: sourceRequestId, index, item: batch })
+        continue
+      }
       if (sourceRequestId !== undefined) {
-        const scoped = `${apiKey}\u0000${sourceRequestId}`
-        const first = seenRequests.get(scoped)
+        const first = seen.get(sourceRequestId)
         // On accept()'s clock (preciseNow): Date.now() can read up to 1 ms behind it.
         if (first !== undefined && preciseNow() - first < dedupeWindowMs) {
-          return state.duplicate(record, 'batch', sourceRequestId, first, batch)
+          state.duplicate(record, 'batch', sourceRequestId, first, batch)
+          continue
         }
-        seenRequests.set(scoped, state.accept(record, 'batch', sourceRequestId, batch))
-        return
+        seen.set(sourceRequestId, state.accept(record, 'batch', sourceRequestId, batch))
+        continue
       }
       state.accept(record, 'batch', undefined, batch)
-    })
+    }
     return { status: 202, headers }
   }
 

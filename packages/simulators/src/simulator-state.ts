@@ -142,9 +142,15 @@ export class SimulatorState {
     request.accepted++
     this.counters.accepted++
     if (id !== undefined) {
-      // Re-inserting moves the id to the end, so the map stays in acceptance order.
-      this.acceptedIds.delete(id)
-      this.acceptedIds.set(id, acceptedAt)
+      // The map stays in acceptance order: a new id is appended by set(); an id accepted before is moved to the end
+      // by deleting and re-inserting it (set() alone would update it in place). One lookup for a new id, the usual.
+      const ids = this.acceptedIds
+      const size = ids.size
+      ids.set(id, acceptedAt)
+      if (ids.size === size) {
+        ids.delete(id)
+        ids.set(id, acceptedAt)
+      }
     }
     this.accepted.push({
       seq: ++this.#seq,

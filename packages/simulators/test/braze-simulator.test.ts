@@ -256,4 +256,78 @@ describe('braze simulator', () => {
     expect(sim.profiles.find({ kind: 'email', value: 'moved@example.com' })?.external_id).toBe('owner')
     expect(sim.profiles.find({ kind: 'email', value: 'shared@example.com' })?.external_id).toBeUndefined()
   })
+
+  it('gives every new profile its own braze_id of 24 hex digits, also after a reset, and lists profiles in creation order', async () => {
+    await start()
+    await track({ attributes: [{ external_id: 'a', plan: 'x' }, { email: 'b@example.com' }] })
+    await admin(sim.url, '/profiles', 'POST', [{ braze_id: 'pinned', external_id: 'c' }])
+    await track({ attributes: [{ external_id: 'd', plan: 'y' }] })
+    const listed = await admin<{ total: number; profiles: BrazeProfile[] }>(sim.url, '/profiles')
+    expect(listed.profiles.map((p) => p.external_id ?? p.email)).toEqual(['a', 'b@example.com', 'c', 'd'])
+    const assigned = listed.profiles.filter((p) => p.braze_id !== 'pinned').map((p) => p.braze_id)
+    expect(assigned).toHaveLength(3)
+    for (const id of assigned) expect(id).toMatch(/^[0-9a-f]{24}$/)
+    await admin(sim.url, '/reset', 'POST')
+    await track({ attributes: [{ external_id: 'a', plan: 'x' }] })
+    const again = profile('a').braze_id
+    expect(again).toMatch(/^[0-9a-f]{24}$/)
+    expect(new Set([...assigned, again]).size).toBe(4)
+  })
+
+  it('updates a profile by its braze_id, whether it was created before or after the first lookup by braze_id', async () => {
+    await start()
+    await track({ attributes: [{ external_id: 'early', plan: 'x' }] })
+    const early = profile('early').braze_id
+    const first = await track({ attributes: [{ braze_id: early, plan: 'by-id' }] })
+    expect(first.body).toEqual({ message: 'success', attributes_processed: 1 })
+    await track({ attributes: [{ external_id: 'late', plan: 'x' }] })
+    await track({ attributes: [{ braze_id: profile('late').braze_id, plan: 'by-id' }] })
+    expect([profile('early').attributes.plan, profile('late').attributes.plan]).toEqual(['by-id', 'by-id'])
+    // An unknown braze_id is never created.
+    await track({ attributes: [{ braze_id: 'f'.repeat(24), plan: 'x' }] })
+    expect(sim.profiles.size).toBe(2)
+    expect(sim.state.skipped.toArray()).toMatchObject([{ id: `braze_id:${'f'.repeat(24)}` }])
+  })
+
+  it('stores add/remove results as new arrays: neither the request nor an earlier value is changed', async () => {
+    await start({ maxArrayLength: 2 })
+    await track({ attributes: [{ external_id: 'u1', tags: ['a', 'b'] }] })
+    const before = profile('u1').attributes.tags
+    const update = { external_id: 'u1', tags: { add: ['c', 'a'], remove: ['b'] } }
+    await track({ attributes: [update] })
+    expect(profile('u1').attributes.tags).toEqual(['c', 'a'])
+    expect(before).toEqual(['a', 'b'])
+    expect(sim.state.accepted.toArray()[1]?.item).toEqual(update)
+    // Re-adding a value moves it to the end; past the cap the oldest goes.
+    await track({ attributes: [{ external_id: 'u1', tags: { add: ['c', 'd'] } }] })
+    expect(profile('u1').attributes.tags).toEqual(['c', 'd'])
+  })
+
+  it('moves a user accepted again to the end of /__admin/ids with the time of its last acceptance', async () => {
+    await start()
+    await track({
+      attributes: [
+        { external_id: 'u1', plan: 'x' },
+        { external_id: 'u2', plan: 'x' },
+      ],
+    })
+    await track({
+      attributes: [
+        { external_id: 'u1', plan: 'y' },
+        { external_id: 'u3', plan: 'y' },
+      ],
+    })
+    const ids = await admin<{ total: number; ids: [string, number][] }>(sim.url, '/ids')
+    expect(ids.ids.map(([id]) => id)).toEqual(['external_id:u2', 'external_id:u1', 'external_id:u3'])
+    const times = ids.ids.map(([, time]) => time)
+    expect(times).toEqual([...times].sort((x, y) => x - y))
+    expect(times[1]).toBe(sim.state.accepted.toArray()[2]?.acceptedAt)
+  })
+
+  it('permits a key listed both with and without users.track', async () => {
+    await start({ restrictedApiKeys: [apiKey, 'read-only-key'] })
+    const body = { attributes: [{ external_id: 'u1', plan: 'annual' }] }
+    expect((await track(body)).status).toBe(201)
+    expect((await track(body, bearer('read-only-key'))).status).toBe(403)
+  })
 })

@@ -180,4 +180,36 @@ describe('mparticle simulator', () => {
     expect(sim.state.rejected.toArray().map((item) => item.index)).toEqual([0])
     expect(sim.state.accepted.toArray().map((item) => item.id)).toEqual([old.source_request_id])
   })
+
+  it('names where a batch is invalid: the batch, the event, the attribute', async () => {
+    await start()
+    const custom = (attributes: unknown) => ({
+      event_type: 'custom_event',
+      data: { event_name: 'x', custom_event_type: 'other', custom_attributes: attributes },
+    })
+    const many = Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`a${i}`, i]))
+    const res = await bulk([
+      batch(1),
+      batch(2, { events: [custom({ ok: 1 }), custom({ nested: { no: 1 } })] }),
+      // Over 100 attributes is the error reported, even with an invalid attribute before the 101st.
+      batch(3, { user_attributes: { bad: { no: 1 }, ...many } }),
+      batch(4, { user_attributes: { bad: { no: 1 }, list: ['x'.repeat(513)] } }),
+      batch(5, { user_identities: { customer_id: 5 } }),
+    ])
+    expect(res.status).toBe(202)
+    const rejected = await admin<Page<RejectedItem>>(sim.url, '/rejected')
+    expect(rejected.items.map((item) => item.reason)).toEqual([
+      'batches[1].events[1].data.custom_attributes.nested must be a string, number or boolean',
+      'batches[2].user_attributes has more than 100 attributes',
+      'batches[3].user_attributes.bad must be a string, number or boolean',
+      'batches[4].user_identities.customer_id must be a string',
+    ])
+    const single = await call('POST', `${sim.url}/v2/events`, {
+      headers: auth,
+      body: batch(6, { events: [custom({}), { event_type: '' }] }),
+    })
+    expect(single.body).toEqual({
+      errors: [{ code: 'BAD_REQUEST', message: 'batch.events[1].event_type is required' }],
+    })
+  })
 })
