@@ -1,6 +1,7 @@
 // Looker execute → ingress → local-kafka → destination service → simulator, for several destinations in one run:
 //   node --conditions=@lookstream/source bench/destinations/pipeline.ts [--destinations segment,braze,mparticle]
 //        [--rows 1000000] [--warmup 5000] [--rounds 1] [--env NAME=VALUE]… [--cpu-prof-dir DIR]
+//        [--ingress-cpu-prof-dir DIR]
 // Each phase is one destination on its own fresh stack (local-kafka on disk, redis-server, the simulator in its own
 // process, the ingress and the destination service, both run as their `pnpm start` runs them: compiled, with their
 // start scripts' Node flags). With --rounds N the destinations alternate N times, so a machine whose load changes
@@ -13,7 +14,8 @@
 // everything runs on one machine, so where its CPU goes decides the rate once the machine is busy.
 // Simulator limits are raised above the services' defaults where the service's own default is the lower one
 // (Braze: 6,000 per 3 s against the service's 3,000; mParticle: 100,000 batches/s with the service's rate raised).
-// --env applies to every destination service; --cpu-prof-dir makes every service write a V8 CPU profile there.
+// --env applies to every destination service; --cpu-prof-dir makes every service write a V8 CPU profile there;
+// --ingress-cpu-prof-dir makes the ingress write one there (on its SIGTERM exit, one file per phase).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtempSync } from 'node:fs'
@@ -38,6 +40,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '1' },
     env: { type: 'string', multiple: true, default: [] },
     'cpu-prof-dir': { type: 'string' },
+    'ingress-cpu-prof-dir': { type: 'string' },
   },
 })
 const ROWS = Number(args.rows)
@@ -49,6 +52,8 @@ const EXTRA_ENV: Record<string, string> = Object.fromEntries(
 if (args['cpu-prof-dir'] !== undefined) {
   EXTRA_ENV.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${args['cpu-prof-dir']}`
 }
+const INGRESS_PROF_ARGS =
+  args['ingress-cpu-prof-dir'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${args['ingress-cpu-prof-dir']}`]
 const ROOT = new URL('../../', import.meta.url).pathname
 const SECRET = randomBytes(32).toString('hex')
 
@@ -302,7 +307,7 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
     const ingress = await spawnService(
       ingressStart.entry,
       { ...ingressStart.env, ...common, ACTION_HUB_SECRET: SECRET, LOOKER_HOSTS: looks.origin },
-      { readyTimeoutMs: 60_000, compiled: true, nodeArgs: ingressStart.nodeArgs },
+      { readyTimeoutMs: 60_000, compiled: true, nodeArgs: [...ingressStart.nodeArgs, ...INGRESS_PROF_ARGS] },
     )
     stops.push(() => ingress.stop('SIGTERM', 10_000))
     const serviceDir = join(ROOT, `services/${destination}`)
