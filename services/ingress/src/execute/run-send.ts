@@ -123,54 +123,6 @@ function checkFieldSizes(row: unknown, maxFieldBytes: number): string | undefine
   return undefined
 }
 
-const KEY_JSON: Readonly<Record<string, string>> = Object.fromEntries(
-  ['type', 'userId', 'anonymousId', 'groupId', 'event', 'traits', 'properties', 'context', 'integrations'].map(
-    (key) => [key, `${JSON.stringify(key)}:`],
-  ),
-)
-
-/**
- * For a message core with a context of its own and no timestamp: `content` is `JSON.stringify(core)` and `value`
- * is `JSON.stringify({ ...core, messageId, timestamp, context: { ...core.context, lookstream } })` without its
- * closing `,"messageId":…,"timestamp":…}`, both from one serialization of each of the core's values (serializing
- * the message again after the content was most of what such a message cost). Undefined when the core is not the
- * plain data this relies on; the caller then serializes both itself.
- */
-function serializeWithContext(
-  core: MappedMessage,
-  lookstreamHead: string,
-  row: number,
-  lookstreamTail: string,
-): { content: string; value: string } | undefined {
-  const context = core.context
-  if (
-    context === null ||
-    typeof context !== 'object' ||
-    Object.getPrototypeOf(context) !== Object.prototype ||
-    Object.hasOwn(context, 'lookstream') ||
-    Object.hasOwn(context, 'toJSON') ||
-    Object.getPrototypeOf(core) !== Object.prototype ||
-    Object.hasOwn(core, 'messageId') ||
-    Object.hasOwn(core, 'timestamp') ||
-    Object.hasOwn(core, 'toJSON')
-  ) {
-    return undefined
-  }
-  let content = '{'
-  let value = '{'
-  for (const key of Object.keys(core)) {
-    const json = JSON.stringify(core[key as keyof MappedMessage]) as string | undefined
-    if (json === undefined) continue
-    const member = `${content.length === 1 ? '' : ','}${KEY_JSON[key] ?? `${JSON.stringify(key)}:`}`
-    content += `${member}${json}`
-    value +=
-      key === 'context'
-        ? `${member}${json.length === 2 ? '{' : `${json.slice(0, -1)},`}${lookstreamHead}${row}${lookstreamTail}}`
-        : `${member}${json}`
-  }
-  return { content: `${content}}`, value }
-}
-
 function timestampFrom(ranAt: string | undefined, fallback: Date): string {
   const parsed = ranAt === undefined ? Number.NaN : Date.parse(ranAt)
   return new Date(Number.isNaN(parsed) ? fallback.getTime() : parsed).toISOString()
@@ -233,8 +185,6 @@ export async function runSend(
   const headersByType = new Map<string, Record<string, string>>()
   const contextHead = `,"context":{"lookstream":{"sendId":${JSON.stringify(sendId)},"row":`
   const contextTail = `,"action":${JSON.stringify(action.name)}}}}`
-  const lookstreamHead = `"lookstream":{"sendId":${JSON.stringify(sendId)},"row":`
-  const lookstreamTail = `,"action":${JSON.stringify(action.name)}}`
   let acceptedNotCounted = 0
   const flushAccepted = () => {
     if (acceptedNotCounted === 0) return
@@ -247,11 +197,7 @@ export async function runSend(
     for (const core of mapped) {
       const identity = core.type === 'group' ? core.groupId : (core.userId ?? core.anonymousId)
       if (identity === undefined) return reject(row, 'message has no identity')
-      const own =
-        core.context !== undefined && core.timestamp === undefined
-          ? serializeWithContext(core, lookstreamHead, row, lookstreamTail)
-          : undefined
-      const content = own?.content ?? JSON.stringify(core)
+      const content = JSON.stringify(core)
       const first = idOf!(identity, content, 0)
       const [hi, lo] = fingerprintOf(first)
       const occurrence = counter.next(hi, lo, row)
@@ -263,14 +209,11 @@ export async function runSend(
         timestamp: messageTimestamp,
         context: { ...core.context, lookstream: { sendId, row, action: action.name } },
       }
-      // The content's JSON is not serialized again: most messages have no context of their own and get theirs
-      // appended; those with one (mParticle's identities, track's email) were serialized with it spliced in.
+      // Most messages have no context of their own: append to the content's JSON instead of serializing again.
       const value =
-        own !== undefined
-          ? `${own.value},"messageId":"${messageId}","timestamp":${JSON.stringify(messageTimestamp)}}`
-          : core.context === undefined && core.timestamp === undefined
-            ? `${content.slice(0, -1)},"messageId":"${messageId}","timestamp":${JSON.stringify(messageTimestamp)}${contextHead}${row}${contextTail}`
-            : JSON.stringify(message)
+        core.context === undefined && core.timestamp === undefined
+          ? `${content.slice(0, -1)},"messageId":"${messageId}","timestamp":${JSON.stringify(messageTimestamp)}${contextHead}${row}${contextTail}`
+          : JSON.stringify(message)
       const bytes = Buffer.byteLength(value)
       // An oversized message (a wide Look's row) is rejected before the schema walks its thousands of traits.
       if (bytes > MAX_MESSAGE_BYTES) {
