@@ -12,9 +12,9 @@ import { MESSAGE_BYTES_CASES } from './support/message-bytes-cases.ts'
 import { readTopic } from './support/read-topic.ts'
 
 // The messages are a public contract: for the same Look, the ingress produces the same records, byte for byte.
-// message-bytes-expected.json holds what the ingress produced for MESSAGE_BYTES_CASES before its serialization
-// was made cheaper per row (sendId written as SENDID, since each send here has its own); the records read back
-// from Kafka must equal it exactly (value text, key, topic, headers), and so must the send's outcome.
+// message-bytes-expected.json holds the records the ingress produces for MESSAGE_BYTES_CASES (sendId written as
+// SENDID, since each send here has its own); a change to the mapping or the serialization must leave the records
+// read back from Kafka exactly equal to it (value text, key, topic, headers), and the send's outcome too.
 
 interface ExpectedRecord {
   topic: string
