@@ -1,6 +1,7 @@
 // Looker execute → ingress → local-kafka → destination service → simulator, for several destinations in one run:
 //   node --conditions=@lookstream/source bench/destinations/pipeline.ts [--destinations segment,braze,mparticle]
 //        [--rows 1000000] [--warmup 5000] [--rounds 1] [--env NAME=VALUE]… [--cpu-prof-dir DIR]
+//        [--ingress-cpu-prof-dir DIR]
 // Each phase is one destination on its own fresh stack (local-kafka on disk, redis-server, the simulator in its own
 // process, the ingress and the destination service, both run as their `pnpm start` runs them: compiled, with their
 // start scripts' Node flags). With --rounds N the destinations alternate N times, so a machine whose load changes
@@ -9,11 +10,13 @@
 // rows/s; every row accepted once (the simulator's accepted count equals the rows); the destination service's and
 // the ingress's peak RSS (VmHWM, warm-up included) and the service's CPU seconds during the send; redis-server's
 // CPU seconds and the commands it ran meanwhile (the ingress's and the service's; per command in the log line);
-// the CPU seconds of the ingress, the simulator, local-kafka and this process (the Looker stub) during the send:
+// the CPU seconds of the ingress, the simulator, local-kafka and this process (the Looker stub) during the send, and
+// the ingress's until it answered the execute (the send itself, without the idle wait for the destination):
 // everything runs on one machine, so where its CPU goes decides the rate once the machine is busy.
 // Simulator limits are raised above the services' defaults where the service's own default is the lower one
 // (Braze: 6,000 per 3 s against the service's 3,000; mParticle: 100,000 batches/s with the service's rate raised).
-// --env applies to every destination service; --cpu-prof-dir makes every service write a V8 CPU profile there.
+// --env applies to every destination service; --cpu-prof-dir makes every service write a V8 CPU profile there;
+// --ingress-cpu-prof-dir makes the ingress write one there (on its SIGTERM exit, one file per phase).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtempSync } from 'node:fs'
@@ -38,6 +41,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '1' },
     env: { type: 'string', multiple: true, default: [] },
     'cpu-prof-dir': { type: 'string' },
+    'ingress-cpu-prof-dir': { type: 'string' },
   },
 })
 const ROWS = Number(args.rows)
@@ -49,6 +53,8 @@ const EXTRA_ENV: Record<string, string> = Object.fromEntries(
 if (args['cpu-prof-dir'] !== undefined) {
   EXTRA_ENV.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${args['cpu-prof-dir']}`
 }
+const INGRESS_PROF_ARGS =
+  args['ingress-cpu-prof-dir'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${args['ingress-cpu-prof-dir']}`]
 const ROOT = new URL('../../', import.meta.url).pathname
 const SECRET = randomBytes(32).toString('hex')
 
@@ -234,6 +240,8 @@ interface PhaseResult {
   ingressPeakRssMiB: number
   serviceCpuSeconds: number
   ingressCpuSeconds: number
+  /** The ingress's CPU seconds from the execute POST to its answer (the send itself, without the idle tail). */
+  ingressCpuToAnswerSeconds: number
   simulatorCpuSeconds: number
   kafkaCpuSeconds: number
   /** This process: the Looker stub serving the Look, and the polling of the simulator. */
@@ -302,7 +310,7 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
     const ingress = await spawnService(
       ingressStart.entry,
       { ...ingressStart.env, ...common, ACTION_HUB_SECRET: SECRET, LOOKER_HOSTS: looks.origin },
-      { readyTimeoutMs: 60_000, compiled: true, nodeArgs: ingressStart.nodeArgs },
+      { readyTimeoutMs: 60_000, compiled: true, nodeArgs: [...ingressStart.nodeArgs, ...INGRESS_PROF_ARGS] },
     )
     stops.push(() => ingress.stop('SIGTERM', 10_000))
     const serviceDir = join(ROOT, `services/${destination}`)
@@ -361,6 +369,7 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
     const redisCpu0 = cpuSeconds(redis.pid)
     const redisCalls0 = await redisCalls(redis.url)
     const sent = await execute('tp', ROWS, 1)
+    const ingressCpuAnswered = cpuSeconds(ingress.pid)
     log(`${destination}: execute answered after ${Math.round(sent.answeredAt - sent.startedAt)} ms`)
     await waitAccepted(ROWS, 3_600_000)
     // The accepted ids are kept in acceptance order: the last one carries the time of the last acceptance.
@@ -380,6 +389,7 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
       ingressPeakRssMiB: MiB(peakRssBytes(ingress.pid)),
       serviceCpuSeconds: +(cpuSeconds(service.pid) - cpu0).toFixed(1),
       ingressCpuSeconds: +(cpuSeconds(ingress.pid) - ingressCpu0).toFixed(1),
+      ingressCpuToAnswerSeconds: +(ingressCpuAnswered - ingressCpu0).toFixed(1),
       simulatorCpuSeconds: +(cpuSeconds(simulator.pid) - simulatorCpu0).toFixed(1),
       kafkaCpuSeconds: +(cpuSeconds(kafka.pid) - kafkaCpu0).toFixed(1),
       lookerStubCpuSeconds: 0,
@@ -411,11 +421,11 @@ try {
   }
   process.stdout.write(
     [
-      '| send | round | rows | execute → last accepted | rows/s | requests | service peak RSS | ingress peak RSS | service CPU s | Redis CPU s | ingress CPU s | simulator CPU s | local-kafka CPU s | Looker stub CPU s | Redis calls | load average |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+      '| send | round | rows | execute → last accepted | rows/s | requests | service peak RSS | ingress peak RSS | service CPU s | Redis CPU s | ingress CPU s | ingress CPU s to answer | simulator CPU s | local-kafka CPU s | Looker stub CPU s | Redis calls | load average |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
       ...results.map(
         (r) =>
-          `| ${r.destination} | ${r.round} | ${r.rows.toLocaleString('en')} | ${(r.executeToLastAcceptedMs / 1000).toFixed(1)} s | ${r.rowsPerSecond.toLocaleString('en')} | ${r.simulatorRequests.toLocaleString('en')} | ${r.servicePeakRssMiB} MiB | ${r.ingressPeakRssMiB} MiB | ${r.serviceCpuSeconds} | ${r.redisCpuSeconds} | ${r.ingressCpuSeconds} | ${r.simulatorCpuSeconds} | ${r.kafkaCpuSeconds} | ${r.lookerStubCpuSeconds} | ${r.redisCalls.toLocaleString('en')} | ${r.loadAverage} |`,
+          `| ${r.destination} | ${r.round} | ${r.rows.toLocaleString('en')} | ${(r.executeToLastAcceptedMs / 1000).toFixed(1)} s | ${r.rowsPerSecond.toLocaleString('en')} | ${r.simulatorRequests.toLocaleString('en')} | ${r.servicePeakRssMiB} MiB | ${r.ingressPeakRssMiB} MiB | ${r.serviceCpuSeconds} | ${r.redisCpuSeconds} | ${r.ingressCpuSeconds} | ${r.ingressCpuToAnswerSeconds} | ${r.simulatorCpuSeconds} | ${r.kafkaCpuSeconds} | ${r.lookerStubCpuSeconds} | ${r.redisCalls.toLocaleString('en')} | ${r.loadAverage} |`,
       ),
       '',
     ].join('\n'),

@@ -124,7 +124,7 @@ export const braze: Action = {
         const traits: Record<string, unknown> = {}
         for (const { name, field } of pickAttributes(row)) {
           // Pivots show in the fields; a pivoted cell without them is refused the same way, row by row.
-          if (Object.hasOwn(row, field.name) && isPivotedCell(row[field.name]))
+          if (isPivotedCell(row[field.name]) && Object.hasOwn(row, field.name))
             return { ok: false, reason: `field ${field.name} is pivoted: ${PIVOT_REASON}` }
           const value = cellValue(row, field)
           if (value !== MISSING) setOwn(traits, name, value)

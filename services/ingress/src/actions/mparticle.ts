@@ -126,8 +126,9 @@ export const mparticle: Action = {
     const list = allFields(fields)
     const isEvents = context.form.data_type === 'event_data'
     const identities: { key: string; field: JsonDetailField }[] = []
-    const userAttributes: JsonDetailField[] = []
-    const customAttributes: JsonDetailField[] = []
+    // Attributes with their message key, `looker_<field name>`, built once per send.
+    const userAttributes: { key: string; field: JsonDetailField }[] = []
+    const customAttributes: { key: string; field: JsonDetailField }[] = []
     const device: { key: string; field: JsonDetailField }[] = []
     const eventData: { key: string; field: JsonDetailField }[] = []
     let eventNameField: JsonDetailField | undefined
@@ -151,9 +152,8 @@ export const mparticle: Action = {
         else skippedDevice.push(field.name)
         continue
       }
-      if (!isEvents) userAttributes.push(field)
-      else if (tag === 'mp_user_attribute') userAttributes.push(field)
-      else if (tag === 'mp_custom_attribute') customAttributes.push(field)
+      if (!isEvents || tag === 'mp_user_attribute') userAttributes.push({ key: `looker_${field.name}`, field })
+      else if (tag === 'mp_custom_attribute') customAttributes.push({ key: `looker_${field.name}`, field })
       else if (tag !== undefined && EVENT_DATA[tag] !== undefined) eventData.push({ key: EVENT_DATA[tag], field })
     }
     if (identities.length === 0) {
@@ -174,15 +174,15 @@ export const mparticle: Action = {
       },
     }
     const pickIdentities = fieldPicker(identities, (d) => d.field.name)
-    const pickUserAttributes = fieldPicker(userAttributes, (f) => f.name)
-    const pickCustomAttributes = fieldPicker(customAttributes, (f) => f.name)
+    const pickUserAttributes = fieldPicker(userAttributes, (a) => a.field.name)
+    const pickCustomAttributes = fieldPicker(customAttributes, (a) => a.field.name)
     const pickDevice = fieldPicker(device, (d) => d.field.name)
     const pickEventData = fieldPicker(eventData, (d) => d.field.name)
-    const attributes = (row: Record<string, unknown>, list: readonly JsonDetailField[]) => {
+    const attributes = (row: Record<string, unknown>, list: readonly { key: string; field: JsonDetailField }[]) => {
       const out: Record<string, unknown> = {}
-      for (const field of list) {
+      for (const { key, field } of list) {
         const value = cellValue(row, field)
-        if (value !== MISSING) out[`looker_${field.name}`] = value
+        if (value !== MISSING) out[key] = value
       }
       return out
     }
@@ -198,13 +198,17 @@ export const mparticle: Action = {
       mapRow(row) {
         if (!isRow(row)) return { ok: false, reason: 'row is not a JSON object' }
         const ids: Record<string, string> = {}
+        // The first identity set (the identity keys are not integer-like, so also the first of ids' entries).
+        let firstKey: string | undefined
         for (const { key, field } of pickIdentities(row)) {
           const value = identityValue(cellValue(row, field))
           if (typeof value === 'object') return { ok: false, reason: `identity field ${field.name} holds ${value.bad}` }
-          if (value !== undefined && ids[key] === undefined) ids[key] = value
+          if (value !== undefined && ids[key] === undefined) {
+            ids[key] = value
+            firstKey ??= key
+          }
         }
-        const first = Object.entries(ids)[0]
-        if (first === undefined) return { ok: false, reason: 'row has no mParticle identity value' }
+        if (firstKey === undefined) return { ok: false, reason: 'row has no mParticle identity value' }
         const context: Record<string, unknown> = { identities: ids }
         if (device.length > 0) {
           const info: Record<string, unknown> = {}
@@ -224,7 +228,7 @@ export const mparticle: Action = {
             }
           : { type: 'identify', traits: attributes(row, pickUserAttributes(row)), context, integrations }
         if (ids.customer_id !== undefined) message.userId = ids.customer_id
-        else message.anonymousId = `${first[0]}:${first[1]}`
+        else message.anonymousId = `${firstKey}:${ids[firstKey]}`
         if (isEvents) {
           if (eventNameField) {
             const name = identityValue(cellValue(row, eventNameField))

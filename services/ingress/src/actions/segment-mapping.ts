@@ -2,6 +2,7 @@ import { allFields } from '../looker/json-detail-reader.ts'
 import { isAtLeast, type LookerVersion } from '../looker/looker-version.ts'
 import {
   type FormField,
+  type JsonDetailField,
   type JsonDetailFields,
   type MappedMessage,
   type PrepareResult,
@@ -51,19 +52,22 @@ export function prepareSegment(kind: SegmentKind, fields: JsonDetailFields, cont
   const pickDataFields = fieldPicker(dataFields, (f) => f.name)
   const event = context.form.event ?? ''
   const integrations = { All: false, Segment: { connection: context.connection } }
+  // The identity fields the Look has, in the order a row's are read; listed once per send.
+  const idFields = (
+    [
+      ['user_id', userIdField],
+      ['segment_anonymous_id', anonymousIdField],
+      ['email', emailField],
+      ['segment_group_id', groupIdField],
+    ] as const
+  ).filter((entry): entry is [(typeof entry)[0], JsonDetailField] => entry[1] !== undefined)
 
   return {
     ok: true,
     mapRow(row) {
       if (!isRow(row)) return { ok: false, reason: 'row is not a JSON object' }
       const ids: Record<string, string | undefined> = {}
-      for (const [key, field] of [
-        ['user_id', userIdField],
-        ['segment_anonymous_id', anonymousIdField],
-        ['email', emailField],
-        ['segment_group_id', groupIdField],
-      ] as const) {
-        if (!field) continue
+      for (const [key, field] of idFields) {
         const value = identityValue(cellValue(row, field))
         if (typeof value === 'object') return { ok: false, reason: `${key} field ${field.name} holds ${value.bad}` }
         ids[key] = value
