@@ -31,6 +31,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
+import { seededRandom } from '@lookstream/simulators'
 import { HARNESS_S3_CREDENTIALS, readTopicWithKcat, s3Client, waitFor } from '@lookstream/testing'
 import {
   admin,
@@ -88,18 +89,6 @@ for (const fault of SELECTED_FAULTS) if (!FAULTS.includes(fault)) throw new Erro
 const ROOT = new URL('../../', import.meta.url).pathname
 const log = (text: string) => process.stderr.write(`${new Date().toISOString()} ${text}\n`)
 const now = () => performance.timeOrigin + performance.now()
-
-/** mulberry32: the run's random moments, replayable from --seed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 // The component table of `npm start`, loaded by path at run time: scripts/ is outside this project's tsconfig.
 interface Running {
@@ -462,7 +451,7 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
   const startedAt = now()
   await Promise.all(
     dests.map(async (d, n) => {
-      const dRandom = seeded(SEED + index * 7919 + n * 104_729)
+      const dRandom = seededRandom(SEED + index * 7919 + n * 104_729)
       const prefix = `${tag}${n}`
       const bad =
         fault === 'bad-rows' ? pick(dRandom, Math.max(3, Math.ceil(SEND_ROWS / 500)), SEND_ROWS) : new Set<number>()
@@ -684,7 +673,7 @@ async function outage(fault: Fault, dests: Destination[], index: number, proxy: 
     message: 'every send accepted',
   })
   outageActive = true
-  const random = seeded(SEED + index * 31)
+  const random = seededRandom(SEED + index * 31)
   await sleep(random() * 300)
   // The held sends go on at the usual pace once the fault has started.
   const release = () => Promise.all(dests.map((d) => setLatency(d, LATENCY, proxy)))

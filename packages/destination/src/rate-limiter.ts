@@ -334,9 +334,14 @@ export class RateLimiter {
     }
     let at = 0
     for (const waiter of waiters) {
-      if (at >= answer.length || Number(answer[at]) === 0) {
+      if (at >= answer.length) {
+        // The script answers every booking or ends with one not booked: anything shorter is not its answer.
+        waiter.reject(new Error(`rate-limit script answered ${answer.length} fields for ${waiters.length} bookings`))
+        continue
+      }
+      if (Number(answer[at]) === 0) {
         // Not booked: neither is any later one of the group (each would come after it).
-        waiter.resolve({ booked: false, retryInMs: Number(answer[at + 1] ?? 0) })
+        waiter.resolve({ booked: false, retryInMs: Number(answer[at + 1]) })
         continue
       }
       const bookings: string[] = []

@@ -54,3 +54,4 @@ export {
   type ScriptedFault,
 } from './fault-injector.ts'
 export { WindowRateLimiter, type WindowLimit, type WindowDecision } from './window-rate-limiter.ts'
+export { seededRandom } from './seeded-random.ts'
