@@ -71,6 +71,23 @@ describe('RateLimiter (GCRA in Redis)', () => {
     expect(after.rate).toBeLessThanOrEqual(100)
   })
 
+  it('lets a burst of requests go at once and holds every window to rate × t + burst', async () => {
+    const limiter = new RateLimiter(client())
+    const key = RateLimiter.key('test', `request-burst-${Date.now()}`)
+    const options = { rps: 50, burst: 10 }
+    const reservations = await Promise.all(
+      Array.from({ length: 40 }, () => limiter.reserve([{ key, options, cost: 1 }])),
+    )
+    const times = reservations.map((r) => r.sendAt).sort((a, b) => a - b)
+    // The first ten share the first one's time; from then on one every 20 ms (Redis' clock, as booked).
+    expect(times.filter((t) => t === times[0]).length).toBe(10)
+    expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(30 * 20 - 1)
+    for (const start of times) {
+      const inWindow = times.filter((t) => t >= start && t < start + 300).length
+      expect(inWindow).toBeLessThanOrEqual(50 * 0.3 + 10)
+    }
+  })
+
   it('lowers the rate once for a burst of 429s, not once per response', async () => {
     const limiter = new RateLimiter(client())
     const key = RateLimiter.key('test', `burst-${Date.now()}`)
