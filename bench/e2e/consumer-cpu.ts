@@ -1,6 +1,11 @@
-// CPU per event on the consuming side: the segment service and the Segment simulator, each its own process.
-//   node --conditions=@lookstream/source bench/e2e/consumer-cpu.ts [--messages 100000] [--warmup 5000]
-//        [--root DIR] [--cpu-prof DIR] [--service-node-arg=--max-semi-space-size=32 ...]
+// CPU per event on the consuming side: a destination service (segment, or braze) and its simulator, each its own
+// process.
+//   node --conditions=@lookstream/source bench/e2e/consumer-cpu.ts [--destination segment|braze]
+//        [--messages 100000] [--warmup 5000] [--root DIR] [--cpu-prof DIR]
+//        [--service-node-arg=--max-semi-space-size=32 ...]
+// Braze's messages are what the ingress makes of the destination pipeline benchmark's Braze Look (external_id, four
+// attributes, the default export label, update-existing-only off); its simulator runs without rate limits, so the service's
+// own default schedule (1,000 requests a second) is the only one.
 // --warmup identify messages wait on lookstream.identify.v1 (6 partitions); the service starts and delivers them
 // (JIT, connections, group join); then --messages more are produced as fast as this process can, while the
 // service consumes them. Printed: CPU seconds per 100,000 events of the service, the simulator, local-kafka and
@@ -17,7 +22,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
 import { cpuSeconds } from '../ingress/proc-stats.ts'
-import { identifyProducer, startKafkaAndRedis, stopsFor } from './identify-backlog.ts'
+import { type CanonicalMessage } from '@lookstream/events'
+import { identify, identifyProducer, startKafkaAndRedis, stopsFor } from './identify-backlog.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -26,8 +32,35 @@ const { values: args } = parseArgs({
     root: { type: 'string', default: new URL('../..', import.meta.url).pathname },
     'cpu-prof': { type: 'string' },
     'service-node-arg': { type: 'string', multiple: true, default: [] },
+    destination: { type: 'string', default: 'segment' },
   },
 })
+const DESTINATION = args.destination
+if (DESTINATION !== 'segment' && DESTINATION !== 'braze') throw new Error('--destination is segment or braze')
+const BRAZE_API_KEY = 'bench-braze-api-key'
+const PLANS = ['annual', 'monthly', 'monthly']
+const COUNTRIES = ['DE', 'FR', 'US', 'GB', 'NL', 'SE', 'ES']
+
+/** A Braze row as the ingress maps the destination pipeline benchmark's Braze Look. */
+function brazeIdentify(run: string, index: number): CanonicalMessage {
+  return {
+    type: 'identify',
+    messageId: `${run}-${index}`,
+    userId: `${run}-${index}`,
+    traits: {
+      first_name: `Name ${index}`,
+      plan: PLANS[index % 3]!,
+      country: COUNTRIES[index % 7]!,
+      orders: index % 50,
+    },
+    context: { lookstream: { sendId: `bench-${run}`, row: index, action: 'braze' } },
+    timestamp: '2026-11-22T06:00:00.000Z',
+    integrations: {
+      All: false,
+      Braze: { connection: 'default', identifierKey: 'external_id', updateExistingOnly: false, nulls: 'skip' },
+    },
+  }
+}
 const MESSAGES = Number(args.messages)
 const WARMUP = Number(args.warmup)
 const ROOT = resolve(args.root)
@@ -44,10 +77,9 @@ async function startSimulator(): Promise<{ url: string; pid: number; stop(): Pro
       '--conditions=@lookstream/source',
       ...profile,
       cli,
-      '--segment-port',
-      '0',
-      '--segment-write-key',
-      WRITE_KEY,
+      ...(DESTINATION === 'segment'
+        ? ['--segment-port', '0', '--segment-write-key', WRITE_KEY]
+        : ['--braze-port', '0', '--braze-api-key', BRAZE_API_KEY]),
       '--no-rate-limits',
       '--max-items',
       String(MESSAGES + WARMUP + 1000),
@@ -60,8 +92,8 @@ async function startSimulator(): Promise<{ url: string; pid: number; stop(): Pro
   const url = await new Promise<string>((done, fail) => {
     child.once('exit', (code) => fail(new Error(`simulator exited (${code})`)))
     createInterface({ input: child.stdout }).on('line', (line) => {
-      const match = /^segment simulator listening on (\S+)$/.exec(line)
-      if (match !== null) done(match[1]!)
+      const match = /^(\S+) simulator listening on (\S+)$/.exec(line)
+      if (match?.[1] === DESTINATION) done(match[2]!)
     })
   })
   return {
@@ -81,7 +113,7 @@ try {
   const { kafka, redis } = await startKafkaAndRedis(dataDir, stops)
   const simulator = await startSimulator()
   stops.push(() => simulator.stop())
-  const { produce } = await identifyProducer(kafka.brokers, stops)
+  const { produce } = await identifyProducer(kafka.brokers, stops, DESTINATION === 'braze' ? brazeIdentify : identify)
   const accepted = async () => {
     const res = await request(`${simulator.url}/__admin/state`)
     const state = (await res.body.json()) as {
@@ -94,30 +126,44 @@ try {
     for (;;) {
       const counters = await accepted()
       if (counters.acceptedIds >= count) return counters
-      if (Date.now() > deadline) throw new Error(`only ${counters.acceptedIds} of ${count} accepted`)
+      if (Date.now() > deadline) throw new Error(`only ${counters.acceptedIds} of ${count} accepted (${counters.requests} requests)`)
       await sleep(100)
     }
   }
 
   await produce('warmup', WARMUP)
   const service = await spawnService(
-    join(ROOT, 'services/segment/src/main.ts'),
+    join(ROOT, `services/${DESTINATION}/src/main.ts`),
     {
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',
       KAFKA_BROKERS: kafka.brokers,
       REDIS_URL: redis.url,
-      SEGMENT_WRITE_KEY: WRITE_KEY,
-      SEGMENT_API_URL: simulator.url,
-      SEGMENT_RATE_LIMIT_RPS: '1000',
+      ...(DESTINATION === 'segment'
+        ? { SEGMENT_WRITE_KEY: WRITE_KEY, SEGMENT_API_URL: simulator.url, SEGMENT_RATE_LIMIT_RPS: '1000' }
+        : {
+            BRAZE_API_KEY,
+            BRAZE_REST_ENDPOINT: simulator.url,
+            BRAZE_ALLOWED_HOSTS: new URL(simulator.url).host,
+          }),
     },
     { readyTimeoutMs: 60_000, nodeArgs: [...profile, ...args['service-node-arg']] },
   )
   stops.push(() => service.stop('SIGTERM', 20_000))
-  const warm = await waitAccepted(WARMUP)
+  const warm = await waitAccepted(WARMUP).catch((err: unknown) => {
+    // What the service said meanwhile (warnings and errors: reasons, never row values).
+    const said = service.logs().filter((entry) => entry.level === 'warn' || entry.level === 'error')
+    for (const line of said.slice(-5)) log(`service: ${JSON.stringify(line)}`)
+    throw err
+  })
 
-  const pids = { segment: service.pid, simulator: simulator.pid, 'local-kafka': kafka.pid, 'redis-server': redis.pid }
+  const pids = {
+    [DESTINATION]: service.pid,
+    simulator: simulator.pid,
+    'local-kafka': kafka.pid,
+    'redis-server': redis.pid,
+  }
   const cpuNow = () => Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]))
   const load0 = readFileSync('/proc/loadavg', 'utf8').split(' ')[0]
   const cpu0 = cpuNow()

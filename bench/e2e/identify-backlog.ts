@@ -55,8 +55,15 @@ export interface IdentifyProducer {
   produce: (run: string, count: number) => Promise<void>
 }
 
-/** Creates the canonical topics (6 partitions) and a producer for identify messages; its close joins `stops`. */
-export async function identifyProducer(brokers: string, stops: Stops): Promise<IdentifyProducer> {
+/**
+ * Creates the canonical topics (6 partitions) and a producer for identify messages (`message` makes each one;
+ * Segment's by default); its close joins `stops`.
+ */
+export async function identifyProducer(
+  brokers: string,
+  stops: Stops,
+  message: (run: string, index: number) => CanonicalMessage = identify,
+): Promise<IdentifyProducer> {
   const client = createKafka({ brokers, clientId: 'bench', logger: pino({ level: 'silent' }) })
   await ensureTopics(
     client,
@@ -76,7 +83,7 @@ export async function identifyProducer(brokers: string, stops: Stops): Promise<I
     })
   const produce = async (run: string, count: number) => {
     for (let i = 0; i < count; i += 5000) {
-      await Promise.all(Array.from({ length: Math.min(5000, count - i) }, (_, j) => send(identify(run, i + j))))
+      await Promise.all(Array.from({ length: Math.min(5000, count - i) }, (_, j) => send(message(run, i + j))))
     }
   }
   return { producer, send, produce }
