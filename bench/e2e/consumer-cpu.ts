@@ -2,7 +2,7 @@
 // process.
 //   node --conditions=@lookstream/source bench/e2e/consumer-cpu.ts [--destination segment|braze]
 //        [--messages 100000] [--warmup 5000] [--root DIR] [--cpu-prof DIR]
-//        [--service-node-arg=--max-semi-space-size=32 ...]
+//        [--service-node-arg=--max-semi-space-size=32 ...] [--env NAME=VALUE ...]
 // Braze's messages are what the ingress makes of the destination pipeline benchmark's Braze Look (external_id, four
 // attributes, the default export label, update-existing-only off); its simulator runs without rate limits, so the service's
 // own default schedule (1,000 requests a second) is the only one.
@@ -33,8 +33,12 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
     'service-node-arg': { type: 'string', multiple: true, default: [] },
     destination: { type: 'string', default: 'segment' },
+    env: { type: 'string', multiple: true, default: [] },
   },
 })
+const EXTRA_ENV: Record<string, string> = Object.fromEntries(
+  args.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+)
 const DESTINATION = args.destination
 if (DESTINATION !== 'segment' && DESTINATION !== 'braze') throw new Error('--destination is segment or braze')
 const BRAZE_API_KEY = 'bench-braze-api-key'
@@ -126,7 +130,8 @@ try {
     for (;;) {
       const counters = await accepted()
       if (counters.acceptedIds >= count) return counters
-      if (Date.now() > deadline) throw new Error(`only ${counters.acceptedIds} of ${count} accepted (${counters.requests} requests)`)
+      if (Date.now() > deadline)
+        throw new Error(`only ${counters.acceptedIds} of ${count} accepted (${counters.requests} requests)`)
       await sleep(100)
     }
   }
@@ -147,6 +152,7 @@ try {
             BRAZE_REST_ENDPOINT: simulator.url,
             BRAZE_ALLOWED_HOSTS: new URL(simulator.url).host,
           }),
+      ...EXTRA_ENV,
     },
     { readyTimeoutMs: 60_000, nodeArgs: [...profile, ...args['service-node-arg']] },
   )
