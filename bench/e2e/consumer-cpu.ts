@@ -4,8 +4,8 @@
 //        [--messages 100000] [--warmup 5000] [--root DIR] [--cpu-prof DIR]
 //        [--service-node-arg=--max-semi-space-size=32 ...] [--env NAME=VALUE ...]
 // Braze's messages are what the ingress makes of the destination pipeline benchmark's Braze Look (external_id, four
-// attributes, the default export label, update-existing-only off); its simulator runs without rate limits, so the service's
-// own default schedule (1,000 requests a second) is the only one.
+// attributes, the default export label, update-existing-only off); its simulator runs without rate limits, so the
+// service's own default schedule (1,000 requests a second) is the only one. --env sets the service's environment.
 // --warmup identify messages wait on lookstream.identify.v1 (6 partitions); the service starts and delivers them
 // (JIT, connections, group join); then --messages more are produced as fast as this process can, while the
 // service consumes them. Printed: CPU seconds per 100,000 events of the service, the simulator, local-kafka and
