@@ -17,7 +17,9 @@
 //                 without persistence would (not in --quick; recurly-engage loses its open send, ADR 0019)
 //   broker        kill -9 of local-kafka after the sends were accepted, restarted on its port and data dir
 // Defaults: every fault, 10,000 rows per send, 10 kills, Redis down 30 s; --quick (npm test's): every fault but
-// redis-lost, 1,000 rows (3,000 in the replica phase), 2 kills, Redis down 10 s. The random moments come from --seed (printed; pass it again to replay a run).
+// redis-lost, 1,000 rows (3,000 in the replica and service-kill phases), 2 kills, Redis down 10 s. Kills wait for
+// random shares of a send's rows up to the one that leaves two rounds of requests still to go (at most 90 %). The
+// random moments come from --seed (printed; pass it again to replay a run).
 // Writes PATH-PREFIX.json and .md (default .data/chaos/report) and exits 1 when a target is missed (2 when the run
 // itself failed). CHAOS_DEBUG=1 also prints the file runtime's metrics of a send that did not complete.
 // bench/README.md (chaos) says what each column of the table means.
@@ -130,6 +132,8 @@ const LATENCY = { latencyMs: 50, latencyJitterMs: 100 }
  * the services' 2 s request timeout): the sends are surely still in flight when the fault lands.
  */
 const HOLD = { latencyMs: 1500, latencyJitterMs: 0 }
+/** Rows one round of requests of a service can carry (its requests in flight × items per request, TUNING). */
+const ROUND_ROWS = Number(TUNING.DELIVERY_MAX_IN_FLIGHT_REQUESTS) * Number(TUNING.DELIVERY_MAX_BATCH_ITEMS)
 
 async function setLatency(
   d: Destination,
@@ -410,8 +414,13 @@ function pick(random: () => number, count: number, rows: number): Set<number> {
 async function phase(fault: Fault, index: number, dests: Destination[], proxy: S3FaultProxy): Promise<Row[]> {
   const tag = `${fault.replace(/[^a-z]/g, '').slice(0, 6)}${randomBytes(3).toString('hex')}`
   // A replica needs seconds to boot and join: the quick run's replica phase sends three times the rows, so that the
-  // send outlasts the boot on a loaded machine.
-  const SEND_ROWS = QUICK && fault === 'replica' ? ROWS * 3 : ROWS
+  // send outlasts the boot on a loaded machine. Its service-kill phase too, so that its kills spread over the send
+  // (see LAST_KILL_SHARE below).
+  const SEND_ROWS = QUICK && (fault === 'replica' || fault === 'service-kill') ? ROWS * 3 : ROWS
+  // The last share of a send's rows a kill waits for: at least two rounds of requests (ROUND_ROWS each) are still to
+  // be delivered then, so the kill lands while the send is in flight even if the requests in flight all return at
+  // once. A kill that waited for a later share could come only after the last round (1,000 rows are 10 requests).
+  const LAST_KILL_SHARE = Math.max(0.1, Math.min(0.9, 1 - (2 * ROUND_ROWS) / SEND_ROWS))
   log(`phase ${fault}: ${dests.length} destinations × ${SEND_ROWS} rows (prefix ${tag})`)
   for (const d of dests) {
     if (d.simulator === undefined) continue
@@ -517,7 +526,8 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
       const faultDone = (async () => {
         if (fault === 'service-kill') {
           for (let k = 0; k < KILLS; k++) {
-            await moment(0.05 + (0.85 * k) / KILLS, 0.05 + (0.85 * (k + 1)) / KILLS)
+            const span = LAST_KILL_SHARE - 0.05
+            await moment(0.05 + (span * k) / KILLS, 0.05 + (span * (k + 1)) / KILLS)
             events.push({ what: `kill ${k + 1}`, at: now() })
             await kill9(d.name)
             await start(d.name)
