@@ -426,4 +426,12 @@ export function printNextSteps(ctx: Context): void {
   console.log(`Send history:     ${ingress}/history (viewer token: ${localSecret(ctx, 'VIEWER_TOKEN')})`)
   console.log('Send a sample Look and watch its rows arrive in the Segment simulator:')
   console.log('  npm run sample')
+  const others = ['braze', 'heap', 'mparticle', 'recurly-engage'].filter((name) => ctx.addresses[name] !== undefined)
+  if (others.length === 0) return
+  console.log(`or in another destination (${others.join(', ')}), e.g.`)
+  console.log(`  npm run sample -- --destination ${others[0]}`)
+  // The local S3 takes a free port: the sample reads the CSV recurly-engage wrote there from S3_URL.
+  const s3 = ctx.addresses.s3
+  if (s3 !== undefined && others.includes('recurly-engage'))
+    console.log(`  S3_URL=${s3} npm run sample -- --destination recurly-engage`)
 }

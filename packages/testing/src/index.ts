@@ -37,7 +37,7 @@ export {
   type RedisOptions,
   type RedisProcess,
 } from './redis-process.ts'
-export { ensureBucket, s3Client, type S3Credentials } from './s3-client.ts'
+export { ensureBucket, readObjectText, s3Client, type S3Credentials } from './s3-client.ts'
 export { HARNESS_S3_CREDENTIALS } from './s3-credentials.ts'
 export { startS3, type S3Options, type S3Process } from './s3-process.ts'
 export { spawnService, type SpawnedService, type SpawnServiceOptions } from './spawn-service.ts'

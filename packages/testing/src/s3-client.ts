@@ -1,4 +1,4 @@
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3'
+import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import { HARNESS_S3_CREDENTIALS, HARNESS_S3_REGION } from './s3-credentials.ts'
 
 export interface S3Credentials {
@@ -19,6 +19,17 @@ export async function ensureBucket(endpoint: string, bucket: string): Promise<vo
   } catch (err) {
     const name = (err as { name?: string }).name
     if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw err
+  } finally {
+    client.destroy()
+  }
+}
+
+/** The text (UTF-8) of the object `key` in `bucket` on the S3 at `endpoint` (harness credentials). */
+export async function readObjectText(endpoint: string, bucket: string, key: string): Promise<string> {
+  const client = s3Client(endpoint)
+  try {
+    const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+    return (await object.Body?.transformToString('utf8')) ?? ''
   } finally {
     client.destroy()
   }

@@ -1,5 +1,7 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3'
-import { randomUUID } from 'node:crypto'
+import { spawn } from 'node:child_process'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
@@ -7,11 +9,13 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, inject, it, onTestFinished } from 'vitest'
-import { isAlive, s3Client, startManagedProcess, waitFor, type ManagedProcess } from '../src/index.ts'
+import { freePort, isAlive, s3Client, startManagedProcess, waitFor, type ManagedProcess } from '../src/index.ts'
 
-// `npm start` is `node --conditions=@lookstream/source scripts/start.ts` under the project's Node.
+// `npm start` is `node --conditions=@lookstream/source scripts/start.ts` under the project's Node, and
+// `npm run sample` the same with scripts/send-sample-look.ts.
 const root = new URL('../../../', import.meta.url).pathname
 const script = join(root, 'scripts/start.ts')
+const sampleScript = join(root, 'scripts/send-sample-look.ts')
 
 async function startPipeline(env: Record<string, string>): Promise<ManagedProcess> {
   const dataDir = await mkdtemp(join(tmpdir(), 'lookstream-start-'))
@@ -49,9 +53,47 @@ function componentPids(proc: ManagedProcess): Record<string, number> {
   return pids
 }
 
+/** The address each component's line shows (`<name>  http://127.0.0.1:<port>  (…)`), by component name. */
+function componentAddresses(proc: ManagedProcess): Record<string, string> {
+  const addresses: Record<string, string> = {}
+  for (const line of proc.lines()) {
+    const match = /^(\S+)\s+(http:\/\/127\.0\.0\.1:\d+)\s+\(/.exec(line)
+    if (match) addresses[match[1] as string] = match[2] as string
+  }
+  return addresses
+}
+
+/** Runs `npm run sample -- --destination <name>` to its end: its exit code and its output (stdout, then stderr). */
+async function runSample(destination: string, env: Record<string, string>): Promise<{ code: number; output: string }> {
+  const child = spawn(
+    process.execPath,
+    ['--conditions=@lookstream/source', sampleScript, '--destination', destination],
+    {
+      cwd: root,
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  // The sample gives up by itself after 60 s; a test that fails earlier stops it.
+  onTestFinished(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')))
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const [code] = (await once(child, 'close')) as [number | null]
+  return { code: code ?? -1, output: stdout + stderr }
+}
+
 describe('npm start (scripts/start.ts)', () => {
-  it('starts local-kafka, redis-server, the Segment, Braze and mParticle simulators, ingress, segment, braze and mparticle, prints their addresses, the Action Hub URL and token, and on SIGTERM stops them all and exits 0', async () => {
-    const proc = await startPipeline({})
+  it('starts local-kafka, redis-server, s3rver, the four simulators, ingress and every destination service, prints their addresses, the Action Hub URL and token, delivers `npm run sample` to every destination, and on SIGTERM stops them all and exits 0', async () => {
+    // One Looker stand-in port per destination: the samples run side by side.
+    const destinations = ['segment', 'braze', 'heap', 'mparticle', 'recurly-engage'] as const
+    const lookerPorts = await Promise.all(destinations.map(() => freePort()))
+    const secret = randomBytes(32).toString('hex')
+    const proc = await startPipeline({
+      ACTION_HUB_SECRET: secret,
+      LOOKER_HOSTS: lookerPorts.map((port) => `http://127.0.0.1:${port}`).join(','),
+    })
     const lines = proc.lines()
     expect(lines).toContainEqual(expect.stringMatching(/^kafka\s+127\.0\.0\.1:\d+\s+\(local-kafka, pid \d+, data in /))
     // redis-server persists like a production Redis: an append-only file in LOCAL_REDIS_DATA_DIR.
@@ -79,6 +121,41 @@ describe('npm start (scripts/start.ts)', () => {
     expect(lines).toContain(`Action Hub URL:   ${ingress}`)
     expect(lines).toContainEqual(expect.stringMatching(/^Action Hub token: [0-9a-f]{64}\/[0-9a-f]{128}$/))
     expect(lines).toContain('  npm run sample')
+    expect(lines).toContain('  npm run sample -- --destination braze')
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^ {2}S3_URL=http:\/\/127\.0\.0\.1:\d+ npm run sample -- --destination recurly-engage$/),
+    )
+
+    // Each sample: 25 rows sent the way that destination's action expects, followed to the last one delivered, then
+    // what the destination received. Heap's pace (15,000 items a minute, one request ahead) sends 25 rows at once.
+    const addresses = componentAddresses(proc)
+    const samples = await Promise.all(
+      destinations.map((destination, i) =>
+        runSample(destination, {
+          INGRESS_URL: addresses.ingress!,
+          SEGMENT_SIMULATOR_URL: addresses['segment-simulator']!,
+          BRAZE_SIMULATOR_URL: addresses['braze-simulator']!,
+          HEAP_SIMULATOR_URL: addresses['heap-simulator']!,
+          MPARTICLE_SIMULATOR_URL: addresses['mparticle-simulator']!,
+          S3_URL: addresses.s3!,
+          ACTION_HUB_SECRET: secret,
+          SAMPLE_LOOKER_PORT: String(lookerPorts[i]),
+        }),
+      ),
+    )
+    const received = {
+      segment: 'The last event as Segment received it:\n',
+      braze: 'The last attributes object as Braze received it:\n',
+      heap: 'The last user as Heap received it:\n',
+      mparticle: 'The last batch as mParticle received it:\n',
+      'recurly-engage': 'Its first lines:\nuser_id,Users Email,Users Plan,Orders Count\n',
+    }
+    destinations.forEach((destination, i) => {
+      const { code, output } = samples[i]!
+      expect({ destination, code }, output).toEqual({ destination, code: 0 })
+      expect(output).toContain(`The ${destination} service delivered 25/25 rows\n`)
+      expect(output).toContain(received[destination])
+    })
 
     proc.kill('SIGTERM')
     expect(await proc.exited, proc.lines().join('\n')).toEqual({ code: 0, signal: null })
