@@ -32,6 +32,11 @@ async function startPipeline(env: Record<string, string>): Promise<ManagedProces
       LOOKSTREAM_START_PORTS: 'ephemeral',
       LOCAL_KAFKA_DATA_DIR: join(dataDir, 'kafka'),
       LOCAL_REDIS_DATA_DIR: join(dataDir, 'redis'),
+      LOCAL_S3_DATA_DIR: join(dataDir, 's3'),
+      // The secrets npm start would otherwise generate once and keep in .data/.
+      ACTION_HUB_SECRET: randomBytes(32).toString('hex'),
+      VIEWER_TOKEN: randomBytes(32).toString('hex'),
+      SEND_HISTORY_SECRET: randomBytes(32).toString('hex'),
       ...env,
     },
     readyLine: /^lookstream ready: \d+ components running/,
