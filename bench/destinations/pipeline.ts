@@ -1,6 +1,6 @@
 // Looker execute → ingress → local-kafka → destination service → simulator, for several destinations in one run:
 //   node --conditions=@lookstream/source bench/destinations/pipeline.ts [--destinations segment,braze,mparticle]
-//        [--rows 1000000] [--warmup 5000] [--rounds 1] [--env NAME=VALUE]… [--cpu-prof-dir DIR]
+//        [--rows 1000000] [--warmup 5000] [--rounds 1] [--replicas 1] [--env NAME=VALUE]… [--cpu-prof-dir DIR]
 //        [--ingress-cpu-prof-dir DIR]
 // Each phase is one destination on its own fresh stack (local-kafka on disk, redis-server, the simulator in its own
 // process, the ingress and the destination service, both run as their `pnpm start` runs them: compiled, with their
@@ -12,10 +12,13 @@
 // CPU seconds and the commands it ran meanwhile (the ingress's and the service's; per command in the log line);
 // the CPU seconds of the ingress, the simulator, local-kafka and this process (the Looker stub) during the send, and
 // the ingress's until it answered the execute (the send itself, without the idle wait for the destination):
-// everything runs on one machine, so where its CPU goes decides the rate once the machine is busy.
+// everything runs on one machine, so where its CPU goes decides the rate once the machine is busy. A second table
+// splits each send where the ingress answered: while it sends, and the drain of what the service has not delivered
+// yet, each with the machine's idle cores and the cores the service kept busy (/proc/stat and /proc/<pid>/stat).
 // Simulator limits are raised above the services' defaults where the service's own default is the lower one
 // (Braze: 6,000 per 3 s against the service's 3,000; mParticle: 100,000 batches/s with the service's rate raised).
-// --env applies to every destination service; --cpu-prof-dir makes every service write a V8 CPU profile there;
+// --replicas runs that many processes of each destination service (one consumer group; service CPU is theirs
+// together, service peak RSS the highest of one). --env applies to every destination service; --cpu-prof-dir makes every service write a V8 CPU profile there;
 // --ingress-cpu-prof-dir makes the ingress write one there (on its SIGTERM exit, one file per phase).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
@@ -31,7 +34,7 @@ import { request } from 'undici'
 import { spawnSimulators, type SimulatorName } from '@lookstream/simulators'
 import { buildProject, readStartCommand, spawnService } from '@lookstream/testing'
 import { startKafkaAndRedis, stopsFor } from '../e2e/identify-backlog.ts'
-import { cpuSeconds, loadAverage, peakRssBytes } from '../ingress/proc-stats.ts'
+import { cpuSeconds, loadAverage, machineCpuSeconds, peakRssBytes } from '../ingress/proc-stats.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -39,6 +42,7 @@ const { values: args } = parseArgs({
     rows: { type: 'string', default: '1000000' },
     warmup: { type: 'string', default: '5000' },
     rounds: { type: 'string', default: '1' },
+    replicas: { type: 'string', default: '1' },
     env: { type: 'string', multiple: true, default: [] },
     'cpu-prof-dir': { type: 'string' },
     'ingress-cpu-prof-dir': { type: 'string' },
@@ -47,6 +51,8 @@ const { values: args } = parseArgs({
 const ROWS = Number(args.rows)
 const WARMUP_ROWS = Number(args.warmup)
 const ROUNDS = Number(args.rounds)
+const REPLICAS = Number(args.replicas)
+if (!Number.isInteger(REPLICAS) || REPLICAS < 1) throw new Error('--replicas is a whole number of 1 or more')
 const EXTRA_ENV: Record<string, string> = Object.fromEntries(
   args.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
 )
@@ -251,6 +257,32 @@ interface PhaseResult {
   redisCalls: number
   redisCallsByCommand: Record<string, number>
   loadAverage: string
+  /**
+   * The send in two stretches: while the ingress sends (execute → its answer) and the drain after it (answer → last
+   * accepted). Per stretch: its seconds, the machine's idle cores and the cores the destination service kept busy.
+   */
+  stretches: { sending: Stretch; draining: Stretch }
+}
+
+interface Stretch {
+  seconds: number
+  idleCores: number
+  serviceCores: number
+}
+
+/** Idle cores and service cores between two readings taken `seconds` apart. */
+function stretch(
+  seconds: number,
+  machine0: { idle: number },
+  machine1: { idle: number },
+  service0: number,
+  service1: number,
+): Stretch {
+  return {
+    seconds: +seconds.toFixed(1),
+    idleCores: +((machine1.idle - machine0.idle) / seconds).toFixed(2),
+    serviceCores: +((service1 - service0) / seconds).toFixed(2),
+  }
 }
 
 /** Calls per command from INFO commandstats (EVALSHA of a script counts once per call). */
@@ -316,12 +348,19 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
     const serviceDir = join(ROOT, `services/${destination}`)
     buildProject(serviceDir)
     const serviceStart = readStartCommand(serviceDir)
-    const service = await spawnService(
-      serviceStart.entry,
-      { ...serviceStart.env, ...common, ...spec.env(sim), ...EXTRA_ENV },
-      { readyTimeoutMs: 60_000, compiled: true, nodeArgs: serviceStart.nodeArgs },
-    )
-    stops.push(() => service.stop('SIGTERM', 20_000))
+    const services: { pid: number }[] = []
+    for (let replica = 0; replica < REPLICAS; replica++) {
+      const service = await spawnService(
+        serviceStart.entry,
+        { ...serviceStart.env, ...common, ...spec.env(sim), ...EXTRA_ENV },
+        { readyTimeoutMs: 60_000, compiled: true, nodeArgs: serviceStart.nodeArgs },
+      )
+      stops.push(() => service.stop('SIGTERM', 20_000))
+      services.push(service)
+    }
+    // Every replica's CPU seconds together; the highest peak RSS of one replica.
+    const serviceCpu = () => services.reduce((sum, { pid }) => sum + cpuSeconds(pid), 0)
+    const servicePeakRss = () => Math.max(...services.map(({ pid }) => peakRssBytes(pid)))
 
     const nonce = randomBytes(16).toString('hex')
     const authorization = `Token token="${nonce}/${createHmac('sha512', SECRET).update(nonce).digest('hex')}"`
@@ -361,17 +400,23 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
     await admin('/reset', 'POST')
     log(`${destination}: ${ROWS} rows`)
     const load0 = loadAverage()
-    const cpu0 = cpuSeconds(service.pid)
+    const cpu0 = serviceCpu()
     const ingressCpu0 = cpuSeconds(ingress.pid)
     const simulatorCpu0 = cpuSeconds(simulator.pid)
     const kafkaCpu0 = cpuSeconds(kafka.pid)
     const ownCpu0 = process.cpuUsage()
     const redisCpu0 = cpuSeconds(redis.pid)
     const redisCalls0 = await redisCalls(redis.url)
+    const machine0 = machineCpuSeconds()
     const sent = await execute('tp', ROWS, 1)
     const ingressCpuAnswered = cpuSeconds(ingress.pid)
+    const machineAnswered = machineCpuSeconds()
+    const serviceCpuAnswered = serviceCpu()
     log(`${destination}: execute answered after ${Math.round(sent.answeredAt - sent.startedAt)} ms`)
     await waitAccepted(ROWS, 3_600_000)
+    const drainedAt = now()
+    const machineDrained = machineCpuSeconds()
+    const serviceCpuDrained = serviceCpu()
     // The accepted ids are kept in acceptance order: the last one carries the time of the last acceptance.
     const last = await admin<{ ids: [string, number][] }>(`/ids?offset=${ROWS - 1}&limit=1`)
     const lastAccepted = last.ids[0]![1]
@@ -385,9 +430,9 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
       ingressAnsweredMs: Math.round(sent.answeredAt - sent.startedAt),
       simulatorRequests: state.counters.requests,
       simulatorAccepted: state.counters.acceptedIds,
-      servicePeakRssMiB: MiB(peakRssBytes(service.pid)),
+      servicePeakRssMiB: MiB(servicePeakRss()),
       ingressPeakRssMiB: MiB(peakRssBytes(ingress.pid)),
-      serviceCpuSeconds: +(cpuSeconds(service.pid) - cpu0).toFixed(1),
+      serviceCpuSeconds: +(serviceCpu() - cpu0).toFixed(1),
       ingressCpuSeconds: +(cpuSeconds(ingress.pid) - ingressCpu0).toFixed(1),
       ingressCpuToAnswerSeconds: +(ingressCpuAnswered - ingressCpu0).toFixed(1),
       simulatorCpuSeconds: +(cpuSeconds(simulator.pid) - simulatorCpu0).toFixed(1),
@@ -397,6 +442,23 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
       redisCalls: 0,
       redisCallsByCommand: callsSince(redisCalls0, await redisCalls(redis.url)),
       loadAverage: `${load0} → ${loadAverage()}`,
+      stretches: {
+        sending: stretch(
+          (sent.answeredAt - sent.startedAt) / 1000,
+          machine0,
+          machineAnswered,
+          cpu0,
+          serviceCpuAnswered,
+        ),
+        // Until the poll saw the last row accepted (at most one 100 ms poll after it).
+        draining: stretch(
+          (drainedAt - sent.answeredAt) / 1000,
+          machineAnswered,
+          machineDrained,
+          serviceCpuAnswered,
+          serviceCpuDrained,
+        ),
+      },
     }
     const ownCpu = process.cpuUsage(ownCpu0)
     result.lookerStubCpuSeconds = +((ownCpu.user + ownCpu.system) / 1e6).toFixed(1)
@@ -426,6 +488,17 @@ try {
       ...results.map(
         (r) =>
           `| ${r.destination} | ${r.round} | ${r.rows.toLocaleString('en')} | ${(r.executeToLastAcceptedMs / 1000).toFixed(1)} s | ${r.rowsPerSecond.toLocaleString('en')} | ${r.simulatorRequests.toLocaleString('en')} | ${r.servicePeakRssMiB} MiB | ${r.ingressPeakRssMiB} MiB | ${r.serviceCpuSeconds} | ${r.redisCpuSeconds} | ${r.ingressCpuSeconds} | ${r.ingressCpuToAnswerSeconds} | ${r.simulatorCpuSeconds} | ${r.kafkaCpuSeconds} | ${r.lookerStubCpuSeconds} | ${r.redisCalls.toLocaleString('en')} | ${r.loadAverage} |`,
+      ),
+      '',
+      'While the ingress sends, and the drain after its answer: seconds, idle cores, cores the service kept busy.',
+      '',
+      '| send | round | sending s | idle cores | service cores | draining s | idle cores | service cores |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+      ...results.map(({ destination, round, stretches: { sending: a, draining: b } }) =>
+        [destination, round, a.seconds, a.idleCores, a.serviceCores, b.seconds, b.idleCores, b.serviceCores]
+          .join(' | ')
+          .replace(/^/, '| ')
+          .concat(' |'),
       ),
       '',
     ].join('\n'),

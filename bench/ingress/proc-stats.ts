@@ -25,3 +25,10 @@ export function rssBytes(pid: number): number {
   if (!match) throw new Error(`no VmRSS in /proc/${pid}/status`)
   return Number(match[1]) * 1024
 }
+
+/** The whole machine's CPU seconds so far (/proc/stat, every core): idle (with I/O wait) and in all. */
+export function machineCpuSeconds(): { idle: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number)
+  const total = fields.reduce((sum, ticks) => sum + ticks, 0)
+  return { idle: (fields[3]! + fields[4]!) / 100, total: total / 100 }
+}
