@@ -142,7 +142,7 @@ const localS3: Component = {
     const directory = ctx.env.LOCAL_S3_DATA_DIR || join(ctx.root, '.data', 's3')
     const shown = directory.startsWith(ctx.root) ? relative(ctx.root, directory) : directory
     mkdirSync(directory, { recursive: true })
-    const s3 = await startS3({ directory })
+    const s3 = await startS3({ directory, port: port(ctx, 'LOCAL_S3_PORT', 4569) })
     await ensureBucket(s3.endpoint, LOCAL_RECURLY_ENGAGE_BUCKET)
     return {
       address: s3.endpoint,
@@ -430,8 +430,4 @@ export function printNextSteps(ctx: Context): void {
   if (others.length === 0) return
   console.log(`or in another destination (${others.join(', ')}), e.g.`)
   console.log(`  npm run sample -- --destination ${others[0]}`)
-  // The local S3 takes a free port: the sample reads the CSV recurly-engage wrote there from S3_URL.
-  const s3 = ctx.addresses.s3
-  if (s3 !== undefined && others.includes('recurly-engage'))
-    console.log(`  S3_URL=${s3} npm run sample -- --destination recurly-engage`)
 }

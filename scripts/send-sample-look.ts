@@ -12,8 +12,8 @@
 //   BRAZE_SIMULATOR_URL      http://127.0.0.1:4011
 //   HEAP_SIMULATOR_URL       http://127.0.0.1:4012
 //   MPARTICLE_SIMULATOR_URL  http://127.0.0.1:4040
-//   S3_URL                   the local S3 (the `s3` line `npm start` prints; its port is a free one): with it,
-//                            the sample shows the first lines of the CSV recurly-engage wrote, else where it is
+//   S3_URL                   http://127.0.0.1:4569: the local S3, where the sample reads the CSV recurly-engage
+//                            wrote (the `s3` line `npm start` prints)
 //   ACTION_HUB_SECRET        else the one `npm start` keeps in .data/action-hub-secret
 //   SAMPLE_ROWS              25
 //   SAMPLE_LOOKER_PORT       8099: where the Looker stand-in serves the Look (in the ingress's LOOKER_HOSTS)
@@ -260,7 +260,7 @@ async function main(): Promise<void> {
   const ingressUrl = loopbackUrl('INGRESS_URL', 'http://127.0.0.1:8080')
   const received = destination.received
   const simulatorUrl = received.kind === 'simulator' ? loopbackUrl(...received.url) : undefined
-  const s3Url = received.kind === 's3' && process.env.S3_URL ? loopbackUrl('S3_URL', '') : undefined
+  const s3Url = received.kind === 's3' ? loopbackUrl('S3_URL', 'http://127.0.0.1:4569') : undefined
   const rows = Number(process.env.SAMPLE_ROWS ?? 25)
   if (!Number.isInteger(rows) || rows < 1)
     throw new SampleError('SAMPLE_ROWS must be a whole number of rows, 1 or more')
@@ -362,13 +362,16 @@ async function main(): Promise<void> {
       if (location === null) throw new SampleError(`the send record names no file (GET /sends/${sendId})`)
       const [, bucket = '', key = ''] = location
       console.log(`The file ${destination.service} wrote: bucket ${bucket}, key ${key}`)
-      if (s3Url === undefined) {
-        console.log('Set S3_URL to the s3 address `npm start` printed to see its first lines here.')
-      } else {
-        const { readObjectText } = await import('../packages/testing/src/s3-client.ts')
+      const { readObjectText } = await import('../packages/testing/src/s3-client.ts')
+      try {
         // The header and the first rows (the sample's cells hold no line breaks).
         const lines = (await readObjectText(s3Url, bucket, key)).split('\r\n').slice(0, 6)
         console.log(`Its first lines:\n${lines.join('\n')}`)
+      } catch (err) {
+        // Delivered all the same (the send record says so): only showing the file failed.
+        console.log(
+          `Its first lines could not be read from ${s3Url} (${(err as Error).name}): set S3_URL to the s3 address \`npm start\` printed.`,
+        )
       }
     }
     console.log(`The send record (GET /sends/${sendId}):\n${JSON.stringify(record, null, 2)}`)

@@ -10,7 +10,8 @@
 //   LOCAL_KAFKA_DATA_DIR       its data directory (default .data/kafka)
 //   LOCAL_REDIS_PORT           port of the redis-server started here (default 6379)
 //   LOCAL_REDIS_DATA_DIR       its data directory, append-only file fsynced every second (default .data/redis)
-//   LOCAL_S3_DATA_DIR          the data directory of the s3rver started here (default .data/s3)
+//   LOCAL_S3_PORT              port of the s3rver started here (default 4569)
+//   LOCAL_S3_DATA_DIR          its data directory (default .data/s3)
 //   LOOKSTREAM_START_PORTS=ephemeral
 //                              every component started here takes a free port instead of its default
 //                              (tests, or a second copy beside a running one)

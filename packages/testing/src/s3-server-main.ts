@@ -1,5 +1,5 @@
-// Child-process entry for startS3(): an s3rver on 127.0.0.1 with an ephemeral port.
-// Usage: node s3-server-main.ts <directory>
+// Child-process entry for startS3(): an s3rver on 127.0.0.1, on the given port or an ephemeral one.
+// Usage: node s3-server-main.ts <directory> [port]
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import S3rver from 's3rver'
@@ -7,10 +7,12 @@ import { DUMMY_ACCOUNT } from 's3rver/lib/models/account.js'
 import { HARNESS_S3_CREDENTIALS } from './s3-credentials.ts'
 
 const directory = process.argv[2]
-if (!directory) throw new Error('usage: s3-server-main.ts <directory>')
+if (!directory) throw new Error('usage: s3-server-main.ts <directory> [port]')
+const wantedPort = Number(process.argv[3] ?? 0)
+if (!Number.isInteger(wantedPort) || wantedPort < 0 || wantedPort > 65535) throw new Error('port: 0 to 65535')
 
 DUMMY_ACCOUNT.createKeyPair(HARNESS_S3_CREDENTIALS.accessKeyId, HARNESS_S3_CREDENTIALS.secretAccessKey)
-const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true })
+const server = new S3rver({ address: '127.0.0.1', port: wantedPort, directory, silent: true })
 // s3rver answers NotImplemented to ListMultipartUploads and refuses AbortMultipartUpload; both are added here
 // (ahead of its router) so tests can prove that no unfinished multipart upload is left behind.
 interface MultipartContext {
