@@ -267,20 +267,23 @@ interface PhaseResult {
 interface Stretch {
   seconds: number
   idleCores: number
+  /** Cores the hypervisor gave to something else meanwhile. */
+  stealCores: number
   serviceCores: number
 }
 
-/** Idle cores and service cores between two readings taken `seconds` apart. */
+/** Idle, stolen and service cores between two readings taken `seconds` apart. */
 function stretch(
   seconds: number,
-  machine0: { idle: number },
-  machine1: { idle: number },
+  machine0: { idle: number; steal: number },
+  machine1: { idle: number; steal: number },
   service0: number,
   service1: number,
 ): Stretch {
   return {
     seconds: +seconds.toFixed(1),
     idleCores: +((machine1.idle - machine0.idle) / seconds).toFixed(2),
+    stealCores: +((machine1.steal - machine0.steal) / seconds).toFixed(2),
     serviceCores: +((service1 - service0) / seconds).toFixed(2),
   }
 }
@@ -490,12 +493,24 @@ try {
           `| ${r.destination} | ${r.round} | ${r.rows.toLocaleString('en')} | ${(r.executeToLastAcceptedMs / 1000).toFixed(1)} s | ${r.rowsPerSecond.toLocaleString('en')} | ${r.simulatorRequests.toLocaleString('en')} | ${r.servicePeakRssMiB} MiB | ${r.ingressPeakRssMiB} MiB | ${r.serviceCpuSeconds} | ${r.redisCpuSeconds} | ${r.ingressCpuSeconds} | ${r.ingressCpuToAnswerSeconds} | ${r.simulatorCpuSeconds} | ${r.kafkaCpuSeconds} | ${r.lookerStubCpuSeconds} | ${r.redisCalls.toLocaleString('en')} | ${r.loadAverage} |`,
       ),
       '',
-      'While the ingress sends, and the drain after its answer: seconds, idle cores, cores the service kept busy.',
+      'While the ingress sends, and the drain after its answer: seconds, idle cores, cores stolen by the hypervisor,',
+      'cores the service kept busy.',
       '',
-      '| send | round | sending s | idle cores | service cores | draining s | idle cores | service cores |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|',
+      '| send | round | sending s | idle | stolen | service | draining s | idle | stolen | service |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...results.map(({ destination, round, stretches: { sending: a, draining: b } }) =>
-        [destination, round, a.seconds, a.idleCores, a.serviceCores, b.seconds, b.idleCores, b.serviceCores]
+        [
+          destination,
+          round,
+          a.seconds,
+          a.idleCores,
+          a.stealCores,
+          a.serviceCores,
+          b.seconds,
+          b.idleCores,
+          b.stealCores,
+          b.serviceCores,
+        ]
           .join(' | ')
           .replace(/^/, '| ')
           .concat(' |'),

@@ -26,9 +26,12 @@ export function rssBytes(pid: number): number {
   return Number(match[1]) * 1024
 }
 
-/** The whole machine's CPU seconds so far (/proc/stat, every core): idle (with I/O wait) and in all. */
-export function machineCpuSeconds(): { idle: number; total: number } {
+/**
+ * The whole machine's CPU seconds so far (/proc/stat, every core): idle (with I/O wait), stolen (the hypervisor ran
+ * something else on this VM's cores) and in all.
+ */
+export function machineCpuSeconds(): { idle: number; steal: number; total: number } {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number)
   const total = fields.reduce((sum, ticks) => sum + ticks, 0)
-  return { idle: (fields[3]! + fields[4]!) / 100, total: total / 100 }
+  return { idle: (fields[3]! + fields[4]!) / 100, steal: fields[7]! / 100, total: total / 100 }
 }
