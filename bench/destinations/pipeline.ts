@@ -14,12 +14,14 @@
 // the ingress's until it answered the execute (the send itself, without the idle wait for the destination):
 // everything runs on one machine, so where its CPU goes decides the rate once the machine is busy. A second table
 // splits each send where the ingress answered: while it sends, and the drain of what the service has not delivered
-// yet, each with the machine's idle cores and the cores the service kept busy (/proc/stat and /proc/<pid>/stat).
+// yet, each with the machine's idle cores, the cores the hypervisor stole and the cores the service kept busy
+// (/proc/stat and /proc/<pid>/stat).
 // Simulator limits are raised above the services' defaults where the service's own default is the lower one
 // (Braze: 6,000 per 3 s against the service's 3,000; mParticle: 100,000 batches/s with the service's rate raised).
 // --replicas runs that many processes of each destination service (one consumer group; service CPU is theirs
-// together, service peak RSS the highest of one). --env applies to every destination service; --cpu-prof-dir makes every service write a V8 CPU profile there;
-// --ingress-cpu-prof-dir makes the ingress write one there (on its SIGTERM exit, one file per phase).
+// together, service peak RSS the highest of one). --env applies to every destination service; --cpu-prof-dir makes
+// every service write a V8 CPU profile there; --ingress-cpu-prof-dir makes the ingress write one there (on its
+// SIGTERM exit, one file per phase).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtempSync } from 'node:fs'
@@ -259,7 +261,7 @@ interface PhaseResult {
   loadAverage: string
   /**
    * The send in two stretches: while the ingress sends (execute → its answer) and the drain after it (answer → last
-   * accepted). Per stretch: its seconds, the machine's idle cores and the cores the destination service kept busy.
+   * accepted). Per stretch: its seconds, the machine's idle and stolen cores, and the cores the service kept busy.
    */
   stretches: { sending: Stretch; draining: Stretch }
 }
