@@ -149,7 +149,8 @@ const localS3: Component = {
       detail: `s3rver, pid ${s3.pid}, bucket ${LOCAL_RECURLY_ENGAGE_BUCKET}, data in ${shown}`,
       pid: s3.pid,
       exited: s3.process.exited.then(
-        (e) => `s3rver ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`}`,
+        (e) =>
+          `s3rver ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`}${tail(s3.process.lines())}`,
       ),
       stop: () => s3.stop(),
     }

@@ -1,7 +1,11 @@
 // Child-process entry for startS3(): an s3rver on 127.0.0.1, on the given port or an ephemeral one.
 // Usage: node s3-server-main.ts <directory> [port]
-import { readdir, readFile, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { createHash } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { Transform, type Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import S3rver from 's3rver'
 import { DUMMY_ACCOUNT } from 's3rver/lib/models/account.js'
 import { HARNESS_S3_CREDENTIALS } from './s3-credentials.ts'
@@ -71,6 +75,36 @@ const multipart = async (ctx: MultipartContext, next: () => Promise<void>) => {
   await next()
 }
 ;(server as unknown as { middleware: unknown[] }).middleware.unshift(multipart)
+
+// s3rver's own putPart pipes the request into the part's file without listening for the file stream's errors: one
+// failed write (the upload's directory removed by an AbortMultipartUpload at that moment, say) is an uncaught
+// exception that ends the whole server. The same steps with stream.pipeline, whose failure reaches the request's
+// handler: that request is answered with an error, as S3 would, and the server keeps serving.
+const partStore = store as unknown as {
+  putPart(
+    bucket: string,
+    uploadId: string,
+    partNumber: number,
+    content: Readable,
+  ): Promise<{ size: number; md5: string }>
+}
+partStore.putPart = async (bucket, uploadId, partNumber, content) => {
+  const partPath = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber))
+  await mkdir(dirname(partPath), { recursive: true })
+  const md5 = createHash('md5')
+  let size = 0
+  const measure = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      md5.update(chunk)
+      size += chunk.length
+      callback(null, chunk)
+    },
+  })
+  await pipeline(content, measure, createWriteStream(partPath))
+  const digest = md5.digest('hex')
+  await writeFile(`${partPath}.md5`, digest)
+  return { size, md5: digest }
+}
 const { port } = await server.run()
 process.stdout.write(`s3rver listening on http://127.0.0.1:${port}\n`)
 

@@ -1,6 +1,27 @@
-import { CreateBucketCommand, PutObjectCommand, paginateListObjectsV2 } from '@aws-sdk/client-s3'
+import {
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  HeadBucketCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  paginateListObjectsV2,
+} from '@aws-sdk/client-s3'
+import { mkdir, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { s3Client, startS3, type S3Process } from '../src/index.ts'
+
+/** The directory named `name` somewhere under `root` (s3rver keeps an upload's files in one named by its id). */
+async function findDirectory(root: string, name: string): Promise<string | undefined> {
+  for (const entry of await readdir(root, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue
+    const path = join(root, entry.name)
+    if (entry.name === name) return path
+    const found = await findDirectory(path, name)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
 
 describe('startS3 (s3rver in a child process)', () => {
   let s3: S3Process
@@ -30,4 +51,28 @@ describe('startS3 (s3rver in a child process)', () => {
     expect(pages).toBe(2)
     expect(listed).toEqual(keys)
   }, 120_000)
+
+  it('answers an error when a part cannot be written, and keeps serving (a failed write never takes s3rver down)', async () => {
+    const client = s3Client(s3.endpoint)
+    await client.send(new CreateBucketCommand({ Bucket: 'parts' }))
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: 'parts', Key: 'file.csv' }))
+    // Part 1's file cannot be created: a directory already holds its name.
+    const uploadDir = await findDirectory(s3.directory, UploadId!)
+    expect(uploadDir, 'the upload directory s3rver created').toBeDefined()
+    await mkdir(join(uploadDir!, '1'))
+    let exited: unknown
+    void s3.process.exited.then((exit) => (exited = exit))
+    const failed = await client
+      .send(new UploadPartCommand({ Bucket: 'parts', Key: 'file.csv', UploadId, PartNumber: 1, Body: 'a,b\r\n' }))
+      .then(
+        () => 'stored',
+        (err: { $metadata?: { httpStatusCode?: number } }) => err.$metadata?.httpStatusCode,
+      )
+    expect(failed).toBe(500)
+    // Still serving, and still the same process.
+    const head = await client.send(new HeadBucketCommand({ Bucket: 'parts' }))
+    expect(head.$metadata.httpStatusCode).toBe(200)
+    expect(exited).toBeUndefined()
+    client.destroy()
+  }, 60_000)
 })
