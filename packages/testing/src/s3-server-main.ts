@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { Transform, type Readable } from 'node:stream'
+import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import S3rver from 's3rver'
 import { DUMMY_ACCOUNT } from 's3rver/lib/models/account.js'
@@ -27,7 +27,8 @@ interface MultipartContext {
   type: string
   body: unknown
 }
-const store = (server as unknown as { store: { getResourcePath(b: string, k: undefined, r: string): string } }).store
+const store = (server as unknown as { store: { getResourcePath(b: string, k: string | undefined, r: string): string } })
+  .store
 const escapeXml = (text: string) =>
   text.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c]!)
 async function uploadsOf(bucket: string): Promise<{ uploadId: string; key: string; dir: string }[]> {
@@ -76,21 +77,28 @@ const multipart = async (ctx: MultipartContext, next: () => Promise<void>) => {
 }
 ;(server as unknown as { middleware: unknown[] }).middleware.unshift(multipart)
 
-// s3rver's own putPart pipes the request into the part's file without listening for the file stream's errors: one
-// failed write (the upload's directory removed by an AbortMultipartUpload at that moment, say) is an uncaught
-// exception that ends the whole server. The same steps with stream.pipeline, whose failure reaches the request's
-// handler: that request is answered with an error, as S3 would, and the server keeps serving.
-const partStore = store as unknown as {
-  putPart(
-    bucket: string,
-    uploadId: string,
-    partNumber: number,
-    content: Readable,
-  ): Promise<{ size: number; md5: string }>
+// s3rver's own putObject and putPart pipe the body into the file without listening for the file stream's errors, and
+// answer once the body has passed through, before the file is written. One failed write (a key's directory removed
+// by a DeleteObject at that moment, say) is an uncaught exception that ends the whole server, and a GetObject right
+// after a PutObject may read a file still being written. The same steps with stream.pipeline: a failure reaches the
+// request's handler (that request is answered with an error, as S3 would, and the server keeps serving), and the
+// answer waits until the file is complete.
+interface StoredContent {
+  size: number
+  md5: string
 }
-partStore.putPart = async (bucket, uploadId, partNumber, content) => {
-  const partPath = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber))
-  await mkdir(dirname(partPath), { recursive: true })
+const fileStore = store as unknown as {
+  putObject(object: {
+    bucket: string
+    key: string
+    content: Buffer | Readable
+    metadata: unknown
+  }): Promise<StoredContent>
+  putPart(bucket: string, uploadId: string, partNumber: number, content: Readable): Promise<StoredContent>
+  putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>
+}
+async function writeContent(path: string, content: Buffer | Readable): Promise<StoredContent> {
+  await mkdir(dirname(path), { recursive: true })
   const md5 = createHash('md5')
   let size = 0
   const measure = new Transform({
@@ -100,10 +108,19 @@ partStore.putPart = async (bucket, uploadId, partNumber, content) => {
       callback(null, chunk)
     },
   })
-  await pipeline(content, measure, createWriteStream(partPath))
-  const digest = md5.digest('hex')
-  await writeFile(`${partPath}.md5`, digest)
-  return { size, md5: digest }
+  await pipeline(Buffer.isBuffer(content) ? Readable.from([content]) : content, measure, createWriteStream(path))
+  return { size, md5: md5.digest('hex') }
+}
+fileStore.putObject = async (object) => {
+  const stored = await writeContent(store.getResourcePath(object.bucket, object.key, 'object'), object.content)
+  await fileStore.putMetadata(object.bucket, object.key, object.metadata, stored.md5)
+  return stored
+}
+fileStore.putPart = async (bucket, uploadId, partNumber, content) => {
+  const partPath = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber))
+  const stored = await writeContent(partPath, content)
+  await writeFile(`${partPath}.md5`, stored.md5)
+  return stored
 }
 const { port } = await server.run()
 process.stdout.write(`s3rver listening on http://127.0.0.1:${port}\n`)

@@ -1,6 +1,7 @@
 import {
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  GetObjectCommand,
   HeadBucketCommand,
   PutObjectCommand,
   UploadPartCommand,
@@ -72,6 +73,27 @@ describe('startS3 (s3rver in a child process)', () => {
     // Still serving, and still the same process.
     const head = await client.send(new HeadBucketCommand({ Bucket: 'parts' }))
     expect(head.$metadata.httpStatusCode).toBe(200)
+    expect(exited).toBeUndefined()
+    client.destroy()
+  }, 60_000)
+
+  it('answers an error when an object cannot be written, and keeps serving', async () => {
+    const client = s3Client(s3.endpoint)
+    await client.send(new CreateBucketCommand({ Bucket: 'objects' }))
+    // The object's file cannot be created: a directory already holds its name (s3rver's layout: <key>._S3rver_object).
+    await mkdir(join(s3.directory, 'objects', 'blocked.csv._S3rver_object'), { recursive: true })
+    let exited: unknown
+    void s3.process.exited.then((exit) => (exited = exit))
+    const failed = await client
+      .send(new PutObjectCommand({ Bucket: 'objects', Key: 'blocked.csv', Body: 'a,b\r\n' }))
+      .then(
+        () => 'stored',
+        (err: { $metadata?: { httpStatusCode?: number } }) => err.$metadata?.httpStatusCode,
+      )
+    expect(failed).toBe(500)
+    await client.send(new PutObjectCommand({ Bucket: 'objects', Key: 'other.csv', Body: 'a,b\r\n' }))
+    const read = await client.send(new GetObjectCommand({ Bucket: 'objects', Key: 'other.csv' }))
+    expect(await read.Body?.transformToString('utf8')).toBe('a,b\r\n')
     expect(exited).toBeUndefined()
     client.destroy()
   }, 60_000)
