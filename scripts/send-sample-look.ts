@@ -326,15 +326,21 @@ async function main(): Promise<void> {
     const recordUrl = `${ingressUrl}/sends/${encodeURIComponent(sendId)}`
     const deadline = Date.now() + DEADLINE_MS
     let record: SendRecord
+    // On a terminal the count is rewritten in place; elsewhere (a log, a test) it gets a line each time it changes.
+    const inPlace = process.stdout.isTTY
+    let shown: number | undefined
     for (;;) {
       record = await json<SendRecord>('the ingress', recordUrl, { headers: auth })
       const delivered = record.delivered ?? 0
-      process.stdout.write(`\rThe ${destination.service} service delivered ${delivered}/${rows} rows`)
+      const line = `The ${destination.service} service delivered ${delivered}/${rows} rows`
+      if (inPlace) process.stdout.write(`\r${line}`)
+      else if (delivered !== shown) process.stdout.write(`${line}\n`)
+      shown = delivered
       if (delivered >= rows) break
       const why = stuck(record, rows, destination.service)
       const late = Date.now() >= deadline
       if (why !== undefined || late) {
-        process.stdout.write('\n')
+        if (inPlace) process.stdout.write('\n')
         const problem =
           why ??
           `only ${delivered} of ${rows} rows were delivered within ${DEADLINE_MS / 1000} s: see the ${destination.service} service's output`
@@ -342,7 +348,7 @@ async function main(): Promise<void> {
       }
       await sleep(250)
     }
-    process.stdout.write('\n')
+    if (inPlace) process.stdout.write('\n')
 
     if (received.kind === 'simulator') {
       const after = await acceptedSoFar()
