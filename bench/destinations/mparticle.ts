@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
+import { envPairs } from '../env-pairs.ts'
 import { cpuSeconds, peakRssBytes } from '../ingress/proc-stats.ts'
 import { identify, identifyProducer, startKafkaAndRedis, stopsFor } from '../e2e/identify-backlog.ts'
 
@@ -39,13 +40,7 @@ const { values: args } = parseArgs({
     others: { type: 'string', default: '0' },
   },
 })
-const RATE_ENV = Object.fromEntries(
-  args.env.map((pair) => {
-    const at = pair.indexOf('=')
-    if (at <= 0) throw new Error(`--env takes KEY=VALUE, got ${JSON.stringify(pair)}`)
-    return [pair.slice(0, at), pair.slice(at + 1)]
-  }),
-)
+const RATE_ENV = envPairs(args.env)
 const MESSAGES = Number(args.messages)
 const RATE_SECONDS = Number(args['rate-seconds'])
 const OTHERS = Number(args.others)

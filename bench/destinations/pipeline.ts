@@ -36,6 +36,7 @@ import { request } from 'undici'
 import { spawnSimulators, type SimulatorName } from '@lookstream/simulators'
 import { buildProject, readStartCommand, spawnService } from '@lookstream/testing'
 import { startKafkaAndRedis, stopsFor } from '../e2e/identify-backlog.ts'
+import { envPairs } from '../env-pairs.ts'
 import { cpuSeconds, loadAverage, machineCpuSeconds, peakRssBytes } from '../ingress/proc-stats.ts'
 
 const { values: args } = parseArgs({
@@ -55,9 +56,7 @@ const WARMUP_ROWS = Number(args.warmup)
 const ROUNDS = Number(args.rounds)
 const REPLICAS = Number(args.replicas)
 if (!Number.isInteger(REPLICAS) || REPLICAS < 1) throw new Error('--replicas is a whole number of 1 or more')
-const EXTRA_ENV: Record<string, string> = Object.fromEntries(
-  args.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
-)
+const EXTRA_ENV: Record<string, string> = envPairs(args.env)
 if (args['cpu-prof-dir'] !== undefined) {
   EXTRA_ENV.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${args['cpu-prof-dir']}`
 }

@@ -6,6 +6,8 @@
 // Braze's messages are what the ingress makes of the destination pipeline benchmark's Braze Look (external_id, four
 // attributes, the default export label, update-existing-only off); its simulator runs without rate limits, so the
 // service's own default schedule (1,000 requests a second) is the only one. --env sets the service's environment.
+// Both destinations' messageIds are `<run>-<n>`, not the UUIDs the ingress makes: the dedupe keeps them through its
+// hashed form (a SHA-256 per id), so the figures carry that cost for both alike.
 // --warmup identify messages wait on lookstream.identify.v1 (6 partitions); the service starts and delivers them
 // (JIT, connections, group join); then --messages more are produced as fast as this process can, while the
 // service consumes them. Printed: CPU seconds per 100,000 events of the service, the simulator, local-kafka and
@@ -21,6 +23,7 @@ import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
+import { envPairs } from '../env-pairs.ts'
 import { cpuSeconds } from '../ingress/proc-stats.ts'
 import { type CanonicalMessage } from '@lookstream/events'
 import { identify, identifyProducer, startKafkaAndRedis, stopsFor } from './identify-backlog.ts'
@@ -36,9 +39,7 @@ const { values: args } = parseArgs({
     env: { type: 'string', multiple: true, default: [] },
   },
 })
-const EXTRA_ENV: Record<string, string> = Object.fromEntries(
-  args.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
-)
+const EXTRA_ENV: Record<string, string> = envPairs(args.env)
 const DESTINATION = args.destination
 if (DESTINATION !== 'segment' && DESTINATION !== 'braze') throw new Error('--destination is segment or braze')
 const BRAZE_API_KEY = 'bench-braze-api-key'

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
+import { envPairs } from '../env-pairs.ts'
 import { cpuSeconds, peakRssBytes } from '../ingress/proc-stats.ts'
 import { identify, identifyProducer, startKafkaAndRedis, stopsFor } from './identify-backlog.ts'
 
@@ -33,9 +34,7 @@ const { values: args } = parseArgs({
     'node-arg': { type: 'string', multiple: true, default: [] },
   },
 })
-const EXTRA_ENV = Object.fromEntries(
-  args.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
-)
+const EXTRA_ENV = envPairs(args.env)
 const MESSAGES = Number(args.messages)
 const RATE = Number(args.rate)
 const STEADY = Math.round(RATE * Number(args.seconds))

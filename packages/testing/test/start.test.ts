@@ -1,4 +1,3 @@
-import { GetObjectCommand } from '@aws-sdk/client-s3'
 import { spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
@@ -9,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, inject, it, onTestFinished } from 'vitest'
-import { freePort, isAlive, s3Client, startManagedProcess, waitFor, type ManagedProcess } from '../src/index.ts'
+import { freePort, isAlive, readObjectText, startManagedProcess, waitFor, type ManagedProcess } from '../src/index.ts'
 
 // `npm start` is `node --conditions=@lookstream/source scripts/start.ts` under the project's Node, and
 // `npm run sample` the same with scripts/send-sample-look.ts.
@@ -277,8 +276,6 @@ describe('npm start (scripts/start.ts)', () => {
     expect(s3).toBeDefined()
     expect(token).toBeDefined()
     const auth = { authorization: `Token token="${token}"` }
-    const client = s3Client(s3!)
-    onTestFinished(() => client.destroy())
 
     async function execute(path: string, planId: number): Promise<string> {
       const res = await fetch(`${ingress}/actions/recurly_engage/execute`, {
@@ -313,8 +310,7 @@ describe('npm start (scripts/start.ts)', () => {
       expect(send.fileError).toBeUndefined()
       const [, bucket, key] = /^s3:\/\/([^/]+)\/(.+)$/.exec(String(send.file))!
       expect(key).toMatch(/^ingest\/traits_\d{8}T\d{6}Z(_[0-9a-f-]{8})?\.csv$/)
-      const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
-      return { text: await object.Body!.transformToString('utf8'), accepted: Number(send.accepted) }
+      return { text: await readObjectText(s3!, bucket!, key!), accepted: Number(send.accepted) }
     }
 
     // The file holds the header, then every row once in the order of the partitions it came through: every
