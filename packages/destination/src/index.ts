@@ -80,5 +80,5 @@ export {
 export { FileEnv } from './file/file-config.ts'
 export { FileRuntimeConfig, runFileDestination } from './file/run-file-destination.ts'
 export { ChunkWriter, chunkKey, parseChunkKey, readFrames } from './file/staged-chunk.ts'
-export { HeaderMismatch, RowCountMismatch, composeBody, listChunks } from './file/compose.ts'
+export { HeaderMismatch, RowCountMismatch, composeBody, listChunks, type ChunkReadRetry } from './file/compose.ts'
 export { fileOpenSetKey, fileSendKeys } from './file/send-state.ts'

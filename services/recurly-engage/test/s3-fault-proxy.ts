@@ -6,6 +6,11 @@ export type FaultMode =
   /** Answers with `status`: every request, or only those of `method` whose URL holds `urlIncludes`. */
   | { kind: 'error'; status: number; only?: { method: string; urlIncludes: string } }
   | { kind: 'slow'; delayMs: number }
+  /**
+   * Passes requests through, but the next `times` answers to `method` requests whose URL holds `urlIncludes` break
+   * off after `afterBytes` bytes of their body (the connection is destroyed, as a network failure would).
+   */
+  | { kind: 'cut'; afterBytes: number; times: number; only: { method: string; urlIncludes: string } }
 
 export interface S3FaultProxy {
   endpoint: string
@@ -40,6 +45,15 @@ export async function startS3FaultProxy(target: string): Promise<S3FaultProxy> {
       })
       return
     }
+    const cut =
+      current.kind === 'cut' &&
+      current.times > 0 &&
+      req.method === current.only.method &&
+      (req.url ?? '').includes(current.only.urlIncludes)
+    if (cut) {
+      current.times--
+      injected++
+    }
     const forward = () => {
       const proxied = request(
         {
@@ -51,7 +65,18 @@ export async function startS3FaultProxy(target: string): Promise<S3FaultProxy> {
         },
         (upstreamRes) => {
           res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers)
-          upstreamRes.pipe(res)
+          if (!cut) return void upstreamRes.pipe(res)
+          let left = (current as { afterBytes: number }).afterBytes
+          upstreamRes.on('data', (data: Buffer) => {
+            if (left <= 0) return
+            res.write(data.subarray(0, left))
+            left -= data.length
+            if (left <= 0) {
+              upstreamRes.destroy()
+              // Flushed first, then the connection goes: the client has the first bytes, then an error.
+              res.socket?.end(() => res.socket?.destroy())
+            }
+          })
         },
       )
       proxied.on('error', () => res.destroy())

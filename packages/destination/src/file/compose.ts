@@ -39,13 +39,30 @@ export async function listChunks(sink: FileSink, sendId: string): Promise<ChunkN
 
 const FLUSH_BYTES = 256 * 1024
 
+/** How composeBody reads a chunk again when reading it failed (S3 answered an error, or the body broke off). */
+export interface ChunkReadRetry {
+  /** Reads of one chunk, the first included, before its failure ends the body (1: none again). */
+  attempts: number
+  /** Waits before read `attempt + 1` of a chunk; rejects to end the body (e.g. on shutdown). */
+  wait(attempt: number, err: unknown): Promise<void>
+}
+
+const NO_RETRY: ChunkReadRetry = { attempts: 1, wait: () => Promise.resolve() }
+
 /**
  * The file's bytes: the header once, then every staged row exactly once, source by source in offset order. Chunks
  * of one source may overlap (a chunk written again after a crash): a row is taken only when its offset is above
  * the last one taken from that source. Ends with RowCountMismatch when the rows are not exactly `accepted`, so a
  * publish fed by it never completes with a partial file. Holds one frame and one output buffer at a time.
+ * A chunk whose read fails is read again from its start (`retry`): the rows already taken are skipped by offset,
+ * so a body that broke off half-way resumes after its last complete row.
  */
-export function composeBody(sink: FileSink, chunks: readonly ChunkName[], accepted: number): Readable {
+export function composeBody(
+  sink: FileSink,
+  chunks: readonly ChunkName[],
+  accepted: number,
+  retry: ChunkReadRetry = NO_RETRY,
+): Readable {
   async function* generate(): AsyncGenerator<Buffer> {
     let header: Buffer | undefined
     let rows = 0
@@ -58,28 +75,37 @@ export function composeBody(sink: FileSink, chunks: readonly ChunkName[], accept
         source = chunk.source
         last = -1n
       }
-      const stream = (await sink.readStaged(chunk.key)) as AsyncIterable<Buffer>
-      for await (const frame of readFrames(stream)) {
-        if (frame.offset === undefined) {
-          if (header === undefined) {
-            header = Buffer.from(frame.data)
-            out.push(header)
-            outBytes += header.length
-          } else if (!header.equals(frame.data)) {
-            throw new HeaderMismatch('rows of the send have different columns')
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const stream = (await sink.readStaged(chunk.key)) as AsyncIterable<Buffer>
+          for await (const frame of readFrames(stream)) {
+            if (frame.offset === undefined) {
+              if (header === undefined) {
+                header = Buffer.from(frame.data)
+                out.push(header)
+                outBytes += header.length
+              } else if (!header.equals(frame.data)) {
+                throw new HeaderMismatch('rows of the send have different columns')
+              }
+              continue
+            }
+            if (frame.offset <= last) continue
+            last = frame.offset
+            rows++
+            if (rows > accepted) throw new RowCountMismatch(rows, accepted)
+            out.push(Buffer.from(frame.data))
+            outBytes += frame.data.length
+            if (outBytes >= FLUSH_BYTES) {
+              yield Buffer.concat(out, outBytes)
+              out = []
+              outBytes = 0
+            }
           }
-          continue
-        }
-        if (frame.offset <= last) continue
-        last = frame.offset
-        rows++
-        if (rows > accepted) throw new RowCountMismatch(rows, accepted)
-        out.push(Buffer.from(frame.data))
-        outBytes += frame.data.length
-        if (outBytes >= FLUSH_BYTES) {
-          yield Buffer.concat(out, outBytes)
-          out = []
-          outBytes = 0
+          break
+        } catch (err) {
+          // What the rows say is final; a failed read may go better the next time.
+          if (err instanceof HeaderMismatch || err instanceof RowCountMismatch || attempt >= retry.attempts) throw err
+          await retry.wait(attempt, err)
         }
       }
     }

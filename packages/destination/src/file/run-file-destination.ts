@@ -33,7 +33,7 @@ import { failureHeaders, historyOf } from '../failure-headers.ts'
 import { createDestinationMetrics } from '../metrics.ts'
 import { routeRecord } from '../route-record.ts'
 import type { RunDestinationOptions, RunningDestination } from '../run-destination.ts'
-import { HeaderMismatch, RowCountMismatch, composeBody, listChunks } from './compose.ts'
+import { HeaderMismatch, RowCountMismatch, composeBody, listChunks, type ChunkReadRetry } from './compose.ts'
 import { FileEnv } from './file-config.ts'
 import { createFileMetrics } from './file-metrics.ts'
 import { SendStates, type CloseDetails, type SendState } from './send-state.ts'
@@ -50,6 +50,8 @@ export const FileRuntimeConfig = Type.Object({
 export type FileRuntimeConfig = Static<typeof FileRuntimeConfig>
 
 const MAX_REASONS = 5
+/** Tries of one read step of composing (a staged chunk, the listing, the name check) before the compose gives up. */
+const COMPOSE_STEP_ATTEMPTS = 5
 
 interface OpenChunk {
   slot: string
@@ -167,6 +169,44 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
         ).catch(() => undefined)
       }
     }
+  }
+
+  /**
+   * Runs a read or clean-up step of composing up to COMPOSE_STEP_ATTEMPTS times, waiting as `retrying` does: one
+   * failed S3 request does not start the whole compose again. Its last failure ends the compose (the sweep tries
+   * again later), so a lasting one (a denied read) does not hold the send's lease forever.
+   */
+  async function retryingFew<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      if (signal.aborted) throw new Stopped(operation)
+      try {
+        return await run()
+      } catch (err) {
+        if (signal.aborted) throw new Stopped(operation)
+        fileMetrics.writeErrors.inc({ ...labels, operation })
+        if (attempt >= COMPOSE_STEP_ATTEMPTS) throw err
+        await waitToRetry(operation, attempt)
+      }
+    }
+  }
+
+  function waitToRetry(operation: string, attempt: number): Promise<void> {
+    const delay = backoffDelay(attempt, {
+      baseMs: config.DELIVERY_BACKOFF_BASE_MS,
+      maxMs: config.DELIVERY_BACKOFF_MAX_MS,
+    })
+    return sleep(delay, undefined, { signal }).catch(() => {
+      throw new Stopped(operation)
+    })
+  }
+
+  /** Reads of a staged chunk while composing: counted and spaced like the other steps. */
+  const chunkReadRetry: ChunkReadRetry = {
+    attempts: COMPOSE_STEP_ATTEMPTS,
+    wait: (attempt) => {
+      fileMetrics.writeErrors.inc({ ...labels, operation: 'read' })
+      return waitToRetry('read', attempt)
+    },
   }
 
   const consumerRef: { runner?: ConsumerRunner } = {}
@@ -549,7 +589,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     const names = destination.objectNames({ sendId, startedAt: new Date(state.startedAt ?? Date.now()) }, connection)
     let target: string | undefined
     for (const candidate of names) {
-      const holder = await sink.publishedBy(candidate)
+      const holder = await retryingFew('published-by', () => sink.publishedBy(candidate))
       if (holder === sendId) {
         // Published before a crash kept it from being recorded: the file is complete (publishing is atomic).
         await close(sendId, 'published', {
@@ -574,16 +614,16 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       return cleanup(sendId, sink)
     }
     await states.publishing(sendId, target)
-    const aborted = await sink.abortUnfinished(target)
+    const aborted = await retryingFew('abort-unfinished', () => sink.abortUnfinished(target))
     if (aborted > 0) {
       fileMetrics.unfinishedAborted.inc(labels, aborted)
       log.info({ sendId, aborted }, 'aborted the unfinished upload of an interrupted publish')
     }
     const started = Date.now()
-    const chunks = await listChunks(sink, sendId)
+    const chunks = await retryingFew('list', () => listChunks(sink, sendId))
     log.info({ sendId, chunks: chunks.length, rows: state.accepted }, 'composing the file')
     let failure: unknown
-    const body = composeBody(sink, chunks, state.accepted)
+    const body = composeBody(sink, chunks, state.accepted, chunkReadRetry)
     body.once('error', (err) => {
       failure = err
     })
