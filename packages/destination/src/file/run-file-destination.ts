@@ -151,46 +151,32 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     throw err
   }
 
-  /** Runs `operation` until it succeeds; only a shutdown ends it early (rejecting with Stopped). */
-  async function retrying<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      if (signal.aborted) throw new Stopped(operation)
-      try {
-        return await run()
-      } catch (err) {
-        if (signal.aborted) throw new Stopped(operation)
-        fileMetrics.writeErrors.inc({ ...labels, operation })
-        if (attempt === 1 || attempt % 10 === 0)
-          log.warn({ err, operation, attempt }, 'storage operation failed; retrying')
-        await sleep(
-          backoffDelay(attempt, { baseMs: config.DELIVERY_BACKOFF_BASE_MS, maxMs: config.DELIVERY_BACKOFF_MAX_MS }),
-          undefined,
-          { signal },
-        ).catch(() => undefined)
-      }
-    }
-  }
-
   /**
-   * Runs a read or clean-up step of composing up to COMPOSE_STEP_ATTEMPTS times, waiting as `retrying` does: one
-   * failed S3 request does not start the whole compose again. Its last failure ends the compose (the sweep tries
-   * again later), so a lasting one (a denied read) does not hold the send's lease forever.
+   * Runs `operation` until it succeeds, or `attempts` times: composing tries each read step a few times, so one
+   * failed S3 request does not start the whole compose again, and a lasting failure (a denied read) ends the compose
+   * rather than hold the send's lease forever (the sweep tries again later). Only a shutdown ends it early
+   * (rejecting with Stopped).
    */
-  async function retryingFew<T>(operation: string, run: () => Promise<T>): Promise<T> {
+  async function retrying<T>(operation: string, run: () => Promise<T>, attempts = Infinity): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) throw new Stopped(operation)
       try {
         return await run()
       } catch (err) {
         if (signal.aborted) throw new Stopped(operation)
-        fileMetrics.writeErrors.inc({ ...labels, operation })
-        if (attempt >= COMPOSE_STEP_ATTEMPTS) throw err
-        await waitToRetry(operation, attempt)
+        if (attempt >= attempts) {
+          fileMetrics.writeErrors.inc({ ...labels, operation })
+          throw err
+        }
+        await failedOnce(operation, attempt, err)
       }
     }
   }
 
-  function waitToRetry(operation: string, attempt: number): Promise<void> {
+  /** Counts a failed attempt, says the first (and every tenth), and waits out its backoff. */
+  function failedOnce(operation: string, attempt: number, err: unknown): Promise<void> {
+    fileMetrics.writeErrors.inc({ ...labels, operation })
+    if (attempt === 1 || attempt % 10 === 0) log.warn({ err, operation, attempt }, 'storage operation failed; retrying')
     const delay = backoffDelay(attempt, {
       baseMs: config.DELIVERY_BACKOFF_BASE_MS,
       maxMs: config.DELIVERY_BACKOFF_MAX_MS,
@@ -200,13 +186,10 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     })
   }
 
-  /** Reads of a staged chunk while composing: counted and spaced like the other steps. */
+  /** Reads of a staged chunk while composing: counted, said and spaced like the other steps. */
   const chunkReadRetry: ChunkReadRetry = {
     attempts: COMPOSE_STEP_ATTEMPTS,
-    wait: (attempt) => {
-      fileMetrics.writeErrors.inc({ ...labels, operation: 'read' })
-      return waitToRetry('read', attempt)
-    },
+    wait: (attempt, err) => failedOnce('read', attempt, err),
   }
 
   const consumerRef: { runner?: ConsumerRunner } = {}
@@ -589,7 +572,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     const names = destination.objectNames({ sendId, startedAt: new Date(state.startedAt ?? Date.now()) }, connection)
     let target: string | undefined
     for (const candidate of names) {
-      const holder = await retryingFew('published-by', () => sink.publishedBy(candidate))
+      const holder = await retrying('published-by', () => sink.publishedBy(candidate), COMPOSE_STEP_ATTEMPTS)
       if (holder === sendId) {
         // Published before a crash kept it from being recorded: the file is complete (publishing is atomic).
         await close(sendId, 'published', {
@@ -614,13 +597,13 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       return cleanup(sendId, sink)
     }
     await states.publishing(sendId, target)
-    const aborted = await retryingFew('abort-unfinished', () => sink.abortUnfinished(target))
+    const aborted = await retrying('abort-unfinished', () => sink.abortUnfinished(target), COMPOSE_STEP_ATTEMPTS)
     if (aborted > 0) {
       fileMetrics.unfinishedAborted.inc(labels, aborted)
       log.info({ sendId, aborted }, 'aborted the unfinished upload of an interrupted publish')
     }
     const started = Date.now()
-    const chunks = await retryingFew('list', () => listChunks(sink, sendId))
+    const chunks = await retrying('list', () => listChunks(sink, sendId), COMPOSE_STEP_ATTEMPTS)
     log.info({ sendId, chunks: chunks.length, rows: state.accepted }, 'composing the file')
     let failure: unknown
     const body = composeBody(sink, chunks, state.accepted, chunkReadRetry)
