@@ -18,6 +18,8 @@
 // (/proc/stat and /proc/<pid>/stat).
 // Simulator limits are raised above the services' defaults where the service's own default is the lower one
 // (Braze: 6,000 per 3 s against the service's 3,000; mParticle: 100,000 batches/s with the service's rate raised).
+// braze-bulk is the braze service on a BRAZE_BULK connection (/users/track/bulk: 1,000 objects a request, 50
+// requests a second; the simulator allows 100).
 // --replicas runs that many processes of each destination service (one consumer group; service CPU is theirs
 // together, service peak RSS the highest of one). --env applies to every destination service; --cpu-prof-dir makes
 // every service write a V8 CPU profile there; --ingress-cpu-prof-dir makes the ingress write one there (on its
@@ -80,6 +82,8 @@ interface LookField {
 
 /** One destination's part: its Look (rows of about the same size for every destination), action and settings. */
 interface Spec {
+  /** The service folder under services/ (default: the destination's name). */
+  service?: string
   simulator: SimulatorName
   simulatorArgs: string[]
   /** Admin calls on the simulator before the send (limits). */
@@ -187,6 +191,18 @@ const SPECS: Record<string, Spec> = {
       MPARTICLE_BATCHES_PER_SECOND: '100000',
     }),
   },
+}
+
+// The braze service on a connection with BRAZE_BULK: POST /users/track/bulk, up to 1,000 objects a request and 50
+// requests a second by default (the simulator allows 100).
+SPECS['braze-bulk'] = {
+  ...SPECS.braze!,
+  service: 'braze',
+  limits: {
+    path: '/rate-limits',
+    body: { requests: { limit: 6000, windowMs: 3000 }, bulkRequests: { limit: 100, windowMs: 1000 } },
+  },
+  env: (url) => ({ ...SPECS.braze!.env(url), BRAZE_BULK: 'true' }),
 }
 
 /** The one-time download_url of a Look (json_detail_lite_stream), streamed as fast as the socket takes it. */
@@ -349,7 +365,7 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
       { readyTimeoutMs: 60_000, compiled: true, nodeArgs: [...ingressStart.nodeArgs, ...INGRESS_PROF_ARGS] },
     )
     stops.push(() => ingress.stop('SIGTERM', 10_000))
-    const serviceDir = join(ROOT, `services/${destination}`)
+    const serviceDir = join(ROOT, `services/${spec.service ?? destination}`)
     buildProject(serviceDir)
     const serviceStart = readStartCommand(serviceDir)
     const services: { pid: number }[] = []

@@ -34,6 +34,17 @@ export interface BrazeSimulatorOptions extends CommonSimulatorOptions {
   maxObjectArrayBytes?: number
   /** Requests per window for /users/track; default 3,000 per 3 s. null disables. */
   rateLimit?: WindowLimit | null
+  /**
+   * Keys that also hold users.track.bulk, for `POST /users/track/bulk` (default: every key of apiKeys); any other
+   * key is answered 403 there.
+   */
+  bulkApiKeys?: string[]
+  /** Objects per /users/track/bulk request, combined: 1,000. */
+  maxBulkObjects?: number
+  /** 2 MB per /users/track/bulk request; above it 413. */
+  maxBulkBodyBytes?: number
+  /** Requests per window for /users/track/bulk, a budget of its own; default 50 per second. null disables. */
+  bulkRateLimit?: WindowLimit | null
   /** Status of a (partially) successful /users/track call: Braze answers 201 Created. */
   successStatus?: number
   /** Profiles that exist before the first request (and again after a reset). */
@@ -52,6 +63,9 @@ export const brazeDefaults = {
   maxArrayLength: 25,
   maxObjectArrayBytes: 100 * 1024,
   rateLimit: { limit: 3000, windowMs: 3000 },
+  maxBulkObjects: 1000,
+  maxBulkBodyBytes: 2 * 1024 * 1024,
+  bulkRateLimit: { limit: 50, windowMs: 1000 },
   successStatus: 201,
 } as const
 
@@ -163,6 +177,12 @@ export async function startBrazeSimulator(options: BrazeSimulatorOptions = {}): 
   const requests = new WindowRateLimiter(
     options.rateLimit === undefined ? { ...brazeDefaults.rateLimit } : options.rateLimit,
   )
+  const bulkApiKeys = options.bulkApiKeys ?? apiKeys
+  const maxBulkObjects = options.maxBulkObjects ?? brazeDefaults.maxBulkObjects
+  const maxBulkBodyBytes = options.maxBulkBodyBytes ?? brazeDefaults.maxBulkBodyBytes
+  const bulkRequests = new WindowRateLimiter(
+    options.bulkRateLimit === undefined ? { ...brazeDefaults.bulkRateLimit } : options.bulkRateLimit,
+  )
   const profiles = new BrazeProfileStore({
     maxArrayLength: options.maxArrayLength ?? brazeDefaults.maxArrayLength,
     maxObjectArrayBytes: options.maxObjectArrayBytes ?? brazeDefaults.maxObjectArrayBytes,
@@ -238,28 +258,36 @@ export async function startBrazeSimulator(options: BrazeSimulatorOptions = {}): 
   }
 
   const handle = (request: SimulatorRequest, state: SimulatorState): SimulatorResponse => {
-    if (request.path !== '/users/track' || request.method !== 'POST')
+    // /users/track/bulk takes the same body: up to 1,000 objects and 2 MB, on a key with users.track.bulk and a
+    // rate budget of its own.
+    const bulk = request.path === '/users/track/bulk'
+    if ((request.path !== '/users/track' && !bulk) || request.method !== 'POST')
       return { status: 404, body: { message: 'Not Found' } }
     const auth = readAuthorization(request.headers)
     const token = auth.scheme === 'bearer' ? auth.token : ''
-    // Every key of both lists is compared, whichever matches; the token is hashed once.
+    // Every key of the lists is compared, whichever matches; the token is hashed once.
     const tokenDigest = token === '' ? undefined : secretDigest(token)
-    const permitted = tokenDigest !== undefined && digestMatchesAnySecret(tokenDigest, apiKeys)
+    const known = tokenDigest !== undefined && digestMatchesAnySecret(tokenDigest, apiKeys)
     const restricted = tokenDigest !== undefined && digestMatchesAnySecret(tokenDigest, restrictedApiKeys)
-    if (!permitted && !restricted) {
+    const permitted = bulk ? tokenDigest !== undefined && digestMatchesAnySecret(tokenDigest, bulkApiKeys) : known
+    if (!known && !restricted && !permitted) {
       return { status: 401, body: { message: 'Invalid API key' } }
     }
     if (!permitted) {
-      return { status: 403, body: { message: 'Access Denied: this API key lacks the users.track permission' } }
+      const permission = bulk ? 'users.track.bulk' : 'users.track'
+      return { status: 403, body: { message: `Access Denied: this API key lacks the ${permission} permission` } }
     }
 
-    const limit = requests.take(token)
+    const limit = (bulk ? bulkRequests : requests).take(token)
     const headers = rateHeaders(limit)
     if (!limit.allowed) {
       headers['x-ratelimit-retry-after'] = String(Math.max(1, Math.ceil(limit.retryAfterMs / 1000)))
       return { status: 429, headers, body: { message: 'API rate limit exceeded' } }
     }
 
+    if (bulk && request.body.length > maxBulkBodyBytes) {
+      return { status: 413, headers, body: { message: 'Request entity too large' } }
+    }
     const parsed = parseJson(request.body)
     if (!parsed.ok || !isRecord(parsed.value))
       return { status: 400, headers, body: { message: 'Invalid JSON in request body' } }
@@ -274,7 +302,11 @@ export async function startBrazeSimulator(options: BrazeSimulatorOptions = {}): 
     const counts = arrays.map(([, items]) => items.length)
     const total = counts.reduce((sum, n) => sum + n, 0)
     if (total === 0) return { status: 400, headers, body: { message: noDataMessage } }
-    const overLimit = objectLimitMode === 'combined' ? total > maxObjects : counts.some((n) => n > maxObjects)
+    const overLimit = bulk
+      ? total > maxBulkObjects
+      : objectLimitMode === 'combined'
+        ? total > maxObjects
+        : counts.some((n) => n > maxObjects)
     if (overLimit) return { status: 400, headers, body: { message: 'Max Input Length Exceeded' } }
 
     const record = request.record
@@ -319,10 +351,13 @@ export async function startBrazeSimulator(options: BrazeSimulatorOptions = {}): 
     maxBodyBytes,
     tooLarge: () => ({ status: 413, body: { message: 'Request entity too large' } }),
     handle: (request) => handle(request, state),
-    rateLimits: { requests },
+    rateLimits: { requests, bulkRequests },
     rateLimitHeaders: (seconds) => ({ 'x-ratelimit-retry-after': String(seconds) }),
     admin,
-    describe: () => ({ profiles: profiles.size, limits: { maxObjects, objectLimitMode, maxBodyBytes } }),
+    describe: () => ({
+      profiles: profiles.size,
+      limits: { maxObjects, objectLimitMode, maxBodyBytes, maxBulkObjects, maxBulkBodyBytes },
+    }),
     reset: () => {
       profiles.clear()
       profiles.seed(seeds)

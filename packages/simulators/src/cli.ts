@@ -85,7 +85,13 @@ async function main(): Promise<void> {
   }
   if (all || ports.braze !== undefined) {
     starts.push(() =>
-      startBrazeSimulator({ ...common, port: ports.braze ?? 0, apiKeys: values['braze-api-key'], rateLimit: off }),
+      startBrazeSimulator({
+        ...common,
+        port: ports.braze ?? 0,
+        apiKeys: values['braze-api-key'],
+        rateLimit: off,
+        bulkRateLimit: off,
+      }),
     )
   }
   if (all || ports.heap !== undefined) {

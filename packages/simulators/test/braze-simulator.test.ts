@@ -330,4 +330,55 @@ describe('braze simulator', () => {
     expect((await track(body)).status).toBe(201)
     expect((await track(body, bearer('read-only-key'))).status).toBe(403)
   })
+
+  describe('/users/track/bulk', () => {
+    function trackBulk(body: unknown, headers: Record<string, string> = auth) {
+      return call<Record<string, unknown>>('POST', `${sim.url}/users/track/bulk`, { headers, body })
+    }
+    const attributes = (n: number, from = 0) =>
+      Array.from({ length: n }, (_, i) => ({ external_id: `b${from + i}`, plan: 'annual' }))
+
+    it('takes up to 1,000 objects combined, answers 400 above, and applies them as /users/track does', async () => {
+      await start()
+      const over = await trackBulk({
+        attributes: attributes(990),
+        events: attributes(11).map(({ external_id }) => ({ external_id, name: 'renewed', time })),
+      })
+      expect(over.status).toBe(400)
+      expect(over.body).toEqual({ message: 'Max Input Length Exceeded' })
+      const exact = await trackBulk({ attributes: attributes(1000) })
+      expect(exact.status).toBe(201)
+      expect(exact.body).toEqual({ message: 'success', attributes_processed: 1000 })
+      expect(sim.profiles.size).toBe(1000)
+      expect(profile('b999').attributes.plan).toBe('annual')
+      // /users/track keeps its own 75.
+      expect((await track({ attributes: attributes(76) })).status).toBe(400)
+    })
+
+    it('answers 413 to a body over 2 MB', async () => {
+      await start()
+      const big = { attributes: [{ external_id: 'u1', note: 'x'.repeat(2 * 1024 * 1024) }] }
+      expect((await trackBulk(big)).status).toBe(413)
+      expect(sim.profiles.size).toBe(0)
+    })
+
+    it('answers 403 to a key without users.track.bulk and 401 to an unknown one', async () => {
+      await start({ apiKeys: [apiKey, 'track-only-key'], bulkApiKeys: [apiKey] })
+      const body = { attributes: attributes(2) }
+      expect((await trackBulk(body, bearer('track-only-key'))).status).toBe(403)
+      expect((await trackBulk(body, bearer('unknown'))).status).toBe(401)
+      expect((await track(body, bearer('track-only-key'))).status).toBe(201)
+      expect((await trackBulk(body)).status).toBe(201)
+    })
+
+    it('has a rate budget of its own, 50 requests a second by default', async () => {
+      await start({ rateLimit: { limit: 1, windowMs: 30_000 } })
+      const body = { attributes: attributes(1) }
+      expect((await track(body)).status).toBe(201)
+      expect((await track(body)).status).toBe(429)
+      const bulkAnswer = await trackBulk(body)
+      expect(bulkAnswer.status).toBe(201)
+      expect(bulkAnswer.headers['x-ratelimit-limit']).toBe('50')
+    })
+  })
 })

@@ -22,15 +22,18 @@ export interface BrazeConnection extends Connection {
   maxObjects: number
   /** Values per array attribute for this workspace. */
   maxArrayLength: number
+  /** Sends through `POST /users/track/bulk` (up to 1,000 objects, 2 MB) instead of `POST /users/track`. */
+  bulk: boolean
 }
 
 /**
- * One attributes object of `POST /users/track`. It encodes (JSON.stringify) as the object itself; `maxObjects`
- * travels beside it so the request limit of its connection is its batch key.
+ * One attributes object of `POST /users/track` (or `/users/track/bulk`). It encodes (JSON.stringify) as the object
+ * itself; `maxObjects` and `bulk` travel beside it so the request limits of its connection are its batch key.
  */
 export interface BrazeItem {
   readonly attributes: Readonly<Record<string, unknown>>
   readonly maxObjects: number
+  readonly bulk: boolean
   toJSON(): Readonly<Record<string, unknown>>
 }
 
@@ -39,6 +42,10 @@ export const DEFAULT_EXPORT_LABEL = 'LOOKER_EXPORT'
 const MB = 1024 * 1024
 /** Braze caps every request at 4 MB (413 above); the margin covers the `{"attributes":[…]}` envelope. */
 const MAX_REQUEST_BYTES = 4 * MB - 1024
+/** `/users/track/bulk` takes 2 MB per request. */
+const MAX_BULK_REQUEST_BYTES = 2 * MB - 1024
+const MAX_OBJECTS = 75
+const MAX_BULK_OBJECTS = 1000
 const MAX_STRING_CHARS = 255
 const MAX_REASON_CHARS = 300
 
@@ -194,31 +201,39 @@ export function toBrazeAttributes(
 class BrazeAttributesItem implements BrazeItem {
   readonly attributes: Record<string, unknown>
   readonly maxObjects: number
-  constructor(attributes: Record<string, unknown>, maxObjects: number) {
+  readonly bulk: boolean
+  constructor(attributes: Record<string, unknown>, maxObjects: number, bulk: boolean) {
     this.attributes = attributes
     this.maxObjects = maxObjects
+    this.bulk = bulk
   }
   toJSON(): Record<string, unknown> {
     return this.attributes
   }
 }
 
-export function brazeItem(attributes: Record<string, unknown>, maxObjects: number): BrazeItem {
-  return new BrazeAttributesItem(attributes, maxObjects)
+export function brazeItem(attributes: Record<string, unknown>, maxObjects: number, bulk = false): BrazeItem {
+  return new BrazeAttributesItem(attributes, maxObjects, bulk)
 }
 
-/** What `toBrazeItem` reads of a connection: its workspace's limits, never its key or endpoint. */
-export type BrazeRowConnection = Pick<BrazeConnection, 'maxObjects' | 'maxArrayLength'>
+/** What `toBrazeItem` reads of a connection: its workspace's limits and endpoint kind, never its key or URL. */
+export type BrazeRowConnection = Pick<BrazeConnection, 'maxObjects' | 'maxArrayLength'> & { bulk?: boolean }
 
 /** Pure: the item for one message on a connection with these limits (the service's toItem). */
 export function toBrazeItem(message: CanonicalMessage, connection: BrazeRowConnection): BrazeItem | PermanentError {
   const attributes = toBrazeAttributes(message, connection.maxArrayLength)
-  return attributes instanceof PermanentError ? attributes : brazeItem(attributes, connection.maxObjects)
+  return attributes instanceof PermanentError
+    ? attributes
+    : brazeItem(attributes, connection.maxObjects, connection.bulk === true)
 }
 
 /** A connection's row limits as announced in the destination registry (`publicSettings`): not secrets. */
 function brazePublicSettings(connection: BrazeConnection): Record<string, string> {
-  return { maxObjectsPerRequest: String(connection.maxObjects), maxArrayLength: String(connection.maxArrayLength) }
+  return {
+    maxObjectsPerRequest: String(connection.maxObjects),
+    maxArrayLength: String(connection.maxArrayLength),
+    bulk: String(connection.bulk),
+  }
 }
 
 /** The default of a numeric setting of BrazeConfig, from its schema. */
@@ -249,10 +264,20 @@ export function brazeRowConnection(settings: Readonly<Record<string, string | st
     if (value === undefined) defaulted.push(`${name} ${fallback}`)
     return value ?? fallback
   }
+  // An announced bulk connection is one; anything else (older services announce nothing) is /users/track.
+  const bulk = settings?.bulk === 'true'
+  const objects = bulk
+    ? read(
+        'maxObjectsPerRequest',
+        configDefault(BrazeConfig.properties.BRAZE_BULK_MAX_OBJECTS_PER_REQUEST),
+        MAX_BULK_OBJECTS,
+      )
+    : read('maxObjectsPerRequest', configDefault(BrazeConfig.properties.BRAZE_MAX_OBJECTS_PER_REQUEST), MAX_OBJECTS)
   return {
     connection: {
-      maxObjects: read('maxObjectsPerRequest', configDefault(BrazeConfig.properties.BRAZE_MAX_OBJECTS_PER_REQUEST), 75),
+      maxObjects: objects,
       maxArrayLength: read('maxArrayLength', configDefault(BrazeConfig.properties.BRAZE_MAX_ARRAY_LENGTH), 100),
+      bulk,
     },
     defaulted,
   }
@@ -375,7 +400,7 @@ export function classifyBrazeResponse(
 }
 
 const baseLimits: BatchLimits = {
-  maxBatchItems: 75,
+  maxBatchItems: MAX_OBJECTS,
   maxBatchBytes: MAX_REQUEST_BYTES,
   maxItemBytes: MAX_REQUEST_BYTES,
   lingerMs: 20,
@@ -417,15 +442,32 @@ export const braze: HttpDestination<typeof BrazeConfig, BrazeConnection, BrazeIt
       }
       const keyScope = `${endpoint}\u0000${connection.apiKey}`
       if (!scopeOfKey.has(keyScope)) scopeOfKey.set(keyScope, `connection:${name}`)
-      const requests = connection.rateLimitRequests ?? config.BRAZE_RATE_LIMIT_REQUESTS
+      const bulk = connection.bulk === true
+      const maxObjects =
+        connection.maxObjectsPerRequest ??
+        (bulk ? config.BRAZE_BULK_MAX_OBJECTS_PER_REQUEST : config.BRAZE_MAX_OBJECTS_PER_REQUEST)
+      if (!bulk && maxObjects > MAX_OBJECTS) {
+        throw new ConfigError([
+          {
+            key: `BRAZE_CONNECTIONS (connection "${name}") maxObjectsPerRequest`,
+            expected: `at most ${MAX_OBJECTS} (/users/track); up to ${MAX_BULK_OBJECTS} only with "bulk": true`,
+            given: String(maxObjects),
+          },
+        ])
+      }
+      const scope = workspace === undefined ? scopeOfKey.get(keyScope)! : `workspace:${workspace}`
       connections.set(name, {
         name,
         endpoint,
-        rateLimitRps: requests / windowSeconds,
-        rateLimitScope: workspace === undefined ? scopeOfKey.get(keyScope)! : `workspace:${workspace}`,
+        // /users/track/bulk has a budget of its own beside /users/track's.
+        rateLimitRps: bulk
+          ? (connection.bulkRequestsPerSecond ?? config.BRAZE_BULK_REQUESTS_PER_SECOND)
+          : (connection.rateLimitRequests ?? config.BRAZE_RATE_LIMIT_REQUESTS) / windowSeconds,
+        rateLimitScope: bulk ? `${scope}:bulk` : scope,
         authorization: `Bearer ${connection.apiKey}`,
-        maxObjects: connection.maxObjectsPerRequest ?? config.BRAZE_MAX_OBJECTS_PER_REQUEST,
+        maxObjects,
         maxArrayLength: connection.maxArrayLength ?? config.BRAZE_MAX_ARRAY_LENGTH,
+        bulk,
       })
     }
     if (config.BRAZE_API_KEY !== undefined || config.BRAZE_REST_ENDPOINT !== undefined) {
@@ -436,7 +478,11 @@ export const braze: HttpDestination<typeof BrazeConfig, BrazeConnection, BrazeIt
           { key: missing, expected: `a value: the default connection needs both (${given} is set)`, given: 'nothing' },
         ])
       }
-      add('default', { apiKey: config.BRAZE_API_KEY, restEndpoint: config.BRAZE_REST_ENDPOINT }, config.BRAZE_WORKSPACE)
+      add(
+        'default',
+        { apiKey: config.BRAZE_API_KEY, restEndpoint: config.BRAZE_REST_ENDPOINT, bulk: config.BRAZE_BULK },
+        config.BRAZE_WORKSPACE,
+      )
     }
     for (const [name, connection] of readNamedConnections('BRAZE', BrazeConnectionConfig, config)) {
       add(name, connection, connection.workspace)
@@ -454,23 +500,29 @@ export const braze: HttpDestination<typeof BrazeConfig, BrazeConnection, BrazeIt
 
   // The ingress's dry run checks rows with toBrazeItem on these (docs/adr/0020-dry-run-with-the-services-row-checks.md).
   publicSettings: brazePublicSettings,
-
+  // request; the key only carries the connection's request limits (objects per request, and bulk's 2 MB) to `limitsFor`.
   toItem: toBrazeItem,
 
   // Every option of a send lives inside its attributes objects, so any two objects of a connection may share a
   // request; the key only carries the connection's objects-per-request limit to `limitsFor`.
-  batchKey: (item) => String(item.maxObjects),
+  batchKey: (item) => (item.bulk ? `bulk:${item.maxObjects}` : String(item.maxObjects)),
 
   limitsFor(batchKey) {
-    const maxObjects = Number(batchKey)
-    return Number.isInteger(maxObjects) && maxObjects >= 1 && maxObjects <= 75
-      ? { ...baseLimits, maxBatchItems: maxObjects }
-      : baseLimits
+    const bulk = batchKey.startsWith('bulk:')
+    const maxObjects = Number(bulk ? batchKey.slice(5) : batchKey)
+    if (!Number.isInteger(maxObjects) || maxObjects < 1) return baseLimits
+    if (!bulk) return maxObjects <= MAX_OBJECTS ? { ...baseLimits, maxBatchItems: maxObjects } : baseLimits
+    return {
+      ...baseLimits,
+      maxBatchItems: Math.min(maxObjects, MAX_BULK_OBJECTS),
+      maxBatchBytes: MAX_BULK_REQUEST_BYTES,
+      maxItemBytes: MAX_BULK_REQUEST_BYTES,
+    }
   },
 
   buildRequest(items: readonly EncodedItem<BrazeItem>[], connection): BuiltRequest {
     return {
-      url: `${connection.endpoint}/users/track`,
+      url: `${connection.endpoint}${connection.bulk ? '/users/track/bulk' : '/users/track'}`,
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: connection.authorization },
       body: `{"attributes":[${items.map((item) => item.json).join(',')}]}`,

@@ -31,8 +31,16 @@ export const BrazeConnectionConfig = Type.Object(
     workspace: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' })),
     /** Requests per BRAZE_RATE_LIMIT_WINDOW_SECONDS for this workspace (default BRAZE_RATE_LIMIT_REQUESTS). */
     rateLimitRequests: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
-    /** Attributes objects per request (default BRAZE_MAX_OBJECTS_PER_REQUEST). */
-    maxObjectsPerRequest: Type.Optional(Type.Integer({ minimum: 1, maximum: 75 })),
+    /**
+     * Send through `POST /users/track/bulk` (a Braze beta: the key needs the users.track.bulk permission): up to
+     * 1,000 objects and 2 MB per request, on a rate budget of its own. Bulk updates do not trigger action-based
+     * campaigns or Canvases at Braze.
+     */
+    bulk: Type.Optional(Type.Boolean()),
+    /** Attributes objects per request (default BRAZE_MAX_OBJECTS_PER_REQUEST; with bulk, BRAZE_BULK_MAX_OBJECTS_PER_REQUEST). */
+    maxObjectsPerRequest: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    /** With bulk: /users/track/bulk requests per second for this workspace (default BRAZE_BULK_REQUESTS_PER_SECOND). */
+    bulkRequestsPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100_000 })),
     /** Values per array attribute (default BRAZE_MAX_ARRAY_LENGTH). */
     maxArrayLength: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
   },
@@ -78,6 +86,23 @@ export const BrazeConfig = Type.Object({
     minimum: 1,
     maximum: 75,
     description: 'attributes objects per request (Braze: 75 combined; 50 on some MAU contracts)',
+  }),
+  BRAZE_BULK: Type.Boolean({
+    default: false,
+    description:
+      'the `default` connection sends through POST /users/track/bulk (Braze beta; the key needs users.track.bulk): 1,000 objects and 2 MB per request; bulk updates do not trigger action-based campaigns or Canvases',
+  }),
+  BRAZE_BULK_MAX_OBJECTS_PER_REQUEST: Type.Integer({
+    default: 1000,
+    minimum: 1,
+    maximum: 1000,
+    description: 'objects per /users/track/bulk request (Braze: 1,000 combined, depending on the account)',
+  }),
+  BRAZE_BULK_REQUESTS_PER_SECOND: Type.Number({
+    default: 50,
+    exclusiveMinimum: 0,
+    maximum: 100_000,
+    description: '/users/track/bulk requests per second per workspace, shared by all replicas (Braze: 50)',
   }),
   BRAZE_MAX_ARRAY_LENGTH: Type.Integer({
     default: 25,

@@ -20,6 +20,7 @@ const connection: BrazeConnection = {
   authorization: 'Bearer key',
   maxObjects: 75,
   maxArrayLength: 25,
+  bulk: false,
 }
 
 function identify(
@@ -171,6 +172,18 @@ describe('braze.toItem', () => {
     expect(braze.batchKey!(item)).toBe('50')
     expect(braze.limitsFor!('50').maxBatchItems).toBe(50)
     expect(braze.limitsFor!('75').maxBatchBytes).toBeLessThanOrEqual(4 * 1024 * 1024)
+  })
+
+  it('on a bulk connection: the batch key says so, and a batch holds up to 1,000 objects and under 2 MB', () => {
+    const bulk = { ...connection, bulk: true, maxObjects: 1000 }
+    const item = braze.toItem(identify({ plan: 'x' }), bulk) as BrazeItem
+    expect(braze.batchKey!(item)).toBe('bulk:1000')
+    const limits = braze.limitsFor!('bulk:1000')
+    expect(limits.maxBatchItems).toBe(1000)
+    expect(limits.maxBatchBytes).toBeLessThan(2 * 1024 * 1024)
+    expect(limits.maxItemBytes).toBeLessThan(2 * 1024 * 1024)
+    expect(braze.limitsFor!('bulk:5000').maxBatchItems).toBe(1000)
+    expect(braze.limitsFor!('1000').maxBatchItems).toBe(75)
   })
 })
 
@@ -345,6 +358,47 @@ describe('braze config and connections', () => {
     expect(connections.get('eu2')!.rateLimitRps).toBe(100)
   })
 
+  it('BRAZE_BULK and "bulk": /users/track/bulk with 1,000 objects and 50 requests a second on a budget of its own', () => {
+    const connections = load({
+      BRAZE_API_KEY: 'k1',
+      BRAZE_REST_ENDPOINT: 'https://rest.iad-01.braze.com',
+      BRAZE_BULK: 'true',
+      BRAZE_CONNECTIONS: JSON.stringify({
+        track: { apiKey: 'k1', restEndpoint: 'https://rest.iad-01.braze.com' },
+        backfill: {
+          apiKey: 'k2',
+          restEndpoint: 'https://rest.iad-01.braze.com',
+          workspace: 'main',
+          bulk: true,
+          maxObjectsPerRequest: 500,
+          bulkRequestsPerSecond: 20,
+        },
+        daily: { apiKey: 'k3', restEndpoint: 'https://rest.iad-01.braze.com', workspace: 'main' },
+      }),
+    })
+    expect(connections.get('default')).toMatchObject({ bulk: true, maxObjects: 1000, rateLimitRps: 50 })
+    expect(connections.get('track')).toMatchObject({ bulk: false, maxObjects: 75, rateLimitRps: 1000 })
+    // Same key and endpoint, one workspace: the two endpoints' budgets stay apart.
+    expect(connections.get('default')!.rateLimitScope).toBe(`${connections.get('track')!.rateLimitScope}:bulk`)
+    expect(connections.get('backfill')).toMatchObject({ bulk: true, maxObjects: 500, rateLimitRps: 20 })
+    expect(connections.get('backfill')!.rateLimitScope).toBe('workspace:main:bulk')
+    expect(connections.get('daily')!.rateLimitScope).toBe('workspace:main')
+    const built = braze.buildRequest([encode({ external_id: 'u1' })], connections.get('default')!, new Date())
+    expect(built.url).toBe('https://rest.iad-01.braze.com/users/track/bulk')
+    expect(braze.buildRequest([encode({ external_id: 'u1' })], connections.get('track')!, new Date()).url).toBe(
+      'https://rest.iad-01.braze.com/users/track',
+    )
+    // More than 75 objects only with bulk.
+    expect(() =>
+      load({
+        BRAZE_CONNECTIONS: JSON.stringify({
+          wide: { apiKey: 'k', restEndpoint: 'https://rest.iad-01.braze.com', maxObjectsPerRequest: 76 },
+        }),
+      }),
+    ).toThrow(/at most 75/)
+    expect(() => loadConfig(BrazeConfig, { BRAZE_BULK_MAX_OBJECTS_PER_REQUEST: '1001' })).toThrow()
+  })
+
   it('refuses half a default connection, and http:// to a Braze host', () => {
     expect(() => load({ BRAZE_API_KEY: 'k' })).toThrow(ConfigError)
     expect(() => load({ BRAZE_API_KEY: 'k', BRAZE_REST_ENDPOINT: 'http://rest.iad-01.braze.com' })).toThrow(/https/)
@@ -371,9 +425,18 @@ describe('row limits announced in the destination registry', () => {
   it('publicSettings announces the limits toBrazeItem reads and brazeRowConnection reads them back', () => {
     const workspace: BrazeConnection = { ...connection, maxObjects: 50, maxArrayLength: 10 }
     const settings = braze.publicSettings!(workspace)
-    expect(settings).toEqual({ maxObjectsPerRequest: '50', maxArrayLength: '10' })
+    expect(settings).toEqual({ maxObjectsPerRequest: '50', maxArrayLength: '10', bulk: 'false' })
     expect(JSON.stringify(settings)).not.toContain('key')
-    expect(brazeRowConnection(settings)).toEqual({ connection: { maxObjects: 50, maxArrayLength: 10 }, defaulted: [] })
+    expect(brazeRowConnection(settings)).toEqual({
+      connection: { maxObjects: 50, maxArrayLength: 10, bulk: false },
+      defaulted: [],
+    })
+    // A bulk connection announces itself and its larger limit; the rows checked from it batch as its own do.
+    const bulkSettings = braze.publicSettings!({ ...connection, bulk: true, maxObjects: 1000 })
+    const rebuilt = brazeRowConnection(bulkSettings).connection
+    expect(rebuilt).toEqual({ maxObjects: 1000, maxArrayLength: 25, bulk: true })
+    const bulkItem = toBrazeItem(identify({ plan: 'x' }), rebuilt) as BrazeItem
+    expect(braze.batchKey!(bulkItem)).toBe('bulk:1000')
     // The same refusal from the rebuilt connection as from the service's own.
     const message = identify({ tags: Array.from({ length: 12 }, (_, i) => `t${i}`) })
     const fromRegistry = toBrazeItem(message, brazeRowConnection(settings).connection)
@@ -384,12 +447,16 @@ describe('row limits announced in the destination registry', () => {
 
   it("falls back to BrazeConfig's defaults, naming them, for settings missing or out of range", () => {
     expect(brazeRowConnection(undefined)).toEqual({
-      connection: { maxObjects: 75, maxArrayLength: 25 },
+      connection: { maxObjects: 75, maxArrayLength: 25, bulk: false },
       defaulted: ['maxObjectsPerRequest 75', 'maxArrayLength 25'],
     })
     expect(brazeRowConnection({ maxObjectsPerRequest: '0', maxArrayLength: ['10'] })).toEqual({
-      connection: { maxObjects: 75, maxArrayLength: 25 },
+      connection: { maxObjects: 75, maxArrayLength: 25, bulk: false },
       defaulted: ['maxObjectsPerRequest 75', 'maxArrayLength 25'],
+    })
+    expect(brazeRowConnection({ bulk: 'true' })).toEqual({
+      connection: { maxObjects: 1000, maxArrayLength: 25, bulk: true },
+      defaulted: ['maxObjectsPerRequest 1000', 'maxArrayLength 25'],
     })
     expect(brazeRowConnection({ maxObjectsPerRequest: '76', maxArrayLength: '101' }).defaulted).toHaveLength(2)
   })

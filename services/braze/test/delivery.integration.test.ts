@@ -85,6 +85,25 @@ describe('braze service: Kafka → runtime → Braze simulator', () => {
     expect(stack.simulator.state.counters.requests).toBe(requests.length)
   })
 
+  it('BRAZE_BULK: every row once through /users/track/bulk, up to 1,000 objects a request', async () => {
+    const run = newRunId()
+    const total = 2500
+    const messages = Array.from({ length: total }, (_, i) => identify(run, i))
+    await start({ BRAZE_BULK: 'true' })
+    await produceMessages(stack, messages)
+    await waitFor(() => stack.simulator.state.acceptedIds.size === total, {
+      timeoutMs: 30_000,
+      message: `${total} users updated`,
+    })
+    expect(acceptedCount(stack)).toBe(total)
+    for (let i = 0; i < total; i += 97) expect(profileOf(stack, i)).toEqual(expectedProfile(i))
+    const requests = stack.simulator.state.requests.toArray()
+    expect(requests.every((r) => r.path === '/users/track/bulk' && r.status === 201 && r.items <= 1000)).toBe(true)
+    // Batches past /users/track's 75: the rows went in fewer, larger requests.
+    expect(Math.max(...requests.map((r) => r.items))).toBeGreaterThan(75)
+    expect(requests.length).toBeLessThan(total / 75)
+  })
+
   it('sends nulls when the send says so, so Braze removes the attribute', async () => {
     const run = newRunId()
     stack.simulator.profiles.seed([{ external_id: 'user-1', attributes: { nick: 'old', plan: 'trial' } }])
