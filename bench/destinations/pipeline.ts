@@ -18,8 +18,8 @@
 // (/proc/stat and /proc/<pid>/stat).
 // Simulator limits are raised above the services' defaults where the service's own default is the lower one
 // (Braze: 6,000 per 3 s against the service's 3,000; mParticle: 100,000 batches/s with the service's rate raised).
-// braze-bulk is the braze service on a BRAZE_BULK connection (/users/track/bulk: 1,000 objects a request, 50
-// requests a second; the simulator allows 100).
+// braze-bulk is the braze service on a BRAZE_BULK connection (/users/track/bulk: 1,000 objects a request; its 50
+// requests a second raised to 1,000, the simulator allowing 2,000).
 // --replicas runs that many processes of each destination service (one consumer group; service CPU is theirs
 // together, service peak RSS the highest of one). --env applies to every destination service; --cpu-prof-dir makes
 // every service write a V8 CPU profile there; --ingress-cpu-prof-dir makes the ingress write one there (on its
@@ -193,16 +193,17 @@ const SPECS: Record<string, Spec> = {
   },
 }
 
-// The braze service on a connection with BRAZE_BULK: POST /users/track/bulk, up to 1,000 objects a request and 50
-// requests a second by default (the simulator allows 100).
+// The braze service on a connection with BRAZE_BULK: POST /users/track/bulk, up to 1,000 objects a request. Its
+// default of 50 requests a second is raised to 1,000 (the simulator allows 2,000), as mParticle's rate is: at 50 a
+// second the schedule, not the pipeline's CPU, sets the rate (bench/README.md, braze).
 SPECS['braze-bulk'] = {
   ...SPECS.braze!,
   service: 'braze',
   limits: {
     path: '/rate-limits',
-    body: { requests: { limit: 6000, windowMs: 3000 }, bulkRequests: { limit: 100, windowMs: 1000 } },
+    body: { requests: { limit: 6000, windowMs: 3000 }, bulkRequests: { limit: 2000, windowMs: 1000 } },
   },
-  env: (url) => ({ ...SPECS.braze!.env(url), BRAZE_BULK: 'true' }),
+  env: (url) => ({ ...SPECS.braze!.env(url), BRAZE_BULK: 'true', BRAZE_BULK_REQUESTS_PER_SECOND: '1000' }),
 }
 
 /** The one-time download_url of a Look (json_detail_lite_stream), streamed as fast as the socket takes it. */
