@@ -500,11 +500,12 @@ export const braze: HttpDestination<typeof BrazeConfig, BrazeConnection, BrazeIt
 
   // The ingress's dry run checks rows with toBrazeItem on these (docs/adr/0020-dry-run-with-the-services-row-checks.md).
   publicSettings: brazePublicSettings,
-  // request; the key only carries the connection's request limits (objects per request, and bulk's 2 MB) to `limitsFor`.
+
   toItem: toBrazeItem,
 
   // Every option of a send lives inside its attributes objects, so any two objects of a connection may share a
-  // request; the key only carries the connection's objects-per-request limit to `limitsFor`.
+  // request; the key only carries the connection's request limits (objects per request, and bulk's 2 MB) to
+  // `limitsFor`.
   batchKey: (item) => (item.bulk ? `bulk:${item.maxObjects}` : String(item.maxObjects)),
 
   limitsFor(batchKey) {

@@ -37,9 +37,12 @@ export const BrazeConnectionConfig = Type.Object(
      * campaigns or Canvases at Braze.
      */
     bulk: Type.Optional(Type.Boolean()),
-    /** Attributes objects per request (default BRAZE_MAX_OBJECTS_PER_REQUEST; with bulk, BRAZE_BULK_MAX_OBJECTS_PER_REQUEST). */
+    /**
+     * Attributes objects per request: at most 75, or 1,000 with bulk (default BRAZE_MAX_OBJECTS_PER_REQUEST; with
+     * bulk, BRAZE_BULK_MAX_OBJECTS_PER_REQUEST).
+     */
     maxObjectsPerRequest: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
-    /** With bulk: /users/track/bulk requests per second for this workspace (default BRAZE_BULK_REQUESTS_PER_SECOND). */
+    /** With bulk: /users/track/bulk requests per second for the workspace (default BRAZE_BULK_REQUESTS_PER_SECOND). */
     bulkRequestsPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100_000 })),
     /** Values per array attribute (default BRAZE_MAX_ARRAY_LENGTH). */
     maxArrayLength: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
