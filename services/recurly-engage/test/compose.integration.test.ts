@@ -117,7 +117,7 @@ describe('composing when reading a staged chunk fails', () => {
     expect(waits).toEqual([1])
   })
 
-  it('without tries left, the body ends with the read error and no partial file can complete', async () => {
+  it('without tries left, the body ends with the read error (a single try by default)', async () => {
     const { send } = await stage()
     const chunks = await listChunks(sink, send)
     waits.length = 0
