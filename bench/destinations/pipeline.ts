@@ -1,7 +1,7 @@
 // Looker execute → ingress → local-kafka → destination service → simulator, for several destinations in one run:
 //   node --conditions=@lookstream/source bench/destinations/pipeline.ts [--destinations segment,braze,mparticle]
 //        [--rows 1000000] [--warmup 5000] [--rounds 1] [--replicas 1] [--env NAME=VALUE]… [--cpu-prof-dir DIR]
-//        [--ingress-cpu-prof-dir DIR]
+//        [--ingress-cpu-prof-dir DIR] [--service-node-arg ARG]…
 // Each phase is one destination on its own fresh stack (local-kafka on disk, redis-server, the simulator in its own
 // process, the ingress and the destination service, both run as their `pnpm start` runs them: compiled, with their
 // start scripts' Node flags). With --rounds N the destinations alternate N times, so a machine whose load changes
@@ -21,9 +21,10 @@
 // braze-bulk is the braze service on a BRAZE_BULK connection (/users/track/bulk: 1,000 objects a request; its 50
 // requests a second raised to 1,000, the simulator allowing 2,000).
 // --replicas runs that many processes of each destination service (one consumer group; service CPU is theirs
-// together, service peak RSS the highest of one). --env applies to every destination service; --cpu-prof-dir makes
-// every service write a V8 CPU profile there; --ingress-cpu-prof-dir makes the ingress write one there (on its
-// SIGTERM exit, one file per phase).
+// together, service peak RSS the highest of one). --env applies to every destination service; --service-node-arg
+// adds a Node option after the services' start-script ones (so it overrides them, e.g. --max-semi-space-size=8);
+// --cpu-prof-dir makes every service write a V8 CPU profile there; --ingress-cpu-prof-dir makes the ingress write
+// one there (on its SIGTERM exit, one file per phase).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtempSync } from 'node:fs'
@@ -51,6 +52,7 @@ const { values: args } = parseArgs({
     env: { type: 'string', multiple: true, default: [] },
     'cpu-prof-dir': { type: 'string' },
     'ingress-cpu-prof-dir': { type: 'string' },
+    'service-node-arg': { type: 'string', multiple: true, default: [] },
   },
 })
 const ROWS = Number(args.rows)
@@ -374,7 +376,7 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
       const service = await spawnService(
         serviceStart.entry,
         { ...serviceStart.env, ...common, ...spec.env(sim), ...EXTRA_ENV },
-        { readyTimeoutMs: 60_000, compiled: true, nodeArgs: serviceStart.nodeArgs },
+        { readyTimeoutMs: 60_000, compiled: true, nodeArgs: [...serviceStart.nodeArgs, ...args['service-node-arg']] },
       )
       stops.push(() => service.stop('SIGTERM', 20_000))
       services.push(service)

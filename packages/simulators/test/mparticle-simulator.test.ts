@@ -148,6 +148,26 @@ describe('mparticle simulator', () => {
     expect(sim.state.counters.accepted).toBe(3)
   })
 
+  it('dedupes source_request_id with a single API key, forgets it after a reset, and takes it again past the window', async () => {
+    const one = [{ key: 'key-a', secret: 'secret-a' }]
+    await start({ credentials: one })
+    await bulk([batch(1)])
+    expect((await bulk([batch(1), batch(2), batch(2)])).status).toBe(202)
+    expect(sim.state.counters).toMatchObject({ accepted: 2, duplicates: 2 })
+    expect([...sim.state.acceptedIds.keys()]).toEqual([batch(1).source_request_id, batch(2).source_request_id])
+
+    await admin(sim.url, '/reset', 'POST')
+    await bulk([batch(1)])
+    expect(sim.state.counters).toMatchObject({ accepted: 1, duplicates: 0 })
+    await sim.close()
+
+    // A window of 0 ms has always ended: the same batch is accepted again, and its id moves to the end.
+    await start({ credentials: one, dedupeWindowMs: 0 })
+    await bulk([batch(1), batch(2), batch(1)])
+    expect(sim.state.counters).toMatchObject({ accepted: 3, duplicates: 0 })
+    expect([...sim.state.acceptedIds.keys()]).toEqual([batch(2).source_request_id, batch(1).source_request_id])
+  })
+
   it('answers 429 with Retry-After and X-mp-rate-limit-exceeded beyond the configured batch rate', async () => {
     await start({ rateLimit: { limit: 3, windowMs: 20_000 }, rateLimitScope: 'workspace' })
     expect((await bulk([batch(1), batch(2)])).status).toBe(202)
