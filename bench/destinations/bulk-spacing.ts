@@ -14,6 +14,7 @@ import { spawnSimulators } from '@lookstream/simulators'
 import { buildProject, readStartCommand, spawnService } from '@lookstream/testing'
 import { request } from 'undici'
 import { identifyProducer, startKafkaAndRedis, stopsFor } from '../e2e/identify-backlog.ts'
+import { envPairs } from '../env-pairs.ts'
 
 const N = Number(process.argv[2] ?? 100_000)
 const RPS = process.argv[3] ?? '50'
@@ -77,10 +78,7 @@ try {
     BRAZE_BULK: 'true',
     BRAZE_BULK_REQUESTS_PER_SECOND: RPS,
   }
-  for (const pair of EXTRA) {
-    const [k, v] = pair.split('=')
-    env[k!] = v!
-  }
+  Object.assign(env, envPairs(EXTRA))
   const service = await spawnService(start.entry, env, {
     readyTimeoutMs: 60_000,
     compiled: true,
@@ -96,7 +94,7 @@ try {
       console.error('counters', JSON.stringify(s.counters))
       break
     }
-    if (Date.now() - t0 > 300_000) throw new Error('timeout')
+    if (Date.now() - t0 > 300_000) throw new Error(`only ${s.counters.acceptedIds} of ${N} rows accepted in 300 s`)
     await sleep(50)
   }
   const page = (await (await request(`${url}/__admin/requests?limit=20000`)).body.json()) as {
