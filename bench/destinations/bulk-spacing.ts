@@ -15,6 +15,7 @@ import { buildProject, readStartCommand, spawnService } from '@lookstream/testin
 import { request } from 'undici'
 import { identifyProducer, startKafkaAndRedis, stopsFor } from '../e2e/identify-backlog.ts'
 import { envPairs } from '../env-pairs.ts'
+import { cpuSeconds } from '../ingress/proc-stats.ts'
 
 const N = Number(process.argv[2] ?? 100_000)
 const RPS = process.argv[3] ?? '50'
@@ -86,12 +87,16 @@ try {
   })
   stops.push(() => service.stop('SIGTERM', 20_000))
   const t0 = Date.now()
+  const cpu0 = cpuSeconds(service.pid)
   for (;;) {
     const s = (await (await request(`${url}/__admin/state`)).body.json()) as {
       counters: { acceptedIds: number; rateLimited: number; requests: number }
     }
     if (s.counters.acceptedIds >= N) {
       console.error('counters', JSON.stringify(s.counters))
+      console.error(
+        `service CPU ${(cpuSeconds(service.pid) - cpu0).toFixed(2)} s in ${((Date.now() - t0) / 1000).toFixed(2)} s`,
+      )
       break
     }
     if (Date.now() - t0 > 300_000) throw new Error(`only ${s.counters.acceptedIds} of ${N} rows accepted in 300 s`)
