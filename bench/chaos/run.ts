@@ -351,11 +351,15 @@ async function deadLetters(name: DestinationName, prefix: string): Promise<numbe
 
 /** Progress changes per destination (epoch ms), sampled every 200 ms for the whole run. */
 const changes = new Map<DestinationName, number[]>()
+/** Samples of a destination's progress that failed (epoch ms), for the notes of a fault event judged late. */
+const failedSamples = new Map<DestinationName, number[]>()
 let monitoring = true
 async function monitor(d: Destination): Promise<void> {
   let last: number | undefined
   const list: number[] = []
+  const failed: number[] = []
   changes.set(d.name, list)
+  failedSamples.set(d.name, failed)
   while (monitoring) {
     try {
       const value = await d.progress()
@@ -363,6 +367,7 @@ async function monitor(d: Destination): Promise<void> {
       last = value
     } catch {
       // The simulator or S3 busy: the next sample tells.
+      failed.push(now())
     }
     await sleep(200)
   }
@@ -528,7 +533,13 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
           for (let k = 0; k < KILLS; k++) {
             const span = LAST_KILL_SHARE - 0.05
             await moment(0.05 + (span * k) / KILLS, 0.05 + (span * (k + 1)) / KILLS)
-            events.push({ what: `kill ${k + 1}`, at: now() })
+            // How far the send was, as the simulator says, when the kill went: tells a kill after the last row from a
+            // progress change the 200 ms monitor did not see.
+            const seen = d.delivered === undefined ? undefined : await d.delivered().catch(() => undefined)
+            events.push({
+              what: `kill ${k + 1}${seen === undefined ? '' : ` at ${seen}/${good.size} rows`}`,
+              at: now(),
+            })
             await kill9(d.name)
             await start(d.name)
             events.push({ what: `restart ${k + 1}`, at: now(), restart: true })
@@ -618,9 +629,12 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
       const hits = all.filter((e) => !e.restart && e.at < deliveredAt)
       const after = all.filter((e) => !e.restart && e.at >= deliveredAt)
       if (all.length > 0) {
+        const failed = failedSamples.get(d.name)!.filter((t) => t >= startedAt && t <= completedAt).length
         notes.push(
           `${hits.length} of ${hits.length + after.length} fault events while the send was in flight` +
-            (after.length > 0 ? ` (after it: ${after.map((e) => e.what).join(', ')})` : ''),
+            (after.length > 0
+              ? ` (after it: ${after.map((e) => e.what).join(', ')}; ${failed} progress samples failed meanwhile)`
+              : ''),
         )
       }
       for (const r of all) {
