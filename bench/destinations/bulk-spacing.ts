@@ -1,10 +1,11 @@
 // When a Braze bulk connection's requests reach the simulator: a backlog of identify messages (the ingress's shape
-// for the destination pipeline benchmark's Braze Look, random UUID messageIds) is on lookstream.identify.v1 before
-// the braze service starts on a BRAZE_BULK connection at RPS requests a second (the simulator allows 2,000):
+// for the destination pipeline benchmark's Braze Look, brazeIdentify of bench/e2e/identify-backlog.ts, with random
+// UUID messageIds) is on lookstream.identify.v1 before the braze service starts on a BRAZE_BULK connection at RPS
+// requests a second (the simulator allows 2,000):
 //   node --conditions=@lookstream/source bench/destinations/bulk-spacing.ts [ROWS] [RPS] [NAME=VALUE]…
 // NAME=VALUE pairs go to the service's environment (e.g. DELIVERY_MAX_IN_FLIGHT_MESSAGES=20000). Printed: the
 // requests' rate over their span, the gaps between arrivals (10th, 50th, 90th percentile, the largest, and every
-// gap with the request's object count), the simulator's time per request, and the service's rate-limit waits.
+// gap with the request's object count), the simulator's time per request, the service's CPU and its rate-limit waits.
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { spawnSimulators } from '@lookstream/simulators'
 import { buildProject, readStartCommand, spawnService } from '@lookstream/testing'
 import { request } from 'undici'
-import { identifyProducer, startKafkaAndRedis, stopsFor } from '../e2e/identify-backlog.ts'
+import { brazeIdentify, identifyProducer, startKafkaAndRedis, stopsFor } from '../e2e/identify-backlog.ts'
 import { envPairs } from '../env-pairs.ts'
 import { cpuSeconds } from '../ingress/proc-stats.ts'
 
@@ -44,23 +45,10 @@ try {
     .then((r) => r.body.text())
     .then((t) => console.error('limits', t.slice(0, 200)))
   const run = Date.now().toString(36)
+  // The ingress's messageIds are UUIDs (a `<run>-<n>` id would take the dedupe's hashed form).
   const { produce } = await identifyProducer(kafka.brokers, stops, (r, i) => ({
-    type: 'identify',
-    userId: `${r}-${i}`,
-    traits: { first_name: `Name ${i}`, plan: 'annual', country: 'FR', orders: i % 50 },
-    integrations: {
-      All: false,
-      Braze: {
-        connection: 'default',
-        identifierKey: 'external_id',
-        exportLabel: 'LOOKER_EXPORT',
-        updateExistingOnly: false,
-        nulls: 'skip',
-      },
-    },
+    ...brazeIdentify(r, i),
     messageId: randomUUID(),
-    timestamp: '2026-12-07T06:00:00.000Z',
-    context: { lookstream: { sendId: `bench-${r}`, row: i, action: 'braze' } },
   }))
   await produce(run, N)
   const dir = new URL('../../services/braze/', import.meta.url).pathname

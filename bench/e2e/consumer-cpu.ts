@@ -25,8 +25,7 @@ import { parseArgs } from 'node:util'
 import { request } from 'undici'
 import { envPairs } from '../env-pairs.ts'
 import { cpuSeconds } from '../ingress/proc-stats.ts'
-import { type CanonicalMessage } from '@lookstream/events'
-import { identify, identifyProducer, startKafkaAndRedis, stopsFor } from './identify-backlog.ts'
+import { brazeIdentify, identify, identifyProducer, startKafkaAndRedis, stopsFor } from './identify-backlog.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -43,29 +42,6 @@ const EXTRA_ENV: Record<string, string> = envPairs(args.env)
 const DESTINATION = args.destination
 if (DESTINATION !== 'segment' && DESTINATION !== 'braze') throw new Error('--destination is segment or braze')
 const BRAZE_API_KEY = 'bench-braze-api-key'
-const PLANS = ['annual', 'monthly', 'monthly']
-const COUNTRIES = ['DE', 'FR', 'US', 'GB', 'NL', 'SE', 'ES']
-
-/** A Braze row as the ingress maps the destination pipeline benchmark's Braze Look. */
-function brazeIdentify(run: string, index: number): CanonicalMessage {
-  return {
-    type: 'identify',
-    messageId: `${run}-${index}`,
-    userId: `${run}-${index}`,
-    traits: {
-      first_name: `Name ${index}`,
-      plan: PLANS[index % 3]!,
-      country: COUNTRIES[index % 7]!,
-      orders: index % 50,
-    },
-    context: { lookstream: { sendId: `bench-${run}`, row: index, action: 'braze' } },
-    timestamp: '2026-11-22T06:00:00.000Z',
-    integrations: {
-      All: false,
-      Braze: { connection: 'default', identifierKey: 'external_id', updateExistingOnly: false, nulls: 'skip' },
-    },
-  }
-}
 const MESSAGES = Number(args.messages)
 const WARMUP = Number(args.warmup)
 const ROOT = resolve(args.root)

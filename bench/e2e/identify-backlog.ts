@@ -1,5 +1,6 @@
-// What the two bench/e2e scripts share: the identify messages they put on Kafka (as the ingress would), the
-// producer that puts them there, and stopping what they started, in reverse order, also on Ctrl-C.
+// What the bench/e2e scripts and bench/destinations/bulk-spacing.ts share: the identify messages they put on Kafka
+// (as the ingress would), the producer that puts them there, and stopping what they started, in reverse order, also
+// on Ctrl-C.
 import { headersFor, type CanonicalMessage } from '@lookstream/events'
 import { createKafka, createProducer, ensureTopics, type LookstreamProducer } from '@lookstream/kafka'
 import { startLocalKafka, type LocalKafka } from '@lookstream/local-kafka'
@@ -19,6 +20,29 @@ export function identify(run: string, index: number): CanonicalMessage {
   }
 }
 
+const PLANS = ['annual', 'monthly', 'monthly']
+const COUNTRIES = ['DE', 'FR', 'US', 'GB', 'NL', 'SE', 'ES']
+
+/** A Braze row as the ingress maps the destination pipeline benchmark's Braze Look. */
+export function brazeIdentify(run: string, index: number): CanonicalMessage {
+  return {
+    type: 'identify',
+    messageId: `${run}-${index}`,
+    userId: `${run}-${index}`,
+    traits: {
+      first_name: `Name ${index}`,
+      plan: PLANS[index % 3]!,
+      country: COUNTRIES[index % 7]!,
+      orders: index % 50,
+    },
+    context: { lookstream: { sendId: `bench-${run}`, row: index, action: 'braze' } },
+    timestamp: '2026-11-22T06:00:00.000Z',
+    integrations: {
+      All: false,
+      Braze: { connection: 'default', identifierKey: 'external_id', updateExistingOnly: false, nulls: 'skip' },
+    },
+  }
+}
 export interface Stops {
   push: (stop: () => Promise<unknown>) => void
   /** Runs every stop in reverse order (ignoring failures), then removes dataDir. */
