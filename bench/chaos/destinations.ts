@@ -80,12 +80,19 @@ export interface Endpoints {
   bucket: string
 }
 
-export async function admin<T>(base: string, path: string, method = 'GET', body?: unknown): Promise<T> {
+export async function admin<T>(
+  base: string,
+  path: string,
+  method = 'GET',
+  body?: unknown,
+  timeoutMs = 30_000,
+): Promise<T> {
   const res = await request(`${base}/__admin${path}`, {
     method,
     ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    headersTimeout: 30_000,
-    bodyTimeout: 30_000,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    signal: AbortSignal.timeout(timeoutMs),
   })
   const text = await res.body.text()
   if (res.statusCode !== 200) throw new Error(`${method} ${path}: HTTP ${res.statusCode} ${text.slice(0, 200)}`)
@@ -144,7 +151,15 @@ async function distinct(base: string, key: 'acceptedIds' | 'profiles' | 'users')
 }
 
 async function simulatorProgress(base: string): Promise<number> {
-  const state = await admin<{ counters: { accepted: number; duplicates: number; rejected: number } }>(base, '/state')
+  // Sampled every 200 ms: a sample that does not answer within 2 s is counted as failed and the next one is taken,
+  // so one stuck request cannot blank the progress record of a whole send.
+  const state = await admin<{ counters: { accepted: number; duplicates: number; rejected: number } }>(
+    base,
+    '/state',
+    'GET',
+    undefined,
+    2_000,
+  )
   return state.counters.accepted + state.counters.duplicates + state.counters.rejected
 }
 

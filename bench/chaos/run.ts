@@ -527,7 +527,10 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
         else await sleep(300 + share * 2000)
       }
 
-      const events: { what: string; at: number; restart?: boolean }[] = []
+      // inFlight: whether the event hit the send while it was in flight, when the destination's own count at that
+      // moment says so (a kill while the simulator held fewer rows than the send's); otherwise the progress record
+      // judges it (below).
+      const events: { what: string; at: number; restart?: boolean; inFlight?: boolean }[] = []
       const faultDone = (async () => {
         if (fault === 'service-kill') {
           for (let k = 0; k < KILLS; k++) {
@@ -539,6 +542,7 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
             events.push({
               what: `kill ${k + 1}${seen === undefined ? '' : ` at ${seen}/${good.size} rows`}`,
               at: now(),
+              ...(seen === undefined ? {} : { inFlight: seen < good.size }),
             })
             await kill9(d.name)
             await start(d.name)
@@ -626,8 +630,9 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
       // When the send was last seen progressing: a fault after it did not hit the send.
       const deliveredAt = lastChangeBefore(d.name, completedAt)
       const all = [...events, ...outageEvents].sort((x, y) => x.at - y.at)
-      const hits = all.filter((e) => !e.restart && e.at < deliveredAt)
-      const after = all.filter((e) => !e.restart && e.at >= deliveredAt)
+      const inFlight = (e: (typeof all)[number]) => ('inFlight' in e ? e.inFlight : undefined) ?? e.at < deliveredAt
+      const hits = all.filter((e) => !e.restart && inFlight(e))
+      const after = all.filter((e) => !e.restart && !inFlight(e))
       if (all.length > 0) {
         const failed = failedSamples.get(d.name)!.filter((t) => t >= startedAt && t <= completedAt).length
         notes.push(
