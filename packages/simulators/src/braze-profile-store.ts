@@ -60,6 +60,21 @@ function isScalar(value: unknown): value is Scalar {
   )
 }
 
+/**
+ * The alias list of every profile that has none (most): one frozen array shared by them instead of an empty one per
+ * profile. A profile's first alias replaces it with a list of its own.
+ */
+const NO_ALIASES: BrazeAlias[] = Object.freeze([]) as unknown as BrazeAlias[]
+
+function addAlias(profile: BrazeProfile, alias: BrazeAlias): void {
+  if (profile.user_aliases === NO_ALIASES) profile.user_aliases = [alias]
+  else profile.user_aliases.push(alias)
+}
+
+/** List values shared between profiles: at most this many distinct ones, each at most this long. */
+const MAX_SHARED_VALUES = 1024
+const MAX_SHARED_VALUE_LENGTH = 255
+
 function aliasKey(label: string, name: string): string {
   return `${label}\u0000${name}`
 }
@@ -119,7 +134,15 @@ export function attributeValueError(name: string, value: unknown): string | unde
  * `current` without the values in `remove`, then each value of `add` moved to (or put at) the end, keeping the last
  * `max` values: a new array, `current` is left as it is.
  */
-function addAndRemove(current: unknown, add: unknown, remove: unknown, max: number): Scalar[] {
+function addAndRemove(
+  current: unknown,
+  add: unknown,
+  remove: unknown,
+  max: number,
+  shared: (value: Scalar) => Scalar,
+): Scalar[] {
+  // The usual case, a label added to a profile that has none: the one value, without the copies below.
+  if (current === undefined && Array.isArray(add) && add.length === 1 && max >= 1) return [shared(add[0] as Scalar)]
   const next: Scalar[] = []
   if (Array.isArray(current)) {
     for (let i = 0; i < current.length; i++) {
@@ -137,7 +160,7 @@ function addAndRemove(current: unknown, add: unknown, remove: unknown, max: numb
       if (value !== added) next[kept++] = value
     }
     next.length = kept
-    next.push(added)
+    next.push(shared(added))
   }
   // A copy of exactly the values kept: the attribute holds no spare capacity.
   return next.slice(Math.max(0, next.length - max))
@@ -155,6 +178,19 @@ export class BrazeProfileStore {
   readonly #byAlias = new Map<string, BrazeProfile>()
   readonly #byContact = new Map<string, Set<BrazeProfile>>()
   readonly #limits: AttributeLimits
+  /**
+   * One copy of each short string added to a list attribute (an export label is added to every profile of a send;
+   * parsed from each request, it would otherwise be held once per profile). Bounded: past the limit, values are
+   * kept as they came.
+   */
+  readonly #listValues = new Map<string, string>()
+  readonly #shared = (value: Scalar): Scalar => {
+    if (typeof value !== 'string' || value.length > MAX_SHARED_VALUE_LENGTH) return value
+    const held = this.#listValues.get(value)
+    if (held !== undefined) return held
+    if (this.#listValues.size < MAX_SHARED_VALUES) this.#listValues.set(value, value)
+    return value
+  }
   /** The last braze_id assigned, as bytes: six random ones for this store, then a counter, so none repeats. */
   readonly #lastBrazeId = randomFillSync(Buffer.alloc(12), 0, 6)
 
@@ -176,6 +212,7 @@ export class BrazeProfileStore {
     this.#byExternalId.clear()
     this.#byAlias.clear()
     this.#byContact.clear()
+    this.#listValues.clear()
   }
 
   find(identifier: BrazeIdentifier): BrazeProfile | undefined {
@@ -197,7 +234,7 @@ export class BrazeProfileStore {
       // braze_ids are assigned by Braze; seeding may still pin one so tests can address the profile.
       braze_id: identifier.kind === 'braze_id' ? identifier.value : this.#nextBrazeId(),
       external_id: undefined,
-      user_aliases: [],
+      user_aliases: NO_ALIASES,
       email: undefined,
       phone: undefined,
       attributes: {},
@@ -223,7 +260,7 @@ export class BrazeProfileStore {
         this.#byExternalId.set(identifier.value, profile)
         break
       case 'user_alias':
-        profile.user_aliases.push({ alias_name: identifier.name, alias_label: identifier.label })
+        addAlias(profile, { alias_name: identifier.name, alias_label: identifier.label })
         this.#byAlias.set(aliasKey(identifier.label, identifier.name), profile)
         break
       case 'email':
@@ -284,7 +321,7 @@ export class BrazeProfileStore {
         seed.user_alias !== undefined &&
         !this.#byAlias.has(aliasKey(seed.user_alias.alias_label, seed.user_alias.alias_name))
       ) {
-        profile.user_aliases.push({ ...seed.user_alias })
+        addAlias(profile, { ...seed.user_alias })
         this.#byAlias.set(aliasKey(seed.user_alias.alias_label, seed.user_alias.alias_name), profile)
       }
       if (seed.email !== undefined)
@@ -326,7 +363,13 @@ export class BrazeProfileStore {
           const current = attributes[name]
           attributes[name] = (typeof current === 'number' ? current : 0) + (value.inc as number)
         } else if ('add' in value || 'remove' in value) {
-          attributes[name] = addAndRemove(attributes[name], value.add, value.remove, this.#limits.maxArrayLength)
+          attributes[name] = addAndRemove(
+            attributes[name],
+            value.add,
+            value.remove,
+            this.#limits.maxArrayLength,
+            this.#shared,
+          )
         } else if ('$add' in value || '$update' in value || '$remove' in value) {
           this.#applyObjectArrayOps(attributes, name, value, dropped)
         } else {
