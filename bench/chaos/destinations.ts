@@ -151,14 +151,14 @@ async function distinct(base: string, key: 'acceptedIds' | 'profiles' | 'users')
 }
 
 async function simulatorProgress(base: string): Promise<number> {
-  // Sampled every 200 ms: a sample that does not answer within 2 s is counted as failed and the next one is taken,
+  // Sampled every 200 ms: a sample that does not answer within 5 s is counted as failed and the next one is taken,
   // so one stuck request cannot blank the progress record of a whole send.
   const state = await admin<{ counters: { accepted: number; duplicates: number; rejected: number } }>(
     base,
     '/state',
     'GET',
     undefined,
-    2_000,
+    5_000,
   )
   return state.counters.accepted + state.counters.duplicates + state.counters.rejected
 }
