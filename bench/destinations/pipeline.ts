@@ -15,7 +15,8 @@
 // everything runs on one machine, so where its CPU goes decides the rate once the machine is busy. A second table
 // splits each send where the ingress answered: while it sends, and the drain of what the service has not delivered
 // yet, each with the machine's idle cores, the cores the hypervisor stole and the cores the service kept busy
-// (/proc/stat and /proc/<pid>/stat).
+// (/proc/stat and /proc/<pid>/stat). A third puts each destination beside the Segment pipeline of the same run, per
+// round and over all rounds (the sends' times added).
 // Simulator limits are raised above the services' defaults where the service's own default is the lower one
 // (Braze: 6,000 per 3 s against the service's 3,000; mParticle: 100,000 batches/s with the service's rate raised).
 // braze-bulk is the braze service on a BRAZE_BULK connection (/users/track/bulk: 1,000 objects a request; its 50
@@ -496,6 +497,35 @@ async function phase(destination: string, round: number): Promise<PhaseResult> {
   }
 }
 
+/**
+ * Each destination against the Segment pipeline of the same run: per round (against that round's Segment phase) and
+ * over all rounds (the sends' times added, so a round on a slower machine weighs as much as the time it took).
+ * Nothing when the run has no segment phase.
+ */
+function againstSegment(results: readonly PhaseResult[]): string[] {
+  const segment = results.filter((r) => r.destination === 'segment')
+  if (segment.length === 0) return []
+  const seconds = (rs: readonly PhaseResult[]) => rs.reduce((sum, r) => sum + r.executeToLastAcceptedMs, 0) / 1000
+  const share = (a: number, b: number) => `${Math.round((a / b) * 1000) / 10} %`
+  const lines = [
+    "Against the Segment pipeline's rate: per round, and over all rounds (the sends' times added).",
+    '',
+    '| send | per round | over all rounds | seconds, all rounds |',
+    '|---|---|---:|---:|',
+  ]
+  for (const destination of [...new Set(results.map((r) => r.destination))]) {
+    const own = results.filter((r) => r.destination === destination)
+    const perRound = own.map((r) => {
+      const base = segment.find((s) => s.round === r.round)
+      return base === undefined ? '–' : share(r.rowsPerSecond, base.rowsPerSecond)
+    })
+    const overAll = own.length === segment.length ? share(seconds(segment), seconds(own)) : '–'
+    lines.push(`| ${destination} | ${perRound.join(' / ')} | ${overAll} | ${seconds(own).toFixed(1)} |`)
+  }
+  lines.push('')
+  return lines
+}
+
 try {
   const destinations = args.destinations.split(',').filter(Boolean)
   const results: PhaseResult[] = []
@@ -536,6 +566,7 @@ try {
           .concat(' |'),
       ),
       '',
+      ...againstSegment(results),
     ].join('\n'),
   )
 } catch (err) {
