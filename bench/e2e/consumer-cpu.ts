@@ -1,13 +1,16 @@
-// CPU per event on the consuming side: a destination service (segment, or braze) and its simulator, each its own
-// process.
-//   node --conditions=@lookstream/source bench/e2e/consumer-cpu.ts [--destination segment|braze]
-//        [--messages 100000] [--warmup 5000] [--root DIR] [--cpu-prof DIR]
+// CPU per event on the consuming side: a destination service (segment, braze or mparticle) and its simulator, each
+// its own process.
+//   node --conditions=@lookstream/source bench/e2e/consumer-cpu.ts [--destination segment|braze|mparticle]
+//        [--messages 100000] [--warmup 5000] [--uuid-ids] [--root DIR] [--cpu-prof DIR]
 //        [--service-node-arg=--max-semi-space-size=32 ...] [--env NAME=VALUE ...]
-// Braze's messages are what the ingress makes of the destination pipeline benchmark's Braze Look (external_id, four
-// attributes, the default export label, update-existing-only off); its simulator runs without rate limits, so the
-// service's own default schedule (1,000 requests a second) is the only one. --env sets the service's environment.
-// Both destinations' messageIds are `<run>-<n>`, not the UUIDs the ingress makes: the dedupe keeps them through its
-// hashed form (a SHA-256 per id), so the figures carry that cost for both alike.
+// Braze's and mParticle's messages are what the ingress makes of the destination pipeline benchmark's Looks (Braze:
+// external_id, four attributes, the default export label, update-existing-only off; mParticle: user profiles with
+// customer_id, email and three user attributes); the simulators run without rate limits, so the service's own
+// default schedule is the only one (Braze 1,000 requests a second; mParticle's raised to 100,000 batches a second,
+// as the pipeline benchmark raises it). --env sets the service's environment.
+// messageIds are `<run>-<n>` unless --uuid-ids makes them UUIDs as the ingress does (a UUIDv5 of `<run>-<n>`): the
+// dedupe keeps other ids through a SHA-256 of each, and mParticle derives a UUID from them, so --uuid-ids is what
+// a Looker send costs.
 // --warmup identify messages wait on lookstream.identify.v1 (6 partitions); the service starts and delivers them
 // (JIT, connections, group join); then --messages more are produced as fast as this process can, while the
 // service consumes them. Printed: CPU seconds per 100,000 events of the service, the simulator, local-kafka and
@@ -23,9 +26,17 @@ import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
+import { uuidV5, type CanonicalMessage } from '@lookstream/events'
 import { envPairs } from '../env-pairs.ts'
 import { cpuSeconds } from '../ingress/proc-stats.ts'
-import { brazeIdentify, identify, identifyProducer, startKafkaAndRedis, stopsFor } from './identify-backlog.ts'
+import {
+  brazeIdentify,
+  identify,
+  identifyProducer,
+  mparticleIdentify,
+  startKafkaAndRedis,
+  stopsFor,
+} from './identify-backlog.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -36,12 +47,27 @@ const { values: args } = parseArgs({
     'service-node-arg': { type: 'string', multiple: true, default: [] },
     destination: { type: 'string', default: 'segment' },
     env: { type: 'string', multiple: true, default: [] },
+    'uuid-ids': { type: 'boolean', default: false },
   },
 })
 const EXTRA_ENV: Record<string, string> = envPairs(args.env)
-const DESTINATION = args.destination
-if (DESTINATION !== 'segment' && DESTINATION !== 'braze') throw new Error('--destination is segment or braze')
+const DESTINATIONS = ['segment', 'braze', 'mparticle'] as const
+if (!(DESTINATIONS as readonly string[]).includes(args.destination)) {
+  throw new Error('--destination is segment, braze or mparticle')
+}
+const DESTINATION = args.destination as (typeof DESTINATIONS)[number]
 const BRAZE_API_KEY = 'bench-braze-api-key'
+const MPARTICLE_KEY = 'bench-mparticle-key'
+const MPARTICLE_SECRET = 'bench-mparticle-secret'
+const MESSAGE = { segment: identify, braze: brazeIdentify, mparticle: mparticleIdentify }[DESTINATION]
+/** A namespace for the UUIDs of --uuid-ids (any fixed UUID: the ids only need to be UUIDs and distinct). */
+const ID_NAMESPACE = '1b671a64-40d5-491e-99b0-da01ff1f3341'
+const message = args['uuid-ids']
+  ? (run: string, index: number): CanonicalMessage => ({
+      ...MESSAGE(run, index),
+      messageId: uuidV5(`${run}-${index}`, ID_NAMESPACE),
+    })
+  : MESSAGE
 const MESSAGES = Number(args.messages)
 const WARMUP = Number(args.warmup)
 const ROOT = resolve(args.root)
@@ -58,9 +84,11 @@ async function startSimulator(): Promise<{ url: string; pid: number; stop(): Pro
       '--conditions=@lookstream/source',
       ...profile,
       cli,
-      ...(DESTINATION === 'segment'
-        ? ['--segment-port', '0', '--segment-write-key', WRITE_KEY]
-        : ['--braze-port', '0', '--braze-api-key', BRAZE_API_KEY]),
+      ...{
+        segment: ['--segment-port', '0', '--segment-write-key', WRITE_KEY],
+        braze: ['--braze-port', '0', '--braze-api-key', BRAZE_API_KEY],
+        mparticle: ['--mparticle-port', '0', '--mparticle-key', MPARTICLE_KEY, '--mparticle-secret', MPARTICLE_SECRET],
+      }[DESTINATION],
       '--no-rate-limits',
       '--max-items',
       String(MESSAGES + WARMUP + 1000),
@@ -94,7 +122,7 @@ try {
   const { kafka, redis } = await startKafkaAndRedis(dataDir, stops)
   const simulator = await startSimulator()
   stops.push(() => simulator.stop())
-  const { produce } = await identifyProducer(kafka.brokers, stops, DESTINATION === 'braze' ? brazeIdentify : identify)
+  const { produce } = await identifyProducer(kafka.brokers, stops, message)
   const accepted = async () => {
     const res = await request(`${simulator.url}/__admin/state`)
     const state = (await res.body.json()) as {
@@ -122,13 +150,17 @@ try {
       LOG_LEVEL: 'info',
       KAFKA_BROKERS: kafka.brokers,
       REDIS_URL: redis.url,
-      ...(DESTINATION === 'segment'
-        ? { SEGMENT_WRITE_KEY: WRITE_KEY, SEGMENT_API_URL: simulator.url, SEGMENT_RATE_LIMIT_RPS: '1000' }
-        : {
-            BRAZE_API_KEY,
-            BRAZE_REST_ENDPOINT: simulator.url,
-            BRAZE_ALLOWED_HOSTS: new URL(simulator.url).host,
-          }),
+      ...{
+        segment: { SEGMENT_WRITE_KEY: WRITE_KEY, SEGMENT_API_URL: simulator.url, SEGMENT_RATE_LIMIT_RPS: '1000' },
+        braze: { BRAZE_API_KEY, BRAZE_REST_ENDPOINT: simulator.url, BRAZE_ALLOWED_HOSTS: new URL(simulator.url).host },
+        mparticle: {
+          MPARTICLE_API_KEY: MPARTICLE_KEY,
+          MPARTICLE_API_SECRET: MPARTICLE_SECRET,
+          MPARTICLE_API_URL: `${simulator.url}/v2`,
+          MPARTICLE_ALLOWED_HOSTS: new URL(simulator.url).host,
+          MPARTICLE_BATCHES_PER_SECOND: '100000',
+        },
+      }[DESTINATION],
       ...EXTRA_ENV,
     },
     { readyTimeoutMs: 60_000, nodeArgs: [...profile, ...args['service-node-arg']] },

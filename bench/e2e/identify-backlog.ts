@@ -43,6 +43,31 @@ export function brazeIdentify(run: string, index: number): CanonicalMessage {
     },
   }
 }
+/** An mParticle row as the ingress maps the destination pipeline benchmark's mParticle Look (user profiles). */
+export function mparticleIdentify(run: string, index: number): CanonicalMessage {
+  // The mparticle action's identities travel in the context, beside what every message's context holds.
+  const context = {
+    identities: { customer_id: `${run}-${index}`, email: `${run}-${index}@example.com` },
+    lookstream: { sendId: `bench-${run}`, row: index, action: 'mparticle' },
+  }
+  return {
+    type: 'identify',
+    messageId: `${run}-${index}`,
+    userId: `${run}-${index}`,
+    traits: {
+      'looker_users.plan': PLANS[index % 3]!,
+      'looker_users.country': COUNTRIES[index % 7]!,
+      'looker_users.ltv': index % 997,
+    },
+    context,
+    timestamp: '2026-11-22T06:00:00.000Z',
+    integrations: {
+      All: false,
+      mParticle: { connection: 'default', environment: 'production', dataType: 'user_data', eventType: 'other' },
+    },
+  }
+}
+
 export interface Stops {
   push: (stop: () => Promise<unknown>) => void
   /** Runs every stop in reverse order (ignoring failures), then removes dataDir. */
