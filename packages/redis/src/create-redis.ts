@@ -31,6 +31,42 @@ function tlsOptions(tls: TlsMaterial): ConnectionOptions {
 // Reconnect quickly at first, then every second: an outage pauses delivery and ends by itself.
 const reconnectDelay = (times: number) => Math.min(100 * times, 1000)
 
+/** ioredis statuses that come before `end` on the way to it. */
+const STATUSES_BEFORE_END = ['wait', 'connecting', 'connect', 'ready', 'close', 'reconnecting'] as const
+
+/**
+ * A client found through Sentinel that connects again when ioredis ends it without its owner closing it.
+ *
+ * ioredis' failover detector disconnects the client's connector when the sentinels announce a new master
+ * (+switch-master). If that comes while the client is between attempts to reach a master that went down (asking the
+ * sentinels where the master is), the attempt fails with "Connection is closed." and ioredis sets the client to
+ * `end` for good: no further attempt, and every later command refused until the process restarts. Such an end
+ * comes straight from `connecting`; an end its owner asked for comes through `disconnect()` or through `close`
+ * (QUIT). Any other end from `connecting` gets a new attempt after the usual reconnect delay.
+ */
+class SentinelClient extends Redis {
+  #closedByOwner = false
+
+  constructor(options: RedisOptions) {
+    super(options)
+    let previous: string = this.status
+    for (const status of STATUSES_BEFORE_END) this.on(status, () => (previous = status))
+    let attempts = 0
+    this.on('ready', () => (attempts = 0))
+    this.on('end', () => {
+      if (this.#closedByOwner || previous !== 'connecting') return
+      setTimeout(() => {
+        if (!this.#closedByOwner && this.status === 'end') this.connect().catch(() => undefined)
+      }, reconnectDelay(++attempts))
+    })
+  }
+
+  override disconnect(reconnect = false): void {
+    if (!reconnect) this.#closedByOwner = true
+    super.disconnect(reconnect)
+  }
+}
+
 /** The one place a Redis client is built, from resolveRedisSettings(config). */
 export function createRedis(connection: RedisConnection, options: CreateRedisOptions = {}): RedisClient {
   const common: RedisOptions = {
@@ -63,7 +99,7 @@ export function createRedis(connection: RedisConnection, options: CreateRedisOpt
   }
   if (connection.mode === 'sentinel') {
     const sentinel = connection.sentinel!
-    return new Redis({
+    return new SentinelClient({
       ...common,
       db: connection.db,
       sentinels: connection.nodes,

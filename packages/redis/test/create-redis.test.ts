@@ -10,7 +10,7 @@ import {
   type TestCertificates,
   waitFor,
 } from '@lookstream/testing'
-import { Cluster } from 'ioredis'
+import { Cluster, type Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkRedisAtStart, createRedis, hashTag, type RedisClient } from '../src/index.ts'
 
@@ -332,5 +332,45 @@ describe('createRedis with REDIS_MODE=sentinel (TLS, ACL users on the nodes and 
     } finally {
       closed(redis)
     }
+  })
+
+  it('connects again when ioredis ends it mid-reconnect (the failover detector disconnecting while it asks the sentinels)', async () => {
+    const redis = createRedis(settings(), { failFast: true, maxRetriesPerRequest: 1 }) as Redis
+    try {
+      expect(await checkRedisAtStart(redis, settings())).toBe('ready')
+      // What ioredis' failover detector does on +switch-master, done while the client is between attempts to reach
+      // the master: its connector is disconnected while the sentinels are asked where the master is. ioredis then
+      // ends the client for good ("Connection is closed.").
+      const ended = new Promise<string>((resolve) => redis.once('end', () => resolve(redis.status)))
+      redis.once('connecting', () => (redis as unknown as { connector: { disconnect(): void } }).connector.disconnect())
+      redis.disconnect(true)
+      expect(await ended).toBe('end')
+      await waitFor(async () => redis.status === 'ready' && (await redis.ping()) === 'PONG', {
+        timeoutMs: 10_000,
+        message: 'the client connected again',
+      })
+      expect(await redis.set('lookstream:test:after-unexpected-end', '1')).toBe('OK')
+    } finally {
+      closed(redis)
+    }
+  })
+
+  it('stays closed when its owner closes it while it reconnects', async () => {
+    const redis = createRedis(settings(), { failFast: true, maxRetriesPerRequest: 1 }) as Redis
+    expect(await checkRedisAtStart(redis, settings())).toBe('ready')
+    const ended = new Promise<void>((resolve) => redis.once('end', () => resolve()))
+    redis.once('connecting', () => redis.disconnect())
+    redis.disconnect(true)
+    await ended
+    // Past the longest reconnect delay (1 s): no new attempt was made.
+    const reconnected = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 1500)
+      redis.once('connecting', () => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
+    expect(reconnected).toBe(false)
+    expect(redis.status).toBe('end')
   })
 })
