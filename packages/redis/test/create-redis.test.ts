@@ -334,17 +334,27 @@ describe('createRedis with REDIS_MODE=sentinel (TLS, ACL users on the nodes and 
     }
   })
 
-  it('connects again when ioredis ends it mid-reconnect (the failover detector disconnecting while it asks the sentinels)', async () => {
+  /**
+   * A client on the master, made to reconnect with `asItTries` run as its next attempt starts (while it asks the
+   * sentinels where the master is); resolves when ioredis ends it.
+   */
+  async function endedMidReconnect(asItTries: (redis: Redis) => void): Promise<Redis> {
     const redis = createRedis(settings(), { failFast: true, maxRetriesPerRequest: 1 }) as Redis
+    expect(await checkRedisAtStart(redis, settings())).toBe('ready')
+    const ended = new Promise<void>((resolve) => redis.once('end', () => resolve()))
+    redis.once('connecting', () => asItTries(redis))
+    redis.disconnect(true)
+    await ended
+    return redis
+  }
+
+  it('connects again when ioredis ends it mid-reconnect (the failover detector disconnecting while it asks the sentinels)', async () => {
+    // What ioredis' failover detector does on +switch-master: the connector is disconnected. While the client is
+    // between attempts to reach the master, ioredis then ends it for good ("Connection is closed.").
+    const redis = await endedMidReconnect((client) =>
+      (client as unknown as { connector: { disconnect(): void } }).connector.disconnect(),
+    )
     try {
-      expect(await checkRedisAtStart(redis, settings())).toBe('ready')
-      // What ioredis' failover detector does on +switch-master, done while the client is between attempts to reach
-      // the master: its connector is disconnected while the sentinels are asked where the master is. ioredis then
-      // ends the client for good ("Connection is closed.").
-      const ended = new Promise<string>((resolve) => redis.once('end', () => resolve(redis.status)))
-      redis.once('connecting', () => (redis as unknown as { connector: { disconnect(): void } }).connector.disconnect())
-      redis.disconnect(true)
-      expect(await ended).toBe('end')
       await waitFor(async () => redis.status === 'ready' && (await redis.ping()) === 'PONG', {
         timeoutMs: 10_000,
         message: 'the client connected again',
@@ -356,12 +366,7 @@ describe('createRedis with REDIS_MODE=sentinel (TLS, ACL users on the nodes and 
   })
 
   it('stays closed when its owner closes it while it reconnects', async () => {
-    const redis = createRedis(settings(), { failFast: true, maxRetriesPerRequest: 1 }) as Redis
-    expect(await checkRedisAtStart(redis, settings())).toBe('ready')
-    const ended = new Promise<void>((resolve) => redis.once('end', () => resolve()))
-    redis.once('connecting', () => redis.disconnect())
-    redis.disconnect(true)
-    await ended
+    const redis = await endedMidReconnect((client) => client.disconnect())
     // Past the longest reconnect delay (1 s): no new attempt was made.
     const reconnected = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 1500)
