@@ -179,6 +179,12 @@ export interface HttpDestination<
   batchKey?(item: Item): string
   /** Pure: the limits of the requests of one batch key (absent: `limits`). */
   limitsFor?(batchKey: string): BatchLimits
+  /**
+   * Pure: the JSON an item is sent as, spliced by `buildRequest` and sized against the limits (absent:
+   * `JSON.stringify(item)`). An item that carries more than it sends (Braze: its connection's request limits, for
+   * `batchKey`) encodes only what is sent, without a `toJSON` call per item.
+   */
+  encode?(item: Item): string
   /** Pure: the request that carries these items (all of one connection and batch key). */
   buildRequest(items: readonly EncodedItem<Item>[], connection: Conn, now: Date): BuiltRequest
   /**

@@ -263,7 +263,7 @@ async function processInOrder<Conn extends Connection, Item>(
       settled[index] = deadLetter(item.message, item.code)
       continue
     }
-    const json = JSON.stringify(item)
+    const json = destination.encode === undefined ? JSON.stringify(item) : destination.encode(item)
     const bytes = Buffer.byteLength(json)
     if (bytes > maxItemBytes) {
       settled[index] = deadLetter(

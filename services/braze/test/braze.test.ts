@@ -42,7 +42,8 @@ function identify(
 function attributesOf(message: CanonicalMessage, conn: BrazeConnection = connection): unknown {
   const item = braze.toItem(message, conn)
   if (item instanceof PermanentError) throw item
-  return JSON.parse(JSON.stringify(item)) as unknown
+  // As the runtime encodes it (process-records.ts): the destination's encode.
+  return JSON.parse(braze.encode!(item)) as unknown
 }
 
 function rejection(message: CanonicalMessage): PermanentError {
@@ -67,6 +68,29 @@ function response(status: number, body: unknown = '', headers: Record<string, st
 }
 
 describe('braze.toItem', () => {
+  it('encodes an item as its attributes object alone, byte for byte as the item serialises itself', () => {
+    const message = identify(
+      { first_name: 'Ada', tags: ['a', 'b'], 'Lifetime Value': 150, note: null },
+      { nulls: 'send' },
+    )
+    for (const conn of [connection, { ...connection, maxObjects: 10 }, { ...connection, bulk: true }]) {
+      const item = braze.toItem(message, conn)
+      if (item instanceof PermanentError) throw item
+      const json = braze.encode!(item)
+      expect(json).toBe(JSON.stringify(item))
+      expect(json).not.toMatch(/maxObjects|bulk/)
+      expect(JSON.parse(json)).toEqual(item.attributes)
+    }
+  })
+
+  it('shares one export label operation across the rows of a send, unchanged by encoding them', () => {
+    const first = braze.toItem(identify({ a: 1 }), connection) as BrazeItem
+    const second = braze.toItem(identify({ b: 2 }), connection) as BrazeItem
+    expect(first.attributes.looker_export).toBe(second.attributes.looker_export)
+    braze.encode!(first)
+    expect(second.attributes.looker_export).toEqual({ add: ['LOOKER_EXPORT'] })
+  })
+
   it('maps an identify to the action hub shape: identifier, update-only, export label, every tag as named', () => {
     expect(attributesOf(identify({ first_name: 'Ada', 'Lifetime Value': 150, vip: false }))).toEqual({
       external_id: 'cust_123',

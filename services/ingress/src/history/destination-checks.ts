@@ -21,18 +21,24 @@ export interface DestinationCheck {
   check(message: CanonicalMessage): CheckResult
 }
 
-/** An HTTP destination's checks: its toItem, then the runtime's per-item size limit (process-records.ts). */
+/**
+ * An HTTP destination's checks: its toItem, then the runtime's per-item size limit on the item as the runtime
+ * encodes it (process-records.ts).
+ */
 function itemCheck<Item>(
   label: string,
-  limits: BatchLimits,
+  destination: { limits: BatchLimits; encode?(item: Item): string },
   toItem: (message: CanonicalMessage) => Item | PermanentError,
 ): DestinationCheck {
+  const limits = destination.limits
   return {
     label,
     check(message) {
       const item = toItem(message)
       if (item instanceof PermanentError) return { ok: false, reason: item.message, code: item.code }
-      const bytes = Buffer.byteLength(JSON.stringify(item))
+      const bytes = Buffer.byteLength(
+        destination.encode === undefined ? JSON.stringify(item) : destination.encode(item),
+      )
       if (bytes > limits.maxItemBytes) {
         return {
           ok: false,
@@ -57,11 +63,9 @@ export function destinationCheck(
   switch (destination) {
     case 'segment':
       // Segment's and mParticle's mappings do not read the connection (credentials only matter for sending).
-      return itemCheck("Segment's rules (services/segment)", segment.limits, (m) =>
-        segment.toItem(m, undefined as never),
-      )
+      return itemCheck("Segment's rules (services/segment)", segment, (m) => segment.toItem(m, undefined as never))
     case 'mparticle':
-      return itemCheck("mParticle's rules (services/mparticle)", mparticle.limits, (m) =>
+      return itemCheck("mParticle's rules (services/mparticle)", mparticle, (m) =>
         mparticle.toItem(m, undefined as never),
       )
     case 'braze': {
@@ -71,14 +75,14 @@ export function destinationCheck(
         rules.defaulted.length === 0
           ? `connection "${connection}"'s ${limits}`
           : `${limits}: the default, connection "${connection}" announced no limits`
-      return itemCheck(`Braze's rules (services/braze; ${from})`, braze.limits, (m) => toBrazeItem(m, rules.connection))
+      return itemCheck(`Braze's rules (services/braze; ${from})`, braze, (m) => toBrazeItem(m, rules.connection))
     }
     case 'heap': {
       const rules = heapRowConnection(connection, settings)
       if (rules === undefined) return undefined
       return itemCheck(
         `Heap's rules (services/heap; connection "${connection}", environments ${[...rules.appIds].join(', ')})`,
-        heap.limits,
+        heap,
         (m) => toHeapItem(m, rules),
       )
     }
