@@ -66,6 +66,21 @@ export function fileSinkContract(name: string, setup: () => Promise<FileSinkUnde
       expect(left).toEqual([])
     })
 
+    it('lists the folders of the staged objects, each once', async () => {
+      const { sink, other } = under
+      const id = randomUUID()
+      await sink.putStaged(`${id}/p~0/1.rows`, Buffer.from('a'))
+      await sink.putStaged(`${id}/p~1/2.rows`, Buffer.from('b'))
+      await sink.putStaged(`${id}-x/p~0/1.rows`, Buffer.from('c'))
+      const folders: string[] = []
+      for await (const folder of other.listStagedFolders()) folders.push(folder)
+      expect(folders.filter((folder) => folder.startsWith(id)).sort()).toEqual([id, `${id}-x`])
+      await sink.deleteStaged([`${id}/p~0/1.rows`, `${id}/p~1/2.rows`, `${id}-x/p~0/1.rows`])
+      const left: string[] = []
+      for await (const folder of sink.listStagedFolders()) if (folder.startsWith(id)) left.push(folder)
+      expect(left).toEqual([])
+    })
+
     it('publishes a small file atomically, recording the send it belongs to', async () => {
       const { sink } = under
       const file = `small-${randomUUID()}.csv`

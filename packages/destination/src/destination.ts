@@ -253,6 +253,11 @@ export interface FileSink {
   putStaged(key: string, body: Buffer): Promise<void>
   /** Keys of the staged objects under `prefix`, in any order. */
   listStaged(prefix: string): AsyncIterable<string>
+  /**
+   * The first key segments (before the first `/`) of the staged objects, each once, in any order: the send ids
+   * with anything staged, found again after their state in Redis was lost.
+   */
+  listStagedFolders(): AsyncIterable<string>
   /** Streams a staged object. */
   readStaged(key: string): Promise<NodeJS.ReadableStream>
   /** Deletes staged objects (missing ones are not an error). */

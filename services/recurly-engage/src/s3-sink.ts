@@ -96,6 +96,18 @@ export class S3Sink implements FileSink {
     }
   }
 
+  async *listStagedFolders(): AsyncIterable<string> {
+    const strip = this.options.stagingPrefix.length
+    for await (const page of paginateListObjectsV2(
+      { client: this.client },
+      { Bucket: this.options.bucket, Prefix: this.options.stagingPrefix, Delimiter: '/' },
+    )) {
+      for (const common of page.CommonPrefixes ?? []) {
+        if (common.Prefix !== undefined) yield common.Prefix.slice(strip, -1)
+      }
+    }
+  }
+
   async readStaged(key: string): Promise<NodeJS.ReadableStream> {
     const response = await this.client.send(
       new GetObjectCommand({ Bucket: this.options.bucket, Key: this.staged(key) }),

@@ -36,6 +36,12 @@ export const FileEnv = Type.Object({
     default: 10_000,
     description: 'how often open sends are checked (finished sends whose composer died, abandoned sends)',
   }),
+  DELIVERY_FILE_DISCOVER_MS: Type.Integer({
+    minimum: 100,
+    default: 60_000,
+    description:
+      'how often the staging area is listed for sends whose state Redis lost (it came back empty), to adopt them',
+  }),
   DELIVERY_FILE_ABANDON_HOURS: Type.Number({
     exclusiveMinimum: 0,
     default: 24,

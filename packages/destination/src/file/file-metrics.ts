@@ -41,6 +41,12 @@ export function createFileMetrics(registry: Registry) {
       labelNames: ['destination'] as const,
       registers,
     }),
+    sendsAdopted: new Counter({
+      name: 'lookstream_destination_file_sends_adopted_total',
+      help: 'Sends whose state Redis lost, rebuilt from the staging area, by what it held: open, finished or closed',
+      labelNames: ['destination', 'state'] as const,
+      registers,
+    }),
     unfinishedAborted: new Counter({
       name: 'lookstream_destination_file_unfinished_aborted_total',
       help: 'Unfinished uploads of an interrupted publish that were aborted before publishing again',

@@ -36,8 +36,18 @@ import type { RunDestinationOptions, RunningDestination } from '../run-destinati
 import { HeaderMismatch, RowCountMismatch, composeBody, listChunks, type ChunkReadRetry } from './compose.ts'
 import { FileEnv } from './file-config.ts'
 import { createFileMetrics } from './file-metrics.ts'
-import { SendStates, type CloseDetails, type SendState } from './send-state.ts'
-import { ChunkWriter, SEND_ID_PATTERN, chunkKey, sendPrefix } from './staged-chunk.ts'
+import { SendStates, type ClosedFacts, type CloseDetails, type FinishedFacts, type SendState } from './send-state.ts'
+import {
+  ChunkWriter,
+  SEND_ID_PATTERN,
+  chunkKey,
+  closedKey,
+  finishedKey,
+  readFrames,
+  rejectedKey,
+  sendPrefix,
+  stagedObjectKind,
+} from './staged-chunk.ts'
 
 export const FileRuntimeConfig = Type.Object({
   ...KafkaEnv.properties,
@@ -52,6 +62,10 @@ export type FileRuntimeConfig = Static<typeof FileRuntimeConfig>
 const MAX_REASONS = 5
 /** Tries of one read step of composing (a staged chunk, the listing, the name check) before the compose gives up. */
 const COMPOSE_STEP_ATTEMPTS = 5
+/** Sends a replica remembers to have a complete state (it skips their check before each staged write). */
+const MAX_REMEMBERED_SENDS = 10_000
+/** Rejected rows recorded in Redis per script call when a send is adopted. */
+const REJECTED_PER_CALL = 500
 
 interface OpenChunk {
   slot: string
@@ -68,6 +82,8 @@ interface OpenChunk {
 interface Rejection {
   record: ConsumedRecord
   sendId: string | undefined
+  /** The connection the record names, when it names one. */
+  connection: string | undefined
   reason: string
   code: DestinationErrorCode
 }
@@ -192,6 +208,200 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     wait: (attempt, err) => failedOnce('read', attempt, err),
   }
 
+  // ---- Redis data loss: what finishing a send needs is kept beside its chunks, and its state rebuilt from it. ----
+  const completeStates = new Set<string>()
+  const remember = (sendId: string) => {
+    if (completeStates.size >= MAX_REMEMBERED_SENDS) completeStates.clear()
+    completeStates.add(sendId)
+  }
+
+  async function stagingEmpty(sink: FileSink, sendId: string): Promise<boolean> {
+    for await (const key of sink.listStaged(sendPrefix(sendId))) {
+      if (stagedObjectKind(sendId, key) !== undefined) return false
+    }
+    return true
+  }
+
+  /**
+   * Runs before anything of a send is written to its staging folder. A send without a state gets one (marked with
+   * its origin) only while nothing of it is staged; a state that exists without an origin, or a staging folder that
+   * already holds something while Redis has no state, means Redis lost what it knew: the send is adopted.
+   */
+  async function ensureState(sendId: string, connectionName: string): Promise<void> {
+    if (completeStates.has(sendId)) return
+    const sink = sinks.get(connectionName)!
+    let origin = await retrying('state', () => states.origin(sendId))
+    if (origin === 'missing' && (await retrying('list', () => stagingEmpty(sink, sendId)))) {
+      origin = await retrying('state', () => states.create(sendId))
+    }
+    if (origin === 'complete') remember(sendId)
+    else adoptSoon(sendId, connectionName)
+  }
+
+  /** A state an event just wrote that does not account for the send since its start: it is adopted. */
+  function checkComplete(sendId: string, state: SendState, connectionName: string): void {
+    if (state.complete) return
+    completeStates.delete(sendId)
+    adoptSoon(sendId, connectionName)
+  }
+
+  async function readJson(sink: FileSink, key: string): Promise<Record<string, unknown>> {
+    const parts: Buffer[] = []
+    for await (const part of (await sink.readStaged(key)) as AsyncIterable<Buffer>) parts.push(Buffer.from(part))
+    const value: unknown = JSON.parse(Buffer.concat(parts).toString('utf8'))
+    if (typeof value !== 'object' || value === null) throw new Error(`staged object ${key} is not a JSON object`)
+    return value as Record<string, unknown>
+  }
+
+  function finishedFacts(value: Record<string, unknown>, key: string): FinishedFacts {
+    const { status, accepted, startedAt, connection } = value
+    if (
+      (status !== 'succeeded' && status !== 'failed') ||
+      typeof accepted !== 'number' ||
+      typeof startedAt !== 'string' ||
+      typeof connection !== 'string'
+    ) {
+      throw new Error(`staged object ${key} does not hold a send's finished fields`)
+    }
+    return { status, accepted, startedAt, connection }
+  }
+
+  function closedFacts(value: Record<string, unknown>, key: string): ClosedFacts {
+    const { outcome, location, rows, delivered, deadLettered, connection } = value
+    if (
+      (outcome !== 'published' && outcome !== 'failed' && outcome !== 'empty') ||
+      typeof location !== 'string' ||
+      typeof rows !== 'number' ||
+      typeof delivered !== 'number' ||
+      typeof deadLettered !== 'number' ||
+      typeof connection !== 'string'
+    ) {
+      throw new Error(`staged object ${key} does not hold a send's outcome`)
+    }
+    return { outcome, location, rows, delivered, deadLettered, connection }
+  }
+
+  async function countRows(sink: FileSink, key: string): Promise<number> {
+    let rows = 0
+    for await (const frame of readFrames((await sink.readStaged(key)) as AsyncIterable<Buffer>)) {
+      if (frame.offset !== undefined) rows++
+    }
+    return rows
+  }
+
+  /** Records a staged folder's rejected rows in the send's state: how many. */
+  async function restoreRejected(sendId: string, sink: FileSink, key: string): Promise<number> {
+    const { rows } = await retrying('read', () => readJson(sink, key), COMPOSE_STEP_ATTEMPTS)
+    if (!Array.isArray(rows)) throw new Error(`staged object ${key} does not hold rejected rows`)
+    const entries = (rows as unknown[]).filter(
+      (row): row is [string, string] => Array.isArray(row) && typeof row[0] === 'string' && typeof row[1] === 'string',
+    )
+    for (let start = 0; start < entries.length; start += REJECTED_PER_CALL) {
+      const batch = entries.slice(start, start + REJECTED_PER_CALL).map(([where, code]) => ({
+        where,
+        // Reasons can name what a row held; only the error code is kept in the staging area.
+        reason: `${code}: rejected before the send's state in Redis was lost`,
+      }))
+      await retrying('reject', () => states.reject(sendId, batch), COMPOSE_STEP_ATTEMPTS)
+    }
+    return entries.length
+  }
+
+  /**
+   * Rebuilds the state of a send Redis lost from its staging folder and lets the usual path finish it: the
+   * ingress's `finished` fields, the rejected rows and the rows of the staged chunks, or the outcome of a send
+   * closed while its cleanup ran. A send whose state has an origin is left alone, here and in the script.
+   */
+  async function adopt(sendId: string, connectionName: string): Promise<void> {
+    const sink = sinks.get(connectionName)!
+    if ((await retrying('state', () => states.origin(sendId), COMPOSE_STEP_ATTEMPTS)) === 'complete') return
+    const chunks: string[] = []
+    const rejectedKeys: string[] = []
+    let finishedAt: string | undefined
+    let closedAt: string | undefined
+    const list = async () => {
+      chunks.length = 0
+      rejectedKeys.length = 0
+      finishedAt = undefined
+      closedAt = undefined
+      for await (const key of sink.listStaged(sendPrefix(sendId))) {
+        const kind = stagedObjectKind(sendId, key)
+        if (kind === 'chunk') chunks.push(key)
+        else if (kind === 'rejected') rejectedKeys.push(key)
+        else if (kind === 'finished') finishedAt = key
+        else if (kind === 'closed') closedAt = key
+      }
+    }
+    await retrying('list', list, COMPOSE_STEP_ATTEMPTS)
+    // A folder holding nothing the runtime writes is not a send's.
+    if (chunks.length === 0 && rejectedKeys.length === 0 && finishedAt === undefined && closedAt === undefined) return
+    await retrying('state', () => states.reopen(sendId), COMPOSE_STEP_ATTEMPTS)
+    let staged = 0
+    let rejected = 0
+    let finished: FinishedFacts | undefined
+    let closed: ClosedFacts | undefined
+    if (closedAt !== undefined) {
+      const key = closedAt
+      closed = closedFacts(await retrying('read', () => readJson(sink, key), COMPOSE_STEP_ATTEMPTS), key)
+    } else {
+      if (finishedAt !== undefined) {
+        const key = finishedAt
+        finished = finishedFacts(await retrying('read', () => readJson(sink, key), COMPOSE_STEP_ATTEMPTS), key)
+      }
+      for (const key of rejectedKeys) rejected += await restoreRejected(sendId, sink, key)
+      for (const key of chunks) staged += await retrying('read', () => countRows(sink, key), COMPOSE_STEP_ATTEMPTS)
+    }
+    const facts = { connection: connectionName, staged, finished, closed }
+    if (!(await retrying('adopt', () => states.adopt(sendId, facts), COMPOSE_STEP_ATTEMPTS))) return
+    remember(sendId)
+    const state = closed !== undefined ? 'closed' : finished !== undefined ? 'finished' : 'open'
+    fileMetrics.sendsAdopted.inc({ ...labels, state })
+    log.warn(
+      {
+        sendId,
+        state,
+        chunks: chunks.length,
+        staged,
+        rejected,
+        accepted: finished?.accepted,
+        outcome: closed?.outcome,
+      },
+      "adopted a send whose state Redis lost (it came back empty): rebuilt from the send's staging folder",
+    )
+    triggerCompose(sendId)
+  }
+
+  const adopting = new Set<string>()
+  async function adoptOnce(sendId: string, connectionName: string): Promise<void> {
+    if (adopting.has(sendId) || signal.aborted) return
+    adopting.add(sendId)
+    try {
+      await adopt(sendId, connectionName)
+    } catch (err) {
+      if (!(err instanceof Stopped) && !signal.aborted) {
+        log.warn({ err, sendId }, 'adopting a send failed; the next discovery retries it')
+      }
+    } finally {
+      adopting.delete(sendId)
+    }
+  }
+
+  function adoptSoon(sendId: string, connectionName: string): void {
+    void adoptOnce(sendId, connectionName)
+  }
+
+  /** Lists the sends with anything staged and adopts those whose state Redis lost. */
+  async function discover(): Promise<void> {
+    for (const [connectionName, sink] of sinks) {
+      for await (const sendId of sink.listStagedFolders()) {
+        if (signal.aborted) return
+        // Asked of Redis every time: what this replica remembers may predate the loss.
+        if (!SEND_ID_PATTERN.test(sendId)) continue
+        await adoptOnce(sendId, connectionName)
+      }
+    }
+  }
+
   const consumerRef: { runner?: ConsumerRunner } = {}
   let joined = false
   const markDone = (record: { topic: string; partition: number; offset: string }) =>
@@ -240,8 +450,10 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       const sink = sinks.get(chunk.connection.name)!
       const key = chunkKey(chunk.sendId, chunk.topic, chunk.partition, chunk.offsets[0]!, writerId)
       const body = chunk.writer.body()
+      await ensureState(chunk.sendId, chunk.connection.name)
       await retrying('stage', () => sink.putStaged(key, body))
       const state = await retrying('count', () => states.staged(chunk.sendId, chunk.connection.name, chunk.writer.rows))
+      checkComplete(chunk.sendId, state, chunk.connection.name)
       fileMetrics.chunksStaged.inc(labels)
       fileMetrics.rowsStaged.inc(labels, chunk.writer.rows)
       if (state.outcome !== undefined) {
@@ -278,14 +490,50 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
         ),
       ),
     )
-    for (const { record, sendId, reason, code } of rejections) {
-      metrics.deadLettered.inc({ destination: name, reason: code })
-      if (sendId !== undefined) {
-        await retrying('reject', () =>
-          states.reject(sendId, `${record.topic}:${record.partition}:${record.offset}`, `${code}: ${reason}`),
-        )
-      }
-      markDone(record)
+    const bySend = new Map<string, Rejection[]>()
+    for (const rejection of rejections) {
+      metrics.deadLettered.inc({ destination: name, reason: rejection.code })
+      if (rejection.sendId === undefined) continue
+      const ofSend = bySend.get(rejection.sendId) ?? []
+      ofSend.push(rejection)
+      bySend.set(rejection.sendId, ofSend)
+    }
+    for (const [sendId, ofSend] of bySend) await recordRejected(sendId, ofSend)
+    for (const { record } of rejections) markDone(record)
+  }
+
+  /**
+   * Records a send's rejected rows in its staging folder (where each is and its error code, so a send whose state
+   * Redis lost still counts them) and then in Redis. The staging folder is the one of the send's connection: the
+   * rows' own, else the only one configured, else the one its state names; a send with none can have no file.
+   */
+  async function recordRejected(sendId: string, rejections: readonly Rejection[]): Promise<void> {
+    const rows = rejections.map(({ record, reason, code }) => ({
+      where: `${record.topic}:${record.partition}:${record.offset}`,
+      reason: `${code}: ${reason}`,
+      code,
+    }))
+    let connectionName = rejections.find((r) => r.connection !== undefined && sinks.has(r.connection))?.connection
+    if (connectionName === undefined && sinks.size === 1) connectionName = [...sinks.keys()][0]
+    if (connectionName === undefined) {
+      const named = await retrying('state', () => states.stagedConnection(sendId))
+      if (named !== undefined && sinks.has(named)) connectionName = named
+    }
+    const sink = connectionName === undefined ? undefined : sinks.get(connectionName)
+    let key: string | undefined
+    if (sink !== undefined && connectionName !== undefined) {
+      const first = rejections[0]!.record
+      const marker = rejectedKey(sendId, first.topic, first.partition, first.offset, writerId)
+      const body = Buffer.from(JSON.stringify({ rows: rows.map(({ where, code }) => [where, code]) }))
+      await ensureState(sendId, connectionName)
+      await retrying('stage', () => sink.putStaged(marker, body))
+      key = marker
+    }
+    const open = await retrying('reject', () => states.reject(sendId, rows))
+    if (!open && sink !== undefined && key !== undefined) {
+      // Rows of a send that is already closed (a replay): nothing to keep.
+      const marker = key
+      await sink.deleteStaged([marker]).catch(() => undefined)
     }
   }
 
@@ -303,7 +551,13 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       const sendId = route.kind === 'deliver' ? route.sendId : headerSendId
       const validSendId = sendId !== undefined && SEND_ID_PATTERN.test(sendId) ? sendId : undefined
       const refuse = (reason: string, code: DestinationErrorCode) =>
-        rejections.push({ record, sendId: validSendId, reason, code })
+        rejections.push({
+          record,
+          sendId: validSendId,
+          connection: route.kind === 'deliver' ? route.connection : undefined,
+          reason,
+          code,
+        })
       if (route.kind === 'invalid') {
         refuse(route.reason, 'LS_DEST_INVALID_MESSAGE')
         continue
@@ -396,6 +650,20 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       ) {
         const sendId = event.sendId
         const accepted = typeof counts?.accepted === 'number' ? counts.accepted : 0
+        const connectionName = event.connection
+        const sink = sinks.get(connectionName)
+        if (sink !== undefined) {
+          // Kept beside the send's chunks before the event's offset can be committed: a send whose state Redis
+          // loses afterwards is still known to be finished.
+          const facts: FinishedFacts = {
+            status: event.status,
+            accepted,
+            startedAt: event.startedAt,
+            connection: connectionName,
+          }
+          await ensureState(sendId, connectionName)
+          await retrying('stage', () => sink.putStaged(finishedKey(sendId), Buffer.from(JSON.stringify(facts))))
+        }
         const state = await retrying('finish', () =>
           states.finished(sendId, {
             status: event.status as 'succeeded' | 'failed',
@@ -406,6 +674,14 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
           }),
         )
         log.info({ sendId, status: state.status, accepted, staged: state.staged }, 'send finished at the ingress')
+        if (sink !== undefined) {
+          if (state.outcome !== undefined) {
+            // A replayed event of a closed send: its staging folder is deleted (or being deleted) already.
+            await sink.deleteStaged([finishedKey(sendId)]).catch(() => undefined)
+          } else {
+            checkComplete(sendId, state, connectionName)
+          }
+        }
         if (isReady(state)) triggerCompose(sendId)
       }
       markDone(record)
@@ -493,6 +769,10 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
 
   async function cleanup(sendId: string, sink: FileSink | undefined): Promise<void> {
     if (sink !== undefined) {
+      // The outcome stays in the staging folder until the rest of it is deleted: a send whose state Redis loses
+      // mid-cleanup is adopted as closed (and its cleanup finished), never composed again from what is left.
+      const closed = await states.closedFacts(sendId)
+      if (closed !== undefined) await sink.putStaged(closedKey(sendId), Buffer.from(JSON.stringify(closed)))
       // A publish that failed (its rows turned out wrong, or S3 failed) and whose own abort did not get through
       // leaves an unfinished multipart upload; the send is closed without that file, so no later publish of the
       // name would abort it.
@@ -506,6 +786,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       }
       let keys: string[] = []
       for await (const key of sink.listStaged(sendPrefix(sendId))) {
+        if (key === closedKey(sendId)) continue
         keys.push(key)
         if (keys.length === 1000) {
           await sink.deleteStaged(keys)
@@ -513,6 +794,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
         }
       }
       if (keys.length > 0) await sink.deleteStaged(keys)
+      await sink.deleteStaged([closedKey(sendId)])
     }
     await states.forget(sendId)
   }
@@ -654,6 +936,18 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       })
   }, config.DELIVERY_FILE_SWEEP_MS)
   sweepTimer.unref()
+  let discovering = false
+  const runDiscovery = () => {
+    if (discovering) return
+    discovering = true
+    discover()
+      .catch((err: unknown) => log.debug({ err }, 'discovering staged sends failed'))
+      .finally(() => {
+        discovering = false
+      })
+  }
+  const discoverTimer = setInterval(runDiscovery, config.DELIVERY_FILE_DISCOVER_MS)
+  discoverTimer.unref()
 
   const consumer = await runConsumer({
     kafka,
@@ -679,6 +973,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   const drainTimeoutMs = Math.max(1000, Math.floor((config.SHUTDOWN_TIMEOUT_MS ?? 10_000) * 0.6))
   service.app.addHook('onClose', async () => {
     clearInterval(sweepTimer)
+    clearInterval(discoverTimer)
     await consumer.stop({
       drain: async () => {
         // Stage what is held, so its offsets can be committed; after the grace period, writes still retrying are
@@ -711,6 +1006,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   )
   // Open sends left by an earlier process (a crash mid-compose) are picked up at once.
   void sweep().catch((err: unknown) => log.debug({ err }, 'first sweep failed'))
+  runDiscovery()
 
   const address = await service.listen()
   log.info(

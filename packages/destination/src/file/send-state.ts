@@ -9,7 +9,12 @@ import { sendRecordKey } from '../send-counts.ts'
 //                                            `finished` event, staged (rows written to staged chunks; more than
 //                                            the distinct rows after a crash, never fewer), first_seen_at, and once
 //                                            closed: outcome, location, rows, reason, delivered, dead_lettered;
-//                                            target: the file name a publish was last started under
+//                                            target: the file name a publish was last started under;
+//                                            origin: `new` when the hash was created before anything of the
+//                                            send was staged, `adopted` when it was rebuilt from the staging
+//                                            area; a hash without it was created after a Redis data loss (or
+//                                            its TTL) by a later event, and does not account for everything
+//                                            staged before: it is adopted (below)
 //   lookstream:file:{<name>:<id>}:rejected  hash: `<topic>:<partition>:<offset>` -> reason, for rows that can
 //                                            never be written (idempotent: a row rejected again after a crash is
 //                                            counted once)
@@ -20,6 +25,9 @@ import { sendRecordKey } from '../send-counts.ts'
 // set before its state is written, the send record is written from the closed state (again on every later
 // pass until it succeeds), and a send leaves the open set only once its record is written and its staged chunks
 // are deleted. Every key expires after the state TTL, renewed on each update.
+// What a send needs to finish is also kept in S3 beside its staged chunks (staged-chunk.ts: finished.json,
+// rejected/, closed.json), so a send whose state Redis lost is adopted: its state is rebuilt from the staging area
+// and merged into whatever later events wrote (ADOPT), once (it sets origin).
 
 export interface SendState {
   /** The ingress's final status; undefined until its `finished` event was seen. */
@@ -34,6 +42,8 @@ export interface SendState {
   outcome: 'published' | 'failed' | 'empty' | undefined
   location: string | undefined
   reason: string | undefined
+  /** False when the state was created after a Redis data loss and not yet rebuilt from the staging area. */
+  complete: boolean
 }
 
 const READ_FIELDS = [
@@ -46,6 +56,7 @@ const READ_FIELDS = [
   'outcome',
   'location',
   'reason',
+  'origin',
 ] as const
 
 // KEYS: send hash, rejected hash. ARGV: ttl, now, then field/value pairs to set (only while open).
@@ -93,10 +104,12 @@ redis.call('HSET', KEYS[1], 'delivered', ARGV[3], 'dead_lettered', ARGV[4])
 return 1
 `
 
-// KEYS: rejected hash, send hash. ARGV: ttl, now, field, reason.
+// KEYS: rejected hash, send hash. ARGV: ttl, now, then field/reason pairs.
 const REJECT = `
 if redis.call('HGET', KEYS[2], 'outcome') ~= false then return 0 end
-redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4])
+for i = 3, #ARGV, 2 do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+end
 redis.call('HSETNX', KEYS[2], 'first_seen_at', ARGV[2])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
@@ -106,6 +119,52 @@ return 1
 // KEYS: open set. ARGV: ttl, send id.
 const OPEN = `
 redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
+`
+
+// KEYS: send hash. 1: the state accounts for the send since its start (origin), 0: it exists without, -1: none.
+const ORIGIN = `
+if redis.call('HEXISTS', KEYS[1], 'origin') == 1 then return 1 end
+return redis.call('EXISTS', KEYS[1]) - 1
+`
+
+// KEYS: send hash. ARGV: ttl, now. Creates the state of a send nothing of which is staged yet (the caller saw its
+// staging folder empty); a state another replica created meanwhile is kept. Returns like ORIGIN.
+const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'origin', 'new', 'first_seen_at', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+  return 1
+end
+if redis.call('HEXISTS', KEYS[1], 'origin') == 1 then return 1 end
+return 0
+`
+
+// KEYS: send hash, rejected hash. ARGV: ttl, now, connection, staged rows, then either 'closed', outcome,
+// location, rows, delivered, dead-lettered or 'finished', status, accepted, started at, connection, or 'open'.
+// Merges what the staging area holds into the state, once: a state with an origin is left alone (0). Staged rows
+// are added (rows counted by events after the loss may be counted twice: over-counting only starts a compose
+// whose distinct-row check sends it back to waiting, never a short file); finished fields already written by a
+// later event stay; a closed state stays closed.
+const ADOPT = `
+if redis.call('HEXISTS', KEYS[1], 'origin') == 1 then return 0 end
+redis.call('HSETNX', KEYS[1], 'first_seen_at', ARGV[2])
+if redis.call('HEXISTS', KEYS[1], 'outcome') == 0 then
+  if ARGV[5] == 'closed' then
+    redis.call('HSET', KEYS[1], 'outcome', ARGV[6], 'location', ARGV[7], 'rows', ARGV[8], 'reason', '',
+      'delivered', ARGV[9], 'dead_lettered', ARGV[10], 'staged_connection', ARGV[3])
+    redis.call('DEL', KEYS[2])
+  else
+    if ARGV[5] == 'finished' and redis.call('HEXISTS', KEYS[1], 'status') == 0 then
+      redis.call('HSET', KEYS[1], 'status', ARGV[6], 'accepted', ARGV[7], 'started_at', ARGV[8], 'connection',
+        ARGV[9], 'staged_connection', ARGV[9], 'ingress_error', '')
+    end
+    redis.call('HSETNX', KEYS[1], 'staged_connection', ARGV[3])
+    redis.call('HINCRBY', KEYS[1], 'staged', ARGV[4])
+  end
+end
+redis.call('HSET', KEYS[1], 'origin', 'adopted')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 1
 `
@@ -137,7 +196,8 @@ function parse(values: (string | number | null)[]): SendState {
     outcome: outcome === 'published' || outcome === 'failed' || outcome === 'empty' ? outcome : undefined,
     location: text(7),
     reason: text(8),
-    rejected: Number(values[9] ?? 0),
+    complete: text(9) !== undefined,
+    rejected: Number(values[10] ?? 0),
   }
 }
 
@@ -162,6 +222,41 @@ export function fileSendKeys(destination: string, sendId: string) {
 
 export function fileOpenSetKey(destination: string): string {
   return `lookstream:file:${hashTag(destination)}:open`
+}
+
+/** A send's `finished` fields as kept in the staging area. */
+export interface FinishedFacts {
+  status: 'succeeded' | 'failed'
+  accepted: number
+  startedAt: string
+  connection: string
+}
+
+/** A closed send's outcome as kept in the staging area while its cleanup runs. */
+export interface ClosedFacts {
+  outcome: 'published' | 'failed' | 'empty'
+  location: string
+  rows: number
+  delivered: number
+  deadLettered: number
+  connection: string
+}
+
+/** What the staging area says about a send whose state is rebuilt (adopted). */
+export interface AdoptedFacts {
+  /** The connection whose staging area it was found in. */
+  connection: string
+  /** Rows of the staged chunks (rows staged twice around a crash count twice, as the `staged` counter does). */
+  staged: number
+  finished: FinishedFacts | undefined
+  closed: ClosedFacts | undefined
+}
+
+/** `complete`: the state accounts for the send since its start; `partial`: it does not; `missing`: none. */
+export type OriginState = 'complete' | 'partial' | 'missing'
+
+function originState(answer: unknown): OriginState {
+  return answer === 1 ? 'complete' : answer === 0 ? 'partial' : 'missing'
 }
 
 export interface CloseDetails {
@@ -237,11 +332,94 @@ export class SendStates {
     return value === null || value === '' ? undefined : value
   }
 
-  /** Records a row that can never be written (`where` identifies it: topic, partition, offset). */
-  async reject(sendId: string, where: string, reason: string): Promise<void> {
+  /**
+   * Records rows that can never be written (`where` identifies each: topic, partition, offset): false when the send
+   * is closed already (nothing recorded).
+   */
+  async reject(sendId: string, rows: readonly { where: string; reason: string }[]): Promise<boolean> {
     const k = this.keys(sendId)
     await this.open(sendId)
-    await this.redis.eval(REJECT, 2, k.rejected, k.send, this.ttlSeconds, Date.now(), where, reason)
+    const pairs = rows.flatMap(({ where, reason }) => [where, reason])
+    return (await this.redis.eval(REJECT, 2, k.rejected, k.send, this.ttlSeconds, Date.now(), ...pairs)) === 1
+  }
+
+  /** Whether the send's state accounts for everything staged for it (see ORIGIN). */
+  async origin(sendId: string): Promise<OriginState> {
+    return originState(await this.redis.eval(ORIGIN, 1, this.keys(sendId).send))
+  }
+
+  /** Creates the state of a send whose staging folder is empty (see CREATE). */
+  async create(sendId: string): Promise<OriginState> {
+    await this.open(sendId)
+    return originState(await this.redis.eval(CREATE, 1, this.keys(sendId).send, this.ttlSeconds, Date.now()))
+  }
+
+  /** Puts a send found in the staging area back on the open set (before its state is rebuilt). */
+  reopen(sendId: string): Promise<void> {
+    return this.open(sendId)
+  }
+
+  /** Rebuilds a send's state from the staging area (see ADOPT): false when its state has an origin already. */
+  async adopt(sendId: string, facts: AdoptedFacts): Promise<boolean> {
+    const k = this.keys(sendId)
+    const tail = facts.closed
+      ? [
+          'closed',
+          facts.closed.outcome,
+          facts.closed.location,
+          facts.closed.rows,
+          facts.closed.delivered,
+          facts.closed.deadLettered,
+        ]
+      : facts.finished
+        ? [
+            'finished',
+            facts.finished.status,
+            facts.finished.accepted,
+            facts.finished.startedAt,
+            facts.finished.connection,
+          ]
+        : ['open']
+    const connection = facts.closed?.connection ?? facts.finished?.connection ?? facts.connection
+    const answer = await this.redis.eval(
+      ADOPT,
+      2,
+      k.send,
+      k.rejected,
+      this.ttlSeconds,
+      Date.now(),
+      connection,
+      facts.staged,
+      ...tail,
+    )
+    return answer === 1
+  }
+
+  /** A closed send's outcome, to keep in the staging area while its cleanup runs; undefined while it is open. */
+  async closedFacts(sendId: string): Promise<ClosedFacts | undefined> {
+    const [outcome, location, rows, delivered, deadLettered, connection] = await this.redis.hmget(
+      this.keys(sendId).send,
+      'outcome',
+      'location',
+      'rows',
+      'delivered',
+      'dead_lettered',
+      'staged_connection',
+    )
+    if (outcome !== 'published' && outcome !== 'failed' && outcome !== 'empty') return undefined
+    return {
+      outcome,
+      location: location ?? '',
+      rows: Number(rows ?? 0),
+      delivered: Number(delivered ?? 0),
+      deadLettered: Number(deadLettered ?? 0),
+      connection: connection ?? '',
+    }
+  }
+
+  /** The connection the send's rows are staged through, when its state names one. */
+  async stagedConnection(sendId: string): Promise<string | undefined> {
+    return (await this.redis.hget(this.keys(sendId).send, 'staged_connection')) ?? undefined
   }
 
   /** Up to `limit` reasons rows were rejected for (reasons name columns and rules, never row values). */

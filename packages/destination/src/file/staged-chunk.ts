@@ -14,6 +14,33 @@ export function sendPrefix(sendId: string): string {
   return `${sendId}/`
 }
 
+// Beside the chunks, a send's folder holds what finishing it needs once its Redis state is lost (counts, offsets,
+// ids and statuses, never row values): `<sendId>/finished.json` (the ingress's `finished` fields),
+// `<sendId>/rejected/<topic>~<partition>~<first offset, 20 digits>-<writer>.json` (rows that can never be written:
+// where each one is and its error code) and `<sendId>/closed.json` (the outcome, while the send's cleanup runs).
+export function finishedKey(sendId: string): string {
+  return `${sendId}/finished.json`
+}
+
+export function closedKey(sendId: string): string {
+  return `${sendId}/closed.json`
+}
+
+export function rejectedKey(sendId: string, topic: string, partition: number, firstOffset: string, writer: string) {
+  return `${sendId}/rejected/${topic}~${partition}~${firstOffset.padStart(20, '0')}-${writer}.json`
+}
+
+export type StagedObject = 'chunk' | 'finished' | 'rejected' | 'closed'
+
+/** What a staged key of `sendId` holds; undefined for a key the runtime never writes. */
+export function stagedObjectKind(sendId: string, key: string): StagedObject | undefined {
+  if (key === finishedKey(sendId)) return 'finished'
+  if (key === closedKey(sendId)) return 'closed'
+  if (!key.startsWith(sendPrefix(sendId))) return undefined
+  if (/^[^/]+\/rejected\/[^/]+~\d+~\d{20}-[^/]+\.json$/.test(key)) return 'rejected'
+  return parseChunkKey(key) === undefined ? undefined : 'chunk'
+}
+
 export function chunkKey(
   sendId: string,
   topic: string,
