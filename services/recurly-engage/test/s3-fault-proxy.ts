@@ -16,6 +16,8 @@ export interface S3FaultProxy {
   endpoint: string
   /** Requests answered with an injected error so far. */
   injected(): number
+  /** Requests seen so far whose URL holds `urlIncludes`. */
+  seen(urlIncludes: string): number
   set(mode: FaultMode): void
   close(): Promise<void>
 }
@@ -28,8 +30,10 @@ export async function startS3FaultProxy(target: string): Promise<S3FaultProxy> {
   const upstream = new URL(target)
   let mode: FaultMode = { kind: 'pass' }
   let injected = 0
+  const urls: string[] = []
   const server: Server = createServer((req, res) => {
     const current = mode
+    if (urls.length < 100_000) urls.push(req.url ?? '')
     if (
       current.kind === 'error' &&
       (current.only === undefined ||
@@ -90,6 +94,7 @@ export async function startS3FaultProxy(target: string): Promise<S3FaultProxy> {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     injected: () => injected,
+    seen: (urlIncludes) => urls.filter((url) => url.includes(urlIncludes)).length,
     set(next) {
       mode = next
     },

@@ -380,7 +380,8 @@ export class SendStates {
             facts.finished.connection,
           ]
         : ['open']
-    const connection = facts.closed?.connection ?? facts.finished?.connection ?? facts.connection
+    // A send closed by a pass that began before the loss may have been closed without naming its connection.
+    const connection = facts.closed?.connection || facts.finished?.connection || facts.connection
     const answer = await this.redis.eval(
       ADOPT,
       2,
