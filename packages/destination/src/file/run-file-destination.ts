@@ -937,17 +937,35 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   }, config.DELIVERY_FILE_SWEEP_MS)
   sweepTimer.unref()
   let discovering = false
-  const runDiscovery = () => {
-    if (discovering) return
+  let discoverAgain = false
+  const runDiscovery = (): void => {
+    if (discovering) {
+      discoverAgain = true
+      return
+    }
     discovering = true
+    discoverAgain = false
     discover()
       .catch((err: unknown) => log.debug({ err }, 'discovering staged sends failed'))
       .finally(() => {
         discovering = false
+        if (discoverAgain && !signal.aborted) runDiscovery()
       })
   }
   const discoverTimer = setInterval(runDiscovery, config.DELIVERY_FILE_DISCOVER_MS)
   discoverTimer.unref()
+  // A Redis that was unreachable may come back without its data (restarted without persistence): the sends it
+  // lost are looked for at once rather than at the next listing. A failover inside a cluster that keeps the
+  // connection is found by the periodic listing.
+  let redisWasReady = true
+  redis.on('close', () => {
+    redisWasReady = false
+  })
+  redis.on('ready', () => {
+    if (redisWasReady) return
+    redisWasReady = true
+    if (!signal.aborted) runDiscovery()
+  })
 
   const consumer = await runConsumer({
     kafka,
