@@ -12,9 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const DESTINATIONS = ['segment', 'braze', 'heap', 'mparticle', 'recurly-engage'] as const
-// The faults of --quick: every fault of the full run but redis-lost (a Redis that comes back empty, which loses
-// recurly-engage's open send by design, ADR 0019; the full run reports it in bench/README.md).
-const FAULTS = ['rates', 'bad-rows', 'replica', 'service-kill', 'redis', 'broker'] as const
+// The faults of --quick: every fault of the full run.
+const FAULTS = ['rates', 'bad-rows', 'replica', 'service-kill', 'redis', 'redis-lost', 'broker'] as const
 
 interface Row {
   destination: string
@@ -81,7 +80,7 @@ function expectTargets(r: Row & { where: string }, fault: string): void {
   expect(r.deadLetteredAsExpected, `the DLQ holds exactly the bad rows (${r.where})`).toBe(true)
   expect(r.deadLettered, r.where).toBe(r.expectedDeadLetters)
   if (fault === 'bad-rows') expect(r.expectedDeadLetters + r.rowsSent - r.accepted, r.where).toBeGreaterThan(0)
-  if (fault === 'redis' || fault === 'broker') {
+  if (fault === 'redis' || fault === 'redis-lost' || fault === 'broker') {
     expect(r.recoveryMs, `delivery resumed after the ${fault} returned (${r.where})`).not.toBeNull()
     expect(r.recoveryMs!, `ms from the ${fault}'s return to delivery (${r.where})`).toBeLessThanOrEqual(5000)
   }
@@ -92,7 +91,7 @@ describe('chaos (quick): every destination under every fault', () => {
   for (const fault of FAULTS) {
     for (const destination of DESTINATIONS) {
       it(`${destination} × ${fault}: 0 lost, 0 effective duplicates, exactly the bad rows dead-lettered${
-        fault === 'redis' || fault === 'broker' ? ', delivery resumed within 5 s' : ''
+        fault === 'redis' || fault === 'redis-lost' || fault === 'broker' ? ', delivery resumed within 5 s' : ''
       }`, () => {
         expectTargets(row(destination, fault), fault)
       })
