@@ -1,6 +1,6 @@
 import { fileSendKeys, runFileDestination, type RunningDestination } from '@lookstream/destination'
 import { waitFor } from '@lookstream/testing'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { recurlyEngage } from '../src/recurly-engage.ts'
 import {
   bucketState,
@@ -40,6 +40,9 @@ describe('recurly-engage: Redis loses its data while sends are open', () => {
     service = await runFileDestination(recurlyEngage, {
       env: engageEnv(stack, { RECURLY_ENGAGE_S3_ENDPOINT: proxy.endpoint, DELIVERY_FILE_DISCOVER_MS: '500' }),
     })
+  })
+  afterEach(() => {
+    proxy.set({ kind: 'pass' })
   })
   afterAll(async () => {
     await service?.close()
