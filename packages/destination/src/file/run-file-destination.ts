@@ -392,9 +392,11 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
 
   /** Lists the sends with anything staged and adopts those whose state Redis lost. */
   async function discover(): Promise<void> {
+    // Nothing to compare with while Redis is away; it is looked at again as soon as Redis is back.
+    if (redis.status !== 'ready') return
     for (const [connectionName, sink] of sinks) {
       for await (const sendId of sink.listStagedFolders()) {
-        if (signal.aborted) return
+        if (signal.aborted || redis.status !== 'ready') return
         // Asked of Redis every time: what this replica remembers may predate the loss.
         if (!SEND_ID_PATTERN.test(sendId)) continue
         await adoptOnce(sendId, connectionName)
