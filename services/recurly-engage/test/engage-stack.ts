@@ -29,6 +29,8 @@ export interface EngageStack {
   s3: S3Client
   s3Endpoint: string
   bucket: string
+  /** Stops the standalone redis-server and starts it again on its port, empty (it keeps nothing on disk). */
+  restartRedisEmpty(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -45,16 +47,21 @@ export async function startEngageStack(
   let redisEnv: Record<string, string>
   let redisClient: Redis | Cluster
   let stopRedis: () => Promise<void>
+  let restartRedisEmpty = (): Promise<void> => Promise.reject(new Error('only a standalone Redis is restarted'))
   if (options.redis === 'cluster') {
     const cluster = await startRedisCluster({ masters: 3 })
     redisEnv = { REDIS_URL: cluster.url, REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: cluster.nodes }
     redisClient = new Cluster(cluster.masters.map((m) => ({ host: '127.0.0.1', port: m.port })))
     stopRedis = () => cluster.stop()
   } else {
-    const redis = await startRedis()
+    let redis = await startRedis()
     redisEnv = { REDIS_URL: redis.url }
     redisClient = new Redis(redis.url)
     stopRedis = () => redis.stop()
+    restartRedisEmpty = async () => {
+      await redis.stop()
+      redis = await redis.restart()
+    }
   }
   const client = createKafka({ brokers: kafka.brokers, clientId: 'engage-test', logger: silent })
   await ensureTopics(
@@ -74,6 +81,7 @@ export async function startEngageStack(
     s3,
     s3Endpoint,
     bucket,
+    restartRedisEmpty: () => restartRedisEmpty(),
     async stop() {
       redisClient.disconnect()
       await producer.close().catch(() => undefined)
