@@ -108,8 +108,9 @@ const localRedis: Component = {
   async start(ctx) {
     if (ctx.env.REDIS_URL) return external(ctx.env.REDIS_URL, 'REDIS_URL')
     const wanted = port(ctx, 'LOCAL_REDIS_PORT', 6379)
-    // Persistent like a production Redis: the file runtime keeps the state of open sends only in Redis (ADR 0019),
-    // so a redis-server that came back empty would lose them. The append-only file is fsynced every second.
+    // Persistent like a production Redis: one that came back empty would lose the ingress's send records and the
+    // dedupe marks, and make the file runtime rebuild its open sends from S3 staging (ADR 0019). The append-only
+    // file is fsynced every second.
     const dataDir = resolve(ctx.root, ctx.env.LOCAL_REDIS_DATA_DIR || join('.data', 'redis'))
     mkdirSync(dataDir, { recursive: true })
     // redis-server cannot pick a port itself (--port 0 disables TCP).
