@@ -18,7 +18,7 @@
 //   broker        kill -9 of local-kafka after the sends were accepted, restarted on its port and data dir
 // Defaults: every fault, 10,000 rows per send, 10 kills, Redis down 30 s; --quick (npm test's): every fault,
 // 1,000 rows (3,000 in the replica and service-kill phases), 2 kills, Redis down 10 s. Kills wait for
-// random shares of a send's rows up to the one that leaves two rounds of requests still to go (at most 90 %). The
+// random shares of a send's rows up to the one that leaves four rounds of requests still to go (at most 90 %). The
 // random moments come from --seed (printed; pass it again to replay a run).
 // Writes PATH-PREFIX.json and .md (default .data/chaos/report) and exits 1 when a target is missed (2 when the run
 // itself failed). CHAOS_DEBUG=1 also prints the file runtime's metrics of a send that did not complete.
@@ -422,10 +422,12 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
   // send outlasts the boot on a loaded machine. Its service-kill phase too, so that its kills spread over the send
   // (see LAST_KILL_SHARE below).
   const SEND_ROWS = QUICK && (fault === 'replica' || fault === 'service-kill') ? ROWS * 3 : ROWS
-  // The last share of a send's rows a kill waits for: at least two rounds of requests (ROUND_ROWS each) are still to
+  // The last share of a send's rows a kill waits for: at least four rounds of requests (ROUND_ROWS each) are still to
   // be delivered then, so the kill lands while the send is in flight even if the requests in flight all return at
-  // once. A kill that waited for a later share could come only after the last round (1,000 rows are 10 requests).
-  const LAST_KILL_SHARE = Math.max(0.1, Math.min(0.9, 1 - (2 * ROUND_ROWS) / SEND_ROWS))
+  // once and this process is scheduled late on a loaded machine (with two rounds to go, a restarted service can
+  // deliver the rest between the progress check and the kill). A kill that waited for a later share could
+  // come only after the last round (1,000 rows are 10 requests).
+  const LAST_KILL_SHARE = Math.max(0.1, Math.min(0.9, 1 - (4 * ROUND_ROWS) / SEND_ROWS))
   log(`phase ${fault}: ${dests.length} destinations × ${SEND_ROWS} rows (prefix ${tag})`)
   for (const d of dests) {
     if (d.simulator === undefined) continue
