@@ -161,6 +161,11 @@ export interface Row {
   lost: number
   /** Return of the component (or restart of the service) → first progress at the destination; the worst one. */
   recoveryMs: number | null
+  /**
+   * Broker outages: the service delivered every row of the send while the broker was down (from what it had fetched
+   * before), so there was nothing left to resume when it came back and recoveryMs has no value.
+   */
+  deliveredDuringOutage: boolean
   /** Fault events (kills, joins, leaves, outages) that landed while the send was in flight, of all. */
   inFlightEvents: number
   faultEvents: number
@@ -500,6 +505,7 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
         badDelivered: 0,
         lost: 0,
         recoveryMs: null,
+        deliveredDuringOutage: false,
         inFlightEvents: 0,
         faultEvents: 0,
         longestStallMs: 0,
@@ -651,6 +657,12 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
         const next = firstChangeAfter(d.name, r.at)
         const took = next === undefined ? Number.POSITIVE_INFINITY : Math.round(next - r.at)
         row.recoveryMs = Math.max(row.recoveryMs ?? 0, took)
+      }
+      if (fault === 'broker' && row.recoveryMs === null && row.lost === 0 && hits.length > 0) {
+        // The kill landed mid-send and the broker came back only after the last row: the service went on delivering
+        // what it had fetched while the broker was down.
+        row.deliveredDuringOutage = true
+        notes.push('every row delivered while the broker was down (nothing left to resume)')
       }
       row.inFlightEvents = hits.length
       row.faultEvents = hits.length + after.length
