@@ -123,6 +123,24 @@ export const dashboards: Dashboard[] = [
         `sum by (destination) (rate(lookstream_destination_duplicates_skipped_total{${D}}[$__rate_interval]))`,
         '{{destination}}',
       ]),
+      // File destinations (Recurly Engage): one file per send, gathered from staged chunks (docs/adr/0019).
+      panel('Files by outcome (file destinations)', 'short', [
+        `sum by (destination, outcome) (increase(lookstream_destination_files_total{${D}}[$__rate_interval]))`,
+        '{{destination}} {{outcome}}',
+      ]),
+      panel('Rows staged/s (file destinations)', 'rps', [
+        `sum by (destination) (rate(lookstream_destination_file_rows_staged_total{${D}}[$__rate_interval]))`,
+        '{{destination}}',
+      ]),
+      panel('Storage errors by operation (file destinations)', 'short', [
+        `sum by (destination, operation) (increase(lookstream_destination_file_storage_errors_total{${D}}[$__rate_interval]))`,
+        '{{destination}} {{operation}}',
+      ]),
+      // Non-zero only after Redis lost data: each send rebuilt from its staging folder, by what it held.
+      panel('Sends rebuilt after Redis lost their state (file destinations)', 'short', [
+        `sum by (destination, state) (increase(lookstream_destination_file_sends_adopted_total{${D}}[$__rate_interval]))`,
+        '{{destination}} {{state}}',
+      ]),
     ],
   },
   {
