@@ -130,7 +130,7 @@ export function attributeValueProblem(name: string, value: unknown, maxArrayLeng
 /**
  * The last export label's `{"add": [label]}`: one object shared by the rows of a send, not one per row. Typed
  * read-only and never written; not frozen, because `JSON.stringify` of an item holding frozen objects leaves V8's
- * fast path (a quarter more time per item, measured in bench/README.md's braze section).
+ * fast path (a third more time per item, measured in bench/README.md's braze section).
  */
 let lastExportLabel: { label: string; operation: Readonly<{ add: readonly string[] }> } | undefined
 
