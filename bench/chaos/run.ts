@@ -132,6 +132,12 @@ const LATENCY = { latencyMs: 50, latencyJitterMs: 100 }
  * the services' 2 s request timeout): the sends are surely still in flight when the fault lands.
  */
 const HOLD = { latencyMs: 1500, latencyJitterMs: 0 }
+/**
+ * The share of a replica phase's rows the Look streams before the replica has joined; the rest follow once it has.
+ * Under the held latency the head keeps the service busy until then; the replica leaves once 40–70 % of the rows
+ * are delivered, so it also leaves mid-send.
+ */
+const REPLICA_HEAD_SHARE = 0.3
 /** Rows one round of requests of a service can carry (its requests in flight × items per request, TUNING). */
 const ROUND_ROWS = Number(TUNING.DELIVERY_MAX_IN_FLIGHT_REQUESTS) * Number(TUNING.DELIVERY_MAX_BATCH_ITEMS)
 
@@ -273,13 +279,22 @@ async function stopEverything(): Promise<void> {
   running.clear()
 }
 
+/**
+ * A Look's JSON, whole or in two parts: the tail is streamed only once `gate` resolves, so the ingress (and the
+ * send) cannot finish before it.
+ */
+type LookBody = string | { head: string; tail: string; gate: Promise<void> }
+
 // The Looker side: one-time download URLs on 127.0.0.1 serving a Look's JSON.
-const looks = new Map<string, string>()
+const looks = new Map<string, LookBody>()
 const lookServer = createServer((req, res) => {
   const body = looks.get(req.url ?? '')
   looks.delete(req.url ?? '')
   if (body === undefined) return void res.writeHead(404).end()
-  res.writeHead(200, { 'content-type': 'application/json' }).end(body)
+  res.writeHead(200, { 'content-type': 'application/json' })
+  if (typeof body === 'string') return void res.end(body)
+  res.write(body.head)
+  void body.gate.then(() => res.end(body.tail))
 })
 lookServer.listen(0, '127.0.0.1')
 await new Promise((resolve) => lookServer.once('listening', resolve))
@@ -287,11 +302,25 @@ const lookOrigin = `http://127.0.0.1:${(lookServer.address() as AddressInfo).por
 env.LOOKER_HOSTS = lookOrigin
 let planIds = randomInt(1_000_000)
 
-function lookBody(d: Destination, prefix: string, rows: number, bad: ReadonlySet<number>): string {
+/** The Look of a send; with `gate`, its rows from `headRows` on are streamed only once the gate resolves. */
+function lookBody(
+  d: Destination,
+  prefix: string,
+  rows: number,
+  bad: ReadonlySet<number>,
+  held?: { headRows: number; gate: Promise<void> },
+): LookBody {
   const fields = JSON.stringify({ ...d.fields, table_calculations: [], pivots: [] })
   const data: string[] = []
   for (let i = 0; i < rows; i++) data.push(d.row(prefix, i, bad.has(i)))
-  return `{"ran_at":"${new Date().toISOString()}","fields":${fields},"data":[${data.join(',')}],"has_totals":false}`
+  const start = `{"ran_at":"${new Date().toISOString()}","fields":${fields},"data":[`
+  const end = '],"has_totals":false}'
+  if (held === undefined || held.headRows <= 0 || held.headRows >= rows) return `${start}${data.join(',')}${end}`
+  return {
+    head: `${start}${data.slice(0, held.headRows).join(',')},`,
+    tail: `${data.slice(held.headRows).join(',')}${end}`,
+    gate: held.gate,
+  }
 }
 
 interface LookerAnswer {
@@ -303,7 +332,7 @@ interface LookerAnswer {
 }
 
 /** The Looker execute call, retried while the ingress does not offer the action yet (a service re-registering). */
-async function execute(d: Destination, body: string): Promise<LookerAnswer> {
+async function execute(d: Destination, body: LookBody): Promise<LookerAnswer> {
   const planId = ++planIds
   return waitFor(
     async () => {
@@ -423,9 +452,9 @@ function pick(random: () => number, count: number, rows: number): Set<number> {
 
 async function phase(fault: Fault, index: number, dests: Destination[], proxy: S3FaultProxy): Promise<Row[]> {
   const tag = `${fault.replace(/[^a-z]/g, '').slice(0, 6)}${randomBytes(3).toString('hex')}`
-  // A replica needs seconds to boot and join: the quick run's replica phase sends three times the rows, so that the
-  // send outlasts the boot on a loaded machine. Its service-kill phase too, so that its kills spread over the send
-  // (see LAST_KILL_SHARE below).
+  // The quick run's replica phase sends three times the rows, so that the two replicas share a send of some length
+  // (its Look waits for the replica to join: REPLICA_HEAD_SHARE). Its service-kill phase too, so that its kills
+  // spread over the send (see LAST_KILL_SHARE below).
   const SEND_ROWS = QUICK && (fault === 'replica' || fault === 'service-kill') ? ROWS * 3 : ROWS
   // The last share of a send's rows a kill waits for: at least four rounds of requests (ROUND_ROWS each) are still to
   // be delivered then, so the kill lands while the send is in flight even if the requests in flight all return at
@@ -539,6 +568,10 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
       // moment says so (a kill while the simulator held fewer rows than the send's); otherwise the progress record
       // judges it (below).
       const events: { what: string; at: number; restart?: boolean; inFlight?: boolean }[] = []
+      // Replica phase: the Look's rows after the first REPLICA_HEAD_SHARE wait for the replica, however long it
+      // takes to boot and join the group, so it always joins while the send is in flight.
+      let replicaIn: () => void = () => undefined
+      const replicaJoined = new Promise<void>((resolve) => (replicaIn = resolve))
       const faultDone = (async () => {
         if (fault === 'service-kill') {
           for (let k = 0; k < KILLS; k++) {
@@ -557,7 +590,13 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
             events.push({ what: `restart ${k + 1}`, at: now(), restart: true })
           }
         } else if (fault === 'replica') {
-          const replica = await component(d.name).start(ctx)
+          let replica: Running
+          try {
+            replica = await component(d.name).start(ctx)
+          } finally {
+            // The Look's remaining rows flow once the replica is in (or failed to start: the row then says so).
+            replicaIn()
+          }
           extra.push(replica)
           watch(`${d.name} replica`, replica)
           events.push({ what: 'replica joined', at: now() })
@@ -569,7 +608,18 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
         }
       })()
 
-      const answer = await execute(d, lookBody(d, prefix, SEND_ROWS, bad))
+      const answer = await execute(
+        d,
+        lookBody(
+          d,
+          prefix,
+          SEND_ROWS,
+          bad,
+          fault === 'replica'
+            ? { headRows: Math.floor(SEND_ROWS * REPLICA_HEAD_SHARE), gate: replicaJoined }
+            : undefined,
+        ),
+      )
       row.accepted = answer.rows?.accepted ?? 0
       if (d.badRows === 'ingress' && bad.size > 0) {
         const refused = new Set((answer.rejected_rows ?? []).map((r) => r.row - 1))
