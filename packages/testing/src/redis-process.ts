@@ -223,6 +223,11 @@ export interface RedisSentinelProcess {
    * the sentinels name it and it answers as a master (the sentinels demote the old one some seconds later).
    */
   failover(): Promise<number>
+  /**
+   * Starts another master with one replica, with the same TLS and users, and has the same sentinels watch it under
+   * `name` (as when one sentinel group serves several applications); `failover()` fails it over as above.
+   */
+  watchAnotherMaster(name: string): Promise<{ failover(): Promise<number> }>
   /** SENTINEL SET on every sentinel, e.g. ('down-after-milliseconds', '60000'). */
   configure(option: string, value: string): Promise<void>
   /** Starts the data node that listened on `port` again (empty, as after a restart without persistence). */
@@ -241,8 +246,10 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
   const dir = mkdtempSync(join(tmpdir(), 'redis-sentinel-'))
   const nodes: RedisProcess[] = []
   const sentinels: RedisProcess[] = []
+  // The data nodes of masters watched beside masterName (watchAnotherMaster).
+  const otherNodes: RedisProcess[] = []
   const stop = async () => {
-    await Promise.all([...sentinels, ...nodes].map((p) => p.stop()))
+    await Promise.all([...sentinels, ...nodes, ...otherNodes].map((p) => p.stop()))
     rmSync(dir, { recursive: true, force: true })
   }
   const [user, password] = Object.entries(options.users ?? {})[0] ?? []
@@ -287,14 +294,14 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     }
   }
   const isMaster = async (port: number) => (await ask<string[]>(port, false, 'ROLE'))[0] === 'master'
-  const masterPort = async (): Promise<number> => {
+  const masterPort = async (name = masterName): Promise<number> => {
     for (const s of sentinels) {
       const answer = await ask<[string, string] | null>(
         s.port,
         true,
         'SENTINEL',
         'GET-MASTER-ADDR-BY-NAME',
-        masterName,
+        name,
       ).catch(() => null)
       if (answer !== null) return Number(answer[1])
     }
@@ -310,7 +317,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         : `${Object.entries(users)
             .map(([name, secret]) => `user ${name} on >${secret} ~* &* +@all\n`)
             .join('')}user default off\n`
-    const startNode = (i: number, config: string) => {
+    const startNode = (i: number | string, config: string) => {
       const configFile = join(dir, `node-${i}.conf`)
       writeFileSync(configFile, `${config}${acl(options.users)}`)
       return startRedis({ configFile, args: [...nodeArgs, '--dir', dir], tls: options.tls })
@@ -320,22 +327,31 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     for (let i = 1; i <= (options.replicas ?? 1); i += 1) {
       nodes.push(await startNode(i, `replicaof 127.0.0.1 ${master.port}\n`))
     }
-    await until('the replicas in sync', 20_000, async () => {
-      const info = await ask<string>(master.port, false, 'INFO', 'replication')
-      return (info.match(/state=online/g) ?? []).length === nodes.length - 1
-    })
+    const inSync = (port: number, replicas: number) =>
+      until('the replicas in sync', 20_000, async () => {
+        const info = await ask<string>(port, false, 'INFO', 'replication')
+        return (info.match(/state=online/g) ?? []).length === replicas
+      })
+    await inSync(master.port, nodes.length - 1)
 
     const count = options.sentinels ?? 1
     const quorum = Math.floor(count / 2) + 1
+    // [option, name, value] of every watched master, as config lines and as SENTINEL SET.
+    const watchSettings = (name: string): [string, string, string][] => [
+      ['down-after-milliseconds', name, String(options.downAfterMs ?? 1000)],
+      ['failover-timeout', name, '10000'],
+      ...(user === undefined
+        ? []
+        : ([
+            ['auth-user', name, user],
+            ['auth-pass', name, password!],
+          ] as [string, string, string][])),
+    ]
     for (let i = 0; i < count; i += 1) {
       const lines = [
         `dir ${dir}`,
         `sentinel monitor ${masterName} 127.0.0.1 ${master.port} ${quorum}`,
-        `sentinel down-after-milliseconds ${masterName} ${options.downAfterMs ?? 1000}`,
-        `sentinel failover-timeout ${masterName} 10000`,
-        ...(user === undefined
-          ? []
-          : [`sentinel auth-user ${masterName} ${user}`, `sentinel auth-pass ${masterName} ${password!}`]),
+        ...watchSettings(masterName).map((setting) => `sentinel ${setting.join(' ')}`),
         ...(options.sentinelUser === undefined
           ? []
           : [
@@ -355,14 +371,30 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         }),
       )
     }
-    await until('every sentinel to know every replica and sentinel', 20_000, async () => {
-      for (const s of sentinels) {
-        const replicas = await ask<string[][]>(s.port, true, 'SENTINEL', 'REPLICAS', masterName)
-        const others = await ask<string[][]>(s.port, true, 'SENTINEL', 'SENTINELS', masterName)
-        if (replicas.length !== nodes.length - 1 || others.length !== sentinels.length - 1) return false
-      }
-      return true
-    })
+    const known = (name: string, replicaCount: number) =>
+      until('every sentinel to know every replica and sentinel', 20_000, async () => {
+        for (const s of sentinels) {
+          const replicas = await ask<string[][]>(s.port, true, 'SENTINEL', 'REPLICAS', name)
+          const others = await ask<string[][]>(s.port, true, 'SENTINEL', 'SENTINELS', name)
+          if (replicas.length !== replicaCount || others.length !== sentinels.length - 1) return false
+        }
+        return true
+      })
+    await known(masterName, nodes.length - 1)
+
+    const plannedFailover = async (name: string) => {
+      const from = await masterPort(name)
+      // Refused (NOGOODSLAVE) until a replica is in sync and the sentinels have seen it so: ask again until then.
+      await until('a sentinel to start a planned failover', 30_000, () =>
+        ask(sentinels[0]!.port, true, 'SENTINEL', 'FAILOVER', name).then(() => true),
+      )
+      let port = from
+      await until('a planned failover', 30_000, async () => {
+        port = await masterPort(name)
+        return port !== from && (await isMaster(port))
+      })
+      return port
+    }
 
     return {
       masterName,
@@ -379,18 +411,20 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         })
         return port
       },
-      async failover() {
-        const from = await masterPort()
-        // Refused (NOGOODSLAVE) until a replica is in sync and the sentinels have seen it so: ask again until then.
-        await until('a sentinel to start a planned failover', 30_000, () =>
-          ask(sentinels[0]!.port, true, 'SENTINEL', 'FAILOVER', masterName).then(() => true),
-        )
-        let port = from
-        await until('a planned failover', 30_000, async () => {
-          port = await masterPort()
-          return port !== from && (await isMaster(port))
-        })
-        return port
+      failover: () => plannedFailover(masterName),
+      async watchAnotherMaster(name) {
+        const other = await startNode(`${name}-0`, '')
+        otherNodes.push(other)
+        otherNodes.push(await startNode(`${name}-1`, `replicaof 127.0.0.1 ${other.port}\n`))
+        await inSync(other.port, 1)
+        for (const s of sentinels) {
+          await ask(s.port, true, 'SENTINEL', 'MONITOR', name, '127.0.0.1', String(other.port), String(quorum))
+          for (const [option, , value] of watchSettings(name)) {
+            await ask(s.port, true, 'SENTINEL', 'SET', name, option, value)
+          }
+        }
+        await known(name, 1)
+        return { failover: () => plannedFailover(name) }
       },
       async configure(option, value) {
         for (const s of sentinels) await ask(s.port, true, 'SENTINEL', 'SET', masterName, option, value)
