@@ -230,6 +230,15 @@ const ctx = {
   built: new Set<string>(),
 }
 
+/** A fault event of a phase; progressAt: when the destination first held more of the send's rows after a restart. */
+interface FaultEvent {
+  what: string
+  at: number
+  restart?: boolean
+  inFlight?: boolean
+  progressAt?: number
+}
+
 const running = new Map<string, Running>()
 const extra: Running[] = []
 const expectedExits = new Set<Running>()
@@ -567,16 +576,20 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
       // inFlight: whether the event hit the send while it was in flight, when the destination's own count at that
       // moment says so (a kill while the simulator held fewer rows than the send's); otherwise the progress record
       // judges it (below).
-      const events: { what: string; at: number; restart?: boolean; inFlight?: boolean }[] = []
+      const events: FaultEvent[] = []
       // Replica phase: the Look's rows after the first REPLICA_HEAD_SHARE wait for the replica, however long it
       // takes to boot and join the group, so it always joins while the send is in flight.
       let replicaIn: () => void = () => undefined
       const replicaJoined = new Promise<void>((resolve) => (replicaIn = resolve))
       const faultDone = (async () => {
         if (fault === 'service-kill') {
+          // Resolves once the restarted service has delivered a row more than when it was ready: the next kill waits
+          // for it, so that it lands while the service delivers (not while it starts) and every recovery is timed.
+          let recovered: Promise<void> | undefined
           for (let k = 0; k < KILLS; k++) {
             const span = LAST_KILL_SHARE - 0.05
             await moment(0.05 + (span * k) / KILLS, 0.05 + (span * (k + 1)) / KILLS)
+            await recovered
             // How far the send was, as the simulator says, when the kill went: tells a kill after the last row from a
             // progress change the 200 ms monitor did not see.
             const seen = d.delivered === undefined ? undefined : await d.delivered().catch(() => undefined)
@@ -587,7 +600,16 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
             })
             await kill9(d.name)
             await start(d.name)
-            events.push({ what: `restart ${k + 1}`, at: now(), restart: true })
+            const restart: FaultEvent = { what: `restart ${k + 1}`, at: now(), restart: true }
+            events.push(restart)
+            const atRestart = d.delivered === undefined ? undefined : await d.delivered().catch(() => undefined)
+            recovered =
+              atRestart === undefined
+                ? undefined
+                : progressAtLeast(atRestart + 1).then(
+                    () => void (restart.progressAt = now()),
+                    () => undefined,
+                  )
           }
         } else if (fault === 'replica') {
           let replica: Running
@@ -702,12 +724,20 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
               : ''),
         )
       }
+      let untimed = 0
       for (const r of all) {
         if (!r.restart || r.at >= deliveredAt) continue
-        const next = firstChangeAfter(d.name, r.at)
+        const next = r.progressAt ?? firstChangeAfter(d.name, r.at)
+        // Killed again before it showed any progress (recurly-engage, whose kills follow its restarts by a delay): that
+        // run of the service had no recovery to time, and the next restart's is timed instead.
+        if (all.some((e) => !e.restart && e.at > r.at && (next === undefined || e.at < next))) {
+          untimed += 1
+          continue
+        }
         const took = next === undefined ? Number.POSITIVE_INFINITY : Math.round(next - r.at)
         row.recoveryMs = Math.max(row.recoveryMs ?? 0, took)
       }
+      if (untimed > 0) notes.push(`${untimed} restarts killed again before any progress (recovery not timed)`)
       if (fault === 'broker' && row.recoveryMs === null && row.lost === 0 && hits.length > 0) {
         // The kill landed mid-send and the broker came back only after the last row: the service went on delivering
         // what it had fetched while the broker was down.
@@ -773,7 +803,7 @@ async function adoptedSince(d: Destination): Promise<number> {
 let phaseAnswered: DestinationName[] = []
 let outageDone: Promise<void> = Promise.resolve()
 let outageActive = false
-let outageEvents: { what: string; at: number; restart?: boolean }[] = []
+let outageEvents: FaultEvent[] = []
 
 async function outage(fault: Fault, dests: Destination[], index: number, proxy: S3FaultProxy): Promise<void> {
   const count = dests.length
