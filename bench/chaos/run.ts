@@ -17,7 +17,7 @@
 //                 without persistence would (recurly-engage rebuilds its open send from S3 staging, ADR 0019)
 //   broker        kill -9 of local-kafka after the sends were accepted, restarted on its port and data dir
 // Defaults: every fault, 10,000 rows per send, 10 kills, Redis down 30 s; --quick (npm test's): every fault,
-// 1,000 rows (3,000 in the replica and service-kill phases), 2 kills, Redis down 10 s. Kills wait for
+// 1,000 rows (3,000 in the replica, service-kill and outage phases), 2 kills, Redis down 10 s. Kills wait for
 // random shares of a send's rows up to the one that leaves four rounds of requests still to go (at most 90 %). The
 // random moments come from --seed (printed; pass it again to replay a run).
 // Writes PATH-PREFIX.json and .md (default .data/chaos/report) and exits 1 when a target is missed (2 when the run
@@ -463,8 +463,11 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
   const tag = `${fault.replace(/[^a-z]/g, '').slice(0, 6)}${randomBytes(3).toString('hex')}`
   // The quick run's replica phase sends three times the rows, so that the two replicas share a send of some length
   // (its Look waits for the replica to join: REPLICA_HEAD_SHARE). Its service-kill phase too, so that its kills
-  // spread over the send (see LAST_KILL_SHARE below).
-  const SEND_ROWS = QUICK && (fault === 'replica' || fault === 'service-kill') ? ROWS * 3 : ROWS
+  // spread over the send (see LAST_KILL_SHARE below). And its outage phases: the outage starts once every send has
+  // been accepted, and meanwhile the held latency (HOLD) still lets a service deliver 400 rows per 1.5 s, so a send
+  // of 1,000 rows could be all delivered before the outage when the ingress was slow to answer the five executes
+  // (about 4 s on a loaded machine), leaving no recovery to time. 3,000 rows leave about 11 s for that.
+  const SEND_ROWS = QUICK && !['rates', 'bad-rows'].includes(fault) ? ROWS * 3 : ROWS
   // The last share of a send's rows a kill waits for: at least four rounds of requests (ROUND_ROWS each) are still to
   // be delivered then, so the kill lands while the send is in flight even if the requests in flight all return at
   // once and this process is scheduled late on a loaded machine (with two rounds to go, a restarted service can
@@ -737,7 +740,10 @@ async function phase(fault: Fault, index: number, dests: Destination[], proxy: S
         const took = next === undefined ? Number.POSITIVE_INFINITY : Math.round(next - r.at)
         row.recoveryMs = Math.max(row.recoveryMs ?? 0, took)
       }
-      if (untimed > 0) notes.push(`${untimed} restarts killed again before any progress (recovery not timed)`)
+      if (untimed > 0)
+        notes.push(
+          `${untimed} restart${untimed === 1 ? '' : 's'} killed again before any progress (recovery not timed)`,
+        )
       if (fault === 'broker' && row.recoveryMs === null && row.lost === 0 && hits.length > 0) {
         // The kill landed mid-send and the broker came back only after the last row: the service went on delivering
         // what it had fetched while the broker was down.
