@@ -336,22 +336,22 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
 
     const count = options.sentinels ?? 1
     const quorum = Math.floor(count / 2) + 1
-    // [option, name, value] of every watched master, as config lines and as SENTINEL SET.
-    const watchSettings = (name: string): [string, string, string][] => [
-      ['down-after-milliseconds', name, String(options.downAfterMs ?? 1000)],
-      ['failover-timeout', name, '10000'],
+    // [option, value] of every watched master, as config lines and as SENTINEL SET.
+    const watchSettings: [string, string][] = [
+      ['down-after-milliseconds', String(options.downAfterMs ?? 1000)],
+      ['failover-timeout', '10000'],
       ...(user === undefined
         ? []
         : ([
-            ['auth-user', name, user],
-            ['auth-pass', name, password!],
-          ] as [string, string, string][])),
+            ['auth-user', user],
+            ['auth-pass', password!],
+          ] as [string, string][])),
     ]
     for (let i = 0; i < count; i += 1) {
       const lines = [
         `dir ${dir}`,
         `sentinel monitor ${masterName} 127.0.0.1 ${master.port} ${quorum}`,
-        ...watchSettings(masterName).map((setting) => `sentinel ${setting.join(' ')}`),
+        ...watchSettings.map(([option, value]) => `sentinel ${option} ${masterName} ${value}`),
         ...(options.sentinelUser === undefined
           ? []
           : [
@@ -419,7 +419,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         await inSync(other.port, 1)
         for (const s of sentinels) {
           await ask(s.port, true, 'SENTINEL', 'MONITOR', name, '127.0.0.1', String(other.port), String(quorum))
-          for (const [option, , value] of watchSettings(name)) {
+          for (const [option, value] of watchSettings) {
             await ask(s.port, true, 'SENTINEL', 'SET', name, option, value)
           }
         }
