@@ -218,6 +218,11 @@ describe('pipeline: Looker execute of the braze action to the Braze simulator', 
     )
     expect(simulator.state.counters.requests).toBe(requests)
     expect([...acceptedFor(p).values()].every((bodies) => bodies.length === 1)).toBe(true)
+    // The second send is done, not "still delivering": its rows were delivered before.
+    await waitFor(async () => (await pipeline.getSend(again.looker.send_id!)).alreadyDelivered === total - 2, {
+      timeoutMs: 30_000,
+      message: 'already_delivered in the second send record',
+    })
   }, 180_000)
 
   // The 250,000- and 1,000,000-row sends are in bench/destinations/pipeline.ts (about two minutes for 250,000 on the shared machine).

@@ -223,5 +223,21 @@ describe('pipeline: Looker execute to the Segment simulator', () => {
     })
     expect(record.failed ?? 0).toBe(0)
     expect(record.deadLettered ?? 0).toBe(0)
+
+    // Looker runs the same schedule again: nothing is sent twice, and the new send's record says its rows were
+    // delivered before (it would otherwise look as if it were still delivering).
+    const again = await pipeline.execute({ look: look.body, mode: 'streamed', scheduledPlanId: 9003 })
+    const againId = again.looker.send_id!
+    expect(againId).not.toBe(sendId)
+    const repeated = await waitFor(
+      async () => {
+        const send = await pipeline.getSend(againId)
+        return send.alreadyDelivered === 299 ? send : false
+      },
+      { timeoutMs: 30_000, message: 'already_delivered = 299 in the second send record' },
+    )
+    expect(repeated).toMatchObject({ status: 'succeeded', accepted: 299, rejected: 1 })
+    expect(repeated.delivered ?? 0).toBe(0)
+    expect(acceptedFor(pipeline.simulator, p)).toHaveLength(299)
   }, 120_000)
 })

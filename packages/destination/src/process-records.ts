@@ -169,7 +169,8 @@ async function processInOrder<Conn extends Connection, Item>(
     if (progressFlush !== undefined) return progressFlush
     if (progress.size === 0) return Promise.resolve()
     const deltas = new Map<string, SendCountDelta>()
-    for (const [sendId, delivered] of progress) deltas.set(sendId, { delivered, failed: 0, deadLettered: 0 })
+    for (const [sendId, delivered] of progress)
+      deltas.set(sendId, { delivered, failed: 0, deadLettered: 0, alreadyDelivered: 0 })
     progress.clear()
     progressFlush = redis
       .run(() => addSendCounts(deps.redisClient, deltas), signal)
@@ -290,6 +291,9 @@ async function processInOrder<Conn extends Connection, Item>(
   const firstById = new Map<string, number>()
   const submitted: DeliveryJob<Item>[] = []
   let duplicates = 0
+  // Records the dedupe store knew as delivered (not those sharing a message of this batch): counted into their
+  // send's `already_delivered`, so that a send of rows delivered before shows as done.
+  const knownDelivered = new Set<number>()
   let current: Conn | undefined
   // Per-user order: records that took their user's turn at once (their marks are read below).
   const firstTurns: number[] = []
@@ -334,6 +338,7 @@ async function processInOrder<Conn extends Connection, Item>(
     if (delivered[position] === true) {
       duplicates++
       settled[index] = 'duplicate'
+      knownDelivered.add(index)
       jobs[index] = undefined
       // A parked message already delivered (its offset was not committed): done, before its user's next is judged.
       if (order !== undefined && histories[index] !== undefined) doneEarly.add(index)
@@ -448,7 +453,7 @@ async function processInOrder<Conn extends Connection, Item>(
       lastSendId = sendId
       lastDelta = counts.get(sendId)
       if (lastDelta === undefined) {
-        lastDelta = { delivered: 0, failed: 0, deadLettered: 0 }
+        lastDelta = { delivered: 0, failed: 0, deadLettered: 0, alreadyDelivered: 0 }
         counts.set(sendId, lastDelta)
       }
     }
@@ -477,6 +482,7 @@ async function processInOrder<Conn extends Connection, Item>(
     const outcome = settled[index]!
     if (outcome === 'skip' || outcome === 'duplicate') {
       if (outcome === 'duplicate' && !doneEarly.has(index)) finish(index)
+      if (knownDelivered.has(index)) count(index, 'alreadyDelivered')
       done[index] = true
       continue
     }
@@ -591,7 +597,7 @@ async function processInOrder<Conn extends Connection, Item>(
   }
   await flushProgress()
   for (const [sendId, delivered] of progress) {
-    const delta = counts.get(sendId) ?? { delivered: 0, failed: 0, deadLettered: 0 }
+    const delta = counts.get(sendId) ?? { delivered: 0, failed: 0, deadLettered: 0, alreadyDelivered: 0 }
     delta.delivered += delivered
     counts.set(sendId, delta)
   }

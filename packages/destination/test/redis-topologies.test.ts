@@ -95,7 +95,10 @@ describe.each(topologies)('destination Redis use on %s', (_name, env) => {
     const redis = client(env())
     const ids = Array.from({ length: 40 }, (_, i) => `topology-${Date.now()}-${i}`)
     for (const id of ids) await redis.hset(sendRecordKey(id), { send_id: id })
-    await addSendCounts(redis, new Map(ids.map((id) => [id, { delivered: 2, failed: 0, deadLettered: 1 }])))
+    await addSendCounts(
+      redis,
+      new Map(ids.map((id) => [id, { delivered: 2, failed: 0, deadLettered: 1, alreadyDelivered: 0 }])),
+    )
     const records = await Promise.all(ids.map((id) => redis.hgetall(sendRecordKey(id))))
     expect(records.every((r) => r.delivered === '2' && r.dead_lettered === '1' && r.failed === undefined)).toBe(true)
   })

@@ -22,8 +22,8 @@ describe('addSendCounts', () => {
     await addSendCounts(
       client,
       new Map([
-        ['s-1', { delivered: 3, failed: 1, deadLettered: 2 }],
-        ['s-2', { delivered: 1, failed: 0, deadLettered: 0 }],
+        ['s-1', { delivered: 3, failed: 1, deadLettered: 2, alreadyDelivered: 4 }],
+        ['s-2', { delivered: 1, failed: 0, deadLettered: 0, alreadyDelivered: 0 }],
       ]),
     )
     expect(await client.hgetall(sendRecordKey('s-1'))).toEqual({
@@ -31,6 +31,7 @@ describe('addSendCounts', () => {
       delivered: '5',
       failed: '1',
       dead_lettered: '2',
+      already_delivered: '4',
     })
     expect(await client.exists(sendRecordKey('s-2'))).toBe(0)
   })

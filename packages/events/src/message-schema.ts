@@ -34,7 +34,7 @@ export const Library = Type.Object(
   { additionalProperties: true },
 )
 
-/** Segment's context dictionary; lookstream adds `lookstream` (which send and row) and `library`. */
+/** Segment's context dictionary; the ingress adds `lookstream` (which send and row); `library` names another producer. */
 export const Context = Type.Object(
   { lookstream: Type.Optional(LookstreamContext), library: Type.Optional(Library) },
   { additionalProperties: true },

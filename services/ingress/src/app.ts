@@ -69,6 +69,8 @@ async function* pushedSource(
   }
 }
 
+async function* noBody(): AsyncGenerator<Uint8Array> {}
+
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
@@ -155,6 +157,11 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
       }
     })
 
+    // The listing, action and form calls carry a body lookstream does not read (Looker sends `{}` or the form's
+    // values): any body is taken and left unparsed, an empty one included (a JSON parser refuses that with a 400).
+    hub.removeAllContentTypeParsers()
+    hub.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, parsed) => parsed(null, undefined))
+
     hub.post('/', async (request, reply) => {
       const version = lookerVersionFrom(request.headers['user-agent'])
       const view = await deps.destinations.view()
@@ -235,7 +242,8 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
           const deadline = AbortSignal.timeout(config.SEND_DEADLINE_MS)
           let body: ExecuteBody
           try {
-            body = await readExecuteBody(request.body as AsyncIterable<Uint8Array>, {
+            // Fastify runs no content-type parser for a body of 0 bytes: request.body is then undefined.
+            body = await readExecuteBody((request.body ?? noBody()) as AsyncIterable<Uint8Array>, {
               maxBodyBytes: config.MAX_BODY_BYTES,
               maxEnvelopeBytes: config.MAX_ENVELOPE_BYTES,
               spoolDir: config.SPOOL_DIR ?? tmpdir(),
@@ -608,16 +616,21 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
     const finishedAt = new Date()
     const succeeded = outcome.success && outcome.rejected === 0 && (dryRunReport?.refusedRows ?? 0) === 0
     const pointer = sendPointer(sendId, config.VIEWER_TOKEN === undefined ? undefined : sendPageUrl(publicBase, sendId))
-    let message = dryRunReport
-      ? describeDryRun(
-          `${action.label} (connection ${request.connection})`,
-          action.label,
-          outcome,
-          dryRunReport,
-          pointer,
-        )
-      : describeOutcome(action, request.connection, outcome, pointer, changed?.counts.skipped ?? 0)
-    if (changed) message += ` ${describeChangedRows(changed, remembered)}`
+    const verdict = (withSample: boolean) =>
+      (dryRunReport
+        ? describeDryRun(
+            `${action.label} (connection ${request.connection})`,
+            action.label,
+            outcome,
+            dryRunReport,
+            pointer,
+            withSample,
+          )
+        : describeOutcome(action, request.connection, outcome, pointer, changed?.counts.skipped ?? 0)) +
+      (changed ? ` ${describeChangedRows(changed, remembered)}` : '')
+    // Looker's answer may show a dry run's first sample payload; the send record never holds row values.
+    let message = verdict(true)
+    const recordMessage = verdict(false)
     const status = outcome.success ? 'succeeded' : 'failed'
     metrics.sends.inc({
       action: action.name,
@@ -628,7 +641,7 @@ export function buildApp(config: IngressConfig, deps: IngressDeps): Service {
         ...outcome,
         rejectReasons: outcome.reasons,
         status,
-        message,
+        message: recordMessage,
         finishedAt,
         ...(changed ? { skippedUnchanged: changed.counts.skipped } : {}),
       })

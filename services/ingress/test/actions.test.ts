@@ -108,6 +108,32 @@ describe('segment actions', () => {
     expect(result?.ok && result.messages[0]?.traits).toEqual({ 'o.count': { '2024-01': 3, '2024-02': 0 } })
   })
 
+  it('identify: a pivot keyed "value" is read as a pivot, every pivot value kept', () => {
+    const pivoted: JsonDetailFields = {
+      dimensions: [{ name: 'u.id', tags: ['user_id'] }],
+      measures: [{ name: 'o.count' }],
+    }
+    const [result] = mapAll('segment_identify', pivoted, [
+      { 'u.id': cell('u1'), 'o.count': { value: cell(3), shipped: cell(5), $$$_row_total_$$$: cell(8) } },
+      { 'u.id': cell('u2'), 'o.count': { value: { value: 4 }, rendered: '4' } },
+    ])
+    expect(result?.ok && result.messages[0]?.traits).toEqual({
+      'o.count': { value: 3, shipped: 5, $$$_row_total_$$$: 8 },
+    })
+    const [, plain] = mapAll('segment_identify', pivoted, [
+      { 'u.id': cell('u1'), 'o.count': cell(1) },
+      { 'u.id': cell('u2'), 'o.count': { value: { value: 4 }, rendered: '4' } },
+    ])
+    // A cell whose value is an object, beside a rendered text: a plain cell.
+    expect(plain?.ok && plain.messages[0]?.traits).toEqual({ 'o.count': { value: 4 } })
+    // A lone "value" holding an object is a plain cell: all of the object is kept.
+    const [, lone] = mapAll('segment_identify', pivoted, [
+      { 'u.id': cell('u1'), 'o.count': cell(1) },
+      { 'u.id': cell('u2'), 'o.count': { value: { value: 4, other: 5 } } },
+    ])
+    expect(lone?.ok && lone.messages[0]?.traits).toEqual({ 'o.count': { value: 4, other: 5 } })
+  })
+
   it('identify: fails the send when no identity tag is present', () => {
     const prepared = action('segment_identify').prepare({ dimensions: [{ name: 'a', tags: [] }] }, context())
     expect(prepared).toEqual({
@@ -224,6 +250,21 @@ describe('braze', () => {
     expect(action('braze').prepare({ dimensions: [{ name: 'x' }] }, ctx)).toEqual({
       ok: false,
       reason: 'Query requires a field tagged braze_id.',
+    })
+  })
+
+  it('fails a send where two columns are tagged with the same attribute (they would overwrite each other)', () => {
+    const twice: JsonDetailFields = {
+      dimensions: [
+        { name: 'c.ext', tags: ['braze_id'] },
+        { name: 'users.plan', tags: ['braze[plan]'] },
+        { name: 'orders.plan', tags: ['braze[plan]'] },
+      ],
+    }
+    expect(action('braze').prepare(twice, ctx)).toEqual({
+      ok: false,
+      reason:
+        'Columns users.plan and orders.plan are both tagged braze[plan]: a Braze attribute holds one value per user; remove one of the tags.',
     })
   })
 
@@ -414,6 +455,14 @@ describe('mparticle', () => {
     'user.sess': cell(123),
     'user.plain': cell(null),
   }
+
+  it('refuses a pivoted query before any row (an attribute holds one value, a pivot many)', () => {
+    expect(action('mparticle').prepare({ ...fields, pivots: [{ name: 'o.status' }] }, context())).toEqual({
+      ok: false,
+      reason:
+        'mParticle does not support pivoted queries: a user or custom attribute holds one value, a pivoted column holds one per pivot value. Remove the pivot from the Look and send again.',
+    })
+  })
 
   it('user_data: identities renamed, every non-identity field but the event name as looker_ attribute', () => {
     const [result] = mapAll('mparticle', fields, [row], context({ data_type: 'user_data', environment: 'staging' }))

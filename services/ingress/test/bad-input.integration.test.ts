@@ -299,6 +299,71 @@ describe('precise messages', () => {
     expect(looker).toMatchObject({ success: true, message: sent('Segment Identify', 1, 1, 0) })
   })
 
+  it.each([
+    ['connection', ['other'], 'Connection must be text; form_params.connection is an array.'],
+    ['lookstream_run', ['dry_run'], 'Run must be text; form_params.lookstream_run is an array.'],
+    ['event', { name: 'Signed Up' }, 'Event must be text; form_params.event is an object.'],
+  ])(
+    'refuses form_params.%s of another type than text instead of defaulting or rounding it',
+    async (name, value, message) => {
+      const answer = await post(`${ingress.url}/actions/segment_track/execute`, {
+        type: 'query',
+        scheduled_plan: { scheduled_plan_id: 10 },
+        attachment: { mimetype: 'application/json', data: look(F, ['{"u.id":{"value":"f1"}}']) },
+        form_params: { event: 'Signed Up', [name]: value },
+      })
+      expect(answer.status).toBe(200)
+      expect(answer.json).toEqual({ looker: { success: false, message, validation_errors: { [name]: message } } })
+    },
+  )
+
+  it('keeps every digit of a numeric scheduled_plan_id and form value beyond 2^53', async () => {
+    const result = look(F, ['{"u.id":{"value":"f2"}}'])
+    const response = await request(`${ingress.url}/actions/segment_track/execute`, {
+      method: 'POST',
+      headers: { authorization: AUTH, 'content-type': 'application/json' },
+      body:
+        `{"type":"query","scheduled_plan":{"scheduled_plan_id":12345678901234567890},` +
+        `"attachment":{"mimetype":"application/json","data":${JSON.stringify(result)}},` +
+        `"form_params":{"event":98765432109876543210}}`,
+    })
+    const looker = withoutSendPointer(((await response.body.json()) as { looker: Looker }).looker)
+    expect(looker).toMatchObject({ success: true, message: sent('Segment Track', 1, 1, 0) })
+    const record = await ingress.redis.hgetall(sendRecordKey(looker.send_id))
+    expect(record.scheduled_plan_id).toBe('12345678901234567890')
+    const [message] = await messagesOf(looker.send_id)
+    expect(message).toMatchObject({ type: 'track', event: '98765432109876543210' })
+  })
+
+  it('refuses a scheduled_plan_id longer than 128 characters (cut, two plans would share one send key)', async () => {
+    const answer = await post(`${ingress.url}/actions/segment_identify/execute`, {
+      type: 'query',
+      scheduled_plan: { scheduled_plan_id: 'p'.repeat(129) },
+      attachment: { mimetype: 'application/json', data: look(F, ['{"u.id":{"value":"f3"}}']) },
+    })
+    expect(answer.status).toBe(400)
+    expect(answer.json).toEqual({
+      looker: {
+        success: false,
+        message: "The execute body's scheduled_plan.scheduled_plan_id is longer than 128 characters.",
+      },
+    })
+  })
+
+  it('fails a send whose ran_at is not an ISO 8601 date-time instead of guessing a timestamp', async () => {
+    const { looker } = await execute('segment_identify', look(F, ['{"u.id":{"value":"f4"}}'], '"ran_at":"garbage 12",'))
+    expect(looker).toMatchObject({
+      success: false,
+      message: failed(
+        'Segment Identify',
+        "the result's ran_at is not an ISO 8601 date-time (Looker writes it as 2017-07-28T02:25:19+00:00)",
+        0,
+        0,
+        0,
+      ),
+    })
+  })
+
   it('answers an execute body that is not JSON with a looker body', async () => {
     const response = await request(`${ingress.url}/actions/segment_identify/execute`, {
       method: 'POST',

@@ -126,6 +126,26 @@ describe('action list, definitions and forms', () => {
     })
   })
 
+  it('answers the listing, an action and a form whatever their body: empty, JSON or not JSON', async () => {
+    for (const path of ['/', '/actions/braze', '/actions/segment_identify/form']) {
+      for (const [contentType, body] of [
+        ['application/json', ''],
+        ['application/json', '{}'],
+        ['application/json', '{"form_params":{"connection":"default"}}'],
+        ['text/plain', 'not json'],
+      ] as const) {
+        const response = await request(`${ingress.url}${path}`, {
+          method: 'POST',
+          headers: { authorization: AUTH, 'content-type': contentType },
+          body,
+        })
+        expect(response.statusCode, `${path} with ${contentType} ${JSON.stringify(body)}`).toBe(200)
+        const json = (await response.body.json()) as Record<string, unknown>
+        expect(path === '/' ? json.integrations : path.endsWith('/form') ? json.fields : json.name).toBeDefined()
+      }
+    }
+  })
+
   it('offers json_detail to Looker before 6.2', async () => {
     const answer = await post(`${ingress.url}/actions/braze`, {}, { 'user-agent': 'LookerOutgoingWebhook/6.0.4' })
     expect(answer.json.supported_formats).toEqual(['json_detail'])

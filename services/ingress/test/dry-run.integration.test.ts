@@ -160,6 +160,10 @@ describe('dry run of a 100,000-row Look', () => {
     expect(dry.dry_run!.sample_payloads).toHaveLength(3)
     const record = await ingress.redis.hgetall(sendRecordKey(dry.send_id))
     expect(record).toMatchObject({ mode: 'dry_run', received: String(ROWS) })
+    // The first sample payload is in Looker's answer, never in the send record (row values: kept sealed only).
+    expect(dry.message).toContain(`Sample payload: ${dry.dry_run!.sample_payloads[0]}`)
+    expect(record.message).not.toContain('Sample payload')
+    expect(record.message).not.toContain(dry.dry_run!.sample_payloads[0])
   }, 120_000)
 
   it('a real send of the same Look then reports the same counts and reasons, and delivers the sampled payload', async () => {

@@ -108,6 +108,19 @@ describe('readExecuteBody', () => {
     }
   })
 
+  it('keeps the exact text of a number a double cannot hold (a scheduled_plan_id beyond 2^53)', async () => {
+    const raw = '{"scheduled_plan":{"scheduled_plan_id":12345678901234567890,"n":7},"form_params":{"event":1e400}}'
+    const body = await readExecuteBody(chunks(Buffer.from(raw), [20]), limits)
+    try {
+      expect(body.envelope).toEqual({
+        scheduled_plan: { scheduled_plan_id: '12345678901234567890', n: 7 },
+        form_params: { event: '1e400' },
+      })
+    } finally {
+      await body.cleanup()
+    }
+  })
+
   it.each([
     [
       'not JSON',
@@ -115,11 +128,30 @@ describe('readExecuteBody', () => {
       400,
       'The execute body is not valid JSON (at character 16 of the body without attachment.data).',
     ],
+    ['an empty body', '', 400, 'The execute body is empty; it must be a JSON object.'],
     [
       'two attachment.data',
       '{"attachment":{"data":"a","data":"b"}}',
       400,
       'The execute body has more than one attachment.data.',
+    ],
+    [
+      'a key named twice (JSON.parse would keep the second)',
+      '{"attachment":{"data":"a"},"form_params":{},"attachment":{"mimetype":"application/json;base64"}}',
+      400,
+      'The execute body has an object that names the same key twice.',
+    ],
+    [
+      'attachment.data under an escaped key (it would read as no attachment)',
+      '{"attachment":{"d\\u0061ta":"a"}}',
+      400,
+      'The execute body has attachment.data that is not a JSON string under the keys "attachment" and "data" written without escapes.',
+    ],
+    [
+      'attachment.data that is not a string',
+      '{"attachment":{"data":12}}',
+      400,
+      'The execute body has attachment.data that is not a JSON string under the keys "attachment" and "data" written without escapes.',
     ],
     [
       'broken off inside attachment.data',

@@ -1,3 +1,4 @@
+import { sendRecordKey } from '@lookstream/events'
 import { deriveHistoryKey, recordRowFailures } from '@lookstream/send-history'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -82,6 +83,21 @@ describe('send history page over HTTP', () => {
       expect(page.headers['cache-control']).toBe('no-store')
       expect(page.headers['x-content-type-options']).toBe('nosniff')
     }
+  })
+
+  it('shows a send whose rows the destination had delivered before as done, not as still delivering', async () => {
+    // The ingress accepted the send's one row; no destination service runs in this test, so nothing counted it yet.
+    const waiting = await get(`/history/sends/${sendId}`)
+    expect(waiting.text).toContain('This send is still running or delivering.')
+    // What a destination service counts for a row its dedupe store knew as delivered (the same run sent before).
+    await ingress.redis.hincrby(sendRecordKey(sendId), 'already_delivered', 1)
+    const done = await get(`/history/sends/${sendId}`)
+    expect(done.text).not.toContain('This send is still running or delivering.')
+    expect(done.text).toMatch(/1 delivered before \(by an earlier send of the same run: not sent again\)/)
+    const record = await request(`${ingress.url}/sends/${sendId}`, {
+      headers: { authorization: `Token token="${TOKEN}"` },
+    })
+    expect(await record.body.json()).toMatchObject({ sendId, accepted: 1, alreadyDelivered: 1 })
   })
 
   it('escapes row values in HTML and neutralises spreadsheet formulas in the CSV', async () => {

@@ -83,6 +83,15 @@ describe('readJsonDetail', () => {
     expect(await readAll(chunked(document, cuts))).toEqual(expected)
   })
 
+  it('skips a UTF-8 byte order mark however the chunks cut it, and refuses a partial one', async () => {
+    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(document)])
+    for (const cuts of [[], [1], [2], [3], [1, 2], [1, 2, 3]]) {
+      expect(await readAll(chunked(withBom, cuts)), `cuts ${cuts.join(',')}`).toEqual(expected)
+    }
+    const partial = Buffer.concat([Buffer.from([0xef, 0xbb]), Buffer.from(document)])
+    await expect(readAll(chunked(partial, [1]))).rejects.toThrow(/must start with '\{' \(byte 0 is not/)
+  })
+
   it('reads the compact lite-stream layout', async () => {
     const lite = `{"fields":${JSON.stringify(fields)},"data":[${rows.map((r) => JSON.stringify(r)).join(',')}]}`
     const items = await readAll(chunked(lite, [17, 50, 51]))
@@ -142,6 +151,48 @@ describe('readJsonDetail', () => {
     )
     await expect(readAll(chunked('', []))).rejects.toThrow('the result body was empty')
     await expect(readAll(chunked('[1,2]', []))).rejects.toBeInstanceOf(JsonDetailError)
+    await expect(readAll(chunked(' [{"a":1}]', []))).rejects.toThrow(
+      'Looker result is a JSON array (byte 1), not a json_detail object: the action asks Looker for json_detail or json_detail_lite_stream, not json.',
+    )
+    await expect(readAll(chunked(Buffer.from([0x1f, 0x8b, 0x08, 0x00]), []))).rejects.toThrow(
+      'Looker result is gzip-compressed (byte 0 is 0x1f): lookstream reads the uncompressed JSON.',
+    )
+  })
+
+  it('rejects a row that names a key twice, at any depth, instead of keeping one of the values', async () => {
+    const doc = [
+      '{"fields":{},"data":[',
+      '{"u.id":{"value":"a"},"u.id":{"value":"b"}},',
+      '{"u.id":{"value":"c","value":"d"}},',
+      '{"o.n":{"x":{"value":1},"y":{"value":[{"k":1,"k":2}]}}},',
+      '{"u.id":{"value":"e"},"u.plan":{"value":"a:b","rendered":"\\":\\""}}',
+      ']}',
+    ].join('')
+    const reason = (offset: number) =>
+      `row has an object that names the same key twice (the row starts at byte ${offset}); JSON keeps one of the two values, so the row is not sent`
+    const items = await readAll(chunked(doc, [30, 31, 80]))
+    expect(items).toEqual([
+      { kind: 'header', fields: {}, ranAt: undefined },
+      { kind: 'rejected', row: 1, reason: reason(doc.indexOf('{"u.id":{"value":"a"')) },
+      { kind: 'rejected', row: 2, reason: reason(doc.indexOf('{"u.id":{"value":"c"')) },
+      { kind: 'rejected', row: 3, reason: reason(doc.indexOf('{"o.n"')) },
+      { kind: 'row', row: 4, value: { 'u.id': { value: 'e' }, 'u.plan': { value: 'a:b', rendered: '":"' } } },
+    ])
+    // Rows held until fields arrive are checked the same way.
+    const late = '{"data":[{"a":1,"a":2},{"a":3}],"fields":{}}'
+    expect(await readAll(chunked(late, []))).toEqual([
+      { kind: 'header', fields: {}, ranAt: undefined },
+      { kind: 'rejected', row: 1, reason: reason(9) },
+      { kind: 'row', row: 2, value: { a: 3 } },
+    ])
+  })
+
+  it('fails a fields object that names a key twice', async () => {
+    await expect(
+      readAll(chunked('{"fields":{"dimensions":[],"dimensions":[{"name":"a"}]},"data":[]}', [])),
+    ).rejects.toThrow(
+      'Looker result\'s root "fields" has an object that names the same key twice (it starts at byte 10).',
+    )
   })
 
   it('rejects a malformed row on its own and fails on garbage after the document', async () => {

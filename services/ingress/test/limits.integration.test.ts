@@ -105,6 +105,31 @@ describe('send bounds', () => {
     expect(looker.rows.received).toBeLessThan(400)
   })
 
+  it('stops reading an endless row at MAX_RESULT_BYTES, not at the deadline', async () => {
+    // One row that never ends completes no item, so no batch reaches the send's byte check.
+    let written = 0
+    const url = stub.route('/download/endless-row', {
+      kind: 'custom',
+      handle: (response: ServerResponse) => {
+        response.writeHead(200, { 'content-type': 'application/json' })
+        response.write(`${HEAD}{"u.id":{"value":"`)
+        const pad = Buffer.alloc(1024, 0x61)
+        const more = () => {
+          while (!response.destroyed && written < 1 << 30) {
+            written += pad.length
+            if (!response.write(pad)) return void response.once('drain', more)
+          }
+        }
+        more()
+      },
+    })
+    const looker = await executeUrl(url, 43)
+    expect(looker.success).toBe(false)
+    expect(looker.message).toMatch(
+      /^Send to Segment Identify \(connection default\) failed: the result is over the 4096-byte limit \(MAX_RESULT_BYTES\); reading stopped after \d+ bytes and row 1\. 0 of 0 rows accepted/,
+    )
+  })
+
   it('answers a trickling upload at the send deadline with a looker body', async () => {
     const started = performance.now()
     const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {

@@ -90,4 +90,32 @@ describe.each(topologies)('send store on %s', (_name, env) => {
     expect(page.sends.map((s) => s.sendId)).toEqual([ids[4], ids[3], ids[2]])
     expect(page.next).toBe(base + 2)
   })
+
+  it('pages through sends that started in the same millisecond without skipping any', async () => {
+    const redis = createRedis(resolveRedisSettings(loadConfig(RedisEnv, env())))
+    clients.push(redis)
+    const store = createSendStore(redis, 3600)
+    // Far from the other test's start times, so each page holds only this test's sends.
+    const base = Date.now() + 86_400_000
+    const ids = Array.from({ length: 5 }, (_, i) => `tied-${base}-${i}`)
+    const startedAt = [base + 3, base + 2, base + 2, base + 2, base + 1]
+    for (const [i, sendId] of ids.entries()) {
+      await store.start({
+        sendId,
+        action: 'segment_identify',
+        destination: 'segment',
+        connection: 'main',
+        startedAt: new Date(startedAt[i]!),
+      })
+    }
+    const seen: string[] = []
+    let before: number | undefined = base + 4
+    for (let pages = 0; before !== undefined && pages < 5; pages++) {
+      const page = await store.list({ limit: 2, before })
+      seen.push(...page.sends.map((s) => s.sendId).filter((id) => id.startsWith(`tied-${base}-`)))
+      before = page.next !== undefined && page.next > base ? page.next : undefined
+    }
+    expect(seen.toSorted()).toEqual(ids.toSorted())
+    expect(new Set(seen).size).toBe(seen.length)
+  })
 })

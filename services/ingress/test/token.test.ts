@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process'
 import { createHmac } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { generateToken, isAuthorized, isValidToken, tokenFromHeader } from '../src/looker/token.ts'
 
@@ -70,5 +72,27 @@ describe('Action Hub token', () => {
     expect(tokenFromHeader(`|oken token="${token}"`)).toBeUndefined()
     expect(tokenFromHeader(`Token token=${token}`)).toBeUndefined()
     expect(tokenFromHeader(`Token token="${'a'.repeat(5000)}"`)).toBeUndefined()
+  })
+})
+
+describe('the token command (pnpm --filter @lookstream/ingress run token)', () => {
+  const cli = fileURLToPath(new URL('../src/cli/generate-token.ts', import.meta.url))
+  const run = (secretValue: string) =>
+    spawnSync(process.execPath, ['--conditions=@lookstream/source', cli], {
+      env: { PATH: process.env.PATH, ACTION_HUB_SECRET: secretValue },
+      encoding: 'utf8',
+    })
+
+  it('prints a token the ingress accepts', () => {
+    const out = run(secret)
+    expect(out.status).toBe(0)
+    expect(isAuthorized(secret, header(out.stdout.trim()))).toBe(true)
+  })
+
+  it('refuses a secret the ingress would not start with', () => {
+    const out = run('short')
+    expect(out.status).toBe(1)
+    expect(out.stdout).toBe('')
+    expect(out.stderr).toBe('ACTION_HUB_SECRET is shorter than 16 characters: the ingress would not start with it.\n')
   })
 })

@@ -21,7 +21,8 @@ const ATTRIBUTE_TAG = /^braze\[(.+)\]$/
 export const braze: Action = {
   name: 'braze',
   label: 'Braze',
-  description: 'Update attributes of existing Braze users and flag them with an export label.',
+  description:
+    'Update the attributes of Braze users (existing ones only, unless the form allows creating them) and flag them with an export label.',
   destination: 'braze',
   integration: 'Braze',
   requiredFields: [{ tag: 'braze_id' }],
@@ -97,10 +98,23 @@ export const braze: Action = {
     const idField = list.find((f) => hasTag(f, 'braze_id'))
     if (!idField) return { ok: false, reason: 'Query requires a field tagged braze_id.' }
     const attributes: { name: string; field: (typeof list)[number] }[] = []
+    // Two columns tagged with the same attribute would overwrite each other row by row (which one wins depending on
+    // which cells a row has): refused up front, as Heap and Recurly Engage refuse two columns becoming one property.
+    const columnOf = new Map<string, string>()
     for (const field of list) {
       for (const tag of field.tags ?? []) {
         const name = ATTRIBUTE_TAG.exec(tag)?.[1]
-        if (name !== undefined) attributes.push({ name, field })
+        if (name === undefined) continue
+        const earlier = columnOf.get(name)
+        if (earlier === field.name) continue // the same tag twice on one column
+        if (earlier !== undefined) {
+          return {
+            ok: false,
+            reason: `Columns ${earlier} and ${field.name} are both tagged braze[${name}]: a Braze attribute holds one value per user; remove one of the tags.`,
+          }
+        }
+        columnOf.set(name, field.name)
+        attributes.push({ name, field })
       }
     }
     const pickAttributes = fieldPicker(attributes, (a) => a.field.name)

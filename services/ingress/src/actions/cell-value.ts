@@ -9,7 +9,20 @@ import { kindOf, type JsonDetailField } from '../looker/json-detail-reader.ts'
 export const MISSING = Symbol('missing cell')
 
 export function isPivotedCell(cell: unknown): cell is Record<string, unknown> {
-  return cell !== null && typeof cell === 'object' && !Array.isArray(cell) && !('value' in cell)
+  if (cell === null || typeof cell !== 'object' || Array.isArray(cell)) return false
+  if (!('value' in cell)) return true
+  // The usual cell: `value` is a scalar.
+  const value = cell.value
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
+  // A pivot one of whose keys is "value" (a status pivoted on, say): two or more members, every one a cell of its
+  // own. (A lone "value" holding an object stays a plain cell: that reading keeps all of the object.)
+  let members = 0
+  for (const key in cell) {
+    const inner = (cell as Record<string, unknown>)[key]
+    if (inner === null || typeof inner !== 'object' || Array.isArray(inner) || !('value' in inner)) return false
+    members++
+  }
+  return members >= 2
 }
 
 export function cellValue(row: Record<string, unknown>, field: JsonDetailField): unknown {

@@ -21,6 +21,10 @@ import { connectionField, streamingFormats } from './segment-mapping.ts'
 // integrations.mParticle = { connection, environment, dataType, eventType }. Environment: anything but
 // "production" is "development", as in the reference.
 
+const PIVOT_REASON =
+  'mParticle does not support pivoted queries: a user or custom attribute holds one value, a pivoted column holds ' +
+  'one per pivot value. Remove the pivot from the Look and send again.'
+
 const IDENTITIES: Record<string, string> = {
   mp_customer_id: 'customer_id',
   mp_email: 'email',
@@ -123,6 +127,8 @@ export const mparticle: Action = {
     return errors
   },
   prepare(fields, context) {
+    // As Braze: refused up front rather than every row dead-lettered by the service for an attribute holding an object.
+    if (Array.isArray(fields.pivots) && fields.pivots.length > 0) return { ok: false, reason: PIVOT_REASON }
     const list = allFields(fields)
     const isEvents = context.form.data_type === 'event_data'
     const identities: { key: string; field: JsonDetailField }[] = []

@@ -4,6 +4,8 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { finished } from 'node:stream/promises'
+import { parseExact } from '../looker/exact-json.ts'
+import { countMembers, countWrittenMembers } from '../looker/json-members.ts'
 
 // Reads a Looker execute body from the request stream with bounded memory.
 //
@@ -89,6 +91,10 @@ const CLOSE_OBJECT = 0x7d
 const OPEN_ARRAY = 0x5b
 const CLOSE_ARRAY = 0x5d
 const MAX_TRACKED_KEY_BYTES = 64
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
 
 /** Reads and splits an execute body; throws ExecuteBodyError (status 400 or 413) for a body it cannot take. */
 export async function readExecuteBody(
@@ -240,6 +246,7 @@ export async function readExecuteBody(
       }
       if (!inData) keep(chunk, keptFrom, chunk.length)
     }
+    if (bodyBytes === 0) throw new ExecuteBodyError('The execute body is empty; it must be a JSON object.', 400)
     if (inData) throw new ExecuteBodyError('The execute body broke off inside attachment.data.', 400)
     if (spool !== undefined) {
       spool.end()
@@ -248,12 +255,28 @@ export async function readExecuteBody(
     const text = Buffer.concat(envelope)
     if (!isUtf8(text)) throw new ExecuteBodyError('The execute body is not valid UTF-8.', 400)
     let parsed: unknown
+    const envelopeText = text.toString('utf8')
     try {
-      parsed = JSON.parse(text.toString('utf8'))
+      // A number a double cannot hold (a scheduled_plan_id beyond 2^53) keeps its text, as a row's numbers do.
+      parsed = parseExact(envelopeText)
     } catch (err) {
       const position = /at position (\d+)/.exec(err instanceof Error ? err.message : '')?.[1]
       throw new ExecuteBodyError(
         `The execute body is not valid JSON${position === undefined ? '' : ` (at character ${position} of the body without attachment.data)`}.`,
+        400,
+      )
+    }
+    // JSON.parse keeps the last of two members with one key: a second "attachment" or "form_params" would replace
+    // the first without a word.
+    if (countMembers(parsed) !== countWrittenMembers(envelopeText)) {
+      throw new ExecuteBodyError('The execute body has an object that names the same key twice.', 400)
+    }
+    // attachment.data is spooled only under the keys written plainly; under an escaped key (or as a non-string) it
+    // would reach the envelope, and the request would be read as having no attachment.
+    const attachment = isObject(parsed) ? parsed.attachment : undefined
+    if (dir === undefined && isObject(attachment) && Object.hasOwn(attachment, 'data') && attachment.data !== null) {
+      throw new ExecuteBodyError(
+        'The execute body has attachment.data that is not a JSON string under the keys "attachment" and "data" written without escapes.',
         400,
       )
     }

@@ -1,6 +1,7 @@
 import { type Action } from '../actions/action.ts'
 import { type SpooledAttachment } from './execute-body.ts'
 import { checkDownloadUrl, type LookerOrigin } from '../looker/looker-hosts.ts'
+import { kindOf } from '../looker/json-detail-reader.ts'
 
 // Validates a Looker execute body before anything streams. Errors here are answered at once, with a
 // `{"looker": {...}}` body, before the keep-alive starts.
@@ -29,10 +30,14 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
 }
 
-function idString(value: unknown): string | undefined {
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
-  if (typeof value === 'string' && value.trim() !== '') return value.trim().slice(0, 128)
-  return undefined
+const MAX_ID_CHARACTERS = 128
+
+/** A plan or webhook id as text; `{ tooLong }` past 128 characters (cut, two ids would become one send). */
+function idString(value: unknown): string | undefined | { tooLong: true } {
+  // Numbers a double cannot hold arrive as their source text (execute-body.ts): String() of the rest is exact.
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : ''
+  if (text === '') return undefined
+  return text.length > MAX_ID_CHARACTERS ? { tooLong: true } : text
 }
 
 export function parseExecuteRequest(
@@ -51,13 +56,27 @@ export function parseExecuteRequest(
     }
   }
   const formParams = isObject(body.form_params) ? body.form_params : {}
-  // A value Looker omits (or sends empty) takes the field's default.
+  // A value Looker omits (or sends empty or null) takes the field's default. Looker sends strings; a number is taken
+  // as its text (exact: a number a double cannot hold arrives as its source text, execute-body.ts); a value of
+  // another type is refused by name rather than replaced by the default (an array `connection` would otherwise send
+  // to the default connection, an array `lookstream_run` would make a dry run a real send).
   const form: Record<string, string> = {}
+  const typeErrors: Record<string, string> = {}
   for (const field of action.form) {
-    const given = formParams[field.name]
-    const text = typeof given === 'string' ? given.trim() : typeof given === 'number' ? String(given) : ''
+    const given = Object.hasOwn(formParams, field.name) ? formParams[field.name] : undefined
+    let text: string
+    if (typeof given === 'string') text = given.trim()
+    else if (given === undefined || given === null) text = ''
+    else if (typeof given === 'number') text = String(given)
+    else {
+      typeErrors[field.name] = `${field.label} must be text; form_params.${field.name} is ${kindOf(given)}.`
+      continue
+    }
     if (text !== '') form[field.name] = text
     else if (field.default !== undefined) form[field.name] = field.default
+  }
+  if (Object.keys(typeErrors).length > 0) {
+    return { ok: false, status: 200, message: Object.values(typeErrors).join(' '), validationErrors: typeErrors }
   }
   const validationErrors = action.validateForm?.(form) ?? {}
   const connection = form.connection ?? 'default'
@@ -93,8 +112,15 @@ export function parseExecuteRequest(
     }
   }
 
+  const tooLong = (name: string): ParseResult => ({
+    ok: false,
+    status: 400,
+    message: `${name} is longer than ${MAX_ID_CHARACTERS} characters.`,
+  })
   const scheduledPlanId = idString(plan.scheduled_plan_id)
+  if (typeof scheduledPlanId === 'object') return tooLong("The execute body's scheduled_plan.scheduled_plan_id")
   const webhookId = idString(webhookHeader)
+  if (typeof webhookId === 'object') return tooLong('The X-Looker-Webhook-Id header')
   const sendKey =
     scheduledPlanId !== undefined
       ? `plan:${scheduledPlanId}`

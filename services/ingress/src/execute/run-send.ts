@@ -123,9 +123,62 @@ function checkFieldSizes(row: unknown, maxFieldBytes: number): string | undefine
   return undefined
 }
 
+/**
+ * The chunks of `source`, until they total more than `max` bytes: the next pull then throws `over()`. The batch loop
+ * checks the byte count only when a chunk completes an item; the chunks of one endless row (or of an endless root
+ * value that is skipped) complete none, so without this the cap would never be checked.
+ */
+async function* capped(source: AsyncIterable<Uint8Array>, max: number, over: () => Error): AsyncGenerator<Uint8Array> {
+  let bytes = 0
+  for await (const chunk of source) {
+    if (bytes > max) throw over()
+    bytes += chunk.byteLength
+    yield chunk
+  }
+}
+
+// Looker writes ran_at as an ISO 8601 date-time with its offset ("2017-07-28T02:25:19+00:00"). Only that form is
+// read (a time without an offset as UTC); Date.parse alone would read "garbage 12" as 2001-12-01 and a time
+// without an offset in the server's own zone.
+const RAN_AT =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?$/
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+/** Milliseconds since the epoch of a ran_at, or undefined when it is not such a date-time. */
+export function parseRanAt(text: string): number | undefined {
+  const m = RAN_AT.exec(text)
+  if (m === null) return undefined
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '00'].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ]
+  const offsetHours = Number(m[10] ?? 0)
+  const offsetMinutes = Number(m[11] ?? 0)
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  const days = month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]
+  if (days === undefined || day < 1 || day > days || hour > 23 || minute > 59 || second > 59) return undefined
+  if (offsetHours > 23 || offsetMinutes > 59) return undefined
+  const milliseconds = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3))
+  const zone = m[9] === undefined ? 'Z' : `${m[9]}${m[10]}:${m[11] ?? '00'}`
+  const pad = (n: number, width = 2) => String(n).padStart(width, '0')
+  return Date.parse(
+    `${pad(year, 4)}-${pad(month)}-${pad(day)}T${pad(hour)}:${pad(minute)}:${pad(second)}.${pad(milliseconds, 3)}${zone}`,
+  )
+}
+
 function timestampFrom(ranAt: string | undefined, fallback: Date): string {
-  const parsed = ranAt === undefined ? Number.NaN : Date.parse(ranAt)
-  return new Date(Number.isNaN(parsed) ? fallback.getTime() : parsed).toISOString()
+  if (ranAt === undefined) return fallback.toISOString()
+  const parsed = parseRanAt(ranAt)
+  if (parsed === undefined) {
+    throw new SendFailure(
+      "the result's ran_at is not an ISO 8601 date-time (Looker writes it as 2017-07-28T02:25:19+00:00)",
+    )
+  }
+  return new Date(parsed).toISOString()
 }
 
 /**
@@ -265,18 +318,22 @@ export async function runSend(
   const deadlineFailure = () =>
     `the send passed its ${deadline!.ms} ms deadline (SEND_DEADLINE_MS) after ${counts.received} rows ` +
     `(${scanner.bytesRead} bytes read); the rest of the result was not read`
+  const overResultBytes = () =>
+    new SendFailure(
+      `the result is over the ${maxResultBytes}-byte limit (MAX_RESULT_BYTES); ` +
+        `reading stopped after ${scanner.bytesRead} bytes and row ${scanner.rowsSeen}`,
+    )
   let sliceStarted = performance.now()
 
   try {
     const source = await input.openSource()
     opened = true
-    reading: for await (const batch of readJsonDetail(source, limits, scanner)) {
-      if (scanner.bytesRead > maxResultBytes) {
-        throw new SendFailure(
-          `the result is over the ${maxResultBytes}-byte limit (MAX_RESULT_BYTES); ` +
-            `reading stopped after ${scanner.bytesRead} bytes and row ${scanner.rowsSeen}`,
-        )
-      }
+    reading: for await (const batch of readJsonDetail(
+      capped(source, maxResultBytes, overResultBytes),
+      limits,
+      scanner,
+    )) {
+      if (scanner.bytesRead > maxResultBytes) throw overResultBytes()
       if (deadline?.signal.aborted) throw new SendFailure(deadlineFailure())
       for (const item of batch) {
         if (item.kind === 'header') {

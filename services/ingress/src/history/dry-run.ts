@@ -124,13 +124,17 @@ export class DryRunProducer implements MessageProducer {
   }
 }
 
-/** Looker's verdict for a dry run. */
+/**
+ * Looker's verdict for a dry run. `withSample`: append the first sample payload (row values: only for Looker's
+ * answer, never for the send record in Redis, where the samples are kept sealed).
+ */
 export function describeDryRun(
   where: string,
   destinationLabel: string,
   outcome: SendOutcome,
   report: DryRunReport,
   pointer: string,
+  withSample = true,
 ): string {
   const unchecked = report.notChecked === undefined ? '' : `; ${report.notChecked}`
   const counts = `${outcome.received} rows read: ${outcome.accepted} would be accepted, ${outcome.rejected} rejected by lookstream; ${destinationLabel} would refuse ${report.refusedRows} of the accepted rows (checked: ${report.checks.join(', ')}${unchecked})`
@@ -147,6 +151,6 @@ export function describeDryRun(
   const first =
     problems.length === 0 ? '' : ` First problems: ${problems.map((p) => `row ${p.row}: ${p.reason}`).join('; ')}.`
   const notes = (outcome.notes ?? []).map((note) => ` Note: ${note}`).join('')
-  const sample = report.samples[0] === undefined ? '' : ` Sample payload: ${report.samples[0]}`
+  const sample = !withSample || report.samples[0] === undefined ? '' : ` Sample payload: ${report.samples[0]}`
   return `${head} ${pointer}${first}${notes}${sample}`
 }

@@ -92,24 +92,31 @@ function statusCell(send: SendRecord): Html {
     >${send.mode === 'dry_run' ? html` <span class="muted">(dry run)</span>` : ''}`
 }
 
+/**
+ * Accepted rows the destination is done with: delivered, dead-lettered, or delivered before (`already_delivered`
+ * may also count a message of this send redelivered after a restart, so the sum is capped at the accepted rows).
+ */
+function doneRows(send: SendRecord): number {
+  return Math.min(send.accepted, (send.delivered ?? 0) + (send.deadLettered ?? 0) + (send.alreadyDelivered ?? 0))
+}
+
+function deliveredBefore(send: SendRecord): string {
+  const rows = send.alreadyDelivered ?? 0
+  return rows === 0
+    ? ''
+    : `, ${formatCount(rows)} delivered before (by an earlier send of the same run: not sent again)`
+}
+
 function deliveryProgress(send: SendRecord): Html {
-  const done = (send.delivered ?? 0) + (send.deadLettered ?? 0)
+  const done = doneRows(send)
   if (send.accepted === 0) return html``
   const label = `${formatCount(done)} of ${formatCount(send.accepted)} accepted rows delivered or dead-lettered`
-  return html`<progress
-    max="${send.accepted}"
-    value="${Math.min(done, send.accepted)}"
-    aria-label="${label}"
-    title="${label}"
-  ></progress>`
+  return html`<progress max="${send.accepted}" value="${done}" aria-label="${label}" title="${label}"></progress>`
 }
 
 function isLive(send: SendRecord): boolean {
   if (send.mode === 'dry_run') return send.status === 'running'
-  return (
-    send.status === 'running' ||
-    (send.status !== 'failed' && (send.delivered ?? 0) + (send.deadLettered ?? 0) < send.accepted)
-  )
+  return send.status === 'running' || (send.status !== 'failed' && doneRows(send) < send.accepted)
 }
 
 export function sendListPage(
@@ -287,7 +294,7 @@ export function sendPage(input: SendPageInput): string {
         <dt>At ${send.destination}</dt>
         <dd>
           ${formatCount(send.delivered ?? 0)} delivered, ${formatCount(send.failed ?? 0)} failed and retried,
-          ${formatCount(send.deadLettered ?? 0)} dead-lettered ${deliveryProgress(send)}
+          ${formatCount(send.deadLettered ?? 0)} dead-lettered${deliveredBefore(send)} ${deliveryProgress(send)}
         </dd>
         ${
           send.message

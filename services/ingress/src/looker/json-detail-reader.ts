@@ -20,6 +20,7 @@
 
 import { isUtf8 } from 'node:buffer'
 import { parseExact } from './exact-json.ts'
+import { countMembers } from './json-members.ts'
 
 export interface JsonDetailField {
   name: string
@@ -93,6 +94,7 @@ const EXPECT_ROW_COMMA_OR_END = 12
 const DONE = 13
 
 const KEPT_KEYS = new Set(['fields', 'ran_at'])
+const UTF8_BOM = [0xef, 0xbb, 0xbf]
 const MAX_KEY_BYTES = 1024
 
 function isWhitespace(b: number): boolean {
@@ -131,6 +133,7 @@ export class JsonDetailScanner {
     text: string | undefined
     offset: number
     longNumber: boolean
+    members: number
     reason: string | undefined
   }[] = []
   #pendingBytes = 0
@@ -143,10 +146,14 @@ export class JsonDetailScanner {
   // of the value has 16 or more digits or an exponent, so that its exact value needs checking (exact-json.ts).
   #digits = 0
   #longNumber = false
+  // Members written in the value (':' outside strings): more than its parse holds means a key written twice.
+  #members = 0
   // Objects opened at the value's third level: in `fields`, the field objects. Counted as the bytes go by, so a
   // `fields` of 250,000 fields fails at the cap instead of being gathered and parsed (seconds of blocked loop).
   #thirdLevelObjects = 0
   #seenKept = new Set<string>()
+  // Bytes of a UTF-8 byte order mark read at the start of the document.
+  #bomBytes = 0
   #error: JsonDetailError | undefined
 
   constructor(limits: JsonDetailLimits) {
@@ -234,6 +241,7 @@ export class JsonDetailScanner {
           const isScalar = this.#isScalar
           const maxDepth = this.#limits.maxDepth
           let digits = this.#digits
+          let members = this.#members
           for (; i < length; i++) {
             const c = buf[i]!
             if (inString) {
@@ -264,11 +272,13 @@ export class JsonDetailScanner {
             } else if (c <= 0x39 && c >= 0x30) {
               if (++digits === 16) this.#longNumber = true
             } else if (c !== 0x2e) {
-              if (digits !== 0 && (c | 0x20) === 0x65) this.#longNumber = true // an exponent
+              if (c === COLON) members++
+              else if (digits !== 0 && (c | 0x20) === 0x65) this.#longNumber = true // an exponent
               digits = 0
             }
           }
           this.#digits = digits
+          this.#members = members
           this.#depth = depth
           this.#inString = inString
           this.#escaped = escaped
@@ -322,14 +332,19 @@ export class JsonDetailScanner {
         continue
       }
       switch (this.#state) {
-        case EXPECT_ROOT:
-          if (b === 0xef && this.#bytesRead === length && i === 0 && buf[1] === 0xbb && buf[2] === 0xbf) {
-            i += 3 // UTF-8 byte order mark
+        case EXPECT_ROOT: {
+          // A UTF-8 byte order mark at the very start, however the chunks cut it.
+          const at = this.#bytesRead - length + i
+          if (at < UTF8_BOM.length && this.#bomBytes === at && b === UTF8_BOM[at]) {
+            this.#bomBytes++
+            i++
             continue
           }
-          if (b !== OPEN_OBJECT) this.#failNotJson(this.#bytesRead - length + i)
+          if (this.#bomBytes > 0 && this.#bomBytes < UTF8_BOM.length) this.#failNotJson(0)
+          if (b !== OPEN_OBJECT) this.#failNotJson(at, b)
           this.#state = EXPECT_KEY_OR_END
           break
+        }
         case EXPECT_KEY_OR_END:
         case EXPECT_KEY:
           if (b === CLOSE_OBJECT && this.#state === EXPECT_KEY_OR_END) {
@@ -397,6 +412,7 @@ export class JsonDetailScanner {
     this.#badUtf8 = false
     this.#digits = 0
     this.#longNumber = false
+    this.#members = 0
     this.#thirdLevelObjects = 0
     this.#depth = 0
     this.#inString = false
@@ -476,6 +492,9 @@ export class JsonDetailScanner {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
         this.#fail(`${where} is not an object (it is ${kindOf(value)}).`)
       }
+      if (countMembers(value) !== this.#members) {
+        this.#fail(`${where} has an object that names the same key twice (it starts at byte ${this.#valueOffset}).`)
+      }
       const problem = checkFields(value as Record<string, unknown>, this.#limits.maxFields)
       if (problem !== undefined) this.#fail(`Looker result's ${problem}`)
       this.#fields = value as JsonDetailFields
@@ -500,8 +519,9 @@ export class JsonDetailScanner {
     if (invalid !== undefined) {
       this.#textValue = ''
       const reason = `${invalid} (the row starts at byte ${offset})`
-      if (this.#fields === undefined) this.#pending.push({ row, text: undefined, offset, longNumber: false, reason })
-      else {
+      if (this.#fields === undefined) {
+        this.#pending.push({ row, text: undefined, offset, longNumber: false, members: 0, reason })
+      } else {
         this.#sendHeader()
         this.#out.push({ kind: 'rejected', row, reason })
       }
@@ -515,21 +535,21 @@ export class JsonDetailScanner {
           `Looker result has more than ${this.#limits.maxPendingBytes} bytes of "data" before "fields"; "fields" must come first.`,
         )
       }
-      this.#pending.push({ row, text, offset, longNumber: this.#longNumber, reason: undefined })
+      this.#pending.push({ row, text, offset, longNumber: this.#longNumber, members: this.#members, reason: undefined })
       return
     }
     this.#sendHeader()
-    this.#out.push(this.#parseRow(text, row, offset, this.#longNumber))
+    this.#out.push(this.#parseRow(text, row, offset, this.#longNumber, this.#members))
   }
 
   #flushPending(): void {
     if (this.#pending.length === 0) return
     this.#sendHeader()
-    for (const { row, text, offset, longNumber, reason } of this.#pending) {
+    for (const { row, text, offset, longNumber, members, reason } of this.#pending) {
       this.#out.push(
         text === undefined
           ? { kind: 'rejected', row, reason: reason ?? '' }
-          : this.#parseRow(text, row, offset, longNumber),
+          : this.#parseRow(text, row, offset, longNumber, members),
       )
     }
     this.#pending = []
@@ -544,9 +564,18 @@ export class JsonDetailScanner {
 
   // The row's text is never quoted in the reason: JSON.parse's own message would (it shows the bytes around
   // the error), so only its position is taken from it.
-  #parseRow(text: string, row: number, offset: number, longNumber: boolean): JsonDetailItem {
+  #parseRow(text: string, row: number, offset: number, longNumber: boolean, members: number): JsonDetailItem {
     try {
-      return { kind: 'row', row, value: parseExact(text, longNumber) }
+      const value = parseExact(text, longNumber)
+      // The key is not named: below a row's field names, keys can be pivot values (row data).
+      if (countMembers(value) !== members) {
+        return {
+          kind: 'rejected',
+          row,
+          reason: `row has an object that names the same key twice (the row starts at byte ${offset}); JSON keeps one of the two values, so the row is not sent`,
+        }
+      }
+      return { kind: 'row', row, value }
     } catch (err) {
       return {
         kind: 'rejected',
@@ -556,7 +585,15 @@ export class JsonDetailScanner {
     }
   }
 
-  #failNotJson(offset: number): never {
+  #failNotJson(offset: number, byte?: number): never {
+    if (byte === OPEN_ARRAY) {
+      this.#fail(
+        `Looker result is a JSON array (byte ${offset}), not a json_detail object: the action asks Looker for json_detail or json_detail_lite_stream, not json.`,
+      )
+    }
+    if (byte === 0x1f && offset === 0) {
+      this.#fail('Looker result is gzip-compressed (byte 0 is 0x1f): lookstream reads the uncompressed JSON.')
+    }
     this.#fail(
       `Looker result is not a JSON object: the document must start with '{' (byte ${offset} is not; a CSV, HTML or other body?).`,
     )

@@ -2,7 +2,8 @@ import { SEND_INDEX_KEY, sendRecordKey, type RejectReason } from '@lookstream/ev
 import { type RedisClient } from '@lookstream/redis'
 
 // One hash per send, `lookstream:{sends}:send:<id>`, and a sorted set `lookstream:{sends}:index` of ids by start
-// time for listing. Destination services HINCRBY `delivered`, `failed` and `dead_lettered` on the same hash; a file
+// time for listing. Destination services HINCRBY `delivered`, `failed`, `dead_lettered` and `already_delivered` (rows
+// their dedupe store knew as delivered by an earlier send of the same run) on the same hash; a file
 // destination sets `file` (where the send's file is) or `file_error` (why there is none).
 // Both expire after SEND_TTL_SECONDS; stale ids in the index are skipped and trimmed when listed. The {sends}
 // hash tag keeps all of them on one Redis Cluster slot, which the MULTI and the listing pipeline need.
@@ -43,6 +44,8 @@ export interface SendRecord {
   delivered?: number
   failed?: number
   deadLettered?: number
+  /** Rows the destination had delivered before (an earlier send of the same run): nothing sent again. */
+  alreadyDelivered?: number
   skippedUnchanged?: number
   /** Where a file destination (Recurly Engage) published the send's file. */
   file?: string
@@ -106,6 +109,7 @@ function toRecord(hash: Record<string, string>): SendRecord | undefined {
     delivered: number('delivered'),
     failed: number('failed'),
     deadLettered: number('dead_lettered'),
+    alreadyDelivered: number('already_delivered'),
     skippedUnchanged: number('skipped_unchanged'),
     file: optional('file'),
     fileError: optional('file_error'),
@@ -163,6 +167,18 @@ export function createSendStore(redis: RedisClient, ttlSeconds: number): SendSto
         ids.push(entries[i]!)
         scores.push(Number(entries[i + 1]))
       }
+      // The next page starts below the last start time: every other send that started in that same millisecond
+      // joins this page (a page can then hold a few more than `limit`), or paging would skip it.
+      const lastScore = scores[scores.length - 1]
+      const full = ids.length === limit && lastScore !== undefined
+      if (full) {
+        const listed = new Set(ids)
+        for (const id of await redis.zrevrangebyscore(INDEX, lastScore, lastScore)) {
+          if (listed.has(id)) continue
+          ids.push(id)
+          scores.push(lastScore)
+        }
+      }
       const pipeline = redis.pipeline()
       for (const id of ids) pipeline.hgetall(keyOf(id))
       const results = (await pipeline.exec()) ?? []
@@ -174,8 +190,7 @@ export function createSendStore(redis: RedisClient, ttlSeconds: number): SendSto
         else stale.push(ids[index]!)
       })
       if (stale.length > 0) await redis.zrem(INDEX, ...stale)
-      const last = scores[scores.length - 1]
-      return ids.length === limit && last !== undefined ? { sends, next: last } : { sends }
+      return full ? { sends, next: lastScore } : { sends }
     },
   }
 }
