@@ -154,7 +154,7 @@ export async function produceRaw(
 
 /** Reads a topic from the beginning until `count` records matching `filter` arrived. */
 export async function readTopic(
-  stack: DeliveryStack,
+  stack: Pick<DeliveryStack, 'client'>,
   topic: string,
   count: number,
   filter: (record: ConsumedRecord) => boolean = () => true,

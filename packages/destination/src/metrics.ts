@@ -126,3 +126,40 @@ export function createDestinationMetrics(registry: Registry) {
 }
 
 export type DestinationMetrics = ReturnType<typeof createDestinationMetrics>
+
+/**
+ * The consumer lag of one destination process, per partition it holds. After a rebalance a partition this member
+ * no longer holds loses its series: left at its last value, it would be added to its new owner's by the autoscaler
+ * and the lag alerts.
+ */
+export class PartitionLag {
+  readonly #gauge: DestinationMetrics['consumerLag']
+  readonly #destination: string
+  readonly #reported = new Map<string, { topic: string; partition: string }>()
+
+  constructor(gauge: DestinationMetrics['consumerLag'], destination: string) {
+    this.#gauge = gauge
+    this.#destination = destination
+  }
+
+  /** The lag after the last record of a batch, from the batch's high watermark. */
+  set(topic: string, partition: number, highWatermark: string, lastOffset: string): void {
+    const labels = { topic, partition: String(partition) }
+    this.#gauge.set(
+      { destination: this.#destination, ...labels },
+      Math.max(0, Number(highWatermark) - Number(lastOffset) - 1),
+    )
+    const key = `${topic}\u0000${partition}`
+    if (!this.#reported.has(key)) this.#reported.set(key, labels)
+  }
+
+  /** Drops the series of every partition not in `assigned` (called with each new assignment). */
+  keepOnly(assigned: readonly { topic: string; partition: number }[]): void {
+    const kept = new Set(assigned.map((p) => `${p.topic}\u0000${p.partition}`))
+    for (const [key, labels] of this.#reported) {
+      if (kept.has(key)) continue
+      this.#gauge.remove({ destination: this.#destination, ...labels })
+      this.#reported.delete(key)
+    }
+  }
+}

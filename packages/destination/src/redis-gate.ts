@@ -24,21 +24,25 @@ export class RedisGate {
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await operation()
-        if (!this.#available) {
-          this.#available = true
-          this.#onChange(true)
-          this.#log.info('redis reachable again, delivery resumes')
-        }
+        this.report(true)
         return result
       } catch (err) {
         if (signal?.aborted) throw signal.reason
-        if (this.#available) {
-          this.#available = false
-          this.#onChange(false)
-          this.#log.warn({ err }, 'redis unreachable, delivery paused until it answers')
-        }
+        this.report(false, err)
         await sleep(backoffDelay(attempt, { baseMs: 100, maxMs: 2000 }), undefined, { signal })
       }
     }
+  }
+
+  /**
+   * What Redis did outside `run`: a connection closed or ready again, a registry heartbeat that failed or went
+   * through. An idle service learns of an outage this way too, so the gauge and readiness do not wait for work.
+   */
+  report(reachable: boolean, err?: unknown): void {
+    if (reachable === this.#available) return
+    this.#available = reachable
+    this.#onChange(reachable)
+    if (reachable) this.#log.info('redis reachable again, delivery resumes')
+    else this.#log.warn(err === undefined ? {} : { err }, 'redis unreachable, delivery paused until it answers')
   }
 }

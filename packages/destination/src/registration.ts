@@ -14,6 +14,8 @@ export interface Registration {
   /** Announced version (default: LOOKSTREAM_VERSION, else the runtime's). */
   version?: string | undefined
   intervalMs: number
+  /** Each heartbeat's outcome: whether Redis took it (the runtimes' Redis gate hears of an outage from it). */
+  onBeat?: (ok: boolean, err?: unknown) => void
 }
 
 /**
@@ -40,10 +42,15 @@ export async function registerWhileRunning(
     registration.intervalMs,
   )
   const beat = () =>
-    heartbeat.beat().catch((err: unknown) => {
-      // Redis being down is reported by the gate and /readyz; the entry simply expires if it lasts.
-      log.debug({ err }, 'registry heartbeat failed')
-    })
+    heartbeat.beat().then(
+      () => registration.onBeat?.(true),
+      (err: unknown) => {
+        // Reported through onBeat (the gate: one warning per outage, the gauge, /readyz); the entry simply expires
+        // if the outage lasts.
+        log.debug({ err }, 'registry heartbeat failed')
+        registration.onBeat?.(false, err)
+      },
+    )
   await beat()
   const beating = setInterval(() => void beat(), registration.intervalMs)
   beating.unref()

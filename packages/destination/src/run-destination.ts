@@ -33,7 +33,7 @@ import { Deliverer } from './deliverer.ts'
 import { DeliveryEnv } from './delivery-config.ts'
 import type { Connection, HttpDestination } from './destination.ts'
 import { HttpSender } from './http-sender.ts'
-import { createDestinationMetrics } from './metrics.ts'
+import { createDestinationMetrics, PartitionLag } from './metrics.ts'
 import { processRecords, type OutboundRecord, type ProcessorDeps } from './process-records.ts'
 import { RateLimiter } from './rate-limiter.ts'
 import { RedisGate } from './redis-gate.ts'
@@ -136,6 +136,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     // Reported through the gate (one warning per outage), not once per reconnect attempt.
   })
   const gate = new RedisGate(log, (available) => metrics.redisAvailable.set({ destination: name }, available ? 1 : 0))
+  const lag = new PartitionLag(metrics.consumerLag, name)
   metrics.redisAvailable.set({ destination: name }, 1)
   // Exported from the start, so alerts and dashboards see every connection before anything happens to it.
   for (const connection of connections.keys()) {
@@ -157,6 +158,11 @@ export async function runDestination<Config extends TObject, Conn extends Connec
   }
 
   const controller = new AbortController()
+  // The connection's own state reaches the gate too: an idle service shows an outage without waiting for work.
+  redis.on('close', () => {
+    if (!controller.signal.aborted) gate.report(false)
+  })
+  redis.on('ready', () => gate.report(true))
   const kafka = createKafka({
     brokers: config.KAFKA_BROKERS,
     clientId: config.KAFKA_CLIENT_ID ?? `lookstream-${name}`,
@@ -330,12 +336,7 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     const key = slot(batch.topic, batch.partition)
     let records = batch.records
     const last = records[records.length - 1]
-    if (last !== undefined) {
-      metrics.consumerLag.set(
-        { destination: name, topic: batch.topic, partition: String(batch.partition) },
-        Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1),
-      )
-    }
+    if (last !== undefined) lag.set(batch.topic, batch.partition, batch.highWatermark, last.offset)
     if (batch.topic === retry) {
       // Parked messages wait until due: the partition pauses (no busy loop) and resumes on a timer.
       const now = Date.now()
@@ -381,8 +382,9 @@ export async function runDestination<Config extends TObject, Conn extends Connec
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     heartbeatIntervalMs: config.KAFKA_HEARTBEAT_INTERVAL_MS,
     maxWaitTimeMs: config.KAFKA_FETCH_MAX_WAIT_MS,
-    onAssignment: () => {
+    onAssignment: (partitions) => {
       joined = true
+      lag.keepOnly(partitions)
     },
   })
   consumerRef.runner = consumer
@@ -434,6 +436,9 @@ export async function runDestination<Config extends TObject, Conn extends Connec
           }),
       version: options.version,
       intervalMs: config.DELIVERY_REGISTRY_HEARTBEAT_MS,
+      onBeat: (ok, err) => {
+        if (!controller.signal.aborted) gate.report(ok, err)
+      },
     },
     log,
   )

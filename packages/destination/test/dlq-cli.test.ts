@@ -127,7 +127,8 @@ describe('dlq command against a broker', () => {
       key: id,
       value: JSON.stringify({ type: 'identify', messageId: id, ...(padding ? { pad: 'x'.repeat(padding) } : {}) }),
       headers: {
-        [HEADERS.destinations]: 'segment',
+        // Routed to two destinations; the replay addresses only the one whose dead letter it is.
+        [HEADERS.destinations]: 'segment,braze',
         ...(sendId === undefined ? {} : { [HEADERS.sendId]: sendId }),
         [HEADERS.error]: error,
         [HEADERS.errorClass]: 'permanent',

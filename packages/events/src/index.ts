@@ -58,6 +58,7 @@ export {
   SendEvent,
 } from './send-event.ts'
 export { MESSAGE_TOPICS, TOPICS, dlqTopic, retryTopic, type CanonicalTopic } from './topics.ts'
+export { firstInexactNumber, mayHoldInexactNumber, parseExact, sameDecimal } from './exact-json.ts'
 export {
   MAX_MESSAGE_BYTES,
   decodeMessage,

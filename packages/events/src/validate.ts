@@ -1,3 +1,4 @@
+import { firstInexactNumber, mayHoldInexactNumber } from './exact-json.ts'
 import { Compile } from 'typebox/compile'
 import { Format } from 'typebox/format'
 import { Connection, GroupMessage, IdentifyMessage, TrackMessage, type CanonicalMessage } from './message-schema.ts'
@@ -244,12 +245,33 @@ function decode<T>(
   // Checked before parsing: an oversized value is rejected without paying for JSON.parse.
   if (bytes > MAX_MESSAGE_BYTES) return { ok: false, errors: [tooLarge(bytes)] }
   let parsed: unknown
+  const text = typeof value === 'string' ? value : value.toString('utf8')
   try {
-    parsed = JSON.parse(typeof value === 'string' ? value : value.toString('utf8'))
+    parsed = JSON.parse(text)
   } catch (err) {
-    return { ok: false, errors: [`/: not valid JSON (${(err as Error).message})`] }
+    // JSON.parse's message quotes the text around the error: only the position is taken from it.
+    return { ok: false, errors: [`/: not valid JSON${jsonErrorAt(err, text)}`] }
+  }
+  // A number JSON.parse cannot hold as written would reach the destination changed (rounded, 0, or null for
+  // 1e400): refused by where it is, never by what it is.
+  if (mayHoldInexactNumber(text)) {
+    const at = firstInexactNumber(text)
+    if (at !== undefined) {
+      return {
+        ok: false,
+        errors: [
+          `${at}: a number a double cannot hold exactly (more than 15 significant digits, or out of range); send it as a string of its digits`,
+        ],
+      }
+    }
   }
   return validate(parsed, bytes)
+}
+
+/** " (at byte N)" from a JSON.parse SyntaxError that gives a position, else "". */
+function jsonErrorAt(err: unknown, text: string): string {
+  const position = /at position (\d+)/.exec(err instanceof Error ? err.message : '')?.[1]
+  return position === undefined ? '' : ` (at byte ${Buffer.byteLength(text.slice(0, Number(position)))})`
 }
 
 /** Parses a Kafka record value (UTF-8 JSON) and validates it as a canonical message. */

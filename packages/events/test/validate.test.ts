@@ -175,6 +175,46 @@ describe('decodeMessage', () => {
     })
   })
 
+  it('never quotes the value in a JSON error, only where it is', () => {
+    const value = `${JSON.stringify(track).slice(0, -1)},"properties":{"email": leak@example.com}}`
+    const decoded = decodeMessage(Buffer.from(value))
+    expect(decoded.ok).toBe(false)
+    expect(JSON.stringify(decoded)).not.toContain('leak')
+    const positioned = decodeMessage('{"a":1,}')
+    expect(positioned).toEqual({ ok: false, errors: ['/: not valid JSON (at byte 7)'] })
+  })
+
+  it('refuses a number a double cannot hold exactly, by its pointer, and keeps numbers written another way', () => {
+    const withNumber = (number: string) =>
+      `${JSON.stringify(track).slice(0, -1).replace('"properties":{', `"properties":{"n":${number},`)}}`
+    for (const number of [
+      '9007199254740993',
+      '0.10000000000000000001',
+      '1e400',
+      '-1e400',
+      '1e-400',
+      '123456789012345678901234567890',
+    ]) {
+      expect(decodeMessage(withNumber(number)), number).toEqual({
+        ok: false,
+        errors: [
+          '/properties/n: a number a double cannot hold exactly (more than 15 significant digits, or out of range); send it as a string of its digits',
+        ],
+      })
+    }
+    for (const number of ['1.50', '1E2', '9007199254740992', '0.1000000000000000', '-0', '1e21', '12345678901234567']) {
+      const decoded = decodeMessage(withNumber(number))
+      if (number === '12345678901234567') {
+        // 17 digits a double does not keep (it holds 12345678901234568).
+        expect(decoded.ok, number).toBe(false)
+        continue
+      }
+      expect(decoded.ok, number).toBe(true)
+    }
+    // Digits inside strings are not numbers.
+    expect(decodeMessage(JSON.stringify({ ...track, userId: '12345678901234567890123', event: 'e1e9' })).ok).toBe(true)
+  })
+
   it('reports schema errors of a parsed value', () => {
     expect(decodeMessage(JSON.stringify({ ...track, event: 7 }))).toEqual({
       ok: false,

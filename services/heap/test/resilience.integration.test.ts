@@ -71,6 +71,27 @@ describe('heap service under failures', () => {
     expect([...updatesOf(stack, 'user', run).values()].every((n) => n === 1)).toBe(true)
   }, 120_000)
 
+  it('an idle service reports a Redis outage on its gauge and readiness, and its return', async () => {
+    const service = await runDestination(heap, { env: heapEnv(stack) })
+    running.push(service)
+    const available = async () => {
+      const text = await (await fetch(`${service.address.url}/metrics`)).text()
+      return /^lookstream_destination_redis_available\{[^}]*\} (\d)$/m.exec(text)?.[1]
+    }
+    expect(await available()).toBe('1')
+    const port = stack.redis.port
+    await stack.redis.stop()
+    // Nothing is being delivered: the connection and the registry heartbeats tell the gauge.
+    await waitFor(async () => (await available()) === '0', { timeoutMs: 10_000, message: 'the gauge at 0' })
+    expect((await fetch(`${service.address.url}/readyz`)).status).toBe(503)
+    stack.redis = await startRedis({ port })
+    await waitFor(async () => (await available()) === '1', { timeoutMs: 15_000, message: 'the gauge back at 1' })
+    await waitFor(async () => (await fetch(`${service.address.url}/readyz`)).status === 200, {
+      timeoutMs: 15_000,
+      message: 'ready again',
+    })
+  }, 60_000)
+
   it('kill -9 mid-send, then a restart: every user holds exactly its properties, nothing lost', async () => {
     const run = newRunId()
     const total = 2000

@@ -42,3 +42,21 @@ export function createIngressMetrics(registry: Registry): IngressMetrics {
     }),
   }
 }
+
+/**
+ * `lookstream_ingress_redis_available`: 1 while the ingress's Redis connection is ready. Readiness leaves Redis out
+ * (a send goes through without it), so this is where an outage shows.
+ */
+export function reportRedisAvailability(
+  registry: Registry,
+  redis: { status: string; on(event: 'ready' | 'close', listener: () => void): unknown },
+): void {
+  const gauge = new Gauge({
+    name: 'lookstream_ingress_redis_available',
+    help: "1 while the ingress's Redis connection is ready (send records, the registry, the send history), else 0.",
+    registers: [registry],
+  })
+  gauge.set(redis.status === 'ready' ? 1 : 0)
+  redis.on('ready', () => gauge.set(1))
+  redis.on('close', () => gauge.set(0))
+}

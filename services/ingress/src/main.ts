@@ -8,10 +8,10 @@ import { IngressConfig } from './config.ts'
 import { createDestinationDirectory } from './destinations/directory.ts'
 import { parseLookerHosts } from './looker/looker-hosts.ts'
 import { ingressReadiness } from './readiness.ts'
+import { reportRedisAvailability } from './ingress-metrics.ts'
 import { createSendStore } from './sends/send-store.ts'
 import { createHistoryStore } from './history/history-store.ts'
 import { deriveHistoryKey } from '@lookstream/send-history'
-import type { Redis } from 'ioredis'
 
 // Composition root: config → clients → app → listen. Clients close in onClose, after in-flight sends.
 const config = loadConfigOrExit(IngressConfig)
@@ -59,9 +59,10 @@ const redis = createRedis(redisConnection, {
   commandTimeout: config.REDIS_COMMAND_TIMEOUT_MS,
 })
 redis.on('error', (err: unknown) => logger.warn({ err }, 'redis error'))
-// An unreachable Redis only fails the send-status calls (readiness reports it); refused credentials stop here.
+// An unreachable Redis only fails the send-status calls (lookstream_ingress_redis_available reports it); refused
+// credentials stop here.
 await orExitAsync(checkRedisAtStart(redis, redisConnection))
-const readiness = ingressReadiness(redis as Redis, kafka)
+const readiness = ingressReadiness(kafka)
 
 const service = buildApp(config, {
   producer,
@@ -89,6 +90,7 @@ service.app.addHook('onClose', async () => {
   await producer.close()
   await redis.quit()
 })
+reportRedisAvailability(service.registry, redis)
 service.installSignalHandlers()
 const address = await service.listen()
 logger.info({ url: address.url }, 'lookstream ingress listening')

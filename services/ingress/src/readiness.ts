@@ -1,16 +1,18 @@
 import { type KafkaClient } from '@lookstream/kafka'
-import { type Redis } from 'ioredis'
 
-// /readyz checks every dependency a send needs: Redis answers PING, and a Kafka broker answers a metadata request
-// (a frozen or unreachable broker fails the check within the readiness timeout). One metadata request is in
-// flight at a time: probes that arrive meanwhile share it instead of piling up behind a frozen broker.
+// /readyz checks what a send cannot go without: a Kafka broker answers a metadata request (a frozen or unreachable
+// broker fails the check within the readiness timeout). One metadata request is in flight at a time: probes that
+// arrive meanwhile share it instead of piling up behind a frozen broker. Redis is not checked: without it a
+// running send still finishes (its verdict says its record is incomplete) and a new execute is refused with the
+// reason (the destination registry cannot be read), where an ingress taken out of its Service would leave Looker
+// with no answer at all. lookstream_ingress_redis_available reports Redis instead.
 
 export interface IngressReadiness {
   checks: Record<string, () => Promise<boolean>>
   close(): Promise<void>
 }
 
-export function ingressReadiness(redis: Redis, kafka: KafkaClient): IngressReadiness {
+export function ingressReadiness(kafka: KafkaClient): IngressReadiness {
   const admin = kafka.admin()
   let connected: Promise<void> | undefined
   let inFlight: Promise<boolean> | undefined
@@ -25,7 +27,6 @@ export function ingressReadiness(redis: Redis, kafka: KafkaClient): IngressReadi
   }
   return {
     checks: {
-      redis: async () => (await redis.ping()) === 'PONG',
       kafka: () => {
         inFlight ??= kafkaCheck().finally(() => (inFlight = undefined))
         return inFlight

@@ -1,4 +1,7 @@
+import { readTopic } from '@lookstream/delivery-testing'
 import { runFileDestination, type RunningDestination } from '@lookstream/destination'
+import { HEADERS, TOPICS, dlqTopic, headersFor } from '@lookstream/events'
+import { randomUUID } from 'node:crypto'
 import { waitFor } from '@lookstream/testing'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { recurlyEngage } from '../src/recurly-engage.ts'
@@ -149,6 +152,33 @@ describe('recurly-engage: one complete CSV per send', () => {
     expect(await readObject(stack.s3, stack.bucket, expectedName(send))).toBeUndefined()
     await waitFor(async () => (await bucketState(stack)).staged.length === 0, { message: 'staging cleaned up' })
     expect((await bucketState(stack)).unfinished).toBe(0)
+  })
+
+  it("dead-letters another producer's message routed here (no send id) as one it does not take", async () => {
+    const message = {
+      type: 'identify' as const,
+      messageId: randomUUID(),
+      userId: 'other-producer-user',
+      traits: { plan: 'annual' },
+      timestamp: new Date().toISOString(),
+      integrations: { All: true },
+    }
+    await stack.producer.send({
+      topic: TOPICS.identify,
+      key: message.userId,
+      value: JSON.stringify(message),
+      headers: headersFor(message, { producer: 'billing' }),
+    })
+    const [dead] = await readTopic(
+      stack,
+      dlqTopic('recurly-engage'),
+      1,
+      (record) => record.value?.toString().includes(message.messageId) ?? false,
+    )
+    expect(dead!.headers['lookstream-error-code']).toBe('LS_DEST_UNSUPPORTED_MESSAGE')
+    expect(dead!.headers[HEADERS.error]).toBe(
+      "message has no send id: a file destination writes one file per Looker send and takes only the ingress's sends",
+    )
   })
 
   it('gives a second send started in the same second its own file', async () => {

@@ -29,8 +29,11 @@ export interface EngageStack {
   s3: S3Client
   s3Endpoint: string
   bucket: string
-  /** Stops the standalone redis-server and starts it again on its port, empty (it keeps nothing on disk). */
-  restartRedisEmpty(): Promise<void>
+  /**
+   * Stops the standalone redis-server and starts it again on its port, empty (it keeps nothing on disk);
+   * `whileDown` runs in between.
+   */
+  restartRedisEmpty(whileDown?: () => Promise<void>): Promise<void>
   stop(): Promise<void>
 }
 
@@ -47,7 +50,8 @@ export async function startEngageStack(
   let redisEnv: Record<string, string>
   let redisClient: Redis | Cluster
   let stopRedis: () => Promise<void>
-  let restartRedisEmpty = (): Promise<void> => Promise.reject(new Error('only a standalone Redis is restarted'))
+  let restartRedisEmpty = (_whileDown?: () => Promise<void>): Promise<void> =>
+    Promise.reject(new Error('only a standalone Redis is restarted'))
   if (options.redis === 'cluster') {
     const cluster = await startRedisCluster({ masters: 3 })
     redisEnv = { REDIS_URL: cluster.url, REDIS_MODE: 'cluster', REDIS_CLUSTER_NODES: cluster.nodes }
@@ -58,8 +62,9 @@ export async function startEngageStack(
     redisEnv = { REDIS_URL: redis.url }
     redisClient = new Redis(redis.url)
     stopRedis = () => redis.stop()
-    restartRedisEmpty = async () => {
+    restartRedisEmpty = async (whileDown) => {
       await redis.stop()
+      await whileDown?.()
       redis = await redis.restart()
     }
   }
@@ -81,7 +86,7 @@ export async function startEngageStack(
     s3,
     s3Endpoint,
     bucket,
-    restartRedisEmpty: () => restartRedisEmpty(),
+    restartRedisEmpty: (whileDown) => restartRedisEmpty(whileDown),
     async stop() {
       redisClient.disconnect()
       await producer.close().catch(() => undefined)

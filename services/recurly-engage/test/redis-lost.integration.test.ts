@@ -67,6 +67,7 @@ function lossHarness(discoverMs: string) {
 
   return {
     h,
+    metric,
     adopted: (state: string) => metric('lookstream_destination_file_sends_adopted_total', `state="${state}"`),
     files: (outcome: string) => metric('lookstream_destination_files_total', `outcome="${outcome}"`),
     sendState: (send: TestSend, field: string): Promise<string | null> =>
@@ -202,7 +203,16 @@ describe('recurly-engage: Redis loses its data while sends are open', () => {
 // A redis-server without persistence restarted: the sends it lost are looked for as soon as it is back, not at the
 // next periodic listing (10 minutes here).
 describe('recurly-engage: redis-server restarted empty', () => {
-  const { h, adopted, sendState, expectOneCompleteFile } = lossHarness('600000')
+  const { h, adopted, sendState, expectOneCompleteFile, metric } = lossHarness('600000')
+
+  it('reports the outage on its Redis gauge while idle, and its return', async () => {
+    const available = () => metric('lookstream_destination_redis_available', 'destination="recurly-engage"')
+    expect(await available()).toBe(1)
+    await h.stack.restartRedisEmpty(async () => {
+      await waitFor(async () => (await available()) === 0, { timeoutMs: 10_000, message: 'the gauge at 0' })
+    })
+    await waitFor(async () => (await available()) === 1, { timeoutMs: 15_000, message: 'the gauge back at 1' })
+  }, 60_000)
 
   it('a send staged and finished is found when Redis is back and published once with every row', async () => {
     const rows = 1500

@@ -51,11 +51,19 @@ export interface Io {
   err(line: string): void
 }
 
-export function replayHeaders(headers: Record<string, string | undefined>, now: Date): Record<string, string> {
+export function replayHeaders(
+  headers: Record<string, string | undefined>,
+  now: Date,
+  destination: string,
+): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [name, value] of Object.entries(headers)) {
     if (value !== undefined && !FAILURE_HEADERS.has(name)) out[name] = value
   }
+  // Addressed to the destination whose dead letter it is: the other destinations of the original message had
+  // their own outcome (one that dead-lettered it too would otherwise get a second dead letter, a file destination
+  // a second copy of the row).
+  out[HEADERS.destinations] = destination
   out[RUNTIME_HEADERS.replayedAt] = now.toISOString()
   return out
 }
@@ -276,7 +284,7 @@ function createReplayer(options: {
             topic: record.headers[HEADERS.originalTopic]!,
             key: record.key,
             value: record.value!,
-            headers: replayHeaders(record.headers, replayedAt),
+            headers: replayHeaders(record.headers, replayedAt, destination),
           }),
         ),
       )

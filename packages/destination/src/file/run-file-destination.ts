@@ -11,10 +11,12 @@ import {
 } from '@lookstream/config'
 import { HEADERS, MESSAGE_TOPICS, TOPICS, dlqTopic, type DestinationId } from '@lookstream/events'
 import {
+  classifyKafkaStartError,
   createKafka,
   createProducer,
   ensureTopics,
   runConsumer,
+  verifyTopics,
   type ConsumedRecord,
   type ConsumerBatch,
   type ConsumerRunner,
@@ -30,7 +32,8 @@ import { DeliveryEnv } from '../delivery-config.ts'
 import type { FileConnection, FileDestination, FileSink } from '../destination.ts'
 import { PermanentError, type DestinationErrorCode } from '../errors.ts'
 import { failureHeaders, historyOf } from '../failure-headers.ts'
-import { createDestinationMetrics } from '../metrics.ts'
+import { createDestinationMetrics, PartitionLag } from '../metrics.ts'
+import { RedisGate } from '../redis-gate.ts'
 import { routeRecord } from '../route-record.ts'
 import type { RunDestinationOptions, RunningDestination } from '../run-destination.ts'
 import { HeaderMismatch, RowCountMismatch, composeBody, listChunks, type ChunkReadRetry } from './compose.ts'
@@ -127,9 +130,14 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     connectionName: `lookstream-${name}`,
   })
   redis.on('error', () => {
-    // Reported by the readiness check and the retried operations' warnings, not once per reconnect attempt.
+    // Reported by the readiness check, the gate below and the retried operations' warnings, not once per
+    // reconnect attempt.
   })
+  // The gauge follows the connection and the registry heartbeats (one warning per outage), so an idle service
+  // shows an outage as a busy one does.
+  const gate = new RedisGate(log, (available) => metrics.redisAvailable.set(labels, available ? 1 : 0))
   metrics.redisAvailable.set(labels, 1)
+  const lag = new PartitionLag(metrics.consumerLag, name)
   for (const connection of connections.keys()) metrics.delivered.inc({ destination: name, connection }, 0)
   for (const outcome of ['published', 'failed', 'empty']) fileMetrics.files.inc({ ...labels, outcome }, 0)
   service.addReadinessCheck('redis', () => {
@@ -157,14 +165,17 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   const topics = [...MESSAGE_TOPICS, TOPICS.sends]
   let producer: Awaited<ReturnType<typeof createProducer>>
   try {
-    await ensureTopics(
-      kafka,
-      [...topics, dlq].map((topic) => ({ topic, numPartitions: config.DELIVERY_TOPIC_PARTITIONS })),
-    )
+    if (config.KAFKA_TOPICS_MODE === 'verify') await verifyTopics(kafka, [...topics, dlq])
+    else {
+      await ensureTopics(
+        kafka,
+        [...topics, dlq].map((topic) => ({ topic, numPartitions: config.DELIVERY_TOPIC_PARTITIONS })),
+      )
+    }
     producer = await createProducer(kafka)
   } catch (err) {
     redis.disconnect()
-    throw err
+    throw classifyKafkaStartError(err, kafkaSecurity) ?? err
   }
 
   /**
@@ -565,12 +576,14 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
         continue
       }
       if (validSendId === undefined) {
-        refuse(
-          sendId === undefined
-            ? 'message has no send id: a file destination writes one file per send'
-            : 'send id is not 1-128 letters, digits, ".", "_" or "-"',
-          'LS_DEST_INVALID_MESSAGE',
-        )
+        // Without a send id the message is not one this destination takes (it writes a file per Looker send), not
+        // an invalid one: another producer's message routed here by "All".
+        if (sendId === undefined) {
+          refuse(
+            "message has no send id: a file destination writes one file per Looker send and takes only the ingress's sends",
+            'LS_DEST_UNSUPPORTED_MESSAGE',
+          )
+        } else refuse('send id is not 1-128 letters, digits, ".", "_" or "-"', 'LS_DEST_INVALID_MESSAGE')
         continue
       }
       const connection = connections.get(route.connection)
@@ -692,12 +705,7 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
 
   const eachBatch = async (batch: ConsumerBatch): Promise<void> => {
     const last = batch.records[batch.records.length - 1]
-    if (last !== undefined) {
-      metrics.consumerLag.set(
-        { destination: name, topic: batch.topic, partition: String(batch.partition) },
-        Math.max(0, Number(batch.highWatermark) - Number(last.offset) - 1),
-      )
-    }
+    if (last !== undefined) lag.set(batch.topic, batch.partition, batch.highWatermark, last.offset)
     try {
       if (batch.topic === TOPICS.sends) await readSendEvents(batch)
       else await stageRecords(batch)
@@ -962,8 +970,10 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
   let redisWasReady = true
   redis.on('close', () => {
     redisWasReady = false
+    if (!signal.aborted) gate.report(false)
   })
   redis.on('ready', () => {
+    gate.report(true)
     if (redisWasReady) return
     redisWasReady = true
     if (!signal.aborted) runDiscovery()
@@ -981,8 +991,9 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
     heartbeatIntervalMs: config.KAFKA_HEARTBEAT_INTERVAL_MS,
     maxWaitTimeMs: config.KAFKA_FETCH_MAX_WAIT_MS,
     maxBytesPerPartition: config.DELIVERY_FILE_FETCH_BYTES_PER_PARTITION,
-    onAssignment: () => {
+    onAssignment: (partitions) => {
       joined = true
+      lag.keepOnly(partitions)
     },
   })
   consumerRef.runner = consumer
@@ -1021,6 +1032,9 @@ export async function runFileDestination<Config extends TObject, Conn extends Fi
       connections: [...connections.keys()],
       version: options.version,
       intervalMs: config.DELIVERY_REGISTRY_HEARTBEAT_MS,
+      onBeat: (ok, err) => {
+        if (!signal.aborted) gate.report(ok, err)
+      },
     },
     log,
   )

@@ -4,7 +4,7 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { finished } from 'node:stream/promises'
-import { parseExact } from '../looker/exact-json.ts'
+import { parseExact } from '@lookstream/events'
 import { countMembers, countWrittenMembers } from '../looker/json-members.ts'
 
 // Reads a Looker execute body from the request stream with bounded memory.

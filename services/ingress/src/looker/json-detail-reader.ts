@@ -19,7 +19,7 @@
 // are still handed out.
 
 import { isUtf8 } from 'node:buffer'
-import { parseExact } from './exact-json.ts'
+import { parseExact } from '@lookstream/events'
 import { countMembers } from './json-members.ts'
 
 export interface JsonDetailField {

@@ -12,6 +12,7 @@ import { buildApp } from '../../src/app.ts'
 import { IngressConfig } from '../../src/config.ts'
 import { createDestinationDirectory } from '../../src/destinations/directory.ts'
 import { tokenFromNonce } from '../../src/looker/token.ts'
+import { reportRedisAvailability } from '../../src/ingress-metrics.ts'
 import { ingressReadiness } from '../../src/readiness.ts'
 import { createSendStore } from '../../src/sends/send-store.ts'
 import { createHistoryStore } from '../../src/history/history-store.ts'
@@ -105,7 +106,7 @@ export async function startIngress(options: {
         }
   // Every destination is registered, as if its service ran, unless the test brings its own registry view.
   if (options.registered !== false) await registerAllDestinations(redis)
-  const readiness = ingressReadiness(redis, kafka)
+  const readiness = ingressReadiness(kafka)
   const service = buildApp(config, {
     producer,
     sends: createSendStore(redis, 3600),
@@ -114,6 +115,7 @@ export async function startIngress(options: {
     ...history,
     readiness: readiness.checks,
   })
+  reportRedisAvailability(service.registry, redis)
   const address = await service.listen()
   return {
     url: address.url,

@@ -1,4 +1,5 @@
-// JSON.parse for row text that keeps every number's value exact.
+// JSON.parse that keeps every number's value exact, and the check the destination services make of other
+// producers' messages.
 //
 // A JSON number is read into a double. When the double's shortest decimal form (what JSON.stringify writes) has
 // the same decimal value as the number's source text, nothing is lost and the number stays a number (`1.50`
@@ -46,4 +47,53 @@ function normalDecimal(text: string): string | undefined {
 export function sameDecimal(a: string, b: string): boolean {
   const left = normalDecimal(a)
   return left !== undefined && left === normalDecimal(b)
+}
+
+// A JSON number (after ':', ',' or '[') of 16 or more characters of digits and '.', or with an exponent. A number of
+// at most 15 digits always survives a double. The pattern may also match text inside a string; that only costs the
+// exact check.
+const MAYBE_INEXACT = /[:,[]\s*-?(?:[\d.]{16}|\d[\d.]*[eE])/
+
+/**
+ * Whether JSON text may hold a number a double cannot hold exactly: one of 16 or more significant digits or with
+ * an exponent. Most messages hold neither, and this one regular expression is all they pay.
+ */
+export function mayHoldInexactNumber(text: string): boolean {
+  return MAYBE_INEXACT.test(text)
+}
+
+const INEXACT = Symbol('inexact number')
+
+/**
+ * The JSON pointer of the first number in `text` a double cannot hold exactly (more significant digits than it
+ * keeps, or beyond its range: 9007199254740993, 0.10000000000000000001, 1e400, 1e-400), or undefined when every
+ * number survives JSON.parse as written. Throws SyntaxError like JSON.parse.
+ */
+export function firstInexactNumber(text: string): string | undefined {
+  const parsed: unknown = JSON.parse(text, (_key, value: unknown, context?: { source?: string }) => {
+    if (typeof value !== 'number' || context?.source === undefined) return value
+    const written = String(value)
+    return written === context.source || sameDecimal(written, context.source) ? value : INEXACT
+  })
+  return pointerTo(parsed, '')
+}
+
+function pointerTo(value: unknown, path: string): string | undefined {
+  if (value === INEXACT) return path === '' ? '/' : path
+  if (value === null || typeof value !== 'object') return undefined
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = pointerTo(value[i], `${path}/${i}`)
+      if (found !== undefined) return found
+    }
+    return undefined
+  }
+  for (const key in value as Record<string, unknown>) {
+    const found = pointerTo(
+      (value as Record<string, unknown>)[key],
+      `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+    )
+    if (found !== undefined) return found
+  }
+  return undefined
 }
