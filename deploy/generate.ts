@@ -23,8 +23,10 @@ import {
   SIMULATORS_ENTRY,
   destinations,
   imageCommand,
+  mayBeEmpty,
   portOf,
   services,
+  sharedSettings,
   type ServiceEntry,
   type Setting,
 } from './services.ts'
@@ -45,6 +47,26 @@ export const SHUTDOWN_TIMEOUT_MS = 25_000
 export const TERMINATION_GRACE_SECONDS = 40
 /** Partitions per canonical topic: the most consumers a destination can use at once. */
 export const TOPIC_PARTITIONS = 6
+
+/**
+ * How the services treat missing topics (KAFKA_TOPICS_MODE). Compose runs one Kafka broker and no topics job:
+ * the services create what is missing (replication factor 1). Kubernetes runs the topics Job, which creates the
+ * topics with the configured replication factor; the services only check them and refuse to start without them.
+ */
+export const TOPICS_MODE = { compose: 'create', kubernetes: 'verify' } as const
+
+/**
+ * The ingress spools a pushed attachment to SPOOL_DIR while its send runs: up to MAX_BODY_BYTES per send, with
+ * up to MAX_CONCURRENT_SENDS sends at once (the ingress's defaults, services/ingress/src/config.ts; the deployment
+ * does not change them). Kubernetes gives the spool a volume of that size.
+ */
+const MiB = 1024 * 1024
+export const INGRESS_SPOOL = {
+  dir: '/var/spool/lookstream',
+  maxBodyBytes: 64 * MiB,
+  maxConcurrentSends: 8,
+} as const
+export const INGRESS_SPOOL_SIZE = `${(INGRESS_SPOOL.maxBodyBytes * INGRESS_SPOOL.maxConcurrentSends) / MiB}Mi`
 
 const yaml = (value: unknown): string => stringify(value, { lineWidth: 0, aliasDuplicateObjects: false })
 
@@ -76,9 +98,14 @@ function composeService(service: ServiceEntry): Record<string, unknown> {
     PORT: String(port),
     LOG_LEVEL: '${LOG_LEVEL:-info}',
     SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+    KAFKA_TOPICS_MODE: TOPICS_MODE.compose,
   }
-  for (const setting of service.settings) {
-    environment[setting.name] = `\${${setting.name}:?set ${setting.name} in .env (see .env.example)}`
+  for (const setting of [...sharedSettings, ...service.settings]) {
+    // A setting that may be empty (e.g. BRAZE_ALLOWED_HOSTS for a real Braze instance) is passed as it is; the
+    // others must be set.
+    environment[setting.name] = mayBeEmpty(setting)
+      ? `\${${setting.name}:-}`
+      : `\${${setting.name}:?set ${setting.name} in .env (see .env.example)}`
   }
   const dependsOn: Record<string, unknown> = {
     kafka: { condition: 'service_healthy' },
@@ -132,7 +159,10 @@ export function compose(): string {
       },
       redis: {
         image: IMAGES.redis,
-        command: ['redis-server', '--save', '', '--appendonly', 'no'],
+        // Persistent, as docs/operations.md asks of any Redis lookstream uses: a Redis that comes back empty loses
+        // the send records and starts dedupe afresh.
+        command: ['redis-server', '--appendonly', 'yes', '--appendfsync', 'everysec'],
+        volumes: ['redis-data:/data'],
         healthcheck: { test: ['CMD', 'redis-cli', 'ping'], interval: '2s', timeout: '2s', retries: 20 },
       },
       simulators: {
@@ -177,29 +207,64 @@ export function compose(): string {
         depends_on: { prometheus: { condition: 'service_healthy' } },
       },
     },
-    volumes: { 'kafka-data': {} },
+    volumes: { 'kafka-data': {}, 'redis-data': {} },
   }
   return `${HEADER('compose')}# The whole system on Apache Kafka from the one image: \`docker compose --profile simulators up --build\`
 # (README, "Docker Compose"). Settings come from .env (copy .env.example).\n${yaml(body)}`
 }
 
+/** `text` as `# ` comment lines of at most 115 characters. */
+function commentLines(text: string): string[] {
+  const lines: string[] = []
+  let line = '#'
+  for (const word of text.split(' ')) {
+    if (line.length + 1 + word.length > 115) {
+      lines.push(line)
+      line = '#'
+    }
+    line += ` ${word}`
+  }
+  return [...lines, line]
+}
+
 export function envExample(): string {
+  const names = (list: ServiceEntry[]) =>
+    list.length <= 1
+      ? list.map((s) => s.name).join('')
+      : `${list
+          .slice(0, -1)
+          .map((s) => s.name)
+          .join(', ')} and ${list.at(-1)!.name}`
+  const simulated = destinations().filter((s) => s.simulator !== undefined)
+  const unsimulated = destinations().filter((s) => s.simulator === undefined)
+  const intro = [
+    'Settings for docker-compose.yml: copy to .env.',
+    `These values point ${names(simulated)} at the simulators (\`docker compose --profile simulators up\`).`,
+    ...(unsimulated.length > 0
+      ? [
+          `${names(unsimulated)} ${unsimulated.length === 1 ? 'has' : 'have'} no simulator: its values are placeholders,`,
+          'and its deliveries fail until they name a real account.',
+        ]
+      : []),
+    'Replace them with real credentials and API URLs to deliver.',
+  ]
   const lines = [
-    '# Settings for docker-compose.yml: copy to .env. These values point every destination at the simulators',
-    '# (`docker compose --profile simulators up`); replace them with real credentials and API URLs to deliver.',
+    ...commentLines(intro.join(' ')),
     '',
     '# Image to run (built from the Dockerfile by `docker compose build`).',
     'LOOKSTREAM_IMAGE=lookstream:local',
     'LOG_LEVEL=info',
     '',
   ]
-  for (const service of services) {
-    lines.push(`# ${service.name}`)
-    for (const setting of service.settings) {
+  const section = (title: string, settings: readonly Setting[]) => {
+    lines.push(`# ${title}`)
+    for (const setting of settings) {
       lines.push(`# ${setting.help}${setting.secret ? ' (secret)' : ''}`, `${setting.name}=${setting.example}`)
     }
     lines.push('')
   }
+  if (sharedSettings.length > 0) section('every service', sharedSettings)
+  for (const service of services) section(service.name, service.settings)
   return `${HEADER('.env.example')}${lines.join('\n')}`
 }
 
@@ -245,14 +310,19 @@ const SECURITY: { pod: IPodSecurityContext; container: ISecurityContext } = {
 
 /** The Secret every service reads its Kafka and Redis connections from. */
 export const CONNECTIONS_SECRET = 'lookstream-connections'
+/** The Secret (and ConfigMap, for settings that are not secret) of the settings every service shares. */
+export const SHARED_CONFIG = 'lookstream-shared'
 
 function deployment(service: ServiceEntry): unknown {
   const command = imageCommand(service)
   const port = portOf(service)
+  const spool = service.kind === 'ingress'
   const probe = (path: string, extra: object) => ({ httpGet: { path, port: 'http' }, ...extra })
   const envFrom: { secretRef?: { name: string }; configMapRef?: { name: string } }[] = [
     { secretRef: { name: CONNECTIONS_SECRET } },
   ]
+  if (sharedSettings.some((s) => !s.secret)) envFrom.push({ configMapRef: { name: SHARED_CONFIG } })
+  if (sharedSettings.some((s) => s.secret)) envFrom.push({ secretRef: { name: SHARED_CONFIG } })
   if (service.settings.some((s) => !s.secret)) envFrom.push({ configMapRef: { name: nameOf(service.name) } })
   if (service.settings.some((s) => s.secret)) envFrom.push({ secretRef: { name: nameOf(service.name) } })
   return new Deployment({
@@ -283,6 +353,9 @@ function deployment(service: ServiceEntry): unknown {
                 { name: 'HOST', value: '0.0.0.0' },
                 { name: 'PORT', value: String(port) },
                 { name: 'SHUTDOWN_TIMEOUT_MS', value: String(SHUTDOWN_TIMEOUT_MS) },
+                // Only the topics Job creates topics (with the configured replication factor).
+                { name: 'KAFKA_TOPICS_MODE', value: TOPICS_MODE.kubernetes },
+                ...(spool ? [{ name: 'SPOOL_DIR', value: INGRESS_SPOOL.dir }] : []),
               ],
               envFrom,
               resources: RESOURCES[service.kind],
@@ -290,11 +363,18 @@ function deployment(service: ServiceEntry): unknown {
               startupProbe: probe('/healthz', { periodSeconds: 2, failureThreshold: 30 }),
               livenessProbe: probe('/healthz', { periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 }),
               readinessProbe: probe('/readyz', { periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2 }),
-              // The root filesystem is read-only; /tmp is the one writable place (Node's and libraries' temp files).
-              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+              // The root filesystem is read-only; /tmp is writable for Node's and libraries' temp files, and the
+              // ingress spools pushed attachments to a volume of its own.
+              volumeMounts: [
+                { name: 'tmp', mountPath: '/tmp' },
+                ...(spool ? [{ name: 'spool', mountPath: INGRESS_SPOOL.dir }] : []),
+              ],
             },
           ],
-          volumes: [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }],
+          volumes: [
+            { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+            ...(spool ? [{ name: 'spool', emptyDir: { sizeLimit: INGRESS_SPOOL_SIZE } }] : []),
+          ],
         },
       },
     },
@@ -315,7 +395,10 @@ function pdb(service: ServiceEntry): unknown {
   }).toJSON()
 }
 
-/** Lag (messages) per replica the autoscaler aims for; see docs/kubernetes.md. */
+/**
+ * Lag (messages) per replica the autoscaler aims for; see docs/deploy.md (Kubernetes, autoscaling). The external
+ * metric leaves out the retry topic: parked messages wait there by design, and more replicas would not speed them.
+ */
 export const LAG_PER_REPLICA = 50_000
 
 function hpa(service: ServiceEntry): unknown {
@@ -416,6 +499,13 @@ export function kubernetesFiles(): Map<string, string> {
   files.set(`${overlay}/secrets/connections.env`, overlayHeader + connections.join('\n'))
   const secretGenerator: object[] = [{ name: CONNECTIONS_SECRET, envs: ['secrets/connections.env'] }]
   const configMapGenerator: object[] = []
+  for (const secret of [true, false]) {
+    const settings = sharedSettings.filter((s) => s.secret === secret)
+    if (settings.length === 0) continue
+    const file = `${secret ? 'secrets' : 'config'}/shared.env`
+    files.set(`${overlay}/${file}`, overlayHeader + settings.map((s) => `${s.name}=${overlayValue(s)}\n`).join(''))
+    ;(secret ? secretGenerator : configMapGenerator).push({ name: SHARED_CONFIG, envs: [file] })
+  }
   for (const service of services) {
     for (const secret of [true, false]) {
       const settings = service.settings.filter((s) => s.secret === secret)
@@ -433,7 +523,7 @@ export function kubernetesFiles(): Map<string, string> {
     `${overlay}/kustomization.yaml`,
     overlayHeader +
       '# An example environment: its namespace, image and connection Secrets. The .env files here hold\n' +
-      "# placeholders; a real overlay takes them from the cluster's secret store (see docs/kubernetes.md).\n" +
+      "# placeholders; a real overlay takes them from the cluster's secret store (see docs/deploy.md, Kubernetes).\n" +
       yaml({
         apiVersion: 'kustomize.config.k8s.io/v1beta1',
         kind: 'Kustomization',

@@ -21,6 +21,9 @@ export interface Setting {
   deployed?: string
 }
 
+/** A setting that may be empty (its example or deployed value is ''): the service then uses its default. */
+export const mayBeEmpty = (setting: Setting): boolean => setting.example === '' || setting.deployed === ''
+
 export interface ServiceEntry {
   /** Folder under services/ (package @lookstream/<name>); for a destination also its `destination` label. */
   name: string
@@ -46,6 +49,19 @@ export const services: ServiceEntry[] = [
         secret: false,
         example: 'https://example.looker.com',
         help: 'comma-separated Looker origins allowed in download_url',
+      },
+      {
+        name: 'PUBLIC_URL',
+        secret: false,
+        example: '',
+        help: "the address Looker reaches the ingress at (https://… behind a TLS-terminating proxy): base of the action URLs Looker calls, and https:// makes the history page's cookie Secure; empty: each request's own scheme and Host",
+        deployed: 'https://replace-with-the-public-host-of-the-ingress',
+      },
+      {
+        name: 'VIEWER_TOKEN',
+        secret: true,
+        example: '',
+        help: 'read-only token of the send history page /history (at least 32 characters): openssl rand -hex 32; empty: the page is off',
       },
     ],
   },
@@ -106,6 +122,7 @@ export const services: ServiceEntry[] = [
         secret: false,
         example: '1234567890',
         help: 'environment id (app_id) of the default Heap connection (the simulator accepts 1234567890)',
+        deployed: 'replace-with-the-environment-id-from-heap',
       },
       {
         name: 'HEAP_API_URL',
@@ -157,13 +174,13 @@ export const services: ServiceEntry[] = [
         name: 'RECURLY_ENGAGE_S3_BUCKET',
         secret: false,
         example: 'replace-with-the-bucket-from-the-recurly-engage-console',
-        help: 'the S3 bucket Recurly Engage gave the account (its console: Settings › Integrations › S3)',
+        help: 'the S3 bucket Recurly Engage gave the account (its console: Settings › User Traits, AWS S3 credentials)',
       },
       {
         name: 'RECURLY_ENGAGE_S3_PREFIX',
         secret: false,
-        example: 'uploads/',
-        help: 'the upload location in that bucket; one traits_<time>.csv per send lands under it',
+        example: 'ingest/',
+        help: 'the Upload Location the console shows (the ingest folder); one traits_<time>.csv per send lands under it',
       },
       {
         name: 'RECURLY_ENGAGE_S3_REGION',
@@ -184,6 +201,19 @@ export const services: ServiceEntry[] = [
         help: 'secret access key from the Recurly Engage console',
       },
     ],
+  },
+]
+
+/**
+ * Settings every service reads, with one value for all of them: in compose from .env like the others, in
+ * Kubernetes from the Secret (and ConfigMap, for settings that are not secret) `lookstream-shared`.
+ */
+export const sharedSettings: Setting[] = [
+  {
+    name: 'SEND_HISTORY_SECRET',
+    secret: true,
+    example: 'replace-with-the-output-of-openssl-rand-hex-32',
+    help: 'seals the failed rows kept for the send history page, the same value in every service (at least 16 characters): openssl rand -hex 32',
   },
 ]
 

@@ -2,14 +2,18 @@ import { execFile, execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { freePort, spawnService, type SpawnedService } from '@lookstream/testing'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { parse, parseAllDocuments } from 'yaml'
 import {
   CONNECTIONS_SECRET,
+  INGRESS_SPOOL,
+  SHARED_CONFIG,
   SHUTDOWN_TIMEOUT_MS,
   TERMINATION_GRACE_SECONDS,
+  TOPICS_MODE,
   generatedFiles,
 } from '../deploy/generate.ts'
 import {
@@ -18,8 +22,10 @@ import {
   ROOT,
   SIMULATORS_ENTRY,
   imageCommand,
+  mayBeEmpty,
   portOf,
   services,
+  sharedSettings,
   type ServiceEntry,
 } from '../deploy/services.ts'
 import { validateKubernetesObject } from './support/kubernetes-schemas.ts'
@@ -71,7 +77,7 @@ describe('deploy/services.ts', () => {
       expect(
         await unreadEnv(
           service,
-          service.settings.map((s) => s.name),
+          [...sharedSettings, ...service.settings].map((s) => s.name),
         ),
         service.name,
       ).toEqual([])
@@ -229,7 +235,7 @@ describe('Dockerfile and pnpm run deploy:tree', () => {
           PORT: String(port),
           LOG_LEVEL: 'warn',
         }
-        for (const setting of service.settings) {
+        for (const setting of [...sharedSettings, ...service.settings]) {
           // The example values name the compose simulators host: here the simulator runs on loopback.
           env[setting.name] = setting.example.replace(
             /\bsimulators:\d+/,
@@ -256,6 +262,7 @@ describe('Dockerfile and pnpm run deploy:tree', () => {
 interface ComposeService {
   image?: string
   command?: string[]
+  volumes?: string[]
   environment?: Record<string, string>
   healthcheck?: { test: string[] }
   depends_on?: Record<string, { condition: string; required?: boolean }>
@@ -280,10 +287,20 @@ describe('docker-compose.yml', () => {
     expect(compose.services.simulators!.profiles).toEqual(['simulators'])
   })
 
-  it('uses apache/kafka in KRaft mode', () => {
+  it('uses apache/kafka in KRaft mode, one broker without a topics job: the services create the topics', () => {
     const kafka = compose.services.kafka!
     expect(kafka.image).toMatch(/^apache\/kafka:\d/)
     expect(kafka.environment?.KAFKA_PROCESS_ROLES).toBe('broker,controller')
+    expect(TOPICS_MODE.compose).toBe('create')
+    for (const service of services) {
+      expect(compose.services[service.name]!.environment?.KAFKA_TOPICS_MODE, service.name).toBe(TOPICS_MODE.compose)
+    }
+  })
+
+  it('runs Redis with an append-only file on a volume', () => {
+    const redis = compose.services.redis!
+    expect(redis.command?.join(' ')).toContain('--appendonly yes --appendfsync everysec')
+    expect(redis.volumes).toContainEqual(expect.stringMatching(/^redis-data:\/data$/))
   })
 
   it('has a health check on every container and depends only on healthy containers', () => {
@@ -313,6 +330,15 @@ describe('docker-compose.yml', () => {
       expect(await unreadEnv(service, Object.keys(environment)), service.name).toEqual([])
       for (const value of Object.values(environment)) {
         for (const [, name] of String(value).matchAll(/\$\{(\w+):\?/g)) expect(example.has(name!), name).toBe(true)
+      }
+      // Every setting is in .env.example; one whose value may be empty is not required to be non-empty.
+      for (const setting of [...sharedSettings, ...service.settings]) {
+        expect(example.has(setting.name), setting.name).toBe(true)
+        expect(environment[setting.name], setting.name).toBe(
+          mayBeEmpty(setting)
+            ? `\${${setting.name}:-}`
+            : `\${${setting.name}:?set ${setting.name} in .env (see .env.example)}`,
+        )
       }
     }
   })
@@ -352,6 +378,7 @@ interface Container {
   command: string[]
   env?: { name: string; value: string }[]
   envFrom?: ({ secretRef: { name: string } } | { configMapRef: { name: string } })[]
+  volumeMounts?: { name: string; mountPath: string }[]
   resources: { requests: Record<string, string>; limits: Record<string, string> }
   securityContext: Record<string, unknown>
   livenessProbe?: { httpGet: { path: string } }
@@ -413,7 +440,28 @@ describe('deploy/kubernetes', () => {
         ),
       ).toEqual([])
       expect(container!.envFrom).toContainEqual({ secretRef: { name: CONNECTIONS_SECRET } })
+      expect(container!.envFrom).toContainEqual({ secretRef: { name: SHARED_CONFIG } })
+      // Only the topics Job creates topics; the services refuse to start on a missing or unsafe one.
+      expect(container!.env).toContainEqual({ name: 'KAFKA_TOPICS_MODE', value: 'verify' })
     }
+  })
+
+  it('the ingress spools pushed attachments to a volume that holds MAX_CONCURRENT_SENDS bodies of MAX_BODY_BYTES', async () => {
+    const { IngressConfig } = (await import(pathToFileURL(join(ROOT, 'services/ingress/src/index.ts')).href)) as {
+      IngressConfig: { properties: Record<string, { default?: number }> }
+    }
+    const maxBody = IngressConfig.properties.MAX_BODY_BYTES!.default!
+    const maxSends = IngressConfig.properties.MAX_CONCURRENT_SENDS!.default!
+    expect([INGRESS_SPOOL.maxBodyBytes, INGRESS_SPOOL.maxConcurrentSends]).toEqual([maxBody, maxSends])
+    const spec = podSpec(byKind('Deployment').find((d) => d.metadata.name === 'lookstream-ingress')!)
+    const [container] = spec.containers
+    const spoolDir = container!.env?.find((e) => e.name === 'SPOOL_DIR')?.value
+    expect(spoolDir).toBe(INGRESS_SPOOL.dir)
+    const mount = container!.volumeMounts?.find((m) => m.mountPath === spoolDir)
+    const volumes = spec.volumes as { name: string; emptyDir?: { sizeLimit?: string } }[]
+    const limit = volumes.find((v) => v.name === mount?.name)?.emptyDir?.sizeLimit
+    const [, mebibytes] = /^(\d+)Mi$/.exec(limit ?? '') ?? []
+    expect(Number(mebibytes) * 1024 * 1024).toBeGreaterThanOrEqual(maxBody * maxSends)
   })
 
   it('a PodDisruptionBudget per Deployment and an autoscaler on consumer lag per destination', () => {
@@ -450,6 +498,7 @@ describe('deploy/kubernetes', () => {
     const [container] = podSpec(job!).containers
     expect(container!.command).toEqual(['lookstream-topics', 'apply'])
     expect(container!.envFrom).toEqual([{ secretRef: { name: CONNECTIONS_SECRET } }])
+    expect(container!.env ?? []).toEqual([])
   })
 
   it('the example overlay sets only variables the services read, secrets in Secrets', async () => {
@@ -472,7 +521,28 @@ describe('deploy/kubernetes', () => {
       const connections = kustomization.secretGenerator
         .filter((g) => g.name === CONNECTIONS_SECRET)
         .flatMap((g) => g.envs.flatMap(keys))
-      expect(await unreadEnv(service, [...secret, ...config, ...connections]), service.name).toEqual([])
+      const sharedSecret = kustomization.secretGenerator
+        .filter((g) => g.name === SHARED_CONFIG)
+        .flatMap((g) => g.envs.flatMap(keys))
+      const sharedConfig = kustomization.configMapGenerator
+        .filter((g) => g.name === SHARED_CONFIG)
+        .flatMap((g) => g.envs.flatMap(keys))
+      expect(
+        await unreadEnv(service, [...secret, ...config, ...connections, ...sharedSecret, ...sharedConfig]),
+        service.name,
+      ).toEqual([])
+      expect(sharedSecret.sort()).toEqual(
+        sharedSettings
+          .filter((s) => s.secret)
+          .map((s) => s.name)
+          .sort(),
+      )
+      expect(sharedConfig.sort()).toEqual(
+        sharedSettings
+          .filter((s) => !s.secret)
+          .map((s) => s.name)
+          .sort(),
+      )
       expect(secret.sort()).toEqual(
         service.settings
           .filter((s) => s.secret)
@@ -550,7 +620,7 @@ describe('deploy/prometheus', () => {
 
   const rules = (
     parse(read('deploy/prometheus/alerts.yml')) as {
-      groups: { rules: { alert: string; annotations: Record<string, string> }[] }[]
+      groups: { rules: { alert: string; expr: string; annotations: Record<string, string> }[] }[]
     }
   ).groups.flatMap((g) => g.rules)
   const cases = (
@@ -573,6 +643,20 @@ describe('deploy/prometheus', () => {
       ).toBe(true)
     }
     expect(cases.filter((c) => !rules.some((r) => r.alert === c.alertname))).toEqual([])
+  })
+
+  it('a service with no scrape target at all alerts: an absent() per service of the list', () => {
+    const absentFor = (alert: string) =>
+      [...rules.find((r) => r.alert === alert)!.expr.matchAll(/absent\(up\{job="lookstream", service="([a-z-]+)"\}\)/g)]
+        .map((m) => m[1])
+        .sort()
+    expect(absentFor('LookstreamServiceDown')).toEqual(services.map((s) => s.name).sort())
+    expect(absentFor('LookstreamRegistryHeartbeatMissing')).toEqual(
+      services
+        .filter((s) => s.kind === 'destination')
+        .map((s) => s.name)
+        .sort(),
+    )
   })
 
   it('every alert links its own runbook in docs/runbooks/, and every runbook belongs to an alert', () => {
