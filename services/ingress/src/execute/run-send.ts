@@ -140,8 +140,9 @@ async function* capped(source: AsyncIterable<Uint8Array>, max: number, over: () 
 // Looker writes ran_at as an ISO 8601 date-time with its offset ("2017-07-28T02:25:19+00:00"). Only that form is
 // read (a time without an offset as UTC); Date.parse alone would read "garbage 12" as 2001-12-01 and a time
 // without an offset in the server's own zone.
+// A space may stand before the offset, and UTC or GMT for Z (as SQL and Ruby write times).
 const RAN_AT =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?$/
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)? ?(?:([Zz]|UTC|GMT)|([+-])(\d{2})(?::?(\d{2}))?)?$/
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 /** Milliseconds since the epoch of a ran_at, or undefined when it is not such a date-time. */
