@@ -171,15 +171,19 @@ export function parseRanAt(text: string): number | undefined {
   )
 }
 
-function timestampFrom(ranAt: string | undefined, fallback: Date): string {
-  if (ranAt === undefined) return fallback.toISOString()
+/**
+ * Every message's timestamp: the result's ran_at, else the time the send was received. A ran_at that is not such a
+ * date-time is not guessed at: the receive time stands in and the verdict says so (a note), so a Looker that wrote
+ * another form still sends.
+ */
+function timestampFrom(ranAt: string | undefined, fallback: Date): { timestamp: string; note?: string } {
+  if (ranAt === undefined) return { timestamp: fallback.toISOString() }
   const parsed = parseRanAt(ranAt)
-  if (parsed === undefined) {
-    throw new SendFailure(
-      "the result's ran_at is not an ISO 8601 date-time (Looker writes it as 2017-07-28T02:25:19+00:00)",
-    )
+  if (parsed !== undefined) return { timestamp: new Date(parsed).toISOString() }
+  return {
+    timestamp: fallback.toISOString(),
+    note: "the result's ran_at is not an ISO 8601 date-time (Looker writes 2017-07-28T02:25:19+00:00): every message carries the time lookstream received the send instead.",
   }
-  return new Date(parsed).toISOString()
 }
 
 /**
@@ -339,7 +343,8 @@ export async function runSend(
       for (const item of batch) {
         if (item.kind === 'header') {
           ranAt = item.ranAt
-          timestamp = timestampFrom(ranAt, input.receivedAt)
+          const stamped = timestampFrom(ranAt, input.receivedAt)
+          timestamp = stamped.timestamp
           input.onFields?.(item.fields)
           let prepared: ReturnType<Action['prepare']>
           try {
@@ -351,6 +356,7 @@ export async function runSend(
           if (!prepared.ok) throw new SendFailure(prepared.reason)
           mapRow = prepared.mapRow
           if (prepared.notes !== undefined && prepared.notes.length > 0) notes = prepared.notes
+          if (stamped.note !== undefined) notes = [...(notes ?? []), stamped.note]
           idOf = messageIdHasher({
             destination,
             connection: context.connection,
