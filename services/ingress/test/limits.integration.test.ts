@@ -126,7 +126,9 @@ describe('send bounds', () => {
     const looker = await executeUrl(url, 43)
     expect(looker.success).toBe(false)
     expect(looker.message).toMatch(
-      /^Send to Segment Identify \(connection default\) failed: the result is over the 4096-byte limit \(MAX_RESULT_BYTES\); reading stopped after \d+ bytes and row 1\. 0 of 0 rows accepted/,
+      new RegExp(
+        `^Send to Segment Identify \\(connection default\\) failed: the result is over the ${RESULT_CAP}-byte limit \\(MAX_RESULT_BYTES\\); reading stopped after \\d+ bytes and row 1\\. 0 of 0 rows accepted`,
+      ),
     )
   })
 

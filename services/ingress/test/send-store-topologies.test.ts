@@ -61,21 +61,34 @@ const topologies: [string, () => Record<string, string>][] = [
 ]
 
 describe.each(topologies)('send store on %s', (_name, env) => {
-  it('records sends in one transaction, updates them and lists them newest first', async () => {
+  function storeOn(): ReturnType<typeof createSendStore> {
     const redis = createRedis(resolveRedisSettings(loadConfig(RedisEnv, env())))
     clients.push(redis)
-    const store = createSendStore(redis, 3600)
-    const base = Date.now()
-    const ids = Array.from({ length: 5 }, (_, i) => `send-${base}-${i}`)
+    return createSendStore(redis, 3600)
+  }
+
+  /** Starts a segment send per id, the i-th at `startedAt[i]` (ms). */
+  async function startSends(store: ReturnType<typeof createSendStore>, ids: string[], startedAt: number[]) {
     for (const [i, sendId] of ids.entries()) {
       await store.start({
         sendId,
         action: 'segment_identify',
         destination: 'segment',
         connection: 'main',
-        startedAt: new Date(base + i),
+        startedAt: new Date(startedAt[i]!),
       })
     }
+  }
+
+  it('records sends in one transaction, updates them and lists them newest first', async () => {
+    const store = storeOn()
+    const base = Date.now()
+    const ids = Array.from({ length: 5 }, (_, i) => `send-${base}-${i}`)
+    await startSends(
+      store,
+      ids,
+      ids.map((_, i) => base + i),
+    )
     await store.finish(ids[4]!, {
       received: 3,
       accepted: 2,
@@ -92,22 +105,11 @@ describe.each(topologies)('send store on %s', (_name, env) => {
   })
 
   it('pages through sends that started in the same millisecond without skipping any', async () => {
-    const redis = createRedis(resolveRedisSettings(loadConfig(RedisEnv, env())))
-    clients.push(redis)
-    const store = createSendStore(redis, 3600)
+    const store = storeOn()
     // Far from the other test's start times, so each page holds only this test's sends.
     const base = Date.now() + 86_400_000
     const ids = Array.from({ length: 5 }, (_, i) => `tied-${base}-${i}`)
-    const startedAt = [base + 3, base + 2, base + 2, base + 2, base + 1]
-    for (const [i, sendId] of ids.entries()) {
-      await store.start({
-        sendId,
-        action: 'segment_identify',
-        destination: 'segment',
-        connection: 'main',
-        startedAt: new Date(startedAt[i]!),
-      })
-    }
+    await startSends(store, ids, [base + 3, base + 2, base + 2, base + 2, base + 1])
     const seen: string[] = []
     let before: number | undefined = base + 4
     for (let pages = 0; before !== undefined && pages < 5; pages++) {
